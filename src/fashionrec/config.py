@@ -1,0 +1,65 @@
+"""Every setting of fashionrec in one place, read from `FASHIONREC_*` environment variables.
+
+Settings are read when asked for (`load_settings()`), never at import time, so a test or a server can
+change the environment before it builds its objects.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_MODEL = "efficientnet-lite2"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process-wide settings; each field names the environment variable that overrides it."""
+
+    cache_dir: Path  # FASHIONREC_CACHE: exported ONNX models live under cache_dir / "models"
+    default_model: str  # FASHIONREC_MODEL: backbone for new catalogs
+    batch_size: int  # FASHIONREC_BATCH_SIZE: images per inference call
+    decode_workers: int  # FASHIONREC_DECODE_WORKERS: threads decoding images while the model runs
+    inference_threads: int  # FASHIONREC_THREADS: ONNX Runtime intra-op threads (0 = one per core)
+    max_image_pixels: int  # FASHIONREC_MAX_PIXELS: larger images are refused (decompression bombs)
+    keras_home: Path  # KERAS_HOME: where Keras (and so fashionrec) looks for Keras weight files
+    allow_download: bool  # FASHIONREC_ALLOW_DOWNLOAD: fetch missing published weights (0 to forbid)
+
+    @property
+    def models_dir(self) -> Path:
+        """Folder of the exported ONNX files."""
+        return self.cache_dir / "models"
+
+
+def _env_int(name: str, default: int) -> int:
+    """An integer from the environment, with a clear message when it is not one."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment, with defaults for everything.
+
+    Example:
+        >>> load_settings().batch_size
+        32
+    """
+    cache = os.environ.get("FASHIONREC_CACHE") or Path.home() / ".cache" / "fashionrec"
+    keras_home = os.environ.get("KERAS_HOME") or Path.home() / ".keras"
+    cores = os.cpu_count() or 1
+    return Settings(
+        cache_dir=Path(cache).expanduser(),
+        default_model=os.environ.get("FASHIONREC_MODEL") or DEFAULT_MODEL,
+        batch_size=max(1, _env_int("FASHIONREC_BATCH_SIZE", 32)),
+        decode_workers=max(1, _env_int("FASHIONREC_DECODE_WORKERS", min(4, cores))),
+        inference_threads=max(0, _env_int("FASHIONREC_THREADS", 0)),
+        max_image_pixels=max(1, _env_int("FASHIONREC_MAX_PIXELS", 40_000_000)),
+        keras_home=Path(keras_home).expanduser(),
+        allow_download=os.environ.get("FASHIONREC_ALLOW_DOWNLOAD", "1") not in ("0", "false", "no"),
+    )

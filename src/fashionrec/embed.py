@@ -1,0 +1,147 @@
+"""Turn images into unit vectors with an ONNX Runtime session.
+
+`load_model(name)` finds the weights, builds the ONNX file once if needed (torch, in `models.export`)
+and opens an `Embedder`. The session is shared and thread-safe, so one Embedder serves a whole
+process: the indexer, the API and the web app each load it once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from fashionrec.config import Settings, load_settings
+from fashionrec.errors import ModelError
+from fashionrec.images import ImageSource, load_model_input
+from fashionrec.models import ModelSpec, get_spec
+from fashionrec.models.weights import file_sha256, locate_weights
+
+log = logging.getLogger(__name__)
+
+
+def l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32); an all-zero row stays zero instead of becoming NaN."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.maximum(norms, np.float32(1e-12))
+
+
+class Embedder:
+    """A backbone ready to embed: its spec, identity and ONNX Runtime session.
+
+    Example:
+        >>> embedder = load_model("efficientnet-lite2")
+        >>> embedder.embed_images(["shirt.jpg"]).shape
+        (1, 1280)
+    """
+
+    def __init__(self, spec: ModelSpec, onnx_path: Path, model_id: str, settings: Settings) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = settings.inference_threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        available = ort.get_available_providers()
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        try:
+            self._session = ort.InferenceSession(str(onnx_path), options, providers=providers)
+        except Exception as exc:  # ORT raises its own untyped errors for a bad file
+            raise ModelError(f"cannot load the ONNX model {onnx_path}: {exc}; delete it to rebuild") from None
+        self._input = self._session.get_inputs()[0].name
+        self.spec = spec
+        self.model_id = model_id
+        self.onnx_path = onnx_path
+        self.max_pixels = settings.max_image_pixels
+        self.batch_size = settings.batch_size
+
+    @property
+    def name(self) -> str:
+        """The backbone's registered name."""
+        return self.spec.name
+
+    @property
+    def dim(self) -> int:
+        """Length of every vector this embedder returns."""
+        return self.spec.dim
+
+    def prepare(self, image: ImageSource) -> np.ndarray:
+        """Decode and preprocess one image into this model's input (3, S, S).
+
+        Raises:
+            ImageError: the image cannot be used.
+        """
+        return load_model_input(image, self.spec.preprocessing, self.max_pixels)
+
+    def embed_batch(self, batch: np.ndarray) -> np.ndarray:
+        """Preprocessed images (N, 3, S, S) to unit vectors (N, dim), float32.
+
+        Rows are independent of what else is in the batch (checked bit for bit in the tests), so a
+        resumed or re-batched indexing run gives identical vectors.
+        """
+        if batch.ndim != 4 or batch.shape[1:] != (3, self.spec.input_size, self.spec.input_size):
+            raise ValueError(f"expected a batch of shape (N, 3, {self.spec.input_size}, {self.spec.input_size}), "
+                             f"got {batch.shape}")
+        if len(batch) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        features = self._session.run(None, {self._input: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        return l2_normalize(features)
+
+    def embed_images(self, images: Sequence[ImageSource]) -> np.ndarray:
+        """Images (paths, bytes or PIL images) to unit vectors (N, dim), in batches.
+
+        Raises:
+            ImageError: one of the images cannot be used (use the indexer to skip bad files instead).
+        """
+        chunks = [
+            self.embed_batch(np.stack([self.prepare(image) for image in images[start : start + self.batch_size]]))
+            for start in range(0, len(images), self.batch_size)
+        ]
+        return np.concatenate(chunks) if chunks else np.zeros((0, self.dim), dtype=np.float32)
+
+    def embed_image(self, image: ImageSource) -> np.ndarray:
+        """One image to its unit vector (dim,)."""
+        return self.embed_images([image])[0]
+
+
+def load_model(
+    name: str | None = None,
+    weights: str | os.PathLike | None = None,
+    settings: Settings | None = None,
+) -> Embedder:
+    """Load a backbone for inference, building its ONNX file into the cache the first time.
+
+    Args:
+        name: a registered model (see `fashionrec models list`); default from settings.
+        weights: a weights file to use instead of the standard one (resnet50: a Keras .h5).
+        settings: defaults to `load_settings()`.
+
+    Returns:
+        An `Embedder` whose `model_id` names the model, its weights hash and its preprocessing.
+
+    Raises:
+        ModelError: unknown name, or the ONNX file cannot be built (e.g. torch missing).
+        WeightsNotFoundError: the weights are not available; the message says where to put them.
+
+    Example:
+        >>> load_model().name
+        'efficientnet-lite2'
+    """
+    settings = settings or load_settings()
+    spec = get_spec(name or settings.default_model)
+    weights_path = locate_weights(spec, settings, weights)
+    weights_sha = file_sha256(weights_path)
+    onnx_path = settings.models_dir / _onnx_file_name(spec, weights_sha)
+    if not onnx_path.is_file():
+        from fashionrec.models.export import export_onnx
+
+        export_onnx(spec, weights_path, onnx_path)
+    return Embedder(spec, onnx_path, spec.model_id(weights_sha), settings)
+
+
+def _onnx_file_name(spec: ModelSpec, weights_sha256: str) -> str:
+    """The cache file for these weights and this spec (kept here so loading never imports torch)."""
+    return f"{spec.model_id(weights_sha256).replace(':', '-')}.onnx"

