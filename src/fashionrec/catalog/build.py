@@ -1,0 +1,374 @@
+"""Build or update a catalog from a folder of images: scan -> plan -> read -> embed -> write.
+
+Each stage is small: `scan_images` lists files, `plan_update` compares them with the catalog (so a
+rerun only embeds new or changed files and drops vanished ones), `read_image` hashes and decodes one
+file (in a thread pool, overlapping inference), and `index_images` wires them, committing one
+transaction per batch so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+from tqdm import tqdm
+
+from fashionrec.catalog.metadata import MetadataTable, read_metadata
+from fashionrec.catalog.store import CatalogStore, FileStamp, ProductRow, SkippedFile
+from fashionrec.config import Settings, load_settings
+from fashionrec.embed import Embedder, load_model
+from fashionrec.errors import CatalogError, ImageError, ModelMismatchError
+from fashionrec.images import Preprocessing, is_image_file, load_model_input, read_image_bytes
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """A product photo found on disk: its product id (the file name's stem) and its stamp."""
+
+    product_id: str
+    stamp: FileStamp
+
+
+@dataclass(frozen=True)
+class UpdatePlan:
+    """What a run must do, decided from file stamps alone (no image is read to plan)."""
+
+    todo: list[ImageFile]  # new files, or files whose size or mtime changed (the hash decides)
+    unchanged: list[str]  # product ids whose file has the stamp the catalog recorded
+    removed: list[str]  # products whose file is gone
+    still_skipped: list[SkippedFile]  # failed before and unchanged since: not retried
+    forgotten_skips: list[str]  # skipped-file records whose file is gone
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """The outcome of one indexing run."""
+
+    catalog_dir: Path
+    model: str
+    model_id: str
+    images_found: int
+    embedded: int  # images decoded and embedded in this run
+    unchanged: int  # already in the catalog (same stamp or same content hash)
+    removed: int  # products dropped because their file is gone
+    skipped: tuple[SkippedFile, ...]  # files that could not be indexed, with the reason
+    products: int  # products in the catalog after the run
+    images_without_metadata: int | None  # None when no metadata file was used
+    metadata_without_image: int | None
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        """Embedded images per second of the whole run (0 when nothing was embedded)."""
+        return self.embedded / self.seconds if self.embedded and self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class _ReadResult:
+    """One file after the reader: decoded input, or the reason it failed, or 'same content as before'."""
+
+    file: ImageFile
+    sha256: str = ""
+    pixels: np.ndarray | None = None
+    error: str | None = None
+
+
+def scan_images(images_dir: Path) -> tuple[list[ImageFile], list[SkippedFile]]:
+    """Every image file under `images_dir` (recursively), in natural path order, with its stamp.
+
+    The product id is the file name without its suffix (`images/15970.jpg` -> "15970"); a second
+    file with an id already taken is reported as skipped, never silently merged.
+    """
+    files: list[ImageFile] = []
+    skipped: list[SkippedFile] = []
+    owner: dict[str, str] = {}
+    for root, dirs, names in os.walk(images_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            path = Path(root) / name
+            if not is_image_file(path):
+                continue
+            relative = path.relative_to(images_dir).as_posix()
+            try:
+                stat = path.stat()
+            except OSError as exc:
+                skipped.append(SkippedFile(relative, f"cannot read the file: {exc.strerror or exc}"))
+                continue
+            product_id = path.stem
+            if product_id in owner:
+                skipped.append(SkippedFile(relative, f"product id {product_id!r} is already used by {owner[product_id]}",
+                                           stat.st_size, stat.st_mtime_ns))
+                continue
+            owner[product_id] = relative
+            files.append(ImageFile(product_id, FileStamp(relative, stat.st_size, stat.st_mtime_ns)))
+    files.sort(key=lambda f: natural_key(f.stamp.path))
+    return files, skipped
+
+
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that orders numbers by value: "2.jpg" < "10.jpg" (so --limit takes the lowest ids)."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", text) if part)
+
+
+def plan_update(
+    files: list[ImageFile],
+    known: dict[str, FileStamp],
+    skipped: dict[str, SkippedFile],
+    limit: int | None = None,
+) -> UpdatePlan:
+    """Compare the files on disk with the catalog: what to embed, keep, drop, or leave skipped.
+
+    `limit` restricts the files considered for indexing to the first `limit` (in natural path order); products
+    are dropped only when their file is really gone, never because of the limit.
+    """
+    present_ids = {f.product_id for f in files}
+    present_paths = {f.stamp.path for f in files}
+    plan = UpdatePlan(
+        todo=[], unchanged=[],
+        removed=[product_id for product_id in known if product_id not in present_ids],
+        still_skipped=[], forgotten_skips=[path for path in skipped if path not in present_paths],
+    )
+    for file in files[:limit] if limit is not None else files:
+        stamp, before = file.stamp, known.get(file.product_id)
+        failed = skipped.get(stamp.path)
+        if before and (before.path, before.size, before.mtime_ns) == (stamp.path, stamp.size, stamp.mtime_ns):
+            plan.unchanged.append(file.product_id)
+        elif before is None and failed and (failed.size, failed.mtime_ns) == (stamp.size, stamp.mtime_ns):
+            plan.still_skipped.append(failed)
+        else:
+            plan.todo.append(file)
+    return plan
+
+
+def read_image(
+    file: ImageFile, images_dir: Path, prep: Preprocessing, max_pixels: int, known: dict[str, FileStamp]
+) -> _ReadResult:
+    """Read, hash and decode one file; never raises for a bad file (the error is in the result)."""
+    try:
+        data = read_image_bytes(images_dir / file.stamp.path)
+    except ImageError as exc:
+        return _ReadResult(file, error=str(exc))
+    sha256 = hashlib.sha256(data).hexdigest()
+    before = known.get(file.product_id)
+    if before is not None and before.sha256 == sha256:
+        return _ReadResult(file, sha256=sha256)  # touched, not changed: keep the vector
+    try:
+        return _ReadResult(file, sha256=sha256, pixels=load_model_input(data, prep, max_pixels))
+    except ImageError as exc:
+        return _ReadResult(file, sha256=sha256, error=str(exc))
+
+
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int, window: int) -> Iterator[R]:
+    """`map(fn, items)` on a thread pool, in order, with at most `window` results in flight.
+
+    The window bounds memory: decoded images never pile up faster than the model consumes them.
+    """
+    iterator = iter(items)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fashionrec-read") as pool:
+        pending = deque(pool.submit(fn, item) for _, item in zip(range(window), iterator))
+        while pending:
+            result = pending.popleft().result()
+            for item in iterator:
+                pending.append(pool.submit(fn, item))
+                break
+            yield result
+
+
+def index_images(
+    images_dir: str | os.PathLike,
+    catalog_dir: str | os.PathLike,
+    *,
+    metadata: str | os.PathLike | None = None,
+    model: str | None = None,
+    weights: str | os.PathLike | None = None,
+    batch_size: int | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+    settings: Settings | None = None,
+) -> IndexReport:
+    """Index a folder of product images into a catalog, or bring an existing catalog up to date.
+
+    Args:
+        images_dir: folder of images named `<product id>.<ext>` (searched recursively).
+        catalog_dir: the catalog folder; created if missing.
+        metadata: a styles.csv-like file with an `id` column; remembered for later runs.
+        model: backbone for a new catalog (default from settings); must match an existing catalog's.
+        weights: a weights file instead of the standard one (resnet50: a Keras .h5).
+        batch_size: images per inference call (default from settings).
+        limit: index at most the first `limit` images (natural order: 2.jpg before 10.jpg).
+        progress: show a progress bar (images/s, ETA) on stderr.
+        settings: defaults to `load_settings()`.
+
+    Returns:
+        An `IndexReport`: counts, skipped files with reasons, images/s.
+
+    Raises:
+        CatalogError: the images folder is missing, or the catalog cannot be written.
+        ModelMismatchError: the catalog holds vectors of another model.
+        MetadataError, ModelError, WeightsNotFoundError: as their names say.
+
+    Example:
+        >>> report = index_images("images/", "my-catalog", metadata="styles.csv")
+        >>> report.products
+        7254
+    """
+    settings = settings or load_settings()
+    started = time.perf_counter()
+    images_dir = _existing_dir(images_dir)
+    if limit is not None and limit < 0:
+        raise CatalogError(f"--limit must be 0 or more, got {limit}")
+    with CatalogStore(Path(catalog_dir), create=True) as store:
+        info = store.info()
+        table = _metadata_table(metadata, info)
+        embedder = _embedder_for(info, store.catalog_dir, model, weights, settings)
+        store.set_info(_model_info(embedder, images_dir, weights, table))
+        files, scan_skips = scan_images(images_dir)
+        known = store.stamps()
+        plan = plan_update(files, known, store.skipped(), limit)
+        store.remove(plan.removed, plan.forgotten_skips)
+        if table is not None:
+            store.update_metadata({i: table.get(i) for i in known if i not in set(plan.removed)})
+        embedded, restamped, new_skips = _embed_and_store(
+            store, embedder, plan.todo, known, table, images_dir, batch_size or settings.batch_size,
+            settings.decode_workers, progress,
+        )
+        products = store.count()
+    ids_on_disk = {f.product_id for f in files}
+    return IndexReport(
+        catalog_dir=Path(catalog_dir),
+        model=embedder.name,
+        model_id=embedder.model_id,
+        images_found=len(files),
+        embedded=embedded,
+        unchanged=len(plan.unchanged) + restamped,
+        removed=len(plan.removed),
+        skipped=tuple(sorted(scan_skips + plan.still_skipped + new_skips, key=lambda s: s.path)),
+        products=products,
+        images_without_metadata=None if table is None else sum(table.get(i) is None for i in ids_on_disk),
+        metadata_without_image=None if table is None else sum(i not in ids_on_disk for i in table.rows),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _embed_and_store(
+    store: CatalogStore,
+    embedder: Embedder,
+    todo: list[ImageFile],
+    known: dict[str, FileStamp],
+    table: MetadataTable | None,
+    images_dir: Path,
+    batch_size: int,
+    workers: int,
+    progress: bool,
+) -> tuple[int, int, list[SkippedFile]]:
+    """Run reader -> embedder -> writer over `todo`; returns (embedded, restamped, skipped)."""
+    reader = partial(read_image, images_dir=images_dir, prep=embedder.spec.preprocessing,
+                     max_pixels=embedder.max_pixels, known=known)
+    ready: list[_ReadResult] = []
+    restamped: list[tuple[str, FileStamp]] = []
+    failed: list[SkippedFile] = []
+    totals = {"embedded": 0, "restamped": 0}
+    all_failed: list[SkippedFile] = []
+
+    def flush(bar: tqdm) -> None:
+        vectors = embedder.embed_batch(np.stack([r.pixels for r in ready])) if ready else []
+        rows = [
+            ProductRow(r.file.product_id, FileStamp(r.file.stamp.path, r.file.stamp.size, r.file.stamp.mtime_ns,
+                                                    r.sha256), vector,
+                       table.get(r.file.product_id) if table is not None else None)
+            for r, vector in zip(ready, vectors)
+        ]
+        store.write_batch(rows, restamped, failed)
+        bar.update(len(ready) + len(restamped) + len(failed))
+        totals["embedded"] += len(ready)
+        totals["restamped"] += len(restamped)
+        all_failed.extend(failed)
+        ready.clear(), restamped.clear(), failed.clear()
+
+    with tqdm(total=len(todo), unit="img", desc="indexing", disable=not progress, smoothing=0.05) as bar:
+        for result in ordered_map(reader, todo, workers, window=2 * batch_size):
+            stamp = result.file.stamp
+            if result.error is not None:
+                failed.append(SkippedFile(stamp.path, result.error, stamp.size, stamp.mtime_ns))
+            elif result.pixels is None:
+                restamped.append((result.file.product_id, FileStamp(stamp.path, stamp.size, stamp.mtime_ns)))
+            else:
+                ready.append(result)
+            if len(ready) >= batch_size:
+                flush(bar)
+        flush(bar)
+    return totals["embedded"], totals["restamped"], all_failed
+
+
+def _existing_dir(images_dir: str | os.PathLike) -> Path:
+    """The images folder as an absolute path, or a clear error."""
+    path = Path(images_dir).expanduser().resolve()
+    if not path.is_dir():
+        raise CatalogError(f"the images folder {images_dir} does not exist or is not a folder")
+    return path
+
+
+def _metadata_table(metadata: str | os.PathLike | None, info: dict[str, str]) -> MetadataTable | None:
+    """The metadata given now, else the file an earlier run used (if it still exists)."""
+    if metadata is not None:
+        return read_metadata(Path(metadata).expanduser().resolve())
+    remembered = info.get("metadata_path")
+    if remembered and Path(remembered).is_file():
+        return read_metadata(remembered)
+    return None
+
+
+def _embedder_for(
+    info: dict[str, str], catalog_dir: Path, model: str | None, weights: str | os.PathLike | None, settings: Settings
+) -> Embedder:
+    """The catalog's model (refusing another one), or the requested/default model for a new catalog."""
+    stored = info.get("model_name")
+    if stored and model and model != stored:
+        raise ModelMismatchError(
+            f"the catalog {catalog_dir} holds {stored} vectors and cannot take {model} vectors; "
+            f"index into another --catalog folder, or delete this one to rebuild it with {model}"
+        )
+    if weights is None and info.get("weights_path") and Path(info["weights_path"]).is_file():
+        weights = info["weights_path"]
+    embedder = load_model(model or stored or settings.default_model, weights, settings)
+    if info.get("model_id") and info["model_id"] != embedder.model_id:
+        raise ModelMismatchError(
+            f"the catalog {catalog_dir} was built with {info['model_id']}, but the model now loaded is "
+            f"{embedder.model_id} (other weights or preprocessing); use the same weights or a new catalog"
+        )
+    return embedder
+
+
+def _model_info(
+    embedder: Embedder, images_dir: Path, weights: str | os.PathLike | None, table: MetadataTable | None
+) -> dict[str, str]:
+    """The info keys that record which model and which sources a catalog was built from."""
+    values = {
+        "model_name": embedder.name,
+        "model_id": embedder.model_id,
+        "dim": str(embedder.dim),
+        "images_dir": str(images_dir),
+    }
+    if weights is not None:
+        values["weights_path"] = str(Path(weights).expanduser().resolve())
+    if table is not None:
+        values["metadata_path"] = str(table.path)
+        values["metadata_columns"] = json.dumps(list(table.columns))
+    return values

@@ -1,0 +1,122 @@
+"""`Catalog`: a read-only, in-memory snapshot of a stored catalog, what search and recommend read."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from fashionrec.catalog.store import CatalogStore, SkippedFile
+from fashionrec.errors import CatalogError, ProductNotFoundError
+
+
+class Catalog:
+    """Products, their unit vectors (row-aligned with `ids`), metadata and image paths.
+
+    Open it once per process; reopen to see a later indexing run.
+
+    Example:
+        >>> catalog = Catalog.open("my-catalog")
+        >>> len(catalog), catalog.model_name
+        (7254, 'efficientnet-lite2')
+    """
+
+    def __init__(self, catalog_dir: Path, info: dict[str, str], ids: list[str], paths: list[str],
+                 vectors: np.ndarray, metadata: list[dict[str, str | None]], skipped: list[SkippedFile]) -> None:
+        self.catalog_dir = catalog_dir
+        self.info = info
+        self.ids = ids
+        self.vectors = vectors
+        self._paths = paths
+        self._metadata = metadata
+        self.skipped = skipped
+
+    @classmethod
+    def open(cls, catalog_dir: str | os.PathLike) -> Catalog:
+        """Load a catalog built by `fashionrec index`.
+
+        Raises:
+            CatalogError: the folder is not a catalog, or no model was ever recorded in it.
+        """
+        catalog_dir = Path(catalog_dir).expanduser()
+        with CatalogStore(catalog_dir) as store:
+            info = store.info()
+            if "model_name" not in info:
+                raise CatalogError(f"the catalog {catalog_dir} was never indexed; run fashionrec index first")
+            stored = store.load(int(info["dim"]))
+            skipped = list(store.skipped().values())
+        return cls(catalog_dir, info, stored.ids, stored.paths, stored.vectors, stored.metadata, skipped)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, product_id: object) -> bool:
+        return product_id in self._positions
+
+    @property
+    def model_name(self) -> str:
+        """The backbone every vector of this catalog comes from."""
+        return self.info["model_name"]
+
+    @property
+    def model_id(self) -> str:
+        """Name, weights hash and preprocessing fingerprint of that backbone."""
+        return self.info["model_id"]
+
+    @property
+    def dim(self) -> int:
+        """Length of the vectors."""
+        return int(self.info["dim"])
+
+    @property
+    def images_dir(self) -> Path:
+        """The folder the product images were indexed from."""
+        return Path(self.info["images_dir"])
+
+    @property
+    def weights_path(self) -> str | None:
+        """A user-given weights file the catalog was built with, if any."""
+        return self.info.get("weights_path")
+
+    @property
+    def columns(self) -> list[str]:
+        """Metadata columns available for filters and display."""
+        return json.loads(self.info.get("metadata_columns", "[]"))
+
+    @cached_property
+    def _positions(self) -> dict[str, int]:
+        return {product_id: index for index, product_id in enumerate(self.ids)}
+
+    def position(self, product_id: str) -> int:
+        """Row of `product_id` in `ids` and `vectors`.
+
+        Raises:
+            ProductNotFoundError: the id is not in the catalog.
+        """
+        try:
+            return self._positions[str(product_id)]
+        except KeyError:
+            raise ProductNotFoundError(f"product {product_id!r} is not in the catalog {self.catalog_dir}") from None
+
+    def metadata(self, product_id: str) -> dict[str, str | None]:
+        """The product's metadata ({} when the metadata file had no row for it)."""
+        return dict(self._metadata[self.position(product_id)])
+
+    def metadata_at(self, position: int) -> dict[str, str | None]:
+        """Metadata by row, for code that already holds positions (search results)."""
+        return self._metadata[position]
+
+    def image_path(self, product_id: str) -> Path:
+        """Where the product's image file is."""
+        return self.images_dir / self._paths[self.position(product_id)]
+
+    def image_path_at(self, position: int) -> Path:
+        """Image file by row."""
+        return self.images_dir / self._paths[position]
+
+    def column_values(self, column: str) -> list[str | None]:
+        """One metadata column for every product, row-aligned (for filters)."""
+        return [row.get(column) for row in self._metadata]

@@ -1,0 +1,93 @@
+"""Read product metadata (a `styles.csv`) exactly as shops ship it, quirks included.
+
+Real catalog exports are not clean CSV: the Myntra file has product names with unquoted commas
+(so a row has more fields than the header), stray double quotes inside fields, and `NA` for missing
+values. The reader keeps every row: extra fields are joined back into the last column (the free-text
+name), and `NA` or empty cells become None.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fashionrec.errors import MetadataError
+
+MISSING_VALUES = frozenset({"", "NA"})
+ID_COLUMN = "id"
+
+
+@dataclass(frozen=True)
+class MetadataTable:
+    """Rows of a metadata file keyed by product id (a string), plus what was repaired on the way."""
+
+    path: Path
+    columns: tuple[str, ...]  # every column but the id, in file order
+    rows: dict[str, dict[str, str | None]] = field(repr=False)
+    repaired_rows: int = 0  # rows with unquoted commas, joined back into the last column
+    duplicate_ids: int = 0  # later rows with an id seen before (the later row wins)
+
+    def get(self, product_id: str) -> dict[str, str | None] | None:
+        """The metadata of one product, or None when the file has no row for it."""
+        return self.rows.get(product_id)
+
+
+def read_metadata(path: str | Path) -> MetadataTable:
+    """Read a CSV with an `id` column into a `MetadataTable`, losing no row.
+
+    Args:
+        path: the CSV file; its first line is the header and one column is named `id`.
+
+    Returns:
+        The table; values are strings, with `NA` and empty cells as None.
+
+    Raises:
+        MetadataError: the file is missing, unreadable, empty, or has no `id` column.
+
+    Example:
+        >>> table = read_metadata("styles.csv")
+        >>> table.get("15970")["articleType"]
+        'Shirts'
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise MetadataError(f"the metadata file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MetadataError(f"cannot read the metadata file {path}: {exc}") from None
+    records = [row for row in csv.reader(text.splitlines()) if any(cell.strip() for cell in row)]
+    if not records:
+        raise MetadataError(f"the metadata file {path} is empty")
+    header = [name.strip() for name in records[0]]
+    id_index = _id_column(header, path)
+    rows: dict[str, dict[str, str | None]] = {}
+    repaired = duplicates = 0
+    for record in records[1:]:
+        if len(record) > len(header):
+            record = record[: len(header) - 1] + [",".join(record[len(header) - 1 :])]
+            repaired += 1
+        record = record + [""] * (len(header) - len(record))
+        product_id = record[id_index].strip()
+        if not product_id:
+            continue
+        duplicates += product_id in rows
+        rows[product_id] = {
+            name: _value(cell) for index, (name, cell) in enumerate(zip(header, record)) if index != id_index
+        }
+    columns = tuple(name for index, name in enumerate(header) if index != id_index)
+    return MetadataTable(path=path, columns=columns, rows=rows, repaired_rows=repaired, duplicate_ids=duplicates)
+
+
+def _id_column(header: list[str], path: Path) -> int:
+    """Position of the id column (matched case-insensitively)."""
+    lowered = [name.lower() for name in header]
+    if ID_COLUMN not in lowered:
+        raise MetadataError(f"the metadata file {path} has no 'id' column (its columns: {', '.join(header)})")
+    return lowered.index(ID_COLUMN)
+
+
+def _value(cell: str) -> str | None:
+    """A cell's text, or None for the missing markers."""
+    return None if cell in MISSING_VALUES else cell

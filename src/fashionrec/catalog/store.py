@@ -1,0 +1,209 @@
+"""The catalog on disk: one SQLite file (WAL) holding products, vectors, metadata and skipped files.
+
+SQLite gives atomic transactions: each indexing batch commits in one, so a crash (even `kill -9`)
+loses at most the batch in flight and never leaves a half-written catalog. Vectors are float32 BLOBs;
+metadata is JSON text. Nothing here is pickled.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fashionrec.errors import CatalogError
+
+DB_NAME = "catalog.sqlite"
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS products (
+    id TEXT PRIMARY KEY,
+    path TEXT NOT NULL,          -- relative to the catalog's images_dir
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,        -- of the image file's bytes: what decides whether to re-embed
+    vector BLOB NOT NULL,        -- float32, unit length, info.dim values
+    metadata TEXT                -- JSON object, or NULL when the metadata file has no row
+);
+CREATE TABLE IF NOT EXISTS skipped (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """What identifies a file's version cheaply (size, mtime) and surely (content hash)."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class ProductRow:
+    """One product as written by the indexer."""
+
+    id: str
+    stamp: FileStamp
+    vector: np.ndarray
+    metadata: dict[str, str | None] | None
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file that could not be indexed, and why."""
+
+    path: str
+    reason: str
+    size: int = 0
+    mtime_ns: int = 0
+
+
+@dataclass(frozen=True)
+class StoredProducts:
+    """Every product of the catalog, row-aligned: ids[i] has vectors[i], paths[i] and metadata[i]."""
+
+    ids: list[str]
+    paths: list[str]
+    vectors: np.ndarray
+    metadata: list[dict[str, str | None]]
+
+
+class CatalogStore:
+    """Read and write one catalog's SQLite file. Not shared across threads; open one per thread."""
+
+    def __init__(self, catalog_dir: Path, create: bool = False) -> None:
+        self.catalog_dir = Path(catalog_dir)
+        db_path = self.catalog_dir / DB_NAME
+        if not db_path.is_file():
+            if not create:
+                raise CatalogError(
+                    f"{self.catalog_dir} is not a fashionrec catalog (no {DB_NAME}); "
+                    "build one with: fashionrec index IMAGES_DIR --catalog " + str(self.catalog_dir)
+                )
+            if self.catalog_dir.exists() and not self.catalog_dir.is_dir():
+                raise CatalogError(f"{self.catalog_dir} exists and is not a folder")
+            self.catalog_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(db_path, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise CatalogError(f"{db_path} cannot be opened as a catalog: {exc}") from None
+        version = self.info().get("schema_version")
+        if version is None:
+            self.set_info({"schema_version": SCHEMA_VERSION})
+        elif version != SCHEMA_VERSION:
+            raise CatalogError(f"{db_path} has catalog format {version}; this fashionrec reads {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        """Close the database (a checkpoint folds the WAL back into the main file)."""
+        self._db.close()
+
+    def __enter__(self) -> CatalogStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All statements inside commit together, or none do."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def info(self) -> dict[str, str]:
+        """The catalog's key/value facts: model name and id, dim, images_dir, columns, ..."""
+        return dict(self._db.execute("SELECT key, value FROM info"))
+
+    def set_info(self, values: dict[str, str]) -> None:
+        """Set several info keys in one transaction."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO info (key, value) VALUES (?, ?)", values.items())
+
+    def count(self) -> int:
+        """Number of products."""
+        return self._db.execute("SELECT COUNT(*) FROM products").fetchone()[0]
+
+    def stamps(self) -> dict[str, FileStamp]:
+        """{product id: its file's stamp}, to decide what a rerun must re-embed."""
+        rows = self._db.execute("SELECT id, path, size, mtime_ns, sha256 FROM products")
+        return {row[0]: FileStamp(*row[1:]) for row in rows}
+
+    def skipped(self) -> dict[str, SkippedFile]:
+        """{path: skipped file}: files that failed before and why."""
+        rows = self._db.execute("SELECT path, reason, size, mtime_ns FROM skipped ORDER BY path")
+        return {row[0]: SkippedFile(*row) for row in rows}
+
+    def write_batch(
+        self,
+        products: Iterable[ProductRow] = (),
+        restamped: Iterable[tuple[str, FileStamp]] = (),
+        skipped: Iterable[SkippedFile] = (),
+    ) -> None:
+        """Store one batch of the indexer's results in a single transaction."""
+        products = list(products)
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO products (id, path, size, mtime_ns, sha256, vector, metadata) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(p.id, p.stamp.path, p.stamp.size, p.stamp.mtime_ns, p.stamp.sha256,
+                  np.asarray(p.vector, dtype="<f4").tobytes(), _json(p.metadata)) for p in products],
+            )
+            db.executemany(
+                "UPDATE products SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
+                [(s.path, s.size, s.mtime_ns, product_id) for product_id, s in restamped],
+            )
+            db.executemany("DELETE FROM skipped WHERE path = ?", [(p.stamp.path,) for p in products])
+            db.executemany(
+                "INSERT OR REPLACE INTO skipped (path, size, mtime_ns, reason) VALUES (?, ?, ?, ?)",
+                [(s.path, s.size, s.mtime_ns, s.reason) for s in skipped],
+            )
+
+    def remove(self, product_ids: Iterable[str], skipped_paths: Iterable[str] = ()) -> None:
+        """Drop products (and skipped-file records) whose files are gone, in one transaction."""
+        with self.transaction() as db:
+            db.executemany("DELETE FROM products WHERE id = ?", [(i,) for i in product_ids])
+            db.executemany("DELETE FROM skipped WHERE path = ?", [(p,) for p in skipped_paths])
+
+    def update_metadata(self, metadata: dict[str, dict[str, str | None] | None]) -> None:
+        """Replace the metadata of existing products (a new styles.csv), in one transaction."""
+        with self.transaction() as db:
+            db.executemany("UPDATE products SET metadata = ? WHERE id = ?",
+                           [(_json(value), product_id) for product_id, value in metadata.items()])
+
+    def load(self, dim: int) -> StoredProducts:
+        """Every product, ordered by id, with its vectors as one (n, dim) float32 matrix."""
+        rows = self._db.execute("SELECT id, path, vector, metadata FROM products ORDER BY id").fetchall()
+        vectors = np.empty((len(rows), dim), dtype=np.float32)
+        for index, row in enumerate(rows):
+            vectors[index] = np.frombuffer(row[2], dtype="<f4")
+        return StoredProducts(
+            ids=[row[0] for row in rows],
+            paths=[row[1] for row in rows],
+            vectors=vectors,
+            metadata=[json.loads(row[3]) if row[3] else {} for row in rows],
+        )
+
+
+def _json(value: dict[str, str | None] | None) -> str | None:
+    """Metadata as compact JSON text (None stays NULL)."""
+    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))

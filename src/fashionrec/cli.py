@@ -1,0 +1,217 @@
+"""The `fashionrec` command: a thin face over `index_images`, `Catalog` and `Recommender`.
+
+Every user error (missing file, unknown id, wrong model, bad image) is a `FashionrecError`, printed as
+one line on stderr with exit code 2; a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from fashionrec.config import load_settings
+from fashionrec.errors import FashionrecError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.run(args)
+    except FashionrecError as exc:
+        print(f"fashionrec: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("fashionrec: interrupted; everything committed so far is kept (rerun to resume)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fashionrec", description="Recommend fashion products by how they look.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (model builds, downloads)")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    models = commands.add_parser("models", help="list the backbones and whether their weights are available")
+    models.add_argument("action", nargs="?", choices=["list"], default="list")
+    models.set_defaults(run=_models)
+
+    index = commands.add_parser("index", help="index a folder of product images into a catalog (incremental)")
+    index.add_argument("images_dir", type=Path, help="folder of images named <product id>.jpg")
+    index.add_argument("--catalog", type=Path, required=True, help="catalog folder (created if missing)")
+    index.add_argument("--metadata", type=Path, help="styles.csv-like file with an id column")
+    index.add_argument("--model", help="backbone for a new catalog (default: efficientnet-lite2)")
+    index.add_argument("--weights", type=Path, help="weights file to use (resnet50: the Keras .h5)")
+    index.add_argument("--batch-size", type=int, help="images per inference call (default 32)")
+    index.add_argument("--limit", type=int, help="index at most the first N images")
+    index.add_argument("--no-progress", action="store_true", help="no progress bar")
+    index.add_argument("--json", action="store_true", help="print the report as JSON")
+    index.set_defaults(run=_index)
+
+    for name, help_text, target in (
+        ("recommend", "products that look like a photo", ("image", Path, "the photo (jpg, png, webp, ...)")),
+        ("similar", "more like this catalog product (never the product itself)", ("product_id", str, "a product id")),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument(target[0], type=target[1], help=target[2])
+        sub.add_argument("--catalog", type=Path, required=True, help="catalog folder")
+        sub.add_argument("-k", type=int, default=5, help="how many products (default 5)")
+        sub.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE",
+                         help="metadata filter, repeatable (same column: any of; different columns: all of)")
+        sub.add_argument("--json", action="store_true", help="print JSON")
+        sub.set_defaults(run=_recommend if name == "recommend" else _similar)
+
+    info = commands.add_parser("info", help="what a catalog holds")
+    info.add_argument("--catalog", type=Path, required=True)
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(run=_info)
+
+    demo = commands.add_parser("demo", help="index the sample catalog and recommend for its real photos")
+    demo.add_argument("--data", type=Path, help="the fashion-product-images folder (default: ../shared/data/...)")
+    demo.add_argument("--catalog", type=Path, help="catalog folder (default: in the cache)")
+    demo.add_argument("--limit", type=int, help="index at most the first N images")
+    demo.add_argument("-k", type=int, default=5)
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _models(args: argparse.Namespace) -> int:
+    from fashionrec.models import list_models
+    from fashionrec.models.weights import weights_status
+
+    settings = load_settings()
+    rows = [(s.name + (" (default)" if s.name == settings.default_model else ""), str(s.dim),
+             f"{s.input_size}x{s.input_size}", s.pooling, weights_status(s, settings)) for s in list_models()]
+    _print_table(("model", "dim", "input", "pooling", "weights"), rows)
+    return 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    from fashionrec.catalog import index_images
+
+    report = index_images(args.images_dir, args.catalog, metadata=args.metadata, model=args.model,
+                          weights=args.weights, batch_size=args.batch_size, limit=args.limit,
+                          progress=not args.no_progress and not args.json)
+    if args.json:
+        print(json.dumps(_report_dict(report), indent=2))
+        return 0
+    print(f"Indexed {report.embedded} images into {report.catalog_dir} with {report.model} "
+          f"({report.images_per_second:.1f} images/s); {report.unchanged} unchanged, {report.removed} removed; "
+          f"the catalog has {report.products} products.")
+    if report.images_without_metadata is not None:
+        print(f"Metadata: {report.images_without_metadata} images without a row, "
+              f"{report.metadata_without_image} rows without an image.")
+    if report.skipped:
+        print(f"Skipped {len(report.skipped)} files:")
+        for skipped in report.skipped:
+            print(f"  {skipped.path}: {skipped.reason}")
+    return 0
+
+
+def _report_dict(report) -> dict:
+    return {
+        "catalog": str(report.catalog_dir), "model": report.model, "model_id": report.model_id,
+        "images_found": report.images_found, "embedded": report.embedded, "unchanged": report.unchanged,
+        "removed": report.removed, "products": report.products,
+        "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped],
+        "images_without_metadata": report.images_without_metadata,
+        "metadata_without_image": report.metadata_without_image,
+        "seconds": round(report.seconds, 3), "images_per_second": round(report.images_per_second, 2),
+    }
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    from fashionrec.images import read_image_bytes
+
+    image = read_image_bytes(args.image)  # a missing file fails before the model loads
+    recommender, filters = _recommender(args)
+    return _show(recommender.by_image(image, k=args.k, where=filters), args.json)
+
+
+def _similar(args: argparse.Namespace) -> int:
+    recommender, filters = _recommender(args, product_id=args.product_id)
+    return _show(recommender.by_id(args.product_id, k=args.k, where=filters), args.json)
+
+
+def _recommender(args: argparse.Namespace, product_id: str | None = None):
+    from fashionrec.catalog import Catalog
+    from fashionrec.recommend import Recommender, parse_filters
+
+    filters = parse_filters(args.where)
+    catalog = Catalog.open(args.catalog)
+    if product_id is not None:
+        catalog.position(product_id)  # an unknown id fails before the model loads
+    return Recommender(catalog), filters
+
+
+def _show(recommendations, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(recommendations.to_dict(), indent=2, ensure_ascii=False))
+        return 0
+    rows = [(str(rank), m.id, f"{m.distance:.4f}", m.metadata.get("articleType") or "",
+             m.metadata.get("baseColour") or "", (m.metadata.get("productDisplayName") or "")[:48], m.image)
+            for rank, m in enumerate(recommendations.results, start=1)]
+    print(f"model: {recommendations.model}")
+    _print_table(("#", "id", "distance", "articleType", "colour", "name", "image"), rows)
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from fashionrec.catalog import Catalog
+
+    catalog = Catalog.open(args.catalog)
+    facts = {"catalog": str(catalog.catalog_dir), "products": len(catalog), "model": catalog.model_name,
+             "model_id": catalog.model_id, "dim": catalog.dim, "images_dir": str(catalog.images_dir),
+             "metadata_columns": catalog.columns, "skipped_files": len(catalog.skipped)}
+    if args.json:
+        print(json.dumps(facts, indent=2))
+    else:
+        for key, value in facts.items():
+            print(f"{key:>17}: {', '.join(value) if isinstance(value, list) else value}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from fashionrec.demo import run_demo
+
+    result = run_demo(data_dir=args.data, catalog_dir=args.catalog, limit=args.limit, k=args.k)
+    report = result.report
+    print(f"Catalog {result.catalog_dir}: {report.products} products ({report.model}); "
+          f"{report.embedded} embedded now at {report.images_per_second:.1f} images/s, {report.unchanged} unchanged.")
+    print(f"\nReal full-resolution photos -> top {result.k} (the photo's own product marked *):")
+    rows = [(q.product_id, str(q.rank or "-"),
+             " ".join(f"*{i}" if i == q.product_id else i for i in q.top_ids)) for q in result.queries]
+    _print_table(("photo of", "rank", f"top {result.k}"), rows)
+    in_catalog = sum(q.product_id in set(_catalog_ids(result.catalog_dir)) for q in result.queries)
+    print(f"\n{result.found} of {in_catalog} photos of indexed products found their product in the top {result.k}.")
+    print(f"Next: fashionrec recommend PHOTO.jpg --catalog {result.catalog_dir}   "
+          f"or   fashionrec similar PRODUCT_ID --catalog {result.catalog_dir}")
+    return 0
+
+
+def _catalog_ids(catalog_dir: Path) -> list[str]:
+    from fashionrec.catalog import Catalog
+
+    return Catalog.open(catalog_dir).ids
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
+    for row in (header, *rows):
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

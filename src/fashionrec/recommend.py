@@ -1,0 +1,161 @@
+"""`Recommender`: the one object the CLI, the REST API and the web app all use.
+
+It holds a catalog and the model that built it, and answers "products that look like this photo"
+(`by_image`) and "more like this product" (`by_id`, never returning the product itself), optionally
+restricted by metadata filters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Union
+
+import numpy as np
+
+from fashionrec.catalog import Catalog
+from fashionrec.config import Settings
+from fashionrec.embed import Embedder, load_model
+from fashionrec.errors import CatalogError, FashionrecError, FilterError, ModelMismatchError
+from fashionrec.images import ImageSource
+from fashionrec.search import exact_search
+
+DEFAULT_K = 5
+Filters = Mapping[str, Union[str, Sequence[str]]]
+"""Metadata filters: {column: value or values}. Values of one column are OR-ed, columns AND-ed;
+matching ignores case."""
+
+
+@dataclass(frozen=True)
+class Match:
+    """One recommended product."""
+
+    id: str
+    distance: float  # Euclidean distance between unit vectors: 0 = identical, 2 = opposite
+    image: str  # path of the product's image file
+    metadata: dict[str, str | None]
+
+    @property
+    def similarity(self) -> float:
+        """Cosine similarity, from the distance (1 = identical)."""
+        return 1.0 - self.distance**2 / 2.0
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    """The answer to one query: the model that produced it and the matches, nearest first."""
+
+    model: str
+    results: list[Match]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape shared by the CLI (`--json`) and the REST API."""
+        return {"model": self.model, "results": [asdict(match) for match in self.results]}
+
+
+def parse_filters(expressions: Iterable[str]) -> dict[str, list[str]]:
+    """Parse `column=value` strings (as given to `--where`) into filters.
+
+    Raises:
+        FilterError: an expression has no `=` or an empty column name.
+
+    Example:
+        >>> parse_filters(["gender=Men", "articleType=Tshirts", "gender=Boys"])
+        {'gender': ['Men', 'Boys'], 'articleType': ['Tshirts']}
+    """
+    filters: dict[str, list[str]] = {}
+    for expression in expressions:
+        column, sep, value = expression.partition("=")
+        if not sep or not column.strip():
+            raise FilterError(f"a filter must look like column=value (e.g. gender=Men), got {expression!r}")
+        filters.setdefault(column.strip(), []).append(value.strip())
+    return filters
+
+
+class Recommender:
+    """Find the catalog products most similar to a photo or to another product.
+
+    Example:
+        >>> recommender = Recommender(Catalog.open("my-catalog"))
+        >>> [m.id for m in recommender.by_id("15970", k=3).results]
+        ['39386', '21379', '11016']
+    """
+
+    def __init__(self, catalog: Catalog, embedder: Embedder | None = None, settings: Settings | None = None) -> None:
+        """Pair a catalog with its model (loaded here unless given; it must be the catalog's model).
+
+        Raises:
+            ModelMismatchError: the embedder is not the model the catalog was built with.
+        """
+        self.catalog = catalog
+        self.embedder = embedder or load_model(catalog.model_name, catalog.weights_path, settings)
+        if self.embedder.model_id != catalog.model_id:
+            raise ModelMismatchError(
+                f"the catalog was built with {catalog.model_id}, but the model loaded is "
+                f"{self.embedder.model_id}; their vectors cannot be compared"
+            )
+        self._lowered_columns: dict[str, np.ndarray] = {}
+
+    def by_image(self, image: ImageSource, k: int = DEFAULT_K, where: Filters | None = None) -> Recommendations:
+        """The `k` products that look most like `image` (a path, the file's bytes, or a PIL image).
+
+        Raises:
+            ImageError: the image cannot be used.
+            CatalogError: the catalog is empty. FilterError: a filter names an unknown column.
+        """
+        self._check(k)
+        query = self.embedder.embed_image(image)
+        return self._answer(query, k, self._allowed(where, exclude=None))
+
+    def by_id(self, product_id: str, k: int = DEFAULT_K, where: Filters | None = None) -> Recommendations:
+        """The `k` products most like catalog product `product_id`, never the product itself.
+
+        Raises:
+            ProductNotFoundError: the id is not in the catalog.
+        """
+        self._check(k)
+        position = self.catalog.position(str(product_id))
+        return self._answer(self.catalog.vectors[position], k, self._allowed(where, exclude=position))
+
+    def _check(self, k: int) -> None:
+        """Refuse a k below 1 and an empty catalog, with messages a user can act on."""
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+            raise FashionrecError(f"k must be a whole number of at least 1, got {k!r}")
+        if len(self.catalog) == 0:
+            raise CatalogError(f"the catalog {self.catalog.catalog_dir} is empty: index some images first")
+
+    def _answer(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> Recommendations:
+        """Search and turn rows into `Match`es."""
+        found = exact_search(self.catalog.vectors, query, k, allowed)
+        results = [
+            Match(
+                id=self.catalog.ids[position],
+                distance=float(distance),
+                image=str(self.catalog.image_path_at(position)),
+                metadata=dict(self.catalog.metadata_at(position)),
+            )
+            for position, distance in zip(found.positions.tolist(), found.distances.tolist())
+        ]
+        return Recommendations(model=self.catalog.model_name, results=results)
+
+    def _allowed(self, where: Filters | None, exclude: int | None) -> np.ndarray | None:
+        """Boolean mask of the rows a query may return (None: all rows)."""
+        if not where and exclude is None:
+            return None
+        allowed = np.ones(len(self.catalog), dtype=bool)
+        for column, values in (where or {}).items():
+            wanted = [values] if isinstance(values, str) else list(values)
+            allowed &= np.isin(self._lowered(column), [str(v).lower() for v in wanted])
+        if exclude is not None:
+            allowed[exclude] = False
+        return allowed
+
+    def _lowered(self, column: str) -> np.ndarray:
+        """A metadata column, lower-cased, as an array (built once per column)."""
+        if column not in self._lowered_columns:
+            if column not in self.catalog.columns:
+                known = ", ".join(self.catalog.columns) or "none (the catalog was indexed without metadata)"
+                raise FilterError(f"unknown filter column {column!r}; the catalog's columns are: {known}")
+            values = self.catalog.column_values(column)
+            self._lowered_columns[column] = np.array(["" if v is None else v.lower() for v in values], dtype=object)
+        return self._lowered_columns[column]

@@ -1,0 +1,149 @@
+"""catalog/build.py: indexing, incremental updates, bad files, model identity, and kill -9 resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fashionrec.catalog import Catalog, index_images
+from fashionrec.catalog.build import natural_key
+from fashionrec.errors import CatalogError, ModelMismatchError
+from tests.conftest import draw_product, write_products
+
+MODEL = "efficientnet-lite0"
+
+
+def _index(images: Path, catalog: Path, **kwargs):
+    return index_images(images, catalog, model=kwargs.pop("model", MODEL), progress=False, **kwargs)
+
+
+def _metadata(path: Path, ids: list[int]) -> Path:
+    lines = ["id,gender,articleType,productDisplayName"]
+    lines += [f"{i},{'Men' if i % 2 else 'Women'},{'Tshirts' if i % 3 else 'Shoes'},Item {i}, with comma" for i in ids]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_index_a_folder_with_metadata(tmp_path: Path, lite0) -> None:
+    write_products(tmp_path / "images", range(1, 13))
+    report = _index(tmp_path / "images", tmp_path / "c", metadata=_metadata(tmp_path / "s.csv", list(range(1, 11)) + [99]))
+    assert (report.embedded, report.products, report.skipped) == (12, 12, ())
+    assert (report.images_without_metadata, report.metadata_without_image) == (2, 1)
+    catalog = Catalog.open(tmp_path / "c")
+    assert catalog.model_name == MODEL and catalog.dim == 1280 and len(catalog) == 12
+    assert catalog.metadata("4") == {"gender": "Women", "articleType": "Tshirts", "productDisplayName": "Item 4, with comma"}
+    assert catalog.metadata("12") == {}
+    np.testing.assert_array_equal(catalog.vectors[catalog.position("5")], lite0.embed_image(tmp_path / "images" / "5.jpg"))
+
+
+def test_rerun_is_incremental(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    write_products(images, range(1, 9))
+    _index(images, tmp_path / "c")
+    before = Catalog.open(tmp_path / "c")
+    assert _index(images, tmp_path / "c").embedded == 0
+
+    write_products(images, [20, 21])  # added
+    (images / "1.jpg").unlink()  # removed
+    os.utime(images / "2.jpg", ns=(1, 1))  # touched, same content
+    draw_product(999).save(images / "3.jpg")  # same name, new content
+    report = _index(images, tmp_path / "c")
+    assert (report.embedded, report.removed, report.unchanged, report.products) == (3, 1, 6, 9)
+    after = Catalog.open(tmp_path / "c")
+    assert "1" not in after and "20" in after
+    np.testing.assert_array_equal(after.vectors[after.position("2")], before.vectors[before.position("2")])
+    assert not np.array_equal(after.vectors[after.position("3")], before.vectors[before.position("3")])
+    assert _index(images, tmp_path / "c").embedded == 0
+
+
+def test_bad_files_are_skipped_with_reasons_and_never_stop_the_run(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    write_products(images, range(1, 6))
+    (images / "empty.jpg").write_bytes(b"")
+    (images / "text.jpg").write_text("not a photo")
+    (images / "cut.jpg").write_bytes((images / "1.jpg").read_bytes()[:200])
+    (images / "notes.txt").write_text("ignored: not an image suffix")
+    report = _index(images, tmp_path / "c", batch_size=2)
+    assert report.products == 5
+    reasons = {s.path: s.reason for s in report.skipped}
+    assert set(reasons) == {"empty.jpg", "text.jpg", "cut.jpg"}
+    assert "empty" in reasons["empty.jpg"] and "not an image" in reasons["text.jpg"] and "truncated" in reasons["cut.jpg"]
+
+    again = _index(images, tmp_path / "c")  # not retried, still reported
+    assert again.embedded == 0 and {s.path for s in again.skipped} == set(reasons)
+    draw_product(7).save(images / "text.jpg")  # fixed by the shop
+    fixed = _index(images, tmp_path / "c")
+    assert fixed.embedded == 1 and "text" in Catalog.open(tmp_path / "c")
+    assert {s.path for s in fixed.skipped} == {"empty.jpg", "cut.jpg"}
+
+
+def test_one_catalog_holds_one_model(tmp_path: Path) -> None:
+    write_products(tmp_path / "images", range(3))
+    _index(tmp_path / "images", tmp_path / "c")
+    with pytest.raises(ModelMismatchError, match="holds efficientnet-lite0 vectors and cannot take efficientnet-lite2"):
+        _index(tmp_path / "images", tmp_path / "c", model="efficientnet-lite2")
+    assert _index(tmp_path / "images", tmp_path / "c", model=None).model == MODEL  # a rerun keeps the catalog's model
+
+
+def test_duplicate_ids_and_subfolders(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    write_products(images, [1])
+    write_products(images / "shoes", [2])
+    draw_product(5).save(images / "shoes" / "1.png")
+    report = _index(images, tmp_path / "c")
+    assert report.products == 2
+    assert [s.path for s in report.skipped] == ["shoes/1.png"] and "already used by 1.jpg" in report.skipped[0].reason
+    assert Catalog.open(tmp_path / "c").image_path("2") == (images / "shoes" / "2.jpg").resolve()
+
+
+def test_limit_takes_the_first_ids_in_natural_order(tmp_path: Path) -> None:
+    write_products(tmp_path / "images", range(1, 21))
+    _index(tmp_path / "images", tmp_path / "c", limit=5)
+    assert Catalog.open(tmp_path / "c").ids == ["1", "2", "3", "4", "5"]
+    assert sorted(["10.jpg", "9.jpg", "a2.jpg", "a10.jpg"], key=natural_key) == ["9.jpg", "10.jpg", "a2.jpg", "a10.jpg"]
+
+
+def test_missing_images_folder(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="does not exist"):
+        _index(tmp_path / "nope", tmp_path / "c")
+
+
+def _count(catalog: Path) -> int:
+    db = catalog / "catalog.sqlite"
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as connection:
+            return connection.execute("SELECT COUNT(*) FROM products").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_kill_9_then_rerun_gives_the_uninterrupted_catalog(tmp_path: Path, lite0) -> None:
+    images = tmp_path / "images"
+    write_products(images, range(400))
+    command = [sys.executable, "-m", "fashionrec.cli", "index", str(images), "--catalog", str(tmp_path / "killed"),
+               "--model", MODEL, "--batch-size", "16", "--no-progress"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while _count(tmp_path / "killed") < 32 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert process.poll() is None, "indexing ended before it could be killed: " + process.stderr.read().decode()
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = _count(tmp_path / "killed")
+    assert 0 < killed_at < 400
+
+    subprocess.run(command, check=True, capture_output=True)
+    _index(images, tmp_path / "whole", batch_size=32)  # another batching, uninterrupted
+    resumed, whole = Catalog.open(tmp_path / "killed"), Catalog.open(tmp_path / "whole")
+    assert len(resumed) == len(whole) == 400 and resumed.ids == whole.ids
+    assert np.array_equal(resumed.vectors, whole.vectors), "vectors must be identical, bit for bit"

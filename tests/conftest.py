@@ -1,0 +1,77 @@
+"""Shared fixtures: an isolated model cache, drawn test images, the real sample (skipped when absent)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+# Every test (and every CLI subprocess) uses a fresh cache and never downloads anything.
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="fashionrec-tests-"))
+os.environ["FASHIONREC_CACHE"] = str(_SESSION_DIR / "cache")
+os.environ["KERAS_HOME"] = str(_SESSION_DIR / "keras")
+os.environ["FASHIONREC_ALLOW_DOWNLOAD"] = "0"
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-product-images"
+ARTIFACTS_DIR = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    """The shared real sample (7,254 Myntra product photos + styles.csv)."""
+    if not (SAMPLE_DIR / "images").is_dir():
+        pytest.skip(f"the shared sample data is absent (expected at {SAMPLE_DIR})")
+    return SAMPLE_DIR
+
+
+def draw_product(seed: int, size: tuple[int, int] = (60, 80)) -> Image.Image:
+    """A made-up 'product photo': a coloured shape on white, different for every seed."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+    w, h = size
+    box = [int(rng.integers(0, w // 3)), int(rng.integers(0, h // 3)),
+           int(rng.integers(2 * w // 3, w)), int(rng.integers(2 * h // 3, h))]
+    shape = seed % 3
+    if shape == 0:
+        draw.ellipse(box, fill=colour)
+    elif shape == 1:
+        draw.rectangle(box, fill=colour)
+    else:
+        draw.polygon([(box[0], box[3]), ((box[0] + box[2]) // 2, box[1]), (box[2], box[3])], fill=colour)
+    return image
+
+
+def write_products(folder: Path, ids: range | list[int], size: tuple[int, int] = (60, 80)) -> list[Path]:
+    """Write drawn product JPEGs named <id>.jpg into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for product_id in ids:
+        path = folder / f"{product_id}.jpg"
+        draw_product(product_id, size).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def lite0():
+    """The small real backbone (ImageNet EfficientNet-Lite0), exported once per session."""
+    from fashionrec.embed import load_model
+
+    return load_model("efficientnet-lite0")
+
+
+@pytest.fixture(scope="session")
+def keras_resnet50_h5(tmp_path_factory) -> Path:
+    """Keras-generated ResNet50 weights written in the legacy layout of Keras' ImageNet file."""
+    from tests.models.keras_reference import build_reference, write_legacy_h5
+
+    path = tmp_path_factory.mktemp("keras") / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    write_legacy_h5(build_reference(seed=0), path)
+    return path

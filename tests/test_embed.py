@@ -1,0 +1,53 @@
+"""embed.py: every backbone gives finite unit vectors, batch-independent, from any image source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fashionrec.embed import l2_normalize, load_model
+from fashionrec.models import list_models
+from tests.conftest import draw_product
+
+
+@pytest.mark.parametrize("name", [spec.name for spec in list_models()])
+def test_every_backbone_on_random_input(name: str, keras_resnet50_h5: Path) -> None:
+    embedder = load_model(name, weights=keras_resnet50_h5 if name == "resnet50" else None)
+    size = embedder.spec.input_size
+    batch = np.random.default_rng(0).normal(0, 50, (3, 3, size, size)).astype(np.float32)
+    vectors = embedder.embed_batch(batch)
+    assert vectors.shape == (3, embedder.spec.dim) and vectors.dtype == np.float32
+    assert np.all(np.isfinite(vectors))
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+
+
+def test_rows_do_not_depend_on_the_batch(lite0) -> None:
+    images = [draw_product(seed) for seed in range(10)]
+    together = lite0.embed_images(images)
+    alone = np.stack([lite0.embed_image(image) for image in images])
+    split = np.concatenate([lite0.embed_images(images[:3]), lite0.embed_images(images[3:])])
+    assert np.array_equal(together, alone) and np.array_equal(together, split)
+
+
+def test_similar_images_are_nearer_than_different_ones(lite0) -> None:
+    red = draw_product(3)
+    vectors = lite0.embed_images([red, red.resize((120, 160)), draw_product(4)])
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+
+
+def test_the_onnx_file_is_built_once_and_reused(lite0) -> None:
+    again = load_model("efficientnet-lite0")
+    assert again.onnx_path == lite0.onnx_path and again.model_id == lite0.model_id
+    assert lite0.model_id.startswith("efficientnet-lite0:")
+
+
+def test_l2_normalize_leaves_zero_rows_finite() -> None:
+    out = l2_normalize(np.array([[3.0, 4.0], [0.0, 0.0]]))
+    np.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0]])
+
+
+def test_bad_batch_shape_is_refused(lite0) -> None:
+    with pytest.raises(ValueError, match="expected a batch"):
+        lite0.embed_batch(np.zeros((1, 3, 10, 10), np.float32))
