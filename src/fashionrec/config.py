@@ -25,6 +25,7 @@ class Settings:
     max_image_pixels: int  # FASHIONREC_MAX_PIXELS: larger images are refused (decompression bombs)
     keras_home: Path  # KERAS_HOME: where Keras (and so fashionrec) looks for Keras weight files
     allow_download: bool  # FASHIONREC_ALLOW_DOWNLOAD: fetch missing published weights (0 to forbid)
+    match_queries: bool  # FASHIONREC_MATCH_QUERIES: bring large query photos to the catalog's look (0 to skip)
 
     @property
     def models_dir(self) -> Path:
@@ -41,6 +42,11 @@ def _env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _env_flag(name: str) -> bool:
+    """A switch that is on unless the environment says 0, false or no."""
+    return os.environ.get(name, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def load_settings() -> Settings:
@@ -61,5 +67,6 @@ def load_settings() -> Settings:
         inference_threads=max(0, _env_int("FASHIONREC_THREADS", 0)),
         max_image_pixels=max(1, _env_int("FASHIONREC_MAX_PIXELS", 40_000_000)),
         keras_home=Path(keras_home).expanduser(),
-        allow_download=os.environ.get("FASHIONREC_ALLOW_DOWNLOAD", "1") not in ("0", "false", "no"),
+        allow_download=_env_flag("FASHIONREC_ALLOW_DOWNLOAD"),
+        match_queries=_env_flag("FASHIONREC_MATCH_QUERIES"),
     )

@@ -12,12 +12,13 @@ from dataclasses import asdict, dataclass
 from typing import Any, Union
 
 import numpy as np
+from PIL import Image
 
 from fashionrec.catalog import Catalog
-from fashionrec.config import Settings
+from fashionrec.config import Settings, load_settings
 from fashionrec.embed import Embedder, load_model
 from fashionrec.errors import CatalogError, FashionrecError, FilterError, ModelMismatchError
-from fashionrec.images import ImageSource
+from fashionrec.images import ImageSource, match_catalog_look, open_image
 from fashionrec.search import exact_search
 
 DEFAULT_K = 5
@@ -81,8 +82,12 @@ class Recommender:
         ['39386', '21379', '11016']
     """
 
-    def __init__(self, catalog: Catalog, embedder: Embedder | None = None, settings: Settings | None = None) -> None:
+    def __init__(self, catalog: Catalog, embedder: Embedder | None = None, settings: Settings | None = None,
+                 match_queries: bool | None = None) -> None:
         """Pair a catalog with its model (loaded here unless given; it must be the catalog's model).
+
+        `match_queries` (default from settings: on) brings photos much larger than the catalog's images
+        to the catalog's size and JPEG look before embedding them (see `images.match_catalog_look`).
 
         Raises:
             ModelMismatchError: the embedder is not the model the catalog was built with.
@@ -95,6 +100,9 @@ class Recommender:
                 f"{self.embedder.model_id}; their vectors cannot be compared"
             )
         self._lowered_columns: dict[str, np.ndarray] = {}
+        settings = settings or load_settings()
+        wants_matching = settings.match_queries if match_queries is None else match_queries
+        self._query_size = catalog.typical_image_size if wants_matching else None
 
     def by_image(self, image: ImageSource, k: int = DEFAULT_K, where: Filters | None = None) -> Recommendations:
         """The `k` products that look most like `image` (a path, the file's bytes, or a PIL image).
@@ -104,8 +112,18 @@ class Recommender:
             CatalogError: the catalog is empty. FilterError: a filter names an unknown column.
         """
         self._check(k)
-        query = self.embedder.embed_image(image)
+        query = self.embedder.embed_image(self.query_image(image))
         return self._answer(query, k, self._allowed(where, exclude=None))
+
+    def query_image(self, image: ImageSource) -> Image.Image:
+        """The query as the model will see it: decoded, upright, RGB, matched to the catalog's look.
+
+        Raises:
+            ImageError: the image cannot be used.
+        """
+        prep = self.embedder.spec.preprocessing
+        decoded = open_image(image, self.embedder.max_pixels, draft_size=2 * prep.size if prep.allow_draft else None)
+        return match_catalog_look(decoded, self._query_size) if self._query_size else decoded
 
     def by_id(self, product_id: str, k: int = DEFAULT_K, where: Filters | None = None) -> Recommendations:
         """The `k` products most like catalog product `product_id`, never the product itself.

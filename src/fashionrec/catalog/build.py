@@ -30,7 +30,7 @@ from fashionrec.catalog.store import CatalogStore, FileStamp, ProductRow, Skippe
 from fashionrec.config import Settings, load_settings
 from fashionrec.embed import Embedder, load_model
 from fashionrec.errors import CatalogError, ImageError, ModelMismatchError
-from fashionrec.images import Preprocessing, is_image_file, load_model_input, read_image_bytes
+from fashionrec.images import Preprocessing, is_image_file, load_model_input, read_image_bytes, typical_size
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +249,7 @@ def index_images(
             store, embedder, plan.todo, known, table, images_dir, batch_size or settings.batch_size,
             settings.decode_workers, progress,
         )
+        store.set_info(_typical_size_info(images_dir, store))
         products = store.count()
     ids_on_disk = {f.product_id for f in files}
     return IndexReport(
@@ -315,6 +316,13 @@ def _embed_and_store(
                 flush(bar)
         flush(bar)
     return totals["embedded"], totals["restamped"], all_failed
+
+
+def _typical_size_info(images_dir: Path, store: CatalogStore) -> dict[str, str]:
+    """The catalog's median image size, which queries are brought to (see images.match_catalog_look)."""
+    paths = [images_dir / stamp.path for stamp in store.stamps().values()]
+    size = typical_size(sorted(paths))
+    return {"typical_image_size": f"{size[0]}x{size[1]}"} if size else {}
 
 
 def _existing_dir(images_dir: str | os.PathLike) -> Path:

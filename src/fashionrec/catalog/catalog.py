@@ -82,6 +82,15 @@ class Catalog:
         return self.info.get("weights_path")
 
     @property
+    def typical_image_size(self) -> tuple[int, int] | None:
+        """Median (width, height) of the catalog's images, recorded by the indexer."""
+        text = self.info.get("typical_image_size")
+        if not text:
+            return None
+        width, height = text.split("x")
+        return int(width), int(height)
+
+    @property
     def columns(self) -> list[str]:
         """Metadata columns available for filters and display."""
         return json.loads(self.info.get("metadata_columns", "[]"))

@@ -1,0 +1,82 @@
+"""cli.py as a user runs it: real subprocesses, JSON output, exit code 2 with one clear line on errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_products
+
+
+def fashionrec(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fashionrec.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory, lite0) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    write_products(root / "images", range(1, 11))
+    (root / "styles.csv").write_text("id,gender\n" + "".join(f"{i},{'Men' if i % 2 else 'Women'}\n" for i in range(1, 11)))
+    done = fashionrec("index", str(root / "images"), "--catalog", str(root / "c"), "--metadata", str(root / "styles.csv"),
+                      "--model", "efficientnet-lite0", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert "Indexed 10 images" in done.stdout and "the catalog has 10 products" in done.stdout
+    return root / "c"
+
+
+def test_models_list() -> None:
+    done = fashionrec("models", "list")
+    assert done.returncode == 0
+    assert "efficientnet-lite2 (default)" in done.stdout and "installed" in done.stdout and "resnet50" in done.stdout
+
+
+def test_recommend_json(catalog: Path) -> None:
+    photo = catalog.parent / "images" / "3.jpg"
+    done = fashionrec("recommend", str(photo), "--catalog", str(catalog), "--json", "-k", "3")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["model"] == "efficientnet-lite0" and [r["id"] for r in data["results"]][0] == "3"
+    assert len(data["results"]) == 3 and data["results"][0]["metadata"] == {"gender": "Men"}
+
+
+def test_similar_with_filter_and_table(catalog: Path) -> None:
+    done = fashionrec("similar", "2", "--catalog", str(catalog), "--where", "gender=Women", "--json")
+    ids = [r["id"] for r in json.loads(done.stdout)["results"]]
+    assert done.returncode == 0 and "2" not in ids and len(ids) == 4 and all(int(i) % 2 == 0 for i in ids)
+    table = fashionrec("similar", "2", "--catalog", str(catalog))
+    assert table.returncode == 0 and "distance" in table.stdout
+
+
+def test_info(catalog: Path) -> None:
+    done = fashionrec("info", "--catalog", str(catalog), "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["products"] == 10
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["recommend", "missing.jpg"], "no such file"),
+        (["similar", "12345"], "'12345' is not in the catalog"),
+        (["similar", "1", "--where", "colour=red"], "unknown filter column"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(catalog: Path, args: list[str], message: str) -> None:
+    done = fashionrec(*args, "--catalog", str(catalog))
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_not_a_catalog_and_not_an_image(tmp_path: Path, catalog: Path) -> None:
+    done = fashionrec("similar", "1", "--catalog", str(tmp_path))
+    assert done.returncode == 2 and "not a fashionrec catalog" in done.stderr
+    (tmp_path / "fake.jpg").write_text("hello")
+    done = fashionrec("recommend", str(tmp_path / "fake.jpg"), "--catalog", str(catalog))
+    assert done.returncode == 2 and "not an image" in done.stderr
+
+
+def test_another_model_into_the_same_catalog_is_refused(catalog: Path) -> None:
+    done = fashionrec("index", str(catalog.parent / "images"), "--catalog", str(catalog), "--model", "efficientnet-lite2")
+    assert done.returncode == 2 and "cannot take efficientnet-lite2 vectors" in done.stderr

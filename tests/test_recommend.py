@@ -1,0 +1,92 @@
+"""recommend.py: by image and by id, filters, never the product itself, query matching, clear errors."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from fashionrec.catalog import Catalog, index_images
+from fashionrec.errors import CatalogError, FashionrecError, FilterError, ModelMismatchError, ProductNotFoundError
+from fashionrec.images import match_catalog_look
+from fashionrec.recommend import Recommender, parse_filters
+from tests.conftest import draw_product, write_products
+
+
+@pytest.fixture(scope="module")
+def catalog_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("rec")
+    write_products(root / "images", range(1, 31))
+    lines = ["id,gender,articleType"] + [f"{i},{'Men' if i % 2 else 'Women'},{'Shoes' if i % 3 == 0 else 'Tshirts'}"
+                                         for i in range(1, 31)]
+    (root / "styles.csv").write_text("\n".join(lines) + "\n")
+    index_images(root / "images", root / "c", metadata=root / "styles.csv", model="efficientnet-lite0", progress=False)
+    return root / "c"
+
+
+@pytest.fixture(scope="module")
+def recommender(catalog_dir: Path, lite0) -> Recommender:
+    return Recommender(Catalog.open(catalog_dir), lite0)
+
+
+def test_a_catalog_photo_finds_itself_first(recommender: Recommender, catalog_dir: Path) -> None:
+    photo = Catalog.open(catalog_dir).image_path("7")
+    for source in (photo, photo.read_bytes(), Image.open(photo)):
+        result = recommender.by_image(source, k=5)
+        assert result.results[0].id == "7" and result.results[0].distance < 1e-3 and len(result.results) == 5
+
+
+def test_by_id_never_returns_the_product_itself(recommender: Recommender) -> None:
+    for product_id in ("1", "2", "15"):
+        ids = [m.id for m in recommender.by_id(product_id, k=29).results]
+        assert product_id not in ids and len(ids) == 29
+
+
+def test_filters_and_or_and_case(recommender: Recommender) -> None:
+    results = recommender.by_id("1", k=30, where={"gender": "men", "articleType": ["Shoes"]}).results
+    assert results and all(m.metadata["gender"] == "Men" and m.metadata["articleType"] == "Shoes" for m in results)
+    assert {m.id for m in results} == {"3", "9", "15", "21", "27"}
+    either = recommender.by_id("1", k=30, where=parse_filters(["gender=Men", "gender=Women"])).results
+    assert len(either) == 29
+
+
+def test_json_shape(recommender: Recommender) -> None:
+    data = recommender.by_id("4", k=2).to_dict()
+    assert data["model"] == "efficientnet-lite0" and len(data["results"]) == 2
+    assert set(data["results"][0]) == {"id", "distance", "image", "metadata"} and isinstance(data["results"][0]["id"], str)
+
+
+def test_errors_are_clear(recommender: Recommender) -> None:
+    with pytest.raises(ProductNotFoundError, match="'404' is not in the catalog"):
+        recommender.by_id("404")
+    with pytest.raises(FilterError, match="unknown filter column 'size'.*gender, articleType"):
+        recommender.by_id("1", where={"size": "M"})
+    with pytest.raises(FashionrecError, match="k must be"):
+        recommender.by_id("1", k=0)
+    with pytest.raises(FilterError, match="column=value"):
+        parse_filters(["gender"])
+
+
+def test_an_empty_catalog_says_so(tmp_path: Path, lite0) -> None:
+    (tmp_path / "images").mkdir()
+    index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False)
+    with pytest.raises(CatalogError, match="is empty"):
+        Recommender(Catalog.open(tmp_path / "c"), lite0).by_image(draw_product(1))
+
+
+def test_the_catalog_model_must_match(catalog_dir: Path) -> None:
+    from fashionrec.embed import load_model
+
+    with pytest.raises(ModelMismatchError, match="cannot be compared"):
+        Recommender(Catalog.open(catalog_dir), load_model("efficientnet-lite2"))
+
+
+def test_large_queries_are_brought_to_the_catalog_look(recommender: Recommender) -> None:
+    big = draw_product(7).resize((600, 800))
+    matched = match_catalog_look(big, (60, 80))
+    assert matched.size == (60, 80) and matched.mode == "RGB"
+    assert match_catalog_look(draw_product(7), (60, 80)).size == (60, 80)  # small photos pass unchanged
+    assert recommender.query_image(big).size == (60, 80)
+    assert recommender.by_image(big, k=1).results[0].id == "7"

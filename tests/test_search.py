@@ -1,0 +1,46 @@
+"""search.py: exact search equals brute force on seeded data, with masks, ties and small catalogs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fashionrec.embed import l2_normalize
+from fashionrec.search import exact_search
+
+
+def _brute_force(vectors: np.ndarray, query: np.ndarray, k: int, allowed: np.ndarray) -> list[int]:
+    distances = np.linalg.norm(vectors.astype(np.float64) - query, axis=1)
+    rows = [i for i in np.argsort(distances, kind="stable") if allowed[i]]
+    return rows[:k]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_matches_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    vectors = l2_normalize(rng.normal(size=(500, 32)))
+    query = l2_normalize(rng.normal(size=32))
+    allowed = rng.random(500) < 0.5
+    found = exact_search(vectors, query, 10, allowed)
+    assert found.positions.tolist() == _brute_force(vectors, query, 10, allowed)
+    np.testing.assert_allclose(found.distances, np.linalg.norm(vectors[found.positions] - query, axis=1), rtol=1e-6)
+    assert np.all(np.diff(found.distances) >= -1e-6)
+
+
+def test_ties_are_broken_by_row_and_duplicates_have_distance_zero() -> None:
+    vectors = l2_normalize(np.array([[0, 1], [1, 0], [1, 0], [0.9, 0.1]], dtype=np.float32))
+    found = exact_search(vectors, vectors[1], k=3)
+    assert found.positions.tolist() == [1, 2, 3] and found.distances[:2].tolist() == [0.0, 0.0]
+
+
+def test_k_larger_than_the_allowed_rows_returns_them_all() -> None:
+    vectors = l2_normalize(np.eye(4, dtype=np.float32))
+    assert len(exact_search(vectors, vectors[0], k=10).positions) == 4
+    assert len(exact_search(vectors, vectors[0], k=3, allowed=np.zeros(4, bool)).positions) == 0
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="does not fit"):
+        exact_search(np.zeros((3, 4), np.float32), np.zeros(5, np.float32), 1)
+    with pytest.raises(ValueError, match="at least 1"):
+        exact_search(np.zeros((3, 4), np.float32), np.zeros(4, np.float32), 0)
