@@ -18,7 +18,6 @@ os.environ["FASHIONREC_ALLOW_DOWNLOAD"] = "0"
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-product-images"
-ARTIFACTS_DIR = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
 @pytest.fixture(scope="session")
