@@ -244,7 +244,8 @@ def index_images(
         plan = plan_update(files, known, store.skipped(), limit)
         store.remove(plan.removed, plan.forgotten_skips)
         if table is not None:
-            store.update_metadata({i: table.get(i) for i in known if i not in set(plan.removed)})
+            removed = set(plan.removed)
+            store.update_metadata({i: table.get(i) for i in known if i not in removed})
         embedded, restamped, new_skips = _embed_and_store(
             store, embedder, plan.todo, known, table, images_dir, batch_size or settings.batch_size,
             settings.decode_workers, progress,
