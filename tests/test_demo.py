@@ -17,6 +17,7 @@ def test_real_photos_find_their_product_in_a_500_product_catalog(sample_dir: Pat
     assert len(catalog) == 500 and catalog.model_name == "efficientnet-lite2"
     assert result.report.metadata_without_image == 0 and result.report.skipped == ()
     inside = [q for q in result.queries if q.product_id in catalog]
+    assert all(q.indexed for q in inside)
     assert len(inside) == 17, "natural order puts every query's product among the first 500 ids"
     found = sum(q.rank is not None for q in inside)
     assert found >= 0.75 * len(inside), [(q.product_id, q.rank) for q in inside]

@@ -194,17 +194,11 @@ def _demo(args: argparse.Namespace) -> int:
     rows = [(q.product_id, str(q.rank or "-"),
              " ".join(f"*{i}" if i == q.product_id else i for i in q.top_ids)) for q in result.queries]
     _print_table(("photo of", "rank", f"top {result.k}"), rows)
-    in_catalog = sum(q.product_id in set(_catalog_ids(result.catalog_dir)) for q in result.queries)
+    in_catalog = sum(q.indexed for q in result.queries)
     print(f"\n{result.found} of {in_catalog} photos of indexed products found their product in the top {result.k}.")
     print(f"Next: fashionrec recommend PHOTO.jpg --catalog {result.catalog_dir}   "
           f"or   fashionrec similar PRODUCT_ID --catalog {result.catalog_dir}")
     return 0
-
-
-def _catalog_ids(catalog_dir: Path) -> list[str]:
-    from fashionrec.catalog import Catalog
-
-    return Catalog.open(catalog_dir).ids
 
 
 def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

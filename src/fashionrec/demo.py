@@ -24,6 +24,7 @@ class QueryOutcome:
 
     photo: Path
     product_id: str
+    indexed: bool  # whether that product is in the catalog at all (with --limit it may not be)
     rank: int | None  # 1-based rank of its own product in the top k, None if absent
     top_ids: list[str]
 
@@ -69,10 +70,11 @@ def run_demo(data_dir: str | os.PathLike | None = None, catalog_dir: str | os.Pa
     data = find_sample_data(data_dir)
     catalog_dir = Path(catalog_dir) if catalog_dir else load_settings().cache_dir / "demo-catalog"
     report = index_images(data / "images", catalog_dir, metadata=data / "styles.csv", limit=limit, progress=progress)
-    recommender = Recommender(Catalog.open(catalog_dir))
+    catalog = Catalog.open(catalog_dir)
+    recommender = Recommender(catalog)
     outcomes = []
     for photo in sorted((data / "queries_fullres").glob("*.jpg")):
         top_ids = [m.id for m in recommender.by_image(photo, k=k).results]
         rank = top_ids.index(photo.stem) + 1 if photo.stem in top_ids else None
-        outcomes.append(QueryOutcome(photo, photo.stem, rank, top_ids))
+        outcomes.append(QueryOutcome(photo, photo.stem, photo.stem in catalog, rank, top_ids))
     return DemoResult(report, catalog_dir, k, outcomes)

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -283,40 +283,41 @@ def _embed_and_store(
     """Run reader -> embedder -> writer over `todo`; returns (embedded, restamped, skipped)."""
     reader = partial(read_image, images_dir=images_dir, prep=embedder.spec.preprocessing,
                      max_pixels=embedder.max_pixels, known=known)
+    embedded = kept = 0
+    skipped: list[SkippedFile] = []
+    with tqdm(total=len(todo), unit="img", desc="indexing", disable=not progress, smoothing=0.05) as bar:
+        for ready, restamped, failed in _batches(ordered_map(reader, todo, workers, 2 * batch_size), batch_size):
+            vectors = embedder.embed_batch(np.stack([r.pixels for r in ready])) if ready else []
+            rows = [ProductRow(r.file.product_id, replace(r.file.stamp, sha256=r.sha256), vector,
+                               table.get(r.file.product_id) if table is not None else None)
+                    for r, vector in zip(ready, vectors)]
+            store.write_batch(rows, restamped, failed)
+            bar.update(len(ready) + len(restamped) + len(failed))
+            embedded, kept = embedded + len(ready), kept + len(restamped)
+            skipped.extend(failed)
+    return embedded, kept, skipped
+
+
+def _batches(
+    results: Iterable[_ReadResult], batch_size: int
+) -> Iterator[tuple[list[_ReadResult], list[tuple[str, FileStamp]], list[SkippedFile]]]:
+    """Group reader results into (to embed, same content re-stamped, failed), each group holding at most
+    `batch_size` images to embed; the last group holds whatever remains."""
     ready: list[_ReadResult] = []
     restamped: list[tuple[str, FileStamp]] = []
     failed: list[SkippedFile] = []
-    totals = {"embedded": 0, "restamped": 0}
-    all_failed: list[SkippedFile] = []
-
-    def flush(bar: tqdm) -> None:
-        vectors = embedder.embed_batch(np.stack([r.pixels for r in ready])) if ready else []
-        rows = [
-            ProductRow(r.file.product_id, FileStamp(r.file.stamp.path, r.file.stamp.size, r.file.stamp.mtime_ns,
-                                                    r.sha256), vector,
-                       table.get(r.file.product_id) if table is not None else None)
-            for r, vector in zip(ready, vectors)
-        ]
-        store.write_batch(rows, restamped, failed)
-        bar.update(len(ready) + len(restamped) + len(failed))
-        totals["embedded"] += len(ready)
-        totals["restamped"] += len(restamped)
-        all_failed.extend(failed)
-        ready.clear(), restamped.clear(), failed.clear()
-
-    with tqdm(total=len(todo), unit="img", desc="indexing", disable=not progress, smoothing=0.05) as bar:
-        for result in ordered_map(reader, todo, workers, window=2 * batch_size):
-            stamp = result.file.stamp
-            if result.error is not None:
-                failed.append(SkippedFile(stamp.path, result.error, stamp.size, stamp.mtime_ns))
-            elif result.pixels is None:
-                restamped.append((result.file.product_id, FileStamp(stamp.path, stamp.size, stamp.mtime_ns)))
-            else:
-                ready.append(result)
-            if len(ready) >= batch_size:
-                flush(bar)
-        flush(bar)
-    return totals["embedded"], totals["restamped"], all_failed
+    for result in results:
+        stamp = result.file.stamp
+        if result.error is not None:
+            failed.append(SkippedFile(stamp.path, result.error, stamp.size, stamp.mtime_ns))
+        elif result.pixels is None:
+            restamped.append((result.file.product_id, stamp))
+        else:
+            ready.append(result)
+        if len(ready) >= batch_size:
+            yield ready, restamped, failed
+            ready, restamped, failed = [], [], []
+    yield ready, restamped, failed
 
 
 def _typical_size_info(images_dir: Path, store: CatalogStore) -> dict[str, str]:
