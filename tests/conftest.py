@@ -74,3 +74,38 @@ def keras_resnet50_h5(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("keras") / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
     write_legacy_h5(build_reference(seed=0), path)
     return path
+
+
+SHOP_COLOURS = ("Red", "Blue", "Black", "White")
+
+
+def shop_metadata(product_id: int) -> dict[str, str]:
+    """Made-up metadata of drawn product `product_id` (what `shop_catalog` indexes)."""
+    return {"gender": "Men" if product_id % 2 else "Women",
+            "articleType": "Shoes" if product_id % 3 == 0 else "Tshirts",
+            "baseColour": SHOP_COLOURS[product_id % 4],
+            "productDisplayName": f"Drawn product {product_id}"}
+
+
+@pytest.fixture(scope="session")
+def shop_catalog(tmp_path_factory, lite0) -> Path:
+    """A 40-product catalog of drawn images with styles.csv-like metadata, indexed with EfficientNet-Lite0."""
+    from fashionrec.catalog import index_images
+
+    root = tmp_path_factory.mktemp("shop")
+    write_products(root / "images", range(1, 41))
+    columns = list(shop_metadata(1))
+    lines = [",".join(["id", *columns])] + [",".join([str(i), *shop_metadata(i).values()]) for i in range(1, 41)]
+    (root / "styles.csv").write_text("\n".join(lines) + "\n")
+    index_images(root / "images", root / "catalog", metadata=root / "styles.csv", model="efficientnet-lite0",
+                 progress=False)
+    return root / "catalog"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (for servers the tests start)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -78,13 +78,32 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true")
     info.set_defaults(run=_info)
 
-    demo = commands.add_parser("demo", help="index the sample catalog and recommend for its real photos")
+    app = commands.add_parser("app", help="the web app: upload a photo or pick a product, see similar products")
+    app.add_argument("--catalog", type=Path, required=True, help="catalog folder")
+    _add_server_options(app, port=8501)
+    app.add_argument("--no-browser", action="store_true", help="do not open a browser window")
+    app.set_defaults(run=_app)
+
+    serve = commands.add_parser("serve", help="the JSON REST API (docs at /docs, schema at /openapi.json)")
+    serve.add_argument("--catalog", type=Path, required=True, help="catalog folder")
+    _add_server_options(serve, port=8000)
+    serve.set_defaults(run=_serve)
+
+    demo = commands.add_parser("demo", help="index the sample catalog, check its real photos, open the web app")
     demo.add_argument("--data", type=Path, help="the fashion-product-images folder (default: ../shared/data/...)")
     demo.add_argument("--catalog", type=Path, help="catalog folder (default: in the cache)")
     demo.add_argument("--limit", type=int, help="index at most the first N images")
     demo.add_argument("-k", type=int, default=5)
+    _add_server_options(demo, port=8501)
+    demo.add_argument("--no-app", action="store_true", help="stop after the check; do not start the web app")
+    demo.add_argument("--no-browser", action="store_true", help="do not open a browser window")
     demo.set_defaults(run=_demo)
     return parser
+
+
+def _add_server_options(parser: argparse.ArgumentParser, port: int) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=port, help=f"port (default {port})")
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -196,9 +215,68 @@ def _demo(args: argparse.Namespace) -> int:
     _print_table(("photo of", "rank", f"top {result.k}"), rows)
     in_catalog = sum(q.indexed for q in result.queries)
     print(f"\n{result.found} of {in_catalog} photos of indexed products found their product in the top {result.k}.")
-    print(f"Next: fashionrec recommend PHOTO.jpg --catalog {result.catalog_dir}   "
-          f"or   fashionrec similar PRODUCT_ID --catalog {result.catalog_dir}")
+    if args.no_app:
+        print(f"Next: fashionrec app --catalog {result.catalog_dir}   or   "
+              f"fashionrec recommend PHOTO.jpg --catalog {result.catalog_dir}")
+        return 0
+    return _run_web_app(result.catalog_dir, args.host, args.port, open_browser=not args.no_browser,
+                        examples_dir=result.examples_dir)
+
+
+def _app(args: argparse.Namespace) -> int:
+    from fashionrec.catalog import Catalog
+
+    Catalog.open(args.catalog)  # a wrong folder fails here, in one line, not inside the server
+    return _run_web_app(args.catalog, args.host, args.port, open_browser=not args.no_browser)
+
+
+def _run_web_app(catalog_dir: Path, host: str, port: int, open_browser: bool, examples_dir: Path | None = None) -> int:
+    import webbrowser
+
+    from fashionrec.launch import can_open_browser, require_port_free, start_web_app, stop, wait_until_up
+
+    _require_extra("streamlit", "the web app")
+    require_port_free(host, port)
+    server = start_web_app(catalog_dir, host, port, examples_dir=examples_dir)
+    url = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0', '::') else host}:{port}"
+    try:
+        wait_until_up(url, server, timeout=120)
+        print(f"\nThe web app is up: {url}   (Ctrl+C to stop)", flush=True)
+        if open_browser and can_open_browser():
+            webbrowser.open(url)
+        return server.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop(server)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    _require_extra("fastapi", "the REST API")
+    _require_extra("uvicorn", "the REST API")
+    import uvicorn
+
+    from fashionrec.api import create_app
+    from fashionrec.catalog import Catalog
+    from fashionrec.launch import require_port_free
+    from fashionrec.recommend import Recommender
+
+    require_port_free(args.host, args.port)
+    recommender = Recommender(Catalog.open(args.catalog))
+    print(f"Serving {len(recommender.catalog)} products ({recommender.catalog.model_name}) on "
+          f"http://{args.host}:{args.port}   (docs: /docs, Ctrl+C to stop)", flush=True)
+    try:
+        uvicorn.run(create_app(recommender), host=args.host, port=args.port, log_level="info")
+    except KeyboardInterrupt:
+        pass
     return 0
+
+
+def _require_extra(module: str, feature: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise FashionrecError(f"{feature} needs the package {module}: pip install 'fashionrec[web]'")
 
 
 def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

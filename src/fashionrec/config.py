@@ -26,6 +26,10 @@ class Settings:
     keras_home: Path  # KERAS_HOME: where Keras (and so fashionrec) looks for Keras weight files
     allow_download: bool  # FASHIONREC_ALLOW_DOWNLOAD: fetch missing published weights (0 to forbid)
     match_queries: bool  # FASHIONREC_MATCH_QUERIES: bring large query photos to the catalog's look (0 to skip)
+    catalog_dir: Path | None  # FASHIONREC_CATALOG: the catalog the web app and the API serve
+    max_upload_bytes: int  # FASHIONREC_MAX_UPLOAD_MB: larger uploads are refused (API: 413), default 10 MB
+    max_k: int  # FASHIONREC_MAX_K: the most results one web or API request may ask for
+    examples_dir: Path | None  # FASHIONREC_EXAMPLES: photos the web app offers to try (the demo sets it)
 
     @property
     def models_dir(self) -> Path:
@@ -35,13 +39,29 @@ class Settings:
 
 def _env_int(name: str, default: int) -> int:
     """An integer from the environment, with a clear message when it is not one."""
+    return int(_env_number(name, default, int, "a whole number"))
+
+
+def _env_float(name: str, default: float) -> float:
+    """A number from the environment, with a clear message when it is not one."""
+    return _env_number(name, default, float, "a number")
+
+
+def _env_number(name: str, default: float, parse: type, what: str) -> float:
+    """Parse one environment variable with `parse`, naming the variable when it is wrong."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        return int(raw)
+        return parse(raw)
     except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+        raise ValueError(f"{name} must be {what}, got {raw!r}") from None
+
+
+def _env_path(name: str) -> Path | None:
+    """A folder from the environment, or None when unset."""
+    raw = os.environ.get(name, "").strip()
+    return Path(raw).expanduser() if raw else None
 
 
 def _env_flag(name: str) -> bool:
@@ -69,4 +89,8 @@ def load_settings() -> Settings:
         keras_home=Path(keras_home).expanduser(),
         allow_download=_env_flag("FASHIONREC_ALLOW_DOWNLOAD"),
         match_queries=_env_flag("FASHIONREC_MATCH_QUERIES"),
+        catalog_dir=_env_path("FASHIONREC_CATALOG"),
+        max_upload_bytes=int(max(0.001, _env_float("FASHIONREC_MAX_UPLOAD_MB", 10.0)) * 1_000_000),
+        max_k=max(1, _env_int("FASHIONREC_MAX_K", 100)),
+        examples_dir=_env_path("FASHIONREC_EXAMPLES"),
     )

@@ -37,6 +37,7 @@ class DemoResult:
     catalog_dir: Path
     k: int
     queries: list[QueryOutcome]
+    examples_dir: Path  # the real photos, which the web app offers to try
 
     @property
     def found(self) -> int:
@@ -73,8 +74,9 @@ def run_demo(data_dir: str | os.PathLike | None = None, catalog_dir: str | os.Pa
     catalog = Catalog.open(catalog_dir)
     recommender = Recommender(catalog)
     outcomes = []
-    for photo in sorted((data / "queries_fullres").glob("*.jpg")):
+    examples_dir = data / "queries_fullres"
+    for photo in sorted(examples_dir.glob("*.jpg")):
         top_ids = [m.id for m in recommender.by_image(photo, k=k).results]
         rank = top_ids.index(photo.stem) + 1 if photo.stem in top_ids else None
         outcomes.append(QueryOutcome(photo, photo.stem, photo.stem in catalog, rank, top_ids))
-    return DemoResult(report, catalog_dir, k, outcomes)
+    return DemoResult(report, catalog_dir, k, outcomes, examples_dir)

@@ -129,3 +129,20 @@ class Catalog:
     def column_values(self, column: str) -> list[str | None]:
         """One metadata column for every product, row-aligned (for filters)."""
         return [row.get(column) for row in self._metadata]
+
+    def facets(self, max_values: int = 300) -> dict[str, list[str]]:
+        """Columns worth offering as filters, each with its distinct values (sorted, case kept).
+
+        A column qualifies when it has at least two values and at most `max_values` of them, and fewer
+        values than half the products (so names and free text are left out).
+
+        Example:
+            >>> catalog.facets()["gender"]
+            ['Boys', 'Girls', 'Men', 'Unisex', 'Women']
+        """
+        facets: dict[str, list[str]] = {}
+        for column in self.columns:
+            values = {value for value in self.column_values(column) if value}
+            if 2 <= len(values) <= max_values and len(values) < max(2, len(self) / 2):
+                facets[column] = sorted(values, key=str.lower)
+        return facets

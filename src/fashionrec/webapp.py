@@ -1,0 +1,200 @@
+"""The shop-window web app (Streamlit): upload a photo or pick a product, see the most similar products.
+
+A thin face over `Recommender`: the page only turns widgets into a query and matches into a grid. The
+model and catalog load once per process (`st.cache_resource`), not per interaction. Streamlit runs this
+file as a script: start it with `fashionrec app --catalog DIR`, which sets FASHIONREC_CATALOG.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+from PIL import Image
+
+from fashionrec.catalog import Catalog
+from fashionrec.config import Settings, load_settings
+from fashionrec.errors import FashionrecError
+from fashionrec.images import open_image
+from fashionrec.recommend import DEFAULT_K, Match, Recommendations, Recommender
+
+GRID_COLUMNS = 5
+MAX_K_SLIDER = 20
+PREVIEW_PIXELS = 480  # the query photo is shown at most this wide
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp"]
+FIRST_FILTERS = ("gender", "masterCategory", "subCategory", "articleType", "baseColour", "season", "usage")
+MODES = ("Upload a photo", "Pick a product", "Try an example photo")
+
+
+@dataclass(frozen=True)
+class Query:
+    """What the shopper asked with: a label for the page, the picture to show, and how to answer it."""
+
+    title: str
+    picture: Image.Image | str
+    product_id: str | None  # set for "more like this" queries
+    photo: bytes | Path | None  # set for photo queries
+
+
+@st.cache_resource(show_spinner="Loading the model and the catalog...")
+def load_recommender(catalog_dir: str) -> Recommender:
+    """The one `Recommender` of this process (model session and catalog vectors in memory)."""
+    return Recommender(Catalog.open(catalog_dir))
+
+
+def main() -> None:
+    """Draw the page for the current widget state."""
+    st.set_page_config(page_title="fashionrec: more like this", page_icon=":dress:", layout="wide")
+    settings = load_settings()
+    if settings.catalog_dir is None:
+        st.error("No catalog to show. Start the app with: fashionrec app --catalog CATALOG_DIR")
+        return
+    try:
+        recommender = load_recommender(str(settings.catalog_dir))
+    except FashionrecError as exc:
+        st.error(f"The catalog cannot be opened: {exc}")
+        return
+    st.title("More like this")
+    k, where = _sidebar(recommender, settings)
+    query = _ask(recommender, settings)
+    if query is None:
+        st.info("Upload a photo of a fashion product, or pick one from the catalog, to see similar products.")
+        return
+    _show(recommender, query, k, where)
+
+
+def _sidebar(recommender: Recommender, settings: Settings) -> tuple[int, dict[str, list[str]]]:
+    """k and the metadata filters, plus what the app is serving."""
+    catalog = recommender.catalog
+    with st.sidebar:
+        st.header("Results")
+        k = st.slider("How many products", 1, min(MAX_K_SLIDER, settings.max_k), min(DEFAULT_K, settings.max_k),
+                      key="k")
+        facets = catalog.facets()
+        if facets:
+            st.header("Filters")
+        where: dict[str, list[str]] = {}
+        for column in sorted(facets, key=_filter_order):
+            chosen = st.multiselect(column, facets[column], key=f"filter-{column}", placeholder="any")
+            if chosen:
+                where[column] = chosen
+        st.header("Catalog")
+        st.caption(f"{len(catalog):,} products · model {catalog.model_name} ({catalog.dim}-d vectors)")
+        st.caption(f"{catalog.catalog_dir}")
+    return k, where
+
+
+def _filter_order(column: str) -> tuple[int, str]:
+    """The usual shop facets first, in shop order; the other columns after them by name."""
+    return (FIRST_FILTERS.index(column) if column in FIRST_FILTERS else len(FIRST_FILTERS), column.lower())
+
+
+def _ask(recommender: Recommender, settings: Settings) -> Query | None:
+    """The query the widgets describe, or None while there is none."""
+    examples = _examples(settings)
+    modes = list(MODES if examples else MODES[:2])
+    mode = st.radio("Search by", modes, horizontal=True, key="mode", label_visibility="collapsed")
+    if mode == MODES[0]:
+        return _upload_query(settings)
+    if mode == MODES[1]:
+        return _product_query(recommender.catalog)
+    chosen = st.selectbox("Example photo", examples, format_func=lambda path: path.name, key="example")
+    return Query(f"Example photo {chosen.name}", str(chosen), None, chosen) if chosen else None
+
+
+def _upload_query(settings: Settings) -> Query | None:
+    """A photo from the shopper's device; an unusable one is reported, not raised."""
+    limit_mb = max(1, math.ceil(settings.max_upload_bytes / 1_000_000))
+    upload = st.file_uploader("Upload a photo of a fashion product", type=UPLOAD_TYPES, key="upload",
+                              max_upload_size=limit_mb)
+    if upload is None:
+        return None
+    data = upload.getvalue()
+    if len(data) > settings.max_upload_bytes:
+        st.error(f"This photo is too large ({len(data) / 1_000_000:.1f} MB); the limit is {limit_mb} MB.")
+        return None
+    try:
+        picture = open_image(data, settings.max_image_pixels)
+    except FashionrecError as exc:
+        st.error(f"This file cannot be used as a photo: {exc}. Please upload a JPEG, PNG or WebP image.")
+        return None
+    picture.thumbnail((PREVIEW_PIXELS, PREVIEW_PIXELS * 2))
+    return Query(f"Your photo ({upload.name})", picture, None, data)
+
+
+def _product_query(catalog: Catalog) -> Query | None:
+    """A catalog product chosen in a searchable list (or by "more like this")."""
+    product_id = st.selectbox("Product", catalog.ids, index=None, key="product", placeholder="Type an id or a name",
+                              format_func=lambda pid: _label(pid, catalog.metadata(pid)))
+    if product_id is None:
+        return None
+    return Query(_label(product_id, catalog.metadata(product_id)), str(catalog.image_path(product_id)), product_id,
+                 None)
+
+
+def _examples(settings: Settings) -> list[Path]:
+    """Example photos offered by the demo (FASHIONREC_EXAMPLES), if any."""
+    folder = settings.examples_dir
+    if folder is None or not folder.is_dir():
+        return []
+    return sorted(path for path in folder.iterdir() if path.suffix.lower().lstrip(".") in UPLOAD_TYPES)
+
+
+def _show(recommender: Recommender, query: Query, k: int, where: dict[str, list[str]]) -> None:
+    """The query beside its results."""
+    query_column, results_column = st.columns([1, 4], gap="large")
+    with query_column:
+        st.subheader("Query")
+        st.image(query.picture, caption=query.title, width="stretch")
+    with results_column:
+        try:
+            found = (recommender.by_id(query.product_id, k=k, where=where) if query.product_id
+                     else recommender.by_image(query.photo, k=k, where=where))
+        except FashionrecError as exc:
+            st.error(f"No recommendations: {exc}")
+            return
+        _grid(found)
+
+
+def _grid(found: Recommendations) -> None:
+    """Result cards: image, name, article type, colour, similarity, and a "more like this" button."""
+    if not found.results:
+        st.info("No product matches these filters. Remove a filter to see more.")
+        return
+    st.subheader(f"{len(found.results)} similar products")
+    with st.container(key="results"):
+        for start in range(0, len(found.results), GRID_COLUMNS):
+            for column, match in zip(st.columns(GRID_COLUMNS), found.results[start:start + GRID_COLUMNS]):
+                with column:
+                    _card(match)
+
+
+def _card(match: Match) -> None:
+    """One recommended product."""
+    name = match.metadata.get("productDisplayName") or f"Product {match.id}"
+    if Path(match.image).is_file():
+        st.image(match.image, width="stretch")
+    else:
+        st.warning("image missing")
+    st.markdown(f"**{name}**")
+    details = [value for value in (match.metadata.get("articleType"), match.metadata.get("baseColour")) if value]
+    st.caption(" · ".join([*details, f"similarity {match.similarity:.1%}", f"id {match.id}"]))
+    st.button("More like this", key=f"more-{match.id}", on_click=_more_like, args=(match.id,))
+
+
+def _more_like(product_id: str) -> None:
+    """Make a result the query (a callback: runs before the page is drawn again)."""
+    st.session_state["mode"] = MODES[1]
+    st.session_state["product"] = product_id
+
+
+def _label(product_id: str, metadata: dict[str, str | None]) -> str:
+    """How a product is named in lists."""
+    name = metadata.get("productDisplayName")
+    return f"{product_id} · {name}" if name else product_id
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,244 @@
+"""api.py: every endpoint and every error, through FastAPI's TestClient, plus one real `fashionrec serve`."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from fashionrec.api import app_from_settings, create_app
+from fashionrec.catalog import Catalog
+from fashionrec.config import load_settings
+from fashionrec.errors import CatalogError
+from fashionrec.launch import stop, wait_until_up
+from fashionrec.recommend import Recommender
+from tests.conftest import draw_product, free_port
+
+UPLOAD_LIMIT = 300_000
+
+
+@pytest.fixture(scope="module")
+def recommender(shop_catalog: Path, lite0) -> Recommender:
+    return Recommender(Catalog.open(shop_catalog), lite0)
+
+
+@pytest.fixture(scope="module")
+def client(recommender: Recommender) -> TestClient:
+    settings = replace(load_settings(), max_upload_bytes=UPLOAD_LIMIT, max_k=30)
+    return TestClient(create_app(recommender, settings))
+
+
+def jpeg(product_id: int, size: tuple[int, int] = (60, 80)) -> bytes:
+    buffer = io.BytesIO()
+    draw_product(product_id, size).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def upload(data: bytes, name: str = "photo.jpg") -> dict:
+    return {"file": (name, data, "image/jpeg")}
+
+
+def test_health_names_the_model_and_the_catalog(client: TestClient, recommender: Recommender) -> None:
+    body = client.get("/health").json()
+    assert body == {"status": "ok", "model": "efficientnet-lite0", "model_id": recommender.catalog.model_id,
+                    "dim": 1280, "products": 40}
+
+
+def test_recommend_returns_the_cli_shape_with_image_urls(client: TestClient, recommender: Recommender,
+                                                         shop_catalog: Path) -> None:
+    photo = Catalog.open(shop_catalog).image_path("7").read_bytes()
+    response = client.post("/recommend", files=upload(photo))
+    assert response.status_code == 200
+    body = response.json()
+    expected = recommender.by_image(photo, k=5).to_dict()
+    assert body["model"] == expected["model"] == "efficientnet-lite0"
+    assert [m["id"] for m in body["results"]] == [m["id"] for m in expected["results"]]
+    assert body["results"][0]["id"] == "7" and len(body["results"]) == 5
+    for got, want in zip(body["results"], expected["results"]):
+        assert set(got) == {"id", "distance", "image", "metadata"}
+        assert got["distance"] == pytest.approx(want["distance"], abs=1e-6) and got["metadata"] == want["metadata"]
+        assert got["image"] == f"/products/{got['id']}/image"
+    image = client.get(body["results"][1]["image"])
+    assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+    assert image.content == Catalog.open(shop_catalog).image_path(body["results"][1]["id"]).read_bytes()
+
+
+def test_png_and_webp_uploads_work(client: TestClient) -> None:
+    for image_format, mime in (("PNG", "image/png"), ("WEBP", "image/webp")):
+        buffer = io.BytesIO()
+        draw_product(12).save(buffer, image_format)
+        response = client.post("/recommend?k=1", files={"file": (f"p.{image_format.lower()}", buffer.getvalue(), mime)})
+        assert response.status_code == 200 and response.json()["results"][0]["id"] == "12"
+
+
+def test_k_and_filters_as_query_parameters(client: TestClient) -> None:
+    body = client.post("/recommend?k=30&gender=men&articleType=Shoes", files=upload(jpeg(3))).json()
+    assert {m["id"] for m in body["results"]} == {"3", "9", "15", "21", "27", "33", "39"}
+    either = client.post("/recommend?k=30&baseColour=Red&baseColour=blue", files=upload(jpeg(3))).json()
+    assert {m["metadata"]["baseColour"] for m in either["results"]} == {"Red", "Blue"} and len(either["results"]) == 20
+    assert len(client.post("/recommend?k=3", files=upload(jpeg(3))).json()["results"]) == 3
+
+
+def test_similar_never_returns_the_product_and_matches_the_library(client: TestClient,
+                                                                   recommender: Recommender) -> None:
+    body = client.get("/products/5/similar?k=4&gender=Men").json()
+    expected = recommender.by_id("5", k=4, where={"gender": "Men"})
+    assert [m["id"] for m in body["results"]] == [m.id for m in expected.results]
+    assert "5" not in [m["id"] for m in body["results"]] and len(body["results"]) == 4
+    assert all(m["metadata"]["gender"] == "Men" for m in body["results"])
+
+
+def test_product_metadata(client: TestClient) -> None:
+    assert client.get("/products/4").json() == {
+        "id": "4", "image": "/products/4/image",
+        "metadata": {"gender": "Women", "articleType": "Tshirts", "baseColour": "Red",
+                     "productDisplayName": "Drawn product 4"}}
+
+
+def test_filters_lists_the_facets(client: TestClient) -> None:
+    facets = client.get("/filters").json()
+    assert facets["gender"] == ["Men", "Women"] and facets["baseColour"] == ["Black", "Blue", "Red", "White"]
+    assert "productDisplayName" not in facets
+
+
+@pytest.mark.parametrize("path", ["/products/nope", "/products/nope/image", "/products/nope/similar"])
+def test_unknown_ids_are_404_without_server_paths(client: TestClient, path: str, shop_catalog: Path) -> None:
+    response = client.get(path)
+    assert response.status_code == 404 and "nope" in response.json()["detail"]
+    assert str(shop_catalog) not in response.text
+
+
+@pytest.mark.parametrize("path", ["/products/..%2F..%2F..%2Fetc%2Fpasswd/image", "/products/%2e%2e/image",
+                                  "/products/..%5C..%5Cstyles.csv/image", "/products/%2Fetc%2Fpasswd/image"])
+def test_an_image_is_found_by_id_only(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 404 and b"root:" not in response.content
+
+
+def test_an_image_gone_from_disk_is_404(tmp_path: Path, lite0) -> None:
+    from tests.conftest import write_products
+    from fashionrec.catalog import index_images
+
+    write_products(tmp_path / "images", range(1, 4))
+    index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False)
+    client = TestClient(create_app(Recommender(Catalog.open(tmp_path / "c"), lite0)))
+    (tmp_path / "images" / "2.jpg").unlink()
+    response = client.get("/products/2/image")
+    assert response.status_code == 404 and "no longer" in response.json()["detail"]
+
+
+def test_uploads_over_the_limit_are_413(client: TestClient) -> None:
+    big = jpeg(1) + b"\0" * UPLOAD_LIMIT
+    declared = client.post("/recommend", files=upload(big))
+    assert declared.status_code == 413 and "0.3 MB" in declared.json()["detail"]
+
+    just_over = jpeg(1) + b"\0" * (UPLOAD_LIMIT - len(jpeg(1)) + 1)  # within the multipart slack, over the file limit
+    assert client.post("/recommend", files=upload(just_over)).status_code == 413
+
+    def chunks():  # no Content-Length: the body is counted as it arrives
+        for _ in range(20):
+            yield b"x" * 50_000
+
+    chunked = client.post("/recommend", content=chunks(), headers={"content-type": "multipart/form-data; boundary=b"})
+    assert chunked.status_code == 413 and "detail" in chunked.json()
+
+
+def _png_bomb() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("1", (8000, 8000)).save(buffer, "PNG")  # 64 M pixels in a few kB; the default limit is 40 M
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"not an image at all", "not an image"),
+    (jpeg(1, (300, 400))[:1500], "truncated"),
+    (_png_bomb(), "pixels"),
+    (b"", "empty"),
+])
+def test_unusable_images_are_422_with_a_json_error(client: TestClient, data: bytes, message: str) -> None:
+    response = client.post("/recommend", files=upload(data))
+    assert response.status_code == 422, response.text
+    assert message in response.json()["detail"]
+
+
+@pytest.mark.parametrize("query, status", [("k=0", 422), ("k=31", 422), ("k=two", 422), ("colour=Red", 400),
+                                           ("k=5&unknown=1", 400)])
+def test_bad_query_parameters(client: TestClient, query: str, status: int) -> None:
+    response = client.post(f"/recommend?{query}", files=upload(jpeg(1)))
+    assert response.status_code == status and "detail" in response.json()
+    assert client.get(f"/products/1/similar?{query}").status_code == status
+
+
+def test_a_missing_file_field_is_422(client: TestClient) -> None:
+    assert client.post("/recommend").status_code == 422
+    assert client.post("/recommend", files={"photo": ("a.jpg", jpeg(1), "image/jpeg")}).status_code == 422
+
+
+def test_openapi_documents_every_endpoint_and_the_filters(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    assert {"/health", "/filters", "/recommend", "/products/{product_id}", "/products/{product_id}/image",
+            "/products/{product_id}/similar"} <= set(schema["paths"])
+    names = [p["name"] for p in schema["paths"]["/recommend"]["post"]["parameters"]]
+    assert names == ["k", "gender", "articleType", "baseColour", "productDisplayName"]
+    assert "413" in schema["paths"]["/recommend"]["post"]["responses"]
+
+
+def test_concurrent_requests_get_the_answers_of_sequential_ones(client: TestClient) -> None:
+    product_ids = list(range(1, 25))
+    sequential = [client.post("/recommend", files=upload(jpeg(i))).json() for i in product_ids]
+
+    def ask(i: int) -> dict:
+        return client.post("/recommend", files=upload(jpeg(i))).json()
+
+    with ThreadPoolExecutor(8) as pool:
+        concurrent = list(pool.map(ask, product_ids))
+    assert concurrent == sequential
+    assert [answer["results"][0]["id"] for answer in concurrent] == [str(i) for i in product_ids]
+
+
+def test_app_from_settings_needs_a_catalog(monkeypatch: pytest.MonkeyPatch, shop_catalog: Path) -> None:
+    monkeypatch.delenv("FASHIONREC_CATALOG", raising=False)
+    with pytest.raises(CatalogError, match="FASHIONREC_CATALOG"):
+        app_from_settings()
+    monkeypatch.setenv("FASHIONREC_CATALOG", str(shop_catalog))
+    assert TestClient(app_from_settings()).get("/health").json()["products"] == 40
+
+
+def test_fashionrec_serve_answers_a_multipart_upload_over_http(shop_catalog: Path) -> None:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "fashionrec.cli", "serve", "--catalog", str(shop_catalog),
+                               "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base, server, timeout=60, health_path="/health")
+        boundary = "fashionrec-test-boundary"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"8.jpg\"\r\n"
+                f"Content-Type: image/jpeg\r\n\r\n").encode() + jpeg(8) + f"\r\n--{boundary}--\r\n".encode()
+        request = urllib.request.Request(f"{base}/recommend", data=body, method="POST",
+                                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.load(response)
+        assert [m["id"] for m in answer["results"]][0] == "8" and len(answer["results"]) == 5
+    finally:
+        stop(server)
+
+
+def test_serve_refuses_a_port_in_use(shop_catalog: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "fashionrec.cli", "serve", "--catalog", str(shop_catalog),
+                                 "--port", str(port)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "another --port" in result.stderr

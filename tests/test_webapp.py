@@ -1,0 +1,135 @@
+"""webapp.py: the page's logic through Streamlit's AppTest (the real browser test is tests/test_webapp_browser.py)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from fashionrec.catalog import Catalog
+from fashionrec.launch import WEBAPP_SCRIPT
+from tests.conftest import draw_product, shop_metadata
+
+TIMEOUT = 120
+
+
+@pytest.fixture
+def app(shop_catalog: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("FASHIONREC_CATALOG", str(shop_catalog))
+    monkeypatch.delenv("FASHIONREC_EXAMPLES", raising=False)
+    return AppTest.from_file(str(WEBAPP_SCRIPT), default_timeout=TIMEOUT).run()
+
+
+def png(product_id: int) -> bytes:
+    buffer = io.BytesIO()
+    draw_product(product_id).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def result_ids(app: AppTest) -> list[str]:
+    """Product ids of the result cards, in order (from their "more like this" buttons)."""
+    return [button.key.removeprefix("more-") for button in app.button if button.key.startswith("more-")]
+
+
+def test_first_page_invites_a_query_and_shows_the_catalog(app: AppTest) -> None:
+    assert not app.exception and not app.error
+    assert "Upload a photo" in app.info[0].value
+    assert app.radio(key="mode").options == ["Upload a photo", "Pick a product"]
+    assert [m.label for m in app.sidebar.multiselect] == ["gender", "articleType", "baseColour"]
+    assert app.sidebar.caption[0].value == "40 products · model efficientnet-lite0 (1280-d vectors)"
+    assert app.sidebar.slider(key="k").value == 5
+
+
+def test_an_uploaded_photo_gets_k_results_with_its_product_first(app: AppTest) -> None:
+    app.file_uploader(key="upload").upload("mine.png", png(11), "image/png").run()
+    assert not app.exception and not app.error
+    ids = result_ids(app)
+    assert len(ids) == 5 and ids[0] == "11"
+    assert len(app.get("image")) == 1 + 5  # the query and the results
+    assert app.markdown[0].value == "**Drawn product 11**"
+    caption = app.caption[0].value  # "Tshirts · White · similarity 98.7% · id 11"
+    assert caption.startswith("Tshirts · White · similarity ") and caption.endswith(" · id 11")
+    app.sidebar.slider(key="k").set_value(8).run()
+    assert len(result_ids(app)) == 8
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("notes.jpg", b"this is not a photo", "cannot be used as a photo"),
+    ("cut.png", png(3)[:200], "cannot be used as a photo"),
+])
+def test_a_bad_upload_gets_a_friendly_message(app: AppTest, name: str, data: bytes, message: str) -> None:
+    app.file_uploader(key="upload").upload(name, data, "image/jpeg").run()
+    assert not app.exception
+    assert message in app.error[0].value and "Traceback" not in app.error[0].value
+    assert result_ids(app) == []
+
+
+def test_an_upload_over_the_limit_is_refused(shop_catalog: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FASHIONREC_CATALOG", str(shop_catalog))
+    monkeypatch.setenv("FASHIONREC_MAX_UPLOAD_MB", "0.001")
+    app = AppTest.from_file(str(WEBAPP_SCRIPT), default_timeout=TIMEOUT).run()
+    noise = np.random.default_rng(0).integers(0, 256, (100, 100, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, "PNG")  # about 30 kB: over the 1 kB limit
+    app.file_uploader(key="upload").upload("big.png", buffer.getvalue(), "image/png").run()
+    assert "too large" in app.error[0].value and result_ids(app) == []
+
+
+def test_picking_a_product_and_more_like_this(app: AppTest, shop_catalog: Path) -> None:
+    app.radio(key="mode").set_value("Pick a product").run()
+    assert result_ids(app) == []
+    app.selectbox(key="product").set_value("6").run()
+    first = result_ids(app)
+    assert len(first) == 5 and "6" not in first
+    assert app.get("image")[0].captions == ["6 · Drawn product 6"]
+    app.button(key=f"more-{first[0]}").click().run()
+    assert app.selectbox(key="product").value == first[0]
+    second = result_ids(app)
+    assert len(second) == 5 and first[0] not in second
+
+
+def test_filters_restrict_the_results(app: AppTest) -> None:
+    app.sidebar.multiselect(key="filter-gender").set_value(["Women"]).run()
+    app.sidebar.multiselect(key="filter-baseColour").set_value(["Red", "Blue"]).run()
+    app.sidebar.slider(key="k").set_value(20).run()
+    app.file_uploader(key="upload").upload("p.png", png(1), "image/png").run()
+    ids = result_ids(app)
+    expected = {str(i) for i in range(1, 41)
+                if shop_metadata(i)["gender"] == "Women" and shop_metadata(i)["baseColour"] in ("Red", "Blue")}
+    assert set(ids) == expected and len(ids) == 10
+    app.sidebar.multiselect(key="filter-articleType").set_value(["Shoes"]).run()
+    app.sidebar.multiselect(key="filter-gender").set_value(["Men"]).run()
+    app.sidebar.multiselect(key="filter-baseColour").set_value(["White"]).run()
+    assert {shop_metadata(int(i))["baseColour"] for i in result_ids(app)} == {"White"}
+
+
+def test_no_match_says_so(app: AppTest) -> None:
+    app.sidebar.multiselect(key="filter-gender").set_value(["Women"]).run()
+    app.sidebar.multiselect(key="filter-articleType").set_value(["Shoes"]).run()
+    app.sidebar.multiselect(key="filter-baseColour").set_value(["Blue"]).run()  # Women Shoes: ids 6, 12, ..., never Blue
+    app.file_uploader(key="upload").upload("p.png", png(1), "image/png").run()
+    assert result_ids(app) == [] and "No product matches" in app.info[0].value
+
+
+def test_example_photos_appear_when_the_demo_offers_them(shop_catalog: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    catalog = Catalog.open(shop_catalog)
+    (tmp_path / "17.jpg").write_bytes(catalog.image_path("17").read_bytes())
+    monkeypatch.setenv("FASHIONREC_CATALOG", str(shop_catalog))
+    monkeypatch.setenv("FASHIONREC_EXAMPLES", str(tmp_path))
+    app = AppTest.from_file(str(WEBAPP_SCRIPT), default_timeout=TIMEOUT).run()
+    app.radio(key="mode").set_value("Try an example photo").run()
+    assert result_ids(app)[0] == "17"
+
+
+def test_without_a_catalog_the_page_says_how_to_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("FASHIONREC_CATALOG", raising=False)
+    app = AppTest.from_file(str(WEBAPP_SCRIPT), default_timeout=TIMEOUT).run()
+    assert "fashionrec app --catalog" in app.error[0].value and not app.exception
+    monkeypatch.setenv("FASHIONREC_CATALOG", str(tmp_path / "nothing-here"))
+    app = AppTest.from_file(str(WEBAPP_SCRIPT), default_timeout=TIMEOUT).run()
+    assert "cannot be opened" in app.error[0].value and not app.exception

@@ -1,0 +1,130 @@
+"""The web app end to end in a real headless Chromium (Debian's package), driven by Playwright.
+
+`fashionrec app`'s server runs as a child process on a free port; the test uploads a photo the way a
+shopper does and checks that k result images really render. Screenshots go to `test-artifacts/`.
+Without Chromium the test is skipped with the reason, except in CI (`CI` set), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fashionrec.catalog import index_images
+from fashionrec.launch import start_web_app, stop, wait_until_up
+from tests.conftest import free_port, write_products
+
+CHROMIUM = Path(os.environ.get("FASHIONREC_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+SAMPLE_PRODUCTS = 60
+WAIT_MS = 90_000
+ALL_RESULT_IMAGES_LOADED = """(k) => {
+    const images = [...document.querySelectorAll('.st-key-results img')];
+    return images.length === k && images.every(image => image.complete && image.naturalWidth > 0);
+}"""
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI must install it (.ci/run does)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("Playwright for Python is not installed (pip install -e '.[test]')")
+    if not CHROMIUM.is_file():
+        _unavailable(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory, lite0) -> tuple[Path, Path, str]:
+    """(catalog, a photo to upload, the product it shows): real sample products when the sample is present."""
+    from tests.conftest import SAMPLE_DIR
+
+    root = tmp_path_factory.mktemp("browser")
+    images = root / "images"
+    queries = sorted((SAMPLE_DIR / "queries_fullres").glob("*.jpg")) if SAMPLE_DIR.is_dir() else []
+    if queries:
+        images.mkdir()
+        wanted = [path.stem for path in queries]
+        others = sorted(p.stem for p in (SAMPLE_DIR / "images").glob("*.jpg") if p.stem not in wanted)
+        for product_id in wanted + others[: SAMPLE_PRODUCTS - len(wanted)]:
+            shutil.copy(SAMPLE_DIR / "images" / f"{product_id}.jpg", images)
+        metadata: Path | None = SAMPLE_DIR / "styles.csv"
+        photo = queries[0]
+    else:
+        write_products(images, range(1, SAMPLE_PRODUCTS + 1))
+        metadata = None
+        photo = images / "7.jpg"
+    index_images(images, root / "catalog", metadata=metadata, model="efficientnet-lite0", progress=False)
+    return root / "catalog", photo, photo.stem
+
+
+@pytest.fixture(scope="module")
+def app_url(shop: tuple[Path, Path, str]) -> Iterator[str]:
+    port = free_port()
+    server = start_web_app(shop[0], port=port, quiet=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, server, timeout=120)
+        yield url
+    finally:
+        stop(server)
+
+
+def test_upload_a_photo_and_see_k_result_images(browser, app_url: str, shop: tuple[Path, Path, str]) -> None:
+    _, photo, product_id = shop
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(app_url)
+        page.get_by_text("Upload a photo of a fashion product").first.wait_for(timeout=WAIT_MS)
+        page.locator("input[type=file]").set_input_files(str(photo))
+        page.wait_for_function(ALL_RESULT_IMAGES_LOADED, arg=5, timeout=WAIT_MS)
+        page.get_by_text(f"Your photo ({photo.name})").wait_for(timeout=WAIT_MS)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "webapp-upload.png"), full_page=True)
+        cards = page.locator(".st-key-results [data-testid='stCaptionContainer']").all_inner_texts()
+        assert len(cards) == 5 and any(text.endswith(f"id {product_id}") for text in cards), cards
+
+        more = page.locator(".st-key-results button", has_text="More like this")
+        assert more.count() == 5
+        second_id = cards[1].rsplit("id ", 1)[1]
+        more.nth(1).click()
+        page.locator("[data-testid='stImageCaption']", has_text=second_id).first.wait_for(timeout=WAIT_MS)
+        page.wait_for_function(ALL_RESULT_IMAGES_LOADED, arg=5, timeout=WAIT_MS)
+        after = page.locator(".st-key-results [data-testid='stCaptionContainer']").all_inner_texts()
+        assert len(after) == 5 and not any(text.endswith(f"id {second_id}") for text in after)
+        page.screenshot(path=str(ARTIFACTS / "webapp-more-like-this.png"), full_page=True)
+    finally:
+        page.close()
+
+
+def test_a_bad_upload_shows_a_message_not_a_traceback(browser, app_url: str, tmp_path: Path) -> None:
+    fake = tmp_path / "holiday.jpg"
+    fake.write_text("this is a text file with a .jpg name")
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        page.goto(app_url)
+        page.get_by_text("Upload a photo of a fashion product").first.wait_for(timeout=WAIT_MS)
+        page.locator("input[type=file]").set_input_files(str(fake))
+        page.get_by_text("This file cannot be used as a photo").wait_for(timeout=WAIT_MS)
+        assert "Traceback" not in page.content()
+        assert page.locator(".st-key-results img").count() == 0
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "webapp-bad-upload.png"), full_page=True)
+    finally:
+        page.close()
