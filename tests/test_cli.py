@@ -80,3 +80,81 @@ def test_not_a_catalog_and_not_an_image(tmp_path: Path, catalog: Path) -> None:
 def test_another_model_into_the_same_catalog_is_refused(catalog: Path) -> None:
     done = fashionrec("index", str(catalog.parent / "images"), "--catalog", str(catalog), "--model", "efficientnet-lite2")
     assert done.returncode == 2 and "cannot take efficientnet-lite2 vectors" in done.stderr
+
+
+def start_fashionrec(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-u", "-m", "fashionrec.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def read_until(process: subprocess.Popen, text: str) -> str:
+    """The server's output up to the line containing `text` (fails if it exits first)."""
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if text in line:
+            return "".join(seen)
+    raise AssertionError(f"exited with {process.wait()} before printing {text!r}:\n{''.join(seen)}")
+
+
+def interrupt(process: subprocess.Popen) -> int:
+    import signal
+
+    process.send_signal(signal.SIGINT)
+    return process.wait(timeout=30)
+
+
+def test_app_starts_the_web_app_and_stops_on_ctrl_c(catalog: Path) -> None:
+    import urllib.request
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    app = start_fashionrec("app", "--catalog", str(catalog), "--port", str(port), "--no-browser")
+    try:
+        output = read_until(app, "The web app is up")
+        assert f"http://localhost:{port}" in output
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=10) as response:
+            assert response.status == 200
+        assert interrupt(app) == 0
+    finally:
+        app.kill()
+
+
+@pytest.mark.parametrize("command", ["app", "serve"])
+def test_app_and_serve_refuse_a_bad_catalog_or_a_busy_port(command: str, tmp_path: Path, catalog: Path) -> None:
+    import socket
+
+    done = fashionrec(command, "--catalog", str(tmp_path / "nothing"))
+    assert done.returncode == 2 and "not a fashionrec catalog" in done.stderr and "Traceback" not in done.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        done = fashionrec(command, "--catalog", str(catalog), "--port", str(taken.getsockname()[1]))
+    assert done.returncode == 2 and "choose another --port" in done.stderr
+
+
+def test_demo_indexes_checks_the_photos_then_opens_the_app(tmp_path: Path, lite0) -> None:
+    import os
+
+    from tests.conftest import free_port
+
+    data = tmp_path / "fashion-product-images"
+    write_products(data / "images", range(1, 21))
+    (data / "styles.csv").write_text("id,gender\n" + "".join(f"{i},Men\n" for i in range(1, 21)))
+    (data / "queries_fullres").mkdir()
+    for product_id in (3, 14):
+        (data / "queries_fullres" / f"{product_id}.jpg").write_bytes((data / "images" / f"{product_id}.jpg").read_bytes())
+    port = free_port()
+    env = dict(os.environ, FASHIONREC_MODEL="efficientnet-lite0")
+    demo = start_fashionrec("demo", "--data", str(data), "--catalog", str(tmp_path / "c"), "--port", str(port),
+                            "--no-browser", env=env)
+    try:
+        output = read_until(demo, "The web app is up")
+        assert "2 of 2 photos of indexed products found their product in the top 5" in output
+        assert "20 products" in output
+        assert interrupt(demo) == 0
+    finally:
+        demo.kill()
+    again = fashionrec("demo", "--data", str(data), "--catalog", str(tmp_path / "c"), "--no-app")
+    assert again.returncode == 0 and "0 embedded now" in again.stdout and "fashionrec app --catalog" in again.stdout

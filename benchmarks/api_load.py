@@ -1,0 +1,139 @@
+"""Load test of the REST API on loopback: concurrent clients POSTing real photos to /recommend.
+
+    python benchmarks/api_load.py [--catalog DIR] [--data DIR] [--clients 8] [--requests 200]
+
+Starts `fashionrec serve` as its own process (as in production) on a free loopback port, against DIR
+(default: the demo catalog in the cache, indexed from the whole sample if needed; incremental). Times
+process start to first answer, then runs one client alone and then `--clients` at once, each over its
+own keep-alive connection, uploading the sample's full-resolution photos in turn. Every answer is
+checked (status 200, k results). Prints a table: requests/s, latency p50/p95/p99, errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from fashionrec.catalog import Catalog, index_images
+from fashionrec.config import load_settings
+from fashionrec.demo import find_sample_data
+from fashionrec.launch import stop, wait_until_up
+
+K = 5
+
+
+@dataclass(frozen=True)
+class RunResult:
+    clients: int
+    requests: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+
+    def row(self) -> str:
+        quantiles = statistics.quantiles(self.latencies, n=100, method="inclusive")
+        return (f"| {self.clients:7} | {self.requests:8} | {self.errors:6} | {self.requests / self.seconds:10.1f} | "
+                f"{quantiles[49] * 1000:7.0f} | {quantiles[94] * 1000:7.0f} | {quantiles[98] * 1000:7.0f} | "
+                f"{max(self.latencies) * 1000:7.0f} |")
+
+
+def multipart(photo: bytes, name: str) -> tuple[bytes, str]:
+    """A multipart/form-data body with one `file` field, and its content type."""
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+            f"Content-Type: image/jpeg\r\n\r\n").encode() + photo + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def run(port: int, bodies: list[tuple[bytes, str]], clients: int, requests: int) -> RunResult:
+    """`requests` uploads shared out over `clients` threads, each with its own connection."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    counter = iter(range(requests))
+
+    def client() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        for index in counter:  # shared iterator: each request is taken by exactly one client
+            body, content_type = bodies[index % len(bodies)]
+            start = time.perf_counter()
+            try:
+                connection.request("POST", f"/recommend?k={K}", body=body, headers={"Content-Type": content_type})
+                response = connection.getresponse()
+                answer = response.read()
+                ok = response.status == 200 and len(json.loads(answer)["results"]) == K
+            except (OSError, http.client.HTTPException, ValueError, KeyError):
+                ok = False
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            elapsed = time.perf_counter() - start
+            with lock:
+                latencies.append(elapsed)
+                errors[0] += not ok
+        connection.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return RunResult(clients, requests, errors[0], time.perf_counter() - start, latencies)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--catalog", type=Path, default=load_settings().cache_dir / "demo-catalog")
+    parser.add_argument("--data", type=Path)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    data = find_sample_data(args.data)
+    index_images(data / "images", args.catalog, metadata=data / "styles.csv")
+    catalog = Catalog.open(args.catalog)
+    photos = sorted((data / "queries_fullres").glob("*.jpg"))
+    bodies = [multipart(photo.read_bytes(), photo.name) for photo in photos]
+    mean_kb = statistics.mean(len(body) for body, _ in bodies) / 1000
+
+    port = free_port()
+    started = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "-m", "fashionrec.cli", "serve", "--catalog", str(args.catalog),
+                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}", server, timeout=300, health_path="/health")
+        first = run(port, bodies[:1], 1, 1)
+        to_first_answer = time.perf_counter() - started
+        run(port, bodies, 2, 16)  # warm-up, not reported
+        alone = run(port, bodies, 1, max(20, args.requests // 4))
+        loaded = run(port, bodies, args.clients, args.requests)
+    finally:
+        stop(server)
+    print(f"catalog: {len(catalog)} products, {catalog.model_name}; uploads: {len(photos)} full-resolution "
+          f"photos, {mean_kb:.0f} kB on average; k={K}; server: one `fashionrec serve` process on loopback")
+    print(f"process start to first answer: {to_first_answer:.2f} s (first request {first.latencies[0] * 1000:.0f} ms)")
+    print("| clients | requests | errors | requests/s | p50 ms | p95 ms | p99 ms | max ms |")
+    print("|--------:|---------:|-------:|-----------:|-------:|-------:|-------:|-------:|")
+    print(alone.row())
+    print(loaded.row())
+    if loaded.errors or alone.errors:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
