@@ -112,6 +112,7 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
         if declared.isdigit() and int(declared) > settings.max_upload_bytes + MULTIPART_SLACK_BYTES:
             return JSONResponse({"detail": too_large}, status_code=413)
         return await call_next(request)
+
     read_filters = _filters_reader(catalog.columns)
     errors: dict[int | str, dict[str, Any]] = {status: {"model": ErrorOut} for status in (400, 404, 413, 422)}
 
