@@ -78,6 +78,18 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true")
     info.set_defaults(run=_info)
 
+    evaluate = commands.add_parser("evaluate", help="leave-one-out precision@k and mAP@k by label")
+    evaluate.add_argument("--catalog", type=Path, required=True, help="catalog folder")
+    evaluate.add_argument("--label", action="append", dest="labels", metavar="COLUMN",
+                          help="metadata column that makes a result relevant, repeatable (default: articleType)")
+    evaluate.add_argument("-k", type=int, default=5, help="cut-off (default 5)")
+    evaluate.add_argument("--queries", type=int, help="score a seeded sample of N products (default: all)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of that sample (default 0)")
+    evaluate.add_argument("--queries-dir", type=Path, help="outside photos named <product id>.jpg: recall@1/@5")
+    evaluate.add_argument("--report", type=Path, metavar="OUT_DIR", help="write a Markdown report with plots here")
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.set_defaults(run=_evaluate)
+
     app = commands.add_parser("app", help="the web app: upload a photo or pick a product, see similar products")
     app.add_argument("--catalog", type=Path, required=True, help="catalog folder")
     _add_server_options(app, port=8501)
@@ -221,6 +233,40 @@ def _demo(args: argparse.Namespace) -> int:
         return 0
     return _run_web_app(result.catalog_dir, args.host, args.port, open_browser=not args.no_browser,
                         examples_dir=result.examples_dir)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from dataclasses import asdict, replace
+
+    from fashionrec.catalog import Catalog
+    from fashionrec.evaluate import DEFAULT_LABELS, evaluate, photo_recall
+
+    catalog = Catalog.open(args.catalog)
+    result = evaluate(catalog, args.labels or DEFAULT_LABELS, k=args.k, queries=args.queries, seed=args.seed)
+    if args.queries_dir:
+        from fashionrec.recommend import Recommender
+
+        result = replace(result, photos=photo_recall(Recommender(catalog), args.queries_dir))
+    if args.report:
+        from fashionrec.report import write_report
+
+        print(f"Report: {write_report(result, catalog, args.report, seed=args.seed)}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(asdict(result), indent=2))
+        return 0
+    k = result.k
+    print(f"{result.model}: leave-one-out over {result.queries} of {result.products} products "
+          f"({result.duplicate_groups} groups of exact-duplicate images)")
+    rows = [(s.label, str(s.queries), f"{s.precision:.4f}", f"{s.precision_macro:.4f}", f"{s.map:.4f}",
+             f"{s.map_macro:.4f}", f"{d.precision:.4f}", f"{d.map:.4f}")
+            for s, d in zip(result.labels, result.deduplicated)]
+    _print_table(("label", "queries", f"P@{k}", f"P@{k} macro", f"mAP@{k}", f"mAP@{k} macro",
+                  f"P@{k} no copies", f"mAP@{k} no copies"), rows)
+    if result.photos:
+        photos = result.photos
+        print(f"Photos of {photos.photos} catalog products ({photos.not_in_catalog} of others skipped): "
+              f"recall@1 {photos.recall_at_1:.2f}, recall@5 {photos.recall_at_5:.2f}")
+    return 0
 
 
 def _app(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fashionrec.catalog.store import CatalogStore, SkippedFile
+from fashionrec.catalog.store import CatalogStore, SkippedFile, StoredProducts
 from fashionrec.errors import CatalogError, ProductNotFoundError
 
 
@@ -24,14 +24,15 @@ class Catalog:
         (7254, 'efficientnet-lite2')
     """
 
-    def __init__(self, catalog_dir: Path, info: dict[str, str], ids: list[str], paths: list[str],
-                 vectors: np.ndarray, metadata: list[dict[str, str | None]], skipped: list[SkippedFile]) -> None:
+    def __init__(self, catalog_dir: Path, info: dict[str, str], stored: StoredProducts,
+                 skipped: list[SkippedFile]) -> None:
         self.catalog_dir = catalog_dir
         self.info = info
-        self.ids = ids
-        self.vectors = vectors
-        self._paths = paths
-        self._metadata = metadata
+        self.ids = stored.ids
+        self.vectors = stored.vectors
+        self.content_hashes = stored.sha256  # row-aligned; equal hashes are exact-duplicate images
+        self._paths = stored.paths
+        self._metadata = stored.metadata
         self.skipped = skipped
 
     @classmethod
@@ -48,7 +49,7 @@ class Catalog:
                 raise CatalogError(f"the catalog {catalog_dir} was never indexed; run fashionrec index first")
             stored = store.load(int(info["dim"]))
             skipped = list(store.skipped().values())
-        return cls(catalog_dir, info, stored.ids, stored.paths, stored.vectors, stored.metadata, skipped)
+        return cls(catalog_dir, info, stored, skipped)
 
     def __len__(self) -> int:
         return len(self.ids)

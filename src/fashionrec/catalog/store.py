@@ -79,6 +79,7 @@ class StoredProducts:
     paths: list[str]
     vectors: np.ndarray
     metadata: list[dict[str, str | None]]
+    sha256: list[str]  # of each image file: equal hashes are exact-duplicate images
 
 
 class CatalogStore:
@@ -192,7 +193,7 @@ class CatalogStore:
 
     def load(self, dim: int) -> StoredProducts:
         """Every product, ordered by id, with its vectors as one (n, dim) float32 matrix."""
-        rows = self._db.execute("SELECT id, path, vector, metadata FROM products ORDER BY id").fetchall()
+        rows = self._db.execute("SELECT id, path, vector, metadata, sha256 FROM products ORDER BY id").fetchall()
         vectors = np.empty((len(rows), dim), dtype=np.float32)
         for index, row in enumerate(rows):
             vectors[index] = np.frombuffer(row[2], dtype="<f4")
@@ -201,6 +202,7 @@ class CatalogStore:
             paths=[row[1] for row in rows],
             vectors=vectors,
             metadata=[json.loads(row[3]) if row[3] else {} for row in rows],
+            sha256=[row[4] for row in rows],
         )
 
 

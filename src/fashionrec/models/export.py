@@ -20,13 +20,16 @@ log = logging.getLogger(__name__)
 INPUT_NAME = "images"
 OUTPUT_NAME = "features"
 OPSET = 17
+GEM_P = 3.0
+GEM_EPS = 1e-6
 
 
-def export_onnx(spec: ModelSpec, weights_path: Path, target: Path) -> None:
+def export_onnx(spec: ModelSpec, weights_path: Path, target: Path, pooled: bool = True) -> None:
     """Build `spec` with the given weights in torch and write it to `target` as ONNX, atomically.
 
     The graph takes preprocessed images (N, 3, S, S) and returns pooled, not yet normalised,
-    features (N, dim); the batch dimension is dynamic.
+    features (N, dim); the batch dimension is dynamic. With `pooled=False` it returns the last feature
+    map (N, dim, s, s) instead, so that a benchmark can compare poolings from one pass over the images.
 
     Raises:
         ModelError: torch (or a builder's package) is not installed.
@@ -38,7 +41,8 @@ def export_onnx(spec: ModelSpec, weights_path: Path, target: Path) -> None:
             f"the ONNX file for {spec.name} is not built yet and building it needs torch: "
             "pip install torch==2.13.0 'fashionrec[export]'"
         ) from None
-    network = _pooled(_build_backbone(spec, weights_path), spec.pooling).eval()
+    backbone = _build_backbone(spec, weights_path)
+    network = (_pooled(backbone, spec.pooling) if pooled else backbone).eval()
     sample = torch.zeros(1, 3, spec.input_size, spec.input_size)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=target.stem, suffix=".onnx.part")
@@ -71,7 +75,7 @@ def _build_backbone(spec: ModelSpec, weights_path: Path):  # -> torch.nn.Module
 
 
 def _pooled(backbone, pooling: str):  # -> torch.nn.Module
-    """Wrap a feature-map network with global max or average pooling."""
+    """Wrap a feature-map network with global max, average or GeM pooling."""
     import torch
 
     class Pooled(torch.nn.Module):
@@ -81,6 +85,10 @@ def _pooled(backbone, pooling: str):  # -> torch.nn.Module
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             maps = self.backbone(x)
-            return maps.amax(dim=(2, 3)) if pooling == "max" else maps.mean(dim=(2, 3))
+            if pooling == "max":
+                return maps.amax(dim=(2, 3))
+            if pooling == "gem":  # generalised mean, p = 3: between average (p = 1) and max (p -> inf)
+                return maps.clamp(min=GEM_EPS).pow(GEM_P).mean(dim=(2, 3)).pow(1.0 / GEM_P)
+            return maps.mean(dim=(2, 3))
 
     return Pooled()

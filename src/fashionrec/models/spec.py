@@ -52,7 +52,7 @@ class ModelSpec:
     description: str
     dim: int
     preprocessing: Preprocessing
-    pooling: Literal["max", "avg"]
+    pooling: Literal["max", "avg", "gem"]
     weights: WeightsSource
 
     @property
