@@ -102,6 +102,26 @@ def shop_catalog(tmp_path_factory, lite0) -> Path:
     return root / "catalog"
 
 
+@pytest.fixture(scope="session")
+def copies_catalog(tmp_path_factory, lite0) -> Path:
+    """40 drawn products (shop metadata) plus 3 byte-identical copies under other ids."""
+    import shutil
+
+    from fashionrec.catalog import index_images
+
+    root = tmp_path_factory.mktemp("copies")
+    write_products(root / "images", range(1, 41))
+    for original, copy in ((1, 101), (2, 102), (2, 103)):
+        shutil.copy(root / "images" / f"{original}.jpg", root / "images" / f"{copy}.jpg")
+    rows = {**{i: shop_metadata(i) for i in range(1, 41)}, 101: shop_metadata(1), 102: shop_metadata(2),
+            103: shop_metadata(2)}
+    lines = ["id,gender,articleType,baseColour,productDisplayName"] + [
+        ",".join([str(i), *m.values()]) for i, m in rows.items()]
+    (root / "styles.csv").write_text("\n".join(lines) + "\n")
+    index_images(root / "images", root / "c", metadata=root / "styles.csv", model="efficientnet-lite0", progress=False)
+    return root / "c"
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now (for servers the tests start)."""
     import socket

@@ -188,7 +188,7 @@ def test_openapi_documents_every_endpoint_and_the_filters(client: TestClient) ->
     assert {"/health", "/filters", "/recommend", "/products/{product_id}", "/products/{product_id}/image",
             "/products/{product_id}/similar"} <= set(schema["paths"])
     names = [p["name"] for p in schema["paths"]["/recommend"]["post"]["parameters"]]
-    assert names == ["k", "gender", "articleType", "baseColour", "productDisplayName"]
+    assert names == ["k", "show_duplicates", "gender", "articleType", "baseColour", "productDisplayName"]
     assert "413" in schema["paths"]["/recommend"]["post"]["responses"]
 
 
@@ -242,3 +242,14 @@ def test_serve_refuses_a_port_in_use(shop_catalog: Path) -> None:
         result = subprocess.run([sys.executable, "-m", "fashionrec.cli", "serve", "--catalog", str(shop_catalog),
                                  "--port", str(port)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "another --port" in result.stderr
+
+
+def test_duplicate_images_come_back_once_unless_asked(copies_catalog: Path, lite0) -> None:
+    client = TestClient(create_app(Recommender(Catalog.open(copies_catalog), lite0)))
+    ids = [m["id"] for m in client.get("/products/1/similar?k=50").json()["results"]]
+    assert "101" not in ids and len(ids) == 39
+    every = [m["id"] for m in client.get("/products/1/similar?k=50&show_duplicates=true").json()["results"]]
+    assert "101" in every and len(every) == 42
+    photo = Catalog.open(copies_catalog).image_path("2").read_bytes()
+    top = [m["id"] for m in client.post("/recommend?k=3&show_duplicates=1", files=upload(photo)).json()["results"]]
+    assert set(top) == {"2", "102", "103"}

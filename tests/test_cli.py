@@ -158,3 +158,10 @@ def test_demo_indexes_checks_the_photos_then_opens_the_app(tmp_path: Path, lite0
         demo.kill()
     again = fashionrec("demo", "--data", str(data), "--catalog", str(tmp_path / "c"), "--no-app")
     assert again.returncode == 0 and "0 embedded now" in again.stdout and "fashionrec app --catalog" in again.stdout
+
+
+def test_show_duplicates_flag(copies_catalog: Path) -> None:
+    once = json.loads(fashionrec("similar", "1", "--catalog", str(copies_catalog), "-k", "50", "--json").stdout)
+    every = json.loads(fashionrec("similar", "1", "--catalog", str(copies_catalog), "-k", "50", "--json",
+                                  "--show-duplicates").stdout)
+    assert len(once["results"]) == 39 and len(every["results"]) == 42

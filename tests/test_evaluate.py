@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fashionrec.catalog import Catalog, index_images
+from fashionrec.catalog import Catalog
 from fashionrec.cli import main
 from fashionrec.errors import FashionrecError
 from fashionrec.evaluate import evaluate, photo_recall, score_label, top_neighbours
 from fashionrec.recommend import Recommender
-from tests.conftest import shop_metadata, write_products
 
 
 def unit_rows(count: int, dim: int, seed: int) -> np.ndarray:
@@ -52,22 +51,6 @@ def test_a_query_alone_in_its_class_or_without_a_label_is_not_scored() -> None:
     neighbours = np.array([[1, 2], [0, 2], [0, 1], [0, 1]])
     scores = score_label("label", values, np.arange(4), neighbours, k=1, groups={})
     assert scores.queries == 2 and scores.unscored == 2 and scores.precision == 1.0 and scores.map == 1.0
-
-
-@pytest.fixture(scope="module")
-def copies_catalog(tmp_path_factory, lite0) -> Path:
-    """40 drawn products (shop metadata) plus 3 byte-identical copies under other ids."""
-    root = tmp_path_factory.mktemp("eval")
-    write_products(root / "images", range(1, 41))
-    for original, copy in ((1, 101), (2, 102), (2, 103)):
-        shutil.copy(root / "images" / f"{original}.jpg", root / "images" / f"{copy}.jpg")
-    rows = {**{i: shop_metadata(i) for i in range(1, 41)}, 101: shop_metadata(1), 102: shop_metadata(2),
-            103: shop_metadata(2)}
-    lines = ["id,gender,articleType,baseColour,productDisplayName"] + [
-        ",".join([str(i), *m.values()]) for i, m in rows.items()]
-    (root / "styles.csv").write_text("\n".join(lines) + "\n")
-    index_images(root / "images", root / "c", metadata=root / "styles.csv", model="efficientnet-lite0", progress=False)
-    return root / "c"
 
 
 def test_label_aligned_vectors_score_one_and_copies_are_grouped(copies_catalog: Path) -> None:

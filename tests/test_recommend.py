@@ -89,3 +89,16 @@ def test_large_queries_are_brought_to_the_catalog_look(recommender: Recommender)
     assert match_catalog_look(draw_product(7), (60, 80)).size == (60, 80)  # small photos pass unchanged
     assert recommender.query_image(big).size == (60, 80)
     assert recommender.by_image(big, k=1).results[0].id == "7"
+
+
+def test_duplicate_images_come_back_once_unless_asked(copies_catalog: Path, lite0) -> None:
+    recommender = Recommender(Catalog.open(copies_catalog), lite0)
+    more = [m.id for m in recommender.by_id("1", k=42).results]
+    assert "101" not in more and len(more) == 43 - 4  # itself, its copy 101, and two of 2/102/103 left out
+    assert len({"2", "102", "103"} & set(more)) == 1
+    assert "101" in [m.id for m in recommender.by_id("1", k=5, show_duplicates=True).results]
+    photo = Catalog.open(copies_catalog).image_path("2")
+    first = [m.id for m in recommender.by_image(photo, k=3).results]
+    assert first[0] in {"2", "102", "103"} and not {"2", "102", "103"} & set(first[1:])
+    every = [m.id for m in recommender.by_image(photo, k=3, show_duplicates=True).results]
+    assert set(every) == {"2", "102", "103"}

@@ -44,3 +44,19 @@ def test_bad_arguments() -> None:
         exact_search(np.zeros((3, 4), np.float32), np.zeros(5, np.float32), 1)
     with pytest.raises(ValueError, match="at least 1"):
         exact_search(np.zeros((3, 4), np.float32), np.zeros(4, np.float32), 0)
+
+
+def test_distinct_rows_skips_exact_and_near_copies() -> None:
+    from fashionrec.search import distinct_rows
+
+    vectors = np.eye(6, dtype=np.float32)
+    vectors[5] = 0.9999 * vectors[1] + 0.01 * vectors[2]
+    vectors[5] /= np.linalg.norm(vectors[5])
+    hashes = ["a", "b", "c", "a", "e", "f"]
+    order = np.array([0, 3, 1, 5, 2, 4])
+    assert distinct_rows(order, hashes, vectors, k=4, duplicate_cosine=0.999).tolist() == [0, 2, 4, 5]
+    assert distinct_rows(order, hashes, vectors, k=4, duplicate_cosine=1.01).tolist() == [0, 2, 3, 4]
+    assert distinct_rows(order, hashes, vectors, k=9, duplicate_cosine=0.999).tolist() == [0, 2, 4, 5]
+    seen = distinct_rows(order, hashes, vectors, k=2, duplicate_cosine=0.999, seen_hashes=["a"],
+                         seen_vectors=vectors[[2]])
+    assert seen.tolist() == [2, 5]  # rows 0 and 3 copy the seen hash; row 2 is the seen vector itself

@@ -133,3 +133,13 @@ def test_without_a_catalog_the_page_says_how_to_start(monkeypatch: pytest.Monkey
     monkeypatch.setenv("FASHIONREC_CATALOG", str(tmp_path / "nothing-here"))
     app = AppTest.from_file(str(WEBAPP_SCRIPT), default_timeout=TIMEOUT).run()
     assert "cannot be opened" in app.error[0].value and not app.exception
+
+
+def test_duplicates_are_shown_once_unless_ticked(copies_catalog: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FASHIONREC_CATALOG", str(copies_catalog))
+    app = AppTest.from_file(str(WEBAPP_SCRIPT), default_timeout=TIMEOUT).run()
+    app.file_uploader(key="upload").upload("two.jpg", Catalog.open(copies_catalog).image_path("2").read_bytes(),
+                                           "image/jpeg").run()
+    assert len({"2", "102", "103"} & set(result_ids(app))) == 1
+    app.sidebar.checkbox(key="show-duplicates").check().run()
+    assert set(result_ids(app)[:3]) == {"2", "102", "103"}

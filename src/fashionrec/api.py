@@ -35,6 +35,7 @@ from fashionrec.recommend import DEFAULT_K, Recommendations, Recommender
 
 logger = logging.getLogger(__name__)
 
+RESERVED_PARAMETERS = ("k", "show_duplicates")  # query parameters that are not filters
 MULTIPART_SLACK_BYTES = 64 * 1024
 """Room for the multipart envelope around an upload of the maximum size."""
 
@@ -119,6 +120,9 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
     def k_query() -> Any:
         return Query(DEFAULT_K, ge=1, le=settings.max_k, description="how many products")
 
+    def duplicates_query() -> Any:
+        return Query(False, description="show every copy of a duplicate image (default: one product per group)")
+
     @app.get("/health", response_model=HealthOut)
     def health() -> HealthOut:
         """The model and catalog this server answers from."""
@@ -134,11 +138,11 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
     @app.post("/recommend", response_model=RecommendationsOut, responses=errors,
               max_body_size=settings.max_upload_bytes + MULTIPART_SLACK_BYTES)
     async def recommend(request: Request, file: UploadFile = File(description="a photo: jpg, png, webp, ..."),
-                        k: int = k_query()) -> RecommendationsOut:
+                        k: int = k_query(), show_duplicates: bool = duplicates_query()) -> RecommendationsOut:
         """The k products that look most like the uploaded photo."""
         where = read_filters(request)
         image = await _read_upload(file, settings.max_upload_bytes)
-        found = await run_in_threadpool(recommender.by_image, image, k, where)
+        found = await run_in_threadpool(recommender.by_image, image, k, where, show_duplicates)
         return _recommendations_out(request, found)
 
     @app.get("/products/{product_id}", response_model=ProductOut, responses=errors)
@@ -155,10 +159,11 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
         return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
 
     @app.get("/products/{product_id}/similar", response_model=RecommendationsOut, responses=errors)
-    async def similar(request: Request, product_id: str = Path(), k: int = k_query()) -> RecommendationsOut:
-        """More like this product (never the product itself)."""
+    async def similar(request: Request, product_id: str = Path(), k: int = k_query(),
+                      show_duplicates: bool = duplicates_query()) -> RecommendationsOut:
+        """More like this product (never the product itself, nor a copy of its image)."""
         where = read_filters(request)
-        found = await run_in_threadpool(recommender.by_id, product_id, k, where)
+        found = await run_in_threadpool(recommender.by_id, product_id, k, where, show_duplicates)
         return _recommendations_out(request, found)
 
     _document_filters(app, catalog.columns)
@@ -210,11 +215,12 @@ def _filters_reader(columns: list[str]) -> Callable[[Request], dict[str, list[st
     def read_filters(request: Request) -> dict[str, list[str]]:
         where: dict[str, list[str]] = {}
         for name, value in request.query_params.multi_items():
-            if name == "k":
+            if name in RESERVED_PARAMETERS:
                 continue
             if name not in allowed:
                 known = ", ".join(columns) or "none (the catalog was indexed without metadata)"
-                raise FilterError(f"unknown query parameter {name!r}: use k or a filter column ({known})")
+                raise FilterError(f"unknown query parameter {name!r}: use k, show_duplicates or a filter column "
+                                  f"({known})")
             where.setdefault(name, []).append(value)
         return where
 
@@ -232,7 +238,7 @@ def _document_filters(app: FastAPI, columns: list[str]) -> None:
                         {"name": column, "in": "query", "required": False, "explode": True,
                          "schema": {"type": "array", "items": {"type": "string"}},
                          "description": f"keep products whose {column} is one of these (case ignored)"}
-                        for column in columns if column != "k"
+                        for column in columns if column not in RESERVED_PARAMETERS
                     )
             app.openapi_schema = schema
         return app.openapi_schema

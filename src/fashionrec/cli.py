@@ -70,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("-k", type=int, default=5, help="how many products (default 5)")
         sub.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE",
                          help="metadata filter, repeatable (same column: any of; different columns: all of)")
+        sub.add_argument("--show-duplicates", action="store_true",
+                         help="show every copy of a duplicate image (default: one product per group)")
         sub.add_argument("--json", action="store_true", help="print JSON")
         sub.set_defaults(run=_recommend if name == "recommend" else _similar)
 
@@ -168,12 +170,13 @@ def _recommend(args: argparse.Namespace) -> int:
 
     image = read_image_bytes(args.image)  # a missing file fails before the model loads
     recommender, filters = _recommender(args)
-    return _show(recommender.by_image(image, k=args.k, where=filters), args.json)
+    return _show(recommender.by_image(image, k=args.k, where=filters, show_duplicates=args.show_duplicates), args.json)
 
 
 def _similar(args: argparse.Namespace) -> int:
     recommender, filters = _recommender(args, product_id=args.product_id)
-    return _show(recommender.by_id(args.product_id, k=args.k, where=filters), args.json)
+    return _show(recommender.by_id(args.product_id, k=args.k, where=filters, show_duplicates=args.show_duplicates),
+                 args.json)
 
 
 def _recommender(args: argparse.Namespace, product_id: str | None = None):

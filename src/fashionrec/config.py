@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_MODEL = "efficientnet-lite2"
+DUPLICATE_COSINE = 0.999  # placeholder until measured
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Settings:
     max_upload_bytes: int  # FASHIONREC_MAX_UPLOAD_MB: larger uploads are refused (API: 413), default 10 MB
     max_k: int  # FASHIONREC_MAX_K: the most results one web or API request may ask for
     examples_dir: Path | None  # FASHIONREC_EXAMPLES: photos the web app offers to try (the demo sets it)
+    duplicate_cosine: float  # FASHIONREC_DUPLICATE_COSINE: results this close to a shown one are its duplicates
 
     @property
     def models_dir(self) -> Path:
@@ -93,4 +95,5 @@ def load_settings() -> Settings:
         max_upload_bytes=int(max(0.001, _env_float("FASHIONREC_MAX_UPLOAD_MB", 10.0)) * 1_000_000),
         max_k=max(1, _env_int("FASHIONREC_MAX_K", 100)),
         examples_dir=_env_path("FASHIONREC_EXAMPLES"),
+        duplicate_cosine=_env_float("FASHIONREC_DUPLICATE_COSINE", DUPLICATE_COSINE),
     )

@@ -19,7 +19,7 @@ from fashionrec.config import Settings, load_settings
 from fashionrec.embed import Embedder, load_model
 from fashionrec.errors import CatalogError, FashionrecError, FilterError, ModelMismatchError
 from fashionrec.images import ImageSource, match_catalog_look, open_image
-from fashionrec.search import exact_search
+from fashionrec.search import Neighbours, distinct_rows, exact_search
 
 DEFAULT_K = 5
 Filters = Mapping[str, Union[str, Sequence[str]]]
@@ -103,9 +103,14 @@ class Recommender:
         settings = settings or load_settings()
         wants_matching = settings.match_queries if match_queries is None else match_queries
         self._query_size = catalog.typical_image_size if wants_matching else None
+        self._duplicate_cosine = settings.duplicate_cosine
 
-    def by_image(self, image: ImageSource, k: int = DEFAULT_K, where: Filters | None = None) -> Recommendations:
+    def by_image(self, image: ImageSource, k: int = DEFAULT_K, where: Filters | None = None,
+                 show_duplicates: bool = False) -> Recommendations:
         """The `k` products that look most like `image` (a path, the file's bytes, or a PIL image).
+
+        Duplicate images (exact copies, or vectors closer than the `duplicate_cosine` setting) come back
+        once, as their nearest product, unless `show_duplicates`.
 
         Raises:
             ImageError: the image cannot be used.
@@ -113,7 +118,7 @@ class Recommender:
         """
         self._check(k)
         query = self.embedder.embed_image(self.query_image(image))
-        return self._answer(query, k, self._allowed(where, exclude=None))
+        return self._answer(query, k, self._allowed(where, exclude=None), None if show_duplicates else ())
 
     def query_image(self, image: ImageSource) -> Image.Image:
         """The query as the model will see it: decoded, upright, RGB, matched to the catalog's look.
@@ -125,15 +130,20 @@ class Recommender:
         decoded = open_image(image, self.embedder.max_pixels, draft_size=2 * prep.size if prep.allow_draft else None)
         return match_catalog_look(decoded, self._query_size) if self._query_size else decoded
 
-    def by_id(self, product_id: str, k: int = DEFAULT_K, where: Filters | None = None) -> Recommendations:
+    def by_id(self, product_id: str, k: int = DEFAULT_K, where: Filters | None = None,
+              show_duplicates: bool = False) -> Recommendations:
         """The `k` products most like catalog product `product_id`, never the product itself.
+
+        Unless `show_duplicates`, copies of the product's image are left out too, and duplicates among
+        the results come back once (see `by_image`).
 
         Raises:
             ProductNotFoundError: the id is not in the catalog.
         """
         self._check(k)
         position = self.catalog.position(str(product_id))
-        return self._answer(self.catalog.vectors[position], k, self._allowed(where, exclude=position))
+        return self._answer(self.catalog.vectors[position], k, self._allowed(where, exclude=position),
+                            None if show_duplicates else (position,))
 
     def _check(self, k: int) -> None:
         """Refuse a k below 1 and an empty catalog, with messages a user can act on."""
@@ -142,9 +152,11 @@ class Recommender:
         if len(self.catalog) == 0:
             raise CatalogError(f"the catalog {self.catalog.catalog_dir} is empty: index some images first")
 
-    def _answer(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> Recommendations:
-        """Search and turn rows into `Match`es."""
-        found = exact_search(self.catalog.vectors, query, k, allowed)
+    def _answer(self, query: np.ndarray, k: int, allowed: np.ndarray | None,
+                seen: tuple[int, ...] | None) -> Recommendations:
+        """Search and turn rows into `Match`es; `seen`: None keeps duplicates, else rows already 'shown'."""
+        found = (exact_search(self.catalog.vectors, query, k, allowed) if seen is None
+                 else self._distinct(query, k, allowed, seen))
         results = [
             Match(
                 id=self.catalog.ids[position],
@@ -155,6 +167,19 @@ class Recommender:
             for position, distance in zip(found.positions.tolist(), found.distances.tolist())
         ]
         return Recommendations(model=self.catalog.model_name, results=results)
+
+    def _distinct(self, query: np.ndarray, k: int, allowed: np.ndarray | None, seen: tuple[int, ...]) -> Neighbours:
+        """The k nearest with one product per duplicate group, widening the search until k are found."""
+        vectors, hashes = self.catalog.vectors, self.catalog.content_hashes
+        available = len(vectors) if allowed is None else int(allowed.sum())
+        fetch = k
+        while True:
+            fetch = min(2 * fetch + 8, available)
+            found = exact_search(vectors, query, fetch, allowed)
+            keep = distinct_rows(found.positions, hashes, vectors, k, self._duplicate_cosine,
+                                 seen_hashes=[hashes[p] for p in seen], seen_vectors=vectors[list(seen)])
+            if len(keep) == k or fetch >= available:
+                return Neighbours(found.positions[keep], found.distances[keep])
 
     def _allowed(self, where: Filters | None, exclude: int | None) -> np.ndarray | None:
         """Boolean mask of the rows a query may return (None: all rows)."""

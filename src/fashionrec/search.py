@@ -7,6 +7,7 @@ exactly for the k winners only.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,3 +54,35 @@ def exact_search(vectors: np.ndarray, query: np.ndarray, k: int, allowed: np.nda
     positions = candidates[order].astype(np.int64)
     distances = np.linalg.norm(vectors[positions] - query[None, :], axis=1).astype(np.float32)
     return Neighbours(positions, distances)
+
+
+def distinct_rows(positions: np.ndarray, hashes: Sequence[str], vectors: np.ndarray, k: int,
+                  duplicate_cosine: float, seen_hashes: Sequence[str] = (),
+                  seen_vectors: np.ndarray | None = None) -> np.ndarray:
+    """The first `k` of `positions` (nearest first) that are not duplicates of an earlier one.
+
+    A row duplicates another when their images have the same content hash (an exact copy) or their
+    vectors' cosine is at least `duplicate_cosine` (a near copy: the same photo resized or re-encoded).
+    `seen_hashes` / `seen_vectors` count as already taken: the query product's, so that "more like this"
+    never offers a copy of the product itself. Returns indices into `positions`.
+
+    Example:
+        >>> hashes = ["h0", "h1", "h2", "h3", "same", "h5", "h6", "same"]  # rows 4 and 7: one file twice
+        >>> distinct_rows(np.array([4, 7, 2]), hashes, np.eye(8, dtype=np.float32), k=2, duplicate_cosine=0.99)
+        array([0, 2])
+    """
+    taken_hashes = set(seen_hashes)
+    taken = [] if seen_vectors is None else [np.asarray(v, dtype=np.float32) for v in np.atleast_2d(seen_vectors)]
+    chosen: list[int] = []
+    for index, position in enumerate(positions.tolist()):
+        if hashes[position] in taken_hashes:
+            continue
+        vector = vectors[position]
+        if taken and float(np.max(np.stack(taken) @ vector)) >= duplicate_cosine:
+            continue
+        chosen.append(index)
+        taken_hashes.add(hashes[position])
+        taken.append(vector)
+        if len(chosen) == k:
+            break
+    return np.array(chosen, dtype=np.int64)

@@ -57,21 +57,32 @@ def main() -> None:
         st.error(f"The catalog cannot be opened: {exc}")
         return
     st.title("More like this")
-    k, where = _sidebar(recommender, settings)
+    options = _sidebar(recommender, settings)
     query = _ask(recommender, settings)
     if query is None:
         st.info("Upload a photo of a fashion product, or pick one from the catalog, to see similar products.")
         return
-    _show(recommender, query, k, where)
+    _show(recommender, query, options)
 
 
-def _sidebar(recommender: Recommender, settings: Settings) -> tuple[int, dict[str, list[str]]]:
-    """k and the metadata filters, plus what the app is serving."""
+@dataclass(frozen=True)
+class Options:
+    """What the sidebar asks for."""
+
+    k: int
+    where: dict[str, list[str]]
+    show_duplicates: bool
+
+
+def _sidebar(recommender: Recommender, settings: Settings) -> Options:
+    """k, duplicates and the metadata filters, plus what the app is serving."""
     catalog = recommender.catalog
     with st.sidebar:
         st.header("Results")
         k = st.slider("How many products", 1, min(MAX_K_SLIDER, settings.max_k), min(DEFAULT_K, settings.max_k),
                       key="k")
+        show_duplicates = st.checkbox("Show duplicate images", key="show-duplicates",
+                                      help="By default a product photographed with the same image is shown once.")
         facets = catalog.facets()
         if facets:
             st.header("Filters")
@@ -83,7 +94,7 @@ def _sidebar(recommender: Recommender, settings: Settings) -> tuple[int, dict[st
         st.header("Catalog")
         st.caption(f"{len(catalog):,} products · model {catalog.model_name} ({catalog.dim}-d vectors)")
         st.caption(f"{catalog.catalog_dir}")
-    return k, where
+    return Options(k, where, show_duplicates)
 
 
 def _filter_order(column: str) -> tuple[int, str]:
@@ -142,7 +153,7 @@ def _examples(settings: Settings) -> list[Path]:
     return sorted(path for path in folder.iterdir() if path.suffix.lower().lstrip(".") in UPLOAD_TYPES)
 
 
-def _show(recommender: Recommender, query: Query, k: int, where: dict[str, list[str]]) -> None:
+def _show(recommender: Recommender, query: Query, options: Options) -> None:
     """The query beside its results."""
     query_column, results_column = st.columns([1, 4], gap="large")
     with query_column:
@@ -150,8 +161,9 @@ def _show(recommender: Recommender, query: Query, k: int, where: dict[str, list[
         st.image(query.picture, caption=query.title, width="stretch")
     with results_column:
         try:
-            found = (recommender.by_id(query.product_id, k=k, where=where) if query.product_id
-                     else recommender.by_image(query.photo, k=k, where=where))
+            ask = dict(k=options.k, where=options.where, show_duplicates=options.show_duplicates)
+            found = (recommender.by_id(query.product_id, **ask) if query.product_id
+                     else recommender.by_image(query.photo, **ask))
         except FashionrecError as exc:
             st.error(f"No recommendations: {exc}")
             return
