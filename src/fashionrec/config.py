@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_MODEL = "efficientnet-lite2"
-DUPLICATE_COSINE = 0.999  # placeholder until measured
+# Near-duplicate images: cosine of whitened vectors at or above this. On the sample, pairs above 0.99 are the same
+# photo under two ids (shade variants shot identically); 0.95-0.97 are already different colours of one product.
+DUPLICATE_COSINE = 0.99
+WHITEN_DIM = 512  # docs/QUALITY.md: the best of 128/256/512 on the sample
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,8 @@ class Settings:
     max_upload_bytes: int  # FASHIONREC_MAX_UPLOAD_MB: larger uploads are refused (API: 413), default 10 MB
     max_k: int  # FASHIONREC_MAX_K: the most results one web or API request may ask for
     examples_dir: Path | None  # FASHIONREC_EXAMPLES: photos the web app offers to try (the demo sets it)
-    duplicate_cosine: float  # FASHIONREC_DUPLICATE_COSINE: results this close to a shown one are its duplicates
+    duplicate_cosine: float  # FASHIONREC_DUPLICATE_COSINE: results this close to a shown one are its near copies
+    whiten_dim: int  # FASHIONREC_WHITEN_DIM: PCA-whiten catalog vectors to this length (0: raw model vectors)
 
     @property
     def models_dir(self) -> Path:
@@ -96,4 +100,5 @@ def load_settings() -> Settings:
         max_k=max(1, _env_int("FASHIONREC_MAX_K", 100)),
         examples_dir=_env_path("FASHIONREC_EXAMPLES"),
         duplicate_cosine=_env_float("FASHIONREC_DUPLICATE_COSINE", DUPLICATE_COSINE),
+        whiten_dim=max(0, _env_int("FASHIONREC_WHITEN_DIM", WHITEN_DIM)),
     )

@@ -103,7 +103,9 @@ class Recommender:
         settings = settings or load_settings()
         wants_matching = settings.match_queries if match_queries is None else match_queries
         self._query_size = catalog.typical_image_size if wants_matching else None
-        self._duplicate_cosine = settings.duplicate_cosine
+        # Raw pooled features are all alike (nearest-neighbour cosines around 0.99), so near copies are told
+        # apart only in a whitened catalog; exact copies (same file content) always are.
+        self._duplicate_cosine = settings.duplicate_cosine if catalog.whitening else np.inf
 
     def by_image(self, image: ImageSource, k: int = DEFAULT_K, where: Filters | None = None,
                  show_duplicates: bool = False) -> Recommendations:
@@ -117,7 +119,7 @@ class Recommender:
             CatalogError: the catalog is empty. FilterError: a filter names an unknown column.
         """
         self._check(k)
-        query = self.embedder.embed_image(self.query_image(image))
+        query = self.catalog.project(self.embedder.embed_image(self.query_image(image)))
         return self._answer(query, k, self._allowed(where, exclude=None), None if show_duplicates else ())
 
     def query_image(self, image: ImageSource) -> Image.Image:

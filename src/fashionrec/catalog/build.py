@@ -27,6 +27,14 @@ from tqdm import tqdm
 
 from fashionrec.catalog.metadata import MetadataTable, read_metadata
 from fashionrec.catalog.store import CatalogStore, FileStamp, ProductRow, SkippedFile
+from fashionrec.catalog.whitening import (
+    FITTED_ON_KEY,
+    MATRIX_KEY,
+    MEAN_KEY,
+    fit_whitening,
+    products_fingerprint,
+    whitening_dim,
+)
 from fashionrec.config import Settings, load_settings
 from fashionrec.embed import Embedder, load_model
 from fashionrec.errors import CatalogError, ImageError, ModelMismatchError
@@ -251,6 +259,7 @@ def index_images(
             settings.decode_workers, progress,
         )
         store.set_info(_typical_size_info(images_dir, store))
+        refresh_whitening(store, settings.whiten_dim)
         products = store.count()
     ids_on_disk = {f.product_id for f in files}
     return IndexReport(
@@ -267,6 +276,23 @@ def index_images(
         metadata_without_image=None if table is None else sum(i not in ids_on_disk for i in table.rows),
         seconds=time.perf_counter() - started,
     )
+
+
+def refresh_whitening(store: CatalogStore, wanted_dim: int) -> None:
+    """Fit the catalog's whitening again if its products changed since the last fit (or drop it if too few)."""
+    ids, hashes = store.id_hashes()
+    model_dim = int(store.info()["dim"])
+    dim = whitening_dim(len(ids), wanted_dim, model_dim)
+    if dim == 0:
+        store.delete_arrays([MEAN_KEY, MATRIX_KEY], [FITTED_ON_KEY])
+        return
+    fingerprint = products_fingerprint(ids, hashes)
+    stored = store.get_array(MATRIX_KEY)
+    if store.info().get(FITTED_ON_KEY) == fingerprint and stored is not None and stored.shape[1] == dim:
+        return
+    log.info("fitting the catalog's whitening (%d products, %d dims)", len(ids), dim)
+    whitening = fit_whitening(store.vector_blocks(model_dim), dim, fingerprint)
+    store.put_arrays({MEAN_KEY: whitening.mean, MATRIX_KEY: whitening.matrix}, {FITTED_ON_KEY: fingerprint})
 
 
 def _embed_and_store(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from functools import cached_property
 from pathlib import Path
@@ -10,7 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from fashionrec.catalog.store import CatalogStore, SkippedFile, StoredProducts
+from fashionrec.catalog.whitening import FITTED_ON_KEY, MATRIX_KEY, MEAN_KEY, Whitening, products_fingerprint
 from fashionrec.errors import CatalogError, ProductNotFoundError
+
+log = logging.getLogger(__name__)
 
 
 class Catalog:
@@ -25,11 +29,13 @@ class Catalog:
     """
 
     def __init__(self, catalog_dir: Path, info: dict[str, str], stored: StoredProducts,
-                 skipped: list[SkippedFile]) -> None:
+                 skipped: list[SkippedFile], whitening: Whitening | None = None) -> None:
         self.catalog_dir = catalog_dir
         self.info = info
         self.ids = stored.ids
-        self.vectors = stored.vectors
+        self.model_vectors = stored.vectors  # as the model gives them (unit length, model dim)
+        self.whitening = whitening
+        self.vectors = whitening.apply(stored.vectors) if whitening else stored.vectors  # what search ranks
         self.content_hashes = stored.sha256  # row-aligned; equal hashes are exact-duplicate images
         self._paths = stored.paths
         self._metadata = stored.metadata
@@ -49,13 +55,18 @@ class Catalog:
                 raise CatalogError(f"the catalog {catalog_dir} was never indexed; run fashionrec index first")
             stored = store.load(int(info["dim"]))
             skipped = list(store.skipped().values())
-        return cls(catalog_dir, info, stored, skipped)
+            whitening = _stored_whitening(store, info, stored)
+        return cls(catalog_dir, info, stored, skipped, whitening)
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def __contains__(self, product_id: object) -> bool:
         return product_id in self._positions
+
+    def project(self, model_vectors: np.ndarray) -> np.ndarray:
+        """Query vectors from the model into the space `vectors` live in (whitened when the catalog is)."""
+        return self.whitening.apply(model_vectors) if self.whitening else model_vectors
 
     @property
     def model_name(self) -> str:
@@ -147,3 +158,15 @@ class Catalog:
             if 2 <= len(values) <= max_values and len(values) < max(2, len(self) / 2):
                 facets[column] = sorted(values, key=str.lower)
         return facets
+
+
+def _stored_whitening(store: CatalogStore, info: dict[str, str], stored: StoredProducts) -> Whitening | None:
+    """The catalog's whitening if it was fitted on exactly these products (a crash may leave it stale)."""
+    matrix = store.get_array(MATRIX_KEY)
+    if matrix is None:
+        return None
+    fingerprint = products_fingerprint(stored.ids, stored.sha256)
+    if info.get(FITTED_ON_KEY) != fingerprint:
+        log.warning("the catalog's whitening is older than its products; rerun fashionrec index to refit it")
+        return None
+    return Whitening(store.get_array(MEAN_KEY), matrix, fingerprint)

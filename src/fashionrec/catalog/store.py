@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +31,11 @@ CREATE TABLE IF NOT EXISTS products (
     sha256 TEXT NOT NULL,        -- of the image file's bytes: what decides whether to re-embed
     vector BLOB NOT NULL,        -- float32, unit length, info.dim values
     metadata TEXT                -- JSON object, or NULL when the metadata file has no row
+);
+CREATE TABLE IF NOT EXISTS arrays (  -- fitted transforms (the whitening): float32, C order
+    name TEXT PRIMARY KEY,
+    shape TEXT NOT NULL,         -- JSON list
+    data BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS skipped (
     path TEXT PRIMARY KEY,
@@ -190,6 +195,36 @@ class CatalogStore:
         with self.transaction() as db:
             db.executemany("UPDATE products SET metadata = ? WHERE id = ?",
                            [(_json(value), product_id) for product_id, value in metadata.items()])
+
+    def put_arrays(self, arrays: dict[str, np.ndarray], info: dict[str, str]) -> None:
+        """Store float32 arrays and the info keys that describe them, in one transaction."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO arrays (name, shape, data) VALUES (?, ?, ?)",
+                           [(name, json.dumps(list(a.shape)), np.ascontiguousarray(a, dtype="<f4").tobytes())
+                            for name, a in arrays.items()])
+            db.executemany("INSERT OR REPLACE INTO info (key, value) VALUES (?, ?)", info.items())
+
+    def get_array(self, name: str) -> np.ndarray | None:
+        """A stored array, or None."""
+        row = self._db.execute("SELECT shape, data FROM arrays WHERE name = ?", (name,)).fetchone()
+        return None if row is None else np.frombuffer(row[1], dtype="<f4").reshape(json.loads(row[0])).copy()
+
+    def delete_arrays(self, names: Sequence[str], info_keys: Sequence[str]) -> None:
+        """Forget arrays and their info keys, in one transaction."""
+        with self.transaction() as db:
+            db.executemany("DELETE FROM arrays WHERE name = ?", [(n,) for n in names])
+            db.executemany("DELETE FROM info WHERE key = ?", [(k,) for k in info_keys])
+
+    def vector_blocks(self, dim: int, rows: int = 65_536) -> Iterator[np.ndarray]:
+        """Every product's vector, in blocks of `rows` (id order), without loading the catalog at once."""
+        cursor = self._db.execute("SELECT vector FROM products ORDER BY id")
+        while batch := cursor.fetchmany(rows):
+            yield np.frombuffer(b"".join(row[0] for row in batch), dtype="<f4").reshape(len(batch), dim)
+
+    def id_hashes(self) -> tuple[list[str], list[str]]:
+        """Ids and image content hashes of every product, in id order."""
+        rows = self._db.execute("SELECT id, sha256 FROM products ORDER BY id").fetchall()
+        return [row[0] for row in rows], [row[1] for row in rows]
 
     def load(self, dim: int) -> StoredProducts:
         """Every product, ordered by id, with its vectors as one (n, dim) float32 matrix."""
