@@ -102,3 +102,10 @@ def test_duplicate_images_come_back_once_unless_asked(copies_catalog: Path, lite
     assert first[0] in {"2", "102", "103"} and not {"2", "102", "103"} & set(first[1:])
     every = [m.id for m in recommender.by_image(photo, k=3, show_duplicates=True).results]
     assert set(every) == {"2", "102", "103"}
+
+
+def test_filters_that_match_nothing_give_no_results(recommender: Recommender) -> None:
+    for show_duplicates in (False, True):
+        assert recommender.by_id("1", k=5, where={"gender": "Nobody"}, show_duplicates=show_duplicates).results == []
+        photo = recommender.catalog.image_path("1")
+        assert recommender.by_image(photo, k=5, where={"gender": "Nobody"}, show_duplicates=show_duplicates).results == []

@@ -207,7 +207,9 @@ def _info(args: argparse.Namespace) -> int:
 
     catalog = Catalog.open(args.catalog)
     facts = {"catalog": str(catalog.catalog_dir), "products": len(catalog), "model": catalog.model_name,
-             "model_id": catalog.model_id, "dim": catalog.dim, "images_dir": str(catalog.images_dir),
+             "model_id": catalog.model_id, "dim": catalog.dim,
+             "whitened_to": catalog.whitening.dim if catalog.whitening else None,
+             "images_dir": str(catalog.images_dir),
              "metadata_columns": catalog.columns, "skipped_files": len(catalog.skipped)}
     if args.json:
         print(json.dumps(facts, indent=2))

@@ -174,6 +174,8 @@ class Recommender:
         """The k nearest with one product per duplicate group, widening the search until k are found."""
         vectors, hashes = self.catalog.vectors, self.catalog.content_hashes
         available = len(vectors) if allowed is None else int(allowed.sum())
+        if available == 0:
+            return exact_search(vectors, vectors[0], 1, allowed)  # nothing allowed: no neighbours
         fetch = k
         while True:
             fetch = min(2 * fetch + 8, available)
