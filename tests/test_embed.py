@@ -51,3 +51,12 @@ def test_l2_normalize_leaves_zero_rows_finite() -> None:
 def test_bad_batch_shape_is_refused(lite0) -> None:
     with pytest.raises(ValueError, match="expected a batch"):
         lite0.embed_batch(np.zeros((1, 3, 10, 10), np.float32))
+
+
+def test_the_mirrored_model_adds_the_mirrored_image() -> None:
+    plain, mirrored = load_model("efficientnet-lite2"), load_model("efficientnet-lite2-mirrored")
+    batch = np.stack([plain.prepare(draw_product(seed, (120, 160))) for seed in (1, 2, 3)])
+    expected = plain.embed_batch(batch) + plain.embed_batch(np.ascontiguousarray(batch[..., ::-1]))
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(mirrored.embed_batch(batch), expected, atol=1e-5)
+    assert mirrored.model_id != plain.model_id

@@ -42,7 +42,7 @@ def export_onnx(spec: ModelSpec, weights_path: Path, target: Path, pooled: bool 
             "pip install torch==2.13.0 'fashionrec[export]'"
         ) from None
     backbone = _build_backbone(spec, weights_path)
-    network = (_pooled(backbone, spec.pooling) if pooled else backbone).eval()
+    network = (_pooled(backbone, spec.pooling, spec.mirror) if pooled else backbone).eval()
     sample = torch.zeros(1, 3, spec.input_size, spec.input_size)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=target.stem, suffix=".onnx.part")
@@ -71,11 +71,11 @@ def _build_backbone(spec: ModelSpec, weights_path: Path):  # -> torch.nn.Module
         return resnet50.build(weights_path)
     from fashionrec.models import efficientnet_lite
 
-    return efficientnet_lite.build(spec.name, weights_path)
+    return efficientnet_lite.build(spec.weights.package.removesuffix("-pytorch-model"), weights_path)
 
 
-def _pooled(backbone, pooling: str):  # -> torch.nn.Module
-    """Wrap a feature-map network with global max, average or GeM pooling."""
+def _pooled(backbone, pooling: str, mirror: bool = False):  # -> torch.nn.Module
+    """Wrap a feature-map network with global max, average or GeM pooling (and mirror averaging)."""
     import torch
 
     class Pooled(torch.nn.Module):
@@ -84,6 +84,13 @@ def _pooled(backbone, pooling: str):  # -> torch.nn.Module
             self.backbone = backbone
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if not mirror:
+                return self.pool(x)
+            plain, mirrored = torch.chunk(self.pool(torch.cat([x, torch.flip(x, dims=[3])])), 2)
+            return (torch.nn.functional.normalize(plain, dim=1, eps=1e-12)
+                    + torch.nn.functional.normalize(mirrored, dim=1, eps=1e-12))
+
+        def pool(self, x: torch.Tensor) -> torch.Tensor:
             maps = self.backbone(x)
             if pooling == "max":
                 return maps.amax(dim=(2, 3))

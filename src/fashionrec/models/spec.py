@@ -54,6 +54,7 @@ class ModelSpec:
     preprocessing: Preprocessing
     pooling: Literal["max", "avg", "gem"]
     weights: WeightsSource
+    mirror: bool = False  # add the vector of the mirrored image (twice the compute; docs/QUALITY.md)
 
     @property
     def input_size(self) -> int:
@@ -66,7 +67,10 @@ class ModelSpec:
         Two catalogs whose model ids share weights but differ here hold incomparable vectors, so it
         is part of the model id.
         """
-        text = repr((self.family, self.dim, self.preprocessing, self.pooling, EXPORT_VERSION))
+        parts: tuple = (self.family, self.dim, self.preprocessing, self.pooling, EXPORT_VERSION)
+        if self.mirror:  # appended only when set, so the ids of existing catalogs stay as they were
+            parts += ("mirror",)
+        text = repr(parts)
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
     def model_id(self, weights_sha256: str) -> str:
