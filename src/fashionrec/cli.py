@@ -92,6 +92,16 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(run=_evaluate)
 
+    tune = commands.add_parser("tune", help="train a small projection on a label; kept only if it helps")
+    tune.add_argument("--catalog", type=Path, required=True, help="catalog folder")
+    tune.add_argument("--label", default="articleType", help="the label to emphasise (default articleType)")
+    tune.add_argument("--look-label", default="baseColour", help="the label that must not suffer (default baseColour)")
+    tune.add_argument("-k", type=int, default=5, help="cut-off of the precision compared (default 5)")
+    tune.add_argument("--seed", type=int, default=0, help="seed of the held-out split (default 0)")
+    tune.add_argument("--dry-run", action="store_true", help="measure only; save nothing")
+    tune.add_argument("--reset", action="store_true", help="remove the catalog's tuning, and stop")
+    tune.set_defaults(run=_tune)
+
     app = commands.add_parser("app", help="the web app: upload a photo or pick a product, see similar products")
     app.add_argument("--catalog", type=Path, required=True, help="catalog folder")
     _add_server_options(app, port=8501)
@@ -209,6 +219,7 @@ def _info(args: argparse.Namespace) -> int:
     facts = {"catalog": str(catalog.catalog_dir), "products": len(catalog), "model": catalog.model_name,
              "model_id": catalog.model_id, "dim": catalog.dim,
              "whitened_to": catalog.whitening.dim if catalog.whitening else None,
+             "tuned_for": f"{catalog.tuning.label} (weight {catalog.tuning.weight:g})" if catalog.tuning else None,
              "images_dir": str(catalog.images_dir),
              "metadata_columns": catalog.columns, "skipped_files": len(catalog.skipped)}
     if args.json:
@@ -271,6 +282,32 @@ def _evaluate(args: argparse.Namespace) -> int:
         photos = result.photos
         print(f"Photos of {photos.photos} catalog products ({photos.not_in_catalog} of others skipped): "
               f"recall@1 {photos.recall_at_1:.2f}, recall@5 {photos.recall_at_5:.2f}")
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from fashionrec.catalog import Catalog
+    from fashionrec.tune import remove_tuning, save_tuning, tune
+
+    catalog = Catalog.open(args.catalog)
+    if args.reset:
+        remove_tuning(catalog)
+        print(f"The catalog {catalog.catalog_dir} is no longer tuned.")
+        return 0
+    report, tuning = tune(catalog, args.label, args.look_label, k=args.k, seed=args.seed)
+    k = report.k
+    print(f"Held-out products as queries: {report.held_out}; {report.directions} {report.label} directions.")
+    rows = [("none", f"{report.before[0]:.4f}", f"{report.before[1]:.4f}")]
+    rows += [(f"{w:g}", f"{a:.4f}", f"{b:.4f}") for w, a, b in report.tried]
+    _print_table(("weight", f"{report.label} P@{k}", f"{report.look_label} P@{k}"), rows)
+    if tuning is None:
+        print(f"No weight raised {report.label} without costing {report.look_label} more than 0.01: nothing saved.")
+        return 0
+    verdict = "would be saved (dry run)" if args.dry_run else "saved with the catalog"
+    print(f"Weight {report.weight:g} {verdict}: {report.label} P@{k} {report.before[0]:.4f} -> {report.after[0]:.4f}, "
+          f"{report.look_label} P@{k} {report.before[1]:.4f} -> {report.after[1]:.4f} (held out).")
+    if not args.dry_run:
+        save_tuning(catalog, tuning)
     return 0
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fashionrec.catalog.metadata import MetadataTable, read_metadata
+from fashionrec.catalog import tuning
 from fashionrec.catalog.store import CatalogStore, FileStamp, ProductRow, SkippedFile
 from fashionrec.catalog.whitening import (
     FITTED_ON_KEY,
@@ -281,18 +282,27 @@ def index_images(
 def refresh_whitening(store: CatalogStore, wanted_dim: int) -> None:
     """Fit the catalog's whitening again if its products changed since the last fit (or drop it if too few)."""
     ids, hashes = store.id_hashes()
+    fingerprint = products_fingerprint(ids, hashes)
+    _drop_stale_tuning(store, fingerprint)
     model_dim = int(store.info()["dim"])
     dim = whitening_dim(len(ids), wanted_dim, model_dim)
     if dim == 0:
         store.delete_arrays([MEAN_KEY, MATRIX_KEY], [FITTED_ON_KEY])
         return
-    fingerprint = products_fingerprint(ids, hashes)
     stored = store.get_array(MATRIX_KEY)
     if store.info().get(FITTED_ON_KEY) == fingerprint and stored is not None and stored.shape[1] == dim:
         return
     log.info("fitting the catalog's whitening (%d products, %d dims)", len(ids), dim)
     whitening = fit_whitening(store.vector_blocks(model_dim), dim, fingerprint)
     store.put_arrays({MEAN_KEY: whitening.mean, MATRIX_KEY: whitening.matrix}, {FITTED_ON_KEY: fingerprint})
+
+
+def _drop_stale_tuning(store: CatalogStore, fingerprint: str) -> None:
+    """A label tuning fitted on other products no longer fits the search space: forget it (tune again)."""
+    fitted_on = store.info().get(tuning.FITTED_ON_KEY)
+    if fitted_on is not None and fitted_on != fingerprint:
+        log.warning("the products changed: the catalog's tuning is dropped; rerun fashionrec tune")
+        store.delete_arrays([tuning.MATRIX_KEY], [tuning.LABEL_KEY, tuning.WEIGHT_KEY, tuning.FITTED_ON_KEY])
 
 
 def _embed_and_store(

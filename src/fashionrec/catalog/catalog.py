@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from fashionrec.catalog.store import CatalogStore, SkippedFile, StoredProducts
+from fashionrec.catalog import tuning as tuning_keys
+from fashionrec.catalog.tuning import Tuning
 from fashionrec.catalog.whitening import FITTED_ON_KEY, MATRIX_KEY, MEAN_KEY, Whitening, products_fingerprint
 from fashionrec.errors import CatalogError, ProductNotFoundError
 
@@ -29,13 +31,14 @@ class Catalog:
     """
 
     def __init__(self, catalog_dir: Path, info: dict[str, str], stored: StoredProducts,
-                 skipped: list[SkippedFile], whitening: Whitening | None = None) -> None:
+                 skipped: list[SkippedFile], whitening: Whitening | None = None, tuning: Tuning | None = None) -> None:
         self.catalog_dir = catalog_dir
         self.info = info
         self.ids = stored.ids
         self.model_vectors = stored.vectors  # as the model gives them (unit length, model dim)
         self.whitening = whitening
-        self.vectors = whitening.apply(stored.vectors) if whitening else stored.vectors  # what search ranks
+        self.tuning = tuning
+        self.vectors = self.project(stored.vectors)  # what search ranks: whitened and tuned when the catalog is
         self.content_hashes = stored.sha256  # row-aligned; equal hashes are exact-duplicate images
         self._paths = stored.paths
         self._metadata = stored.metadata
@@ -56,7 +59,9 @@ class Catalog:
             stored = store.load(int(info["dim"]))
             skipped = list(store.skipped().values())
             whitening = _stored_whitening(store, info, stored)
-        return cls(catalog_dir, info, stored, skipped, whitening)
+            # A tuning lives in the space it was fitted in: not over raw vectors if a whitening was meant.
+            tuning = _stored_tuning(store, info, stored) if whitening or FITTED_ON_KEY not in info else None
+        return cls(catalog_dir, info, stored, skipped, whitening, tuning)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -66,7 +71,8 @@ class Catalog:
 
     def project(self, model_vectors: np.ndarray) -> np.ndarray:
         """Query vectors from the model into the space `vectors` live in (whitened when the catalog is)."""
-        return self.whitening.apply(model_vectors) if self.whitening else model_vectors
+        vectors = self.whitening.apply(model_vectors) if self.whitening else model_vectors
+        return self.tuning.apply(vectors) if self.tuning else vectors
 
     @property
     def model_name(self) -> str:
@@ -170,3 +176,15 @@ def _stored_whitening(store: CatalogStore, info: dict[str, str], stored: StoredP
         log.warning("the catalog's whitening is older than its products; rerun fashionrec index to refit it")
         return None
     return Whitening(store.get_array(MEAN_KEY), matrix, fingerprint)
+
+
+def _stored_tuning(store: CatalogStore, info: dict[str, str], stored: StoredProducts) -> Tuning | None:
+    """The catalog's label tuning (`fashionrec tune`) if it was fitted on exactly these products."""
+    matrix = store.get_array(tuning_keys.MATRIX_KEY)
+    if matrix is None:
+        return None
+    fingerprint = products_fingerprint(stored.ids, stored.sha256)
+    if info.get(tuning_keys.FITTED_ON_KEY) != fingerprint:
+        log.warning("the catalog's tuning is older than its products; rerun fashionrec tune")
+        return None
+    return Tuning(info[tuning_keys.LABEL_KEY], matrix, float(info[tuning_keys.WEIGHT_KEY]), fingerprint)
