@@ -83,10 +83,11 @@ def features(catalog: Catalog, model: str, resize: str, work: Path) -> dict[tupl
     name = session.get_inputs()[0].name
     out: dict[tuple[str, bool], list[np.ndarray]] = {key: [] for key in files}
     paths = [catalog.image_path_at(i) for i in range(len(catalog))]
+    max_pixels = load_settings().max_image_pixels
     start = time.perf_counter()
     with ThreadPoolExecutor(2) as pool:
         for first in range(0, len(paths), BATCH):
-            batch = np.stack(list(pool.map(lambda p: load_model_input(p, prep, 40_000_000), paths[first:first + BATCH])))
+            batch = np.stack(list(pool.map(lambda p: load_model_input(p, prep, max_pixels), paths[first:first + BATCH])))
             for mirrored, images in ((False, batch), (True, np.ascontiguousarray(batch[..., ::-1]))):
                 for pooling, vectors in pools(session.run(None, {name: images})[0]).items():
                     out[(pooling, mirrored)].append(vectors.astype(np.float32))

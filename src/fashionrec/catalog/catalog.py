@@ -58,9 +58,10 @@ class Catalog:
                 raise CatalogError(f"the catalog {catalog_dir} was never indexed; run fashionrec index first")
             stored = store.load(int(info["dim"]))
             skipped = list(store.skipped().values())
-            whitening = _stored_whitening(store, info, stored)
+            fingerprint = products_fingerprint(stored.ids, stored.sha256)
+            whitening = _stored_whitening(store, info, fingerprint)
             # A tuning lives in the space it was fitted in: not over raw vectors if a whitening was meant.
-            tuning = _stored_tuning(store, info, stored) if whitening or FITTED_ON_KEY not in info else None
+            tuning = _stored_tuning(store, info, fingerprint) if whitening or FITTED_ON_KEY not in info else None
         return cls(catalog_dir, info, stored, skipped, whitening, tuning)
 
     def __len__(self) -> int:
@@ -166,24 +167,22 @@ class Catalog:
         return facets
 
 
-def _stored_whitening(store: CatalogStore, info: dict[str, str], stored: StoredProducts) -> Whitening | None:
+def _stored_whitening(store: CatalogStore, info: dict[str, str], fingerprint: str) -> Whitening | None:
     """The catalog's whitening if it was fitted on exactly these products (a crash may leave it stale)."""
     matrix = store.get_array(MATRIX_KEY)
     if matrix is None:
         return None
-    fingerprint = products_fingerprint(stored.ids, stored.sha256)
     if info.get(FITTED_ON_KEY) != fingerprint:
         log.warning("the catalog's whitening is older than its products; rerun fashionrec index to refit it")
         return None
     return Whitening(store.get_array(MEAN_KEY), matrix, fingerprint)
 
 
-def _stored_tuning(store: CatalogStore, info: dict[str, str], stored: StoredProducts) -> Tuning | None:
+def _stored_tuning(store: CatalogStore, info: dict[str, str], fingerprint: str) -> Tuning | None:
     """The catalog's label tuning (`fashionrec tune`) if it was fitted on exactly these products."""
     matrix = store.get_array(tuning_keys.MATRIX_KEY)
     if matrix is None:
         return None
-    fingerprint = products_fingerprint(stored.ids, stored.sha256)
     if info.get(tuning_keys.FITTED_ON_KEY) != fingerprint:
         log.warning("the catalog's tuning is older than its products; rerun fashionrec tune")
         return None
