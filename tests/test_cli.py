@@ -165,3 +165,22 @@ def test_show_duplicates_flag(copies_catalog: Path) -> None:
     every = json.loads(fashionrec("similar", "1", "--catalog", str(copies_catalog), "-k", "50", "--json",
                                   "--show-duplicates").stdout)
     assert len(once["results"]) == 39 and len(every["results"]) == 42
+
+
+def test_similar_all_writes_csv_and_parquet(copies_catalog: Path, tmp_path: Path) -> None:
+    import csv
+
+    done = fashionrec("similar-all", "--catalog", str(copies_catalog), "-k", "3", "--out", str(tmp_path / "s.csv"))
+    assert done.returncode == 0 and "each of 43 products" in done.stdout
+    with (tmp_path / "s.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3 * 43 and set(rows[0]) == {"product_id", "rank", "similar_id", "distance"}
+    assert all(row["product_id"] != row["similar_id"] for row in rows)
+    pytest.importorskip("pyarrow", reason="Parquet output needs pyarrow")
+    import pyarrow.parquet as pq
+
+    assert fashionrec("similar-all", "--catalog", str(copies_catalog), "-k", "3", "--out",
+                      str(tmp_path / "s.parquet")).returncode == 0
+    assert pq.read_table(tmp_path / "s.parquet").num_rows == 3 * 43
+    bad = fashionrec("similar-all", "--catalog", str(copies_catalog), "--out", str(tmp_path / "s.xlsx"))
+    assert bad.returncode == 2 and ".csv or .parquet" in bad.stderr

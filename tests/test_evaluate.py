@@ -13,7 +13,8 @@ from PIL import Image
 from fashionrec.catalog import Catalog
 from fashionrec.cli import main
 from fashionrec.errors import FashionrecError
-from fashionrec.evaluate import evaluate, photo_recall, score_label, top_neighbours
+from fashionrec.evaluate import evaluate, photo_recall, score_label
+from fashionrec.search import top_neighbours
 from fashionrec.recommend import Recommender
 
 

@@ -109,3 +109,18 @@ def test_filters_that_match_nothing_give_no_results(recommender: Recommender) ->
         assert recommender.by_id("1", k=5, where={"gender": "Nobody"}, show_duplicates=show_duplicates).results == []
         photo = recommender.catalog.image_path("1")
         assert recommender.by_image(photo, k=5, where={"gender": "Nobody"}, show_duplicates=show_duplicates).results == []
+
+
+@pytest.mark.parametrize("show_duplicates", [False, True])
+def test_similar_all_equals_by_id_for_every_product(copies_catalog: Path, lite0, show_duplicates: bool) -> None:
+    from fashionrec.recommend import similar_all
+
+    catalog = Catalog.open(copies_catalog)
+    recommender = Recommender(catalog, lite0)
+    table = similar_all(catalog, k=6, show_duplicates=show_duplicates)
+    assert table.ids == catalog.ids
+    for product_id, similar, distances in zip(table.ids, table.similar, table.distances):
+        expected = recommender.by_id(product_id, k=6, show_duplicates=show_duplicates).results
+        assert similar == [m.id for m in expected]
+        assert distances == pytest.approx([m.distance for m in expected], abs=1e-4)
+    assert len(list(table.rows())) == 6 * len(catalog)

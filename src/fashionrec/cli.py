@@ -75,6 +75,13 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true", help="print JSON")
         sub.set_defaults(run=_recommend if name == "recommend" else _similar)
 
+    table = commands.add_parser("similar-all", help="the k most similar products of every product, to a file")
+    table.add_argument("--catalog", type=Path, required=True, help="catalog folder")
+    table.add_argument("-k", type=int, default=10, help="how many per product (default 10)")
+    table.add_argument("--out", type=Path, required=True, help="FILE.csv or FILE.parquet")
+    table.add_argument("--show-duplicates", action="store_true", help="keep every copy of a duplicate image")
+    table.set_defaults(run=_similar_all)
+
     info = commands.add_parser("info", help="what a catalog holds")
     info.add_argument("--catalog", type=Path, required=True)
     info.add_argument("--json", action="store_true")
@@ -210,6 +217,49 @@ def _show(recommendations, as_json: bool) -> int:
     print(f"model: {recommendations.model}")
     _print_table(("#", "id", "distance", "articleType", "colour", "name", "image"), rows)
     return 0
+
+
+def _similar_all(args: argparse.Namespace) -> int:
+    import time
+
+    from fashionrec.catalog import Catalog
+    from fashionrec.recommend import similar_all
+
+    suffix = args.out.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise FashionrecError(f"--out must end in .csv or .parquet, got {args.out.name}")
+    started = time.perf_counter()
+    table = similar_all(Catalog.open(args.catalog), k=args.k, show_duplicates=args.show_duplicates)
+    searched = time.perf_counter() - started
+    _write_rows(args.out, list(table.rows()))
+    print(f"Wrote the {args.k} most similar products of each of {len(table.ids)} products to {args.out} "
+          f"(search {searched:.1f} s).")
+    return 0
+
+
+def _write_rows(path: Path, rows: list[tuple[str, int, str, float]]) -> None:
+    """product_id, rank, similar_id, distance rows as CSV or Parquet, written atomically."""
+    import os
+
+    header = ("product_id", "rank", "similar_id", "distance")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    if path.suffix.lower() == ".parquet":
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise FashionrecError("writing Parquet needs pyarrow (pip install pyarrow), or use a .csv name") from None
+        columns = list(zip(*rows)) if rows else [[], [], [], []]
+        pq.write_table(pa.table({name: list(values) for name, values in zip(header, columns)}), partial)
+    else:
+        import csv
+
+        with partial.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows((p, r, s, f"{d:.6f}") for p, r, s, d in rows)
+    os.replace(partial, path)
 
 
 def _info(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,10 +18,10 @@ import numpy as np
 
 from fashionrec.catalog import Catalog
 from fashionrec.errors import FashionrecError
+from fashionrec.search import top_neighbours
 
 DEFAULT_LABELS = ("articleType",)
 CURVE_DEPTH = 20  # precision@i is reported for i = 1..max(k, CURVE_DEPTH)
-BLOCK_ROWS = 512  # queries scored per matrix product (bounds memory to BLOCK_ROWS x catalog size)
 
 
 @dataclass(frozen=True)
@@ -139,25 +139,6 @@ def _duplicate_groups(hashes: Sequence[str]) -> dict[int, list[int]]:
     for position, digest in enumerate(hashes):
         by_hash[digest].append(position)
     return {position: group for group in by_hash.values() if len(group) > 1 for position in group}
-
-
-def top_neighbours(vectors: np.ndarray, positions: np.ndarray, depth: int,
-                   exclude: Callable[[int], list[int]] = lambda q: [q]) -> np.ndarray:
-    """(len(positions), depth) rows of the nearest products to each query row, nearest first.
-
-    `exclude(q)` names the rows query q may not return (at least q itself). Cosine ranking on unit
-    vectors, in blocks of queries so memory stays at one block times the catalog.
-    """
-    found = np.empty((len(positions), depth), dtype=np.int64)
-    for start in range(0, len(positions), BLOCK_ROWS):
-        block = positions[start:start + BLOCK_ROWS]
-        scores = vectors[block] @ vectors.T
-        for row, query in enumerate(block):
-            scores[row, exclude(int(query))] = -np.inf
-        top = np.argpartition(-scores, depth - 1, axis=1)[:, :depth]
-        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-        found[start:start + len(block)] = np.take_along_axis(top, order, axis=1)
-    return found
 
 
 def score_label(label: str, values: np.ndarray, positions: np.ndarray, neighbours: np.ndarray, k: int,

@@ -19,7 +19,7 @@ from fashionrec.config import Settings, load_settings
 from fashionrec.embed import Embedder, load_model
 from fashionrec.errors import CatalogError, FashionrecError, FilterError, ModelMismatchError
 from fashionrec.images import ImageSource, match_catalog_look, open_image
-from fashionrec.search import Neighbours, distinct_rows, exact_search
+from fashionrec.search import Neighbours, block_neighbours, distinct_rows, exact_search
 
 DEFAULT_K = 5
 Filters = Mapping[str, Union[str, Sequence[str]]]
@@ -206,3 +206,52 @@ class Recommender:
             values = self.catalog.column_values(column)
             self._lowered_columns[column] = np.array(["" if v is None else v.lower() for v in values], dtype=object)
         return self._lowered_columns[column]
+
+
+@dataclass(frozen=True)
+class SimilarTable:
+    """For every product, its k most similar products: what a storefront precomputes for product pages."""
+
+    ids: list[str]  # the catalog's products, row by row
+    similar: list[list[str]]  # similar[i]: ids most like ids[i], nearest first (fewer than k in tiny catalogs,
+    # or when more than k + 8 of a product's neighbours are duplicates of one another)
+    distances: list[list[float]]  # Euclidean distances between unit vectors, aligned with `similar`
+
+    def rows(self) -> Iterable[tuple[str, int, str, float]]:
+        """(product id, rank from 1, similar product id, distance), product by product."""
+        for product_id, similar, distances in zip(self.ids, self.similar, self.distances):
+            for rank, (other, distance) in enumerate(zip(similar, distances), start=1):
+                yield product_id, rank, other, distance
+
+
+def similar_all(catalog: Catalog, k: int = 10, show_duplicates: bool = False,
+                settings: Settings | None = None) -> SimilarTable:
+    """"More like this" for every product at once, by blocked matrix products over the whole catalog.
+
+    Same answers as `Recommender.by_id` for each product (never itself; one product per duplicate group unless
+    `show_duplicates`), without loading a model.
+
+    Example:
+        >>> table = similar_all(Catalog.open("my-catalog"), k=10)
+        >>> table.similar[0][:3]
+        ['39386', '21379', '11016']
+    """
+    if k < 1:
+        raise FashionrecError(f"k must be at least 1, got {k}")
+    settings = settings or load_settings()
+    vectors, hashes = catalog.vectors, catalog.content_hashes
+    count = len(catalog)
+    depth = min(count - 1, k if show_duplicates else 2 * k + 8)
+    if depth < 1:
+        return SimilarTable(list(catalog.ids), [[] for _ in range(count)], [[] for _ in range(count)])
+    found = block_neighbours(vectors, np.arange(count), depth)
+    cosine = settings.duplicate_cosine if catalog.whitening else np.inf
+    similar, distances = [], []
+    for row in range(count):
+        keep = (np.arange(min(k, depth)) if show_duplicates else
+                distinct_rows(found.positions[row], hashes, vectors, k, cosine, seen_hashes=[hashes[row]],
+                              seen_vectors=vectors[row]))
+        chosen = found.positions[row, keep]
+        similar.append([catalog.ids[p] for p in chosen.tolist()])
+        distances.append(np.linalg.norm(vectors[chosen] - vectors[row], axis=1).tolist())  # as exact_search does
+    return SimilarTable(list(catalog.ids), similar, distances)

@@ -12,7 +12,8 @@ import numpy as np
 
 from fashionrec.catalog import Catalog
 from fashionrec.errors import FashionrecError
-from fashionrec.evaluate import Evaluation, LabelScores, top_neighbours
+from fashionrec.evaluate import Evaluation, LabelScores
+from fashionrec.search import top_neighbours
 
 WORST_CLASSES = 20
 EXAMPLE_QUERIES = 4

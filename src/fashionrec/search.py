@@ -7,10 +7,13 @@ exactly for the k winners only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+
+BLOCK_ROWS = 512  # queries per matrix product in whole-catalog searches (memory: BLOCK_ROWS x catalog size)
 
 
 @dataclass(frozen=True)
@@ -86,3 +89,39 @@ def distinct_rows(positions: np.ndarray, hashes: Sequence[str], vectors: np.ndar
         if len(chosen) == k:
             break
     return np.array(chosen, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class BlockNeighbours:
+    """For many queries at once: rows of their nearest vectors and the cosine to each, nearest first."""
+
+    positions: np.ndarray  # int64 (queries, depth)
+    similarities: np.ndarray  # float32 (queries, depth)
+
+
+def block_neighbours(vectors: np.ndarray, positions: np.ndarray, depth: int,
+                     exclude: Callable[[int], Sequence[int]] = lambda q: [q]) -> BlockNeighbours:
+    """The `depth` nearest rows to each query row `positions[i]`, by blocked matrix products.
+
+    `exclude(q)` names the rows query q may not return (at least q itself). Memory stays at one block of
+    queries times the catalog, so a whole catalog can be searched against itself.
+    """
+    found = np.empty((len(positions), depth), dtype=np.int64)
+    similar = np.empty((len(positions), depth), dtype=np.float32)
+    for start in range(0, len(positions), BLOCK_ROWS):
+        block = positions[start:start + BLOCK_ROWS]
+        scores = vectors[block] @ vectors.T
+        for row, query in enumerate(block):
+            scores[row, list(exclude(int(query)))] = -np.inf
+        top = np.argpartition(-scores, depth - 1, axis=1)[:, :depth]
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        order = np.lexsort((top, -top_scores))  # nearest first; ties by row, as in exact_search
+        found[start:start + len(block)] = np.take_along_axis(top, order, axis=1)
+        similar[start:start + len(block)] = np.take_along_axis(top_scores, order, axis=1)
+    return BlockNeighbours(found, similar)
+
+
+def top_neighbours(vectors: np.ndarray, positions: np.ndarray, depth: int,
+                   exclude: Callable[[int], Sequence[int]] = lambda q: [q]) -> np.ndarray:
+    """Just the rows of `block_neighbours` (queries, depth), nearest first."""
+    return block_neighbours(vectors, positions, depth, exclude).positions

@@ -20,7 +20,8 @@ from fashionrec.catalog.store import CatalogStore
 from fashionrec.catalog.tuning import FITTED_ON_KEY, LABEL_KEY, MATRIX_KEY, WEIGHT_KEY, Tuning
 from fashionrec.catalog.whitening import products_fingerprint
 from fashionrec.errors import FashionrecError
-from fashionrec.evaluate import score_label, top_neighbours
+from fashionrec.evaluate import score_label
+from fashionrec.search import top_neighbours
 
 WEIGHTS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 LOOK_TOLERANCE = 0.01
