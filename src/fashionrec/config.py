@@ -88,7 +88,7 @@ def load_settings() -> Settings:
     return Settings(
         cache_dir=Path(cache).expanduser(),
         default_model=os.environ.get("FASHIONREC_MODEL") or DEFAULT_MODEL,
-        batch_size=max(1, _env_int("FASHIONREC_BATCH_SIZE", 32)),
+        batch_size=max(1, _env_int("FASHIONREC_BATCH_SIZE", 16)),  # docs/PERFORMANCE.md: fastest, and half the memory of 32
         decode_workers=max(1, _env_int("FASHIONREC_DECODE_WORKERS", min(4, cores))),
         inference_threads=max(0, _env_int("FASHIONREC_THREADS", 0)),
         max_image_pixels=max(1, _env_int("FASHIONREC_MAX_PIXELS", 40_000_000)),
