@@ -124,3 +124,24 @@ def test_similar_all_equals_by_id_for_every_product(copies_catalog: Path, lite0,
         assert similar == [m.id for m in expected]
         assert distances == pytest.approx([m.distance for m in expected], abs=1e-4)
     assert len(list(table.rows())) == 6 * len(catalog)
+
+
+def test_the_hnsw_index_gives_the_exact_answers_on_a_small_catalog(copies_catalog: Path, lite0) -> None:
+    pytest.importorskip("faiss", reason="approximate search needs faiss (pip install -e '.[ann]')")
+    catalog = Catalog.open(copies_catalog)
+    exact = Recommender(catalog, lite0, index="exact")
+    approximate = Recommender(catalog, lite0, index="hnsw")
+    assert (exact.index, approximate.index) == ("exact", "hnsw")
+    assert list(copies_catalog.glob("hnsw-*.faiss"))
+    for product_id in ("1", "7", "30"):
+        for where in (None, {"gender": "Men"}):
+            assert ([m.id for m in approximate.by_id(product_id, k=8, where=where).results]
+                    == [m.id for m in exact.by_id(product_id, k=8, where=where).results])
+    photo = catalog.image_path("12")
+    assert approximate.by_image(photo, k=3).results[0].id == "12"
+
+
+def test_auto_index_is_exact_below_the_threshold_and_bad_names_are_refused(copies_catalog: Path, lite0) -> None:
+    assert Recommender(Catalog.open(copies_catalog), lite0).index == "exact"
+    with pytest.raises(FashionrecError, match="auto, exact or hnsw"):
+        Recommender(Catalog.open(copies_catalog), lite0, index="annoy")

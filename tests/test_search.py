@@ -60,3 +60,29 @@ def test_distinct_rows_skips_exact_and_near_copies() -> None:
     seen = distinct_rows(order, hashes, vectors, k=2, duplicate_cosine=0.999, seen_hashes=["a"],
                          seen_vectors=vectors[[2]])
     assert seen.tolist() == [2, 5]  # rows 0 and 3 copy the seen hash; row 2 is the seen vector itself
+
+
+def test_hnsw_index_matches_exact_search_with_and_without_a_mask(tmp_path) -> None:
+    pytest.importorskip("faiss", reason="approximate search needs faiss (pip install -e '.[ann]')")
+    from fashionrec.search import AnnIndex
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(2000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = AnnIndex.build(vectors, tmp_path / "hnsw.faiss", ef_search=256)
+    assert (tmp_path / "hnsw.faiss").is_file()
+    allowed = rng.random(2000) < 0.1
+    hits = total = 0
+    for query in vectors[:50] + 0.05 * rng.normal(size=(50, 32)).astype(np.float32):
+        query /= np.linalg.norm(query)
+        for mask in (None, allowed):
+            want = exact_search(vectors, query, 10, mask)
+            got = index.search(query, 10, mask)
+            assert mask is None or allowed[got.positions].all()
+            hits += len(set(got.positions.tolist()) & set(want.positions.tolist()))
+            total += 10
+            assert np.all(np.diff(got.distances) >= 0)
+    assert hits / total >= 0.95
+    again = AnnIndex.build(vectors, tmp_path / "hnsw.faiss")  # loaded from the file, not rebuilt
+    assert again.search(vectors[0], 1).positions.tolist() == [0]
+    assert index.search(vectors[0], 5, np.zeros(2000, dtype=bool)).positions.size == 0

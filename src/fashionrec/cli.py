@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--metadata", type=Path, help="styles.csv-like file with an id column")
     index.add_argument("--model", help="backbone for a new catalog (default: efficientnet-lite2)")
     index.add_argument("--weights", type=Path, help="weights file to use (resnet50: the Keras .h5)")
-    index.add_argument("--batch-size", type=int, help="images per inference call (default 32)")
+    index.add_argument("--batch-size", type=int, help="images per inference call (default 16)")
     index.add_argument("--limit", type=int, help="index at most the first N images")
     index.add_argument("--no-progress", action="store_true", help="no progress bar")
     index.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -70,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("-k", type=int, default=5, help="how many products (default 5)")
         sub.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE",
                          help="metadata filter, repeatable (same column: any of; different columns: all of)")
+        _add_index_option(sub)
         sub.add_argument("--show-duplicates", action="store_true",
                          help="show every copy of a duplicate image (default: one product per group)")
         sub.add_argument("--json", action="store_true", help="print JSON")
@@ -118,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="the JSON REST API (docs at /docs, schema at /openapi.json)")
     serve.add_argument("--catalog", type=Path, required=True, help="catalog folder")
     _add_server_options(serve, port=8000)
+    _add_index_option(serve)
     serve.set_defaults(run=_serve)
 
     demo = commands.add_parser("demo", help="index the sample catalog, check its real photos, open the web app")
@@ -130,6 +132,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-browser", action="store_true", help="do not open a browser window")
     demo.set_defaults(run=_demo)
     return parser
+
+
+def _add_index_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--index", choices=["auto", "exact", "hnsw"],
+                        help="search: exact, hnsw (FAISS), or auto (hnsw for large catalogs; the default)")
 
 
 def _add_server_options(parser: argparse.ArgumentParser, port: int) -> None:
@@ -204,7 +211,7 @@ def _recommender(args: argparse.Namespace, product_id: str | None = None):
     catalog = Catalog.open(args.catalog)
     if product_id is not None:
         catalog.position(product_id)  # an unknown id fails before the model loads
-    return Recommender(catalog), filters
+    return Recommender(catalog, index=args.index), filters
 
 
 def _show(recommendations, as_json: bool) -> int:
@@ -400,8 +407,8 @@ def _serve(args: argparse.Namespace) -> int:
     from fashionrec.recommend import Recommender
 
     require_port_free(args.host, args.port)
-    recommender = Recommender(Catalog.open(args.catalog))
-    print(f"Serving {len(recommender.catalog)} products ({recommender.catalog.model_name}) on "
+    recommender = Recommender(Catalog.open(args.catalog), index=args.index)
+    print(f"Serving {len(recommender.catalog)} products ({recommender.catalog.model_name}, {recommender.index} search) on "
           f"http://{args.host}:{args.port}   (docs: /docs, Ctrl+C to stop)", flush=True)
     try:
         uvicorn.run(create_app(recommender), host=args.host, port=args.port, log_level="info")

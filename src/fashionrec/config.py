@@ -14,6 +14,8 @@ DEFAULT_MODEL = "efficientnet-lite2"
 # Near-duplicate images: cosine of whitened vectors at or above this. On the sample, pairs above 0.99 are the same
 # photo under two ids (shade variants shot identically); 0.95-0.97 are already different colours of one product.
 DUPLICATE_COSINE = 0.99
+# Exact search costs ~9 ms per query at 100k 512-d vectors and ~90 ms at 1M here (docs/PERFORMANCE.md).
+ANN_THRESHOLD = 200_000
 WHITEN_DIM = 512  # docs/QUALITY.md: the best of 128/256/512 on the sample
 
 
@@ -36,6 +38,8 @@ class Settings:
     examples_dir: Path | None  # FASHIONREC_EXAMPLES: photos the web app offers to try (the demo sets it)
     duplicate_cosine: float  # FASHIONREC_DUPLICATE_COSINE: results this close to a shown one are its near copies
     whiten_dim: int  # FASHIONREC_WHITEN_DIM: PCA-whiten catalog vectors to this length (0: raw model vectors)
+    search_index: str  # FASHIONREC_INDEX: exact, hnsw (FAISS), or auto (hnsw from ann_threshold products)
+    ann_threshold: int  # FASHIONREC_ANN_THRESHOLD: catalog size from which auto uses the HNSW index
 
     @property
     def models_dir(self) -> Path:
@@ -80,7 +84,7 @@ def load_settings() -> Settings:
 
     Example:
         >>> load_settings().batch_size
-        32
+        16
     """
     cache = os.environ.get("FASHIONREC_CACHE") or Path.home() / ".cache" / "fashionrec"
     keras_home = os.environ.get("KERAS_HOME") or Path.home() / ".keras"
@@ -88,7 +92,7 @@ def load_settings() -> Settings:
     return Settings(
         cache_dir=Path(cache).expanduser(),
         default_model=os.environ.get("FASHIONREC_MODEL") or DEFAULT_MODEL,
-        batch_size=max(1, _env_int("FASHIONREC_BATCH_SIZE", 16)),  # docs/PERFORMANCE.md: fastest, and half the memory of 32
+        batch_size=max(1, _env_int("FASHIONREC_BATCH_SIZE", 16)),  # docs/PERFORMANCE.md
         decode_workers=max(1, _env_int("FASHIONREC_DECODE_WORKERS", min(4, cores))),
         inference_threads=max(0, _env_int("FASHIONREC_THREADS", 0)),
         max_image_pixels=max(1, _env_int("FASHIONREC_MAX_PIXELS", 40_000_000)),
@@ -101,4 +105,6 @@ def load_settings() -> Settings:
         examples_dir=_env_path("FASHIONREC_EXAMPLES"),
         duplicate_cosine=_env_float("FASHIONREC_DUPLICATE_COSINE", DUPLICATE_COSINE),
         whiten_dim=max(0, _env_int("FASHIONREC_WHITEN_DIM", WHITEN_DIM)),
+        search_index=(os.environ.get("FASHIONREC_INDEX") or "auto").strip().lower(),
+        ann_threshold=max(0, _env_int("FASHIONREC_ANN_THRESHOLD", ANN_THRESHOLD)),
     )

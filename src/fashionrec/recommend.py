@@ -7,6 +7,8 @@ restricted by metadata filters.
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Union
@@ -19,7 +21,9 @@ from fashionrec.config import Settings, load_settings
 from fashionrec.embed import Embedder, load_model
 from fashionrec.errors import CatalogError, FashionrecError, FilterError, ModelMismatchError
 from fashionrec.images import ImageSource, match_catalog_look, open_image
-from fashionrec.search import Neighbours, block_neighbours, distinct_rows, exact_search
+from fashionrec.search import AnnIndex, Neighbours, block_neighbours, distinct_rows, exact_search
+
+log = logging.getLogger(__name__)
 
 DEFAULT_K = 5
 Filters = Mapping[str, Union[str, Sequence[str]]]
@@ -83,14 +87,18 @@ class Recommender:
     """
 
     def __init__(self, catalog: Catalog, embedder: Embedder | None = None, settings: Settings | None = None,
-                 match_queries: bool | None = None) -> None:
+                 match_queries: bool | None = None, index: str | None = None) -> None:
         """Pair a catalog with its model (loaded here unless given; it must be the catalog's model).
 
         `match_queries` (default from settings: on) brings photos much larger than the catalog's images
         to the catalog's size and JPEG look before embedding them (see `images.match_catalog_look`).
 
+        `index` (default from settings: auto) is `exact`, `hnsw` (FAISS; built once and kept in the catalog
+        folder), or `auto`: hnsw from `ann_threshold` products when faiss is installed.
+
         Raises:
             ModelMismatchError: the embedder is not the model the catalog was built with.
+            FashionrecError: an unknown index, or hnsw without faiss.
         """
         self.catalog = catalog
         self.embedder = embedder or load_model(catalog.model_name, catalog.weights_path, settings)
@@ -106,6 +114,18 @@ class Recommender:
         # Raw pooled features are all alike (nearest-neighbour cosines around 0.99), so near copies are told
         # apart only in a whitened catalog; exact copies (same file content) always are.
         self._duplicate_cosine = settings.duplicate_cosine if catalog.whitening else np.inf
+        self._ann = _ann_index(catalog, index or settings.search_index, settings.ann_threshold)
+
+    @property
+    def index(self) -> str:
+        """The search in use: exact or hnsw."""
+        return "hnsw" if self._ann else "exact"
+
+    def _search(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> Neighbours:
+        """k nearest allowed rows, by the index in use."""
+        if self._ann is not None:
+            return self._ann.search(query, k, allowed)
+        return exact_search(self.catalog.vectors, query, k, allowed)
 
     def by_image(self, image: ImageSource, k: int = DEFAULT_K, where: Filters | None = None,
                  show_duplicates: bool = False) -> Recommendations:
@@ -157,8 +177,7 @@ class Recommender:
     def _answer(self, query: np.ndarray, k: int, allowed: np.ndarray | None,
                 seen: tuple[int, ...] | None) -> Recommendations:
         """Search and turn rows into `Match`es; `seen`: None keeps duplicates, else rows already 'shown'."""
-        found = (exact_search(self.catalog.vectors, query, k, allowed) if seen is None
-                 else self._distinct(query, k, allowed, seen))
+        found = self._search(query, k, allowed) if seen is None else self._distinct(query, k, allowed, seen)
         results = [
             Match(
                 id=self.catalog.ids[position],
@@ -179,7 +198,7 @@ class Recommender:
         fetch = k
         while True:
             fetch = min(2 * fetch + 8, available)
-            found = exact_search(vectors, query, fetch, allowed)
+            found = self._search(query, fetch, allowed)
             keep = distinct_rows(found.positions, hashes, vectors, k, self._duplicate_cosine,
                                  seen_hashes=[hashes[p] for p in seen], seen_vectors=vectors[list(seen)])
             if len(keep) == k or fetch >= available:
@@ -206,6 +225,18 @@ class Recommender:
             values = self.catalog.column_values(column)
             self._lowered_columns[column] = np.array(["" if v is None else v.lower() for v in values], dtype=object)
         return self._lowered_columns[column]
+
+
+def _ann_index(catalog: Catalog, mode: str, threshold: int) -> AnnIndex | None:
+    """The HNSW index the mode asks for (None: exact search)."""
+    if mode not in ("auto", "exact", "hnsw"):
+        raise FashionrecError(f"the search index must be auto, exact or hnsw, got {mode!r}")
+    if mode == "exact" or len(catalog) == 0 or (mode == "auto" and len(catalog) < threshold):
+        return None
+    if mode == "auto" and importlib.util.find_spec("faiss") is None:
+        log.warning("%d products: approximate search would be faster; pip install 'fashionrec[ann]'", len(catalog))
+        return None
+    return AnnIndex.build(catalog.vectors, catalog.catalog_dir / f"hnsw-{catalog.fingerprint}.faiss")
 
 
 @dataclass(frozen=True)

@@ -322,7 +322,8 @@ def _embed_and_store(
     embedded = kept = 0
     skipped: list[SkippedFile] = []
     with tqdm(total=len(todo), unit="img", desc="indexing", disable=not progress, smoothing=0.05) as bar:
-        for ready, restamped, failed in _batches(ordered_map(reader, todo, workers, 2 * batch_size), batch_size):
+        window = max(4 * batch_size, 64)  # read-ahead: the readers never leave the model waiting
+        for ready, restamped, failed in _batches(ordered_map(reader, todo, workers, window), batch_size):
             vectors = embedder.embed_batch(np.stack([r.pixels for r in ready])) if ready else []
             rows = [ProductRow(r.file.product_id, replace(r.file.stamp, sha256=r.sha256), vector,
                                table.get(r.file.product_id) if table is not None else None)

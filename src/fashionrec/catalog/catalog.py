@@ -115,6 +115,12 @@ class Catalog:
         return json.loads(self.info.get("metadata_columns", "[]"))
 
     @cached_property
+    def fingerprint(self) -> str:
+        """Identifies these search vectors: the products, their images, and the whitening and tuning on them."""
+        tuned = f"{self.tuning.label}:{self.tuning.weight}" if self.tuning else "-"
+        return products_fingerprint([*self.ids, str(self.vectors.shape), tuned], [*self.content_hashes, "", ""])
+
+    @cached_property
     def _positions(self) -> dict[str, int]:
         return {product_id: index for index, product_id in enumerate(self.ids)}
 
