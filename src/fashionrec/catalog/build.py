@@ -81,12 +81,18 @@ class IndexReport:
     products: int  # products in the catalog after the run
     images_without_metadata: int | None  # None when no metadata file was used
     metadata_without_image: int | None
-    seconds: float
+    seconds: float  # the whole run, model loading and scanning included
+    pipeline_seconds: float = 0.0  # the read -> embed -> write pipeline alone (what grows with the images)
 
     @property
     def images_per_second(self) -> float:
         """Embedded images per second of the whole run (0 when nothing was embedded)."""
         return self.embedded / self.seconds if self.embedded and self.seconds > 0 else 0.0
+
+    @property
+    def pipeline_images_per_second(self) -> float:
+        """Embedded images per second of the pipeline once running: decode, preprocess, inference, store."""
+        return self.embedded / self.pipeline_seconds if self.embedded and self.pipeline_seconds > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -255,10 +261,12 @@ def index_images(
         if table is not None:
             removed = set(plan.removed)
             store.update_metadata({i: table.get(i) for i in known if i not in removed})
+        pipeline_started = time.perf_counter()
         embedded, restamped, new_skips = _embed_and_store(
             store, embedder, plan.todo, known, table, images_dir, batch_size or settings.batch_size,
             settings.decode_workers, progress,
         )
+        pipeline_seconds = time.perf_counter() - pipeline_started
         store.set_info(_typical_size_info(images_dir, store))
         refresh_whitening(store, settings.whiten_dim)
         products = store.count()
@@ -276,6 +284,7 @@ def index_images(
         images_without_metadata=None if table is None else sum(table.get(i) is None for i in ids_on_disk),
         metadata_without_image=None if table is None else sum(i not in ids_on_disk for i in table.rows),
         seconds=time.perf_counter() - started,
+        pipeline_seconds=pipeline_seconds,
     )
 
 
