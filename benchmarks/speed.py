@@ -323,7 +323,7 @@ def main() -> None:
 
         lines += ["## 1-2. Model ceiling and indexing end to end", "",
                   f"{len(paths)} sample JPEGs indexed into a fresh catalog (the pipeline: decode, preprocess, "
-                  "inference, store; the one-time start of about half a second is left out); ceiling = the ONNX "
+                  "inference, store; the one-time start, ONNX session and folder scan, is left out); ceiling = the ONNX "
                   "model alone on ready tensors, steady state. This machine's speed drifts by up to 20% from minute to minute, so "
                   f"after choosing the best batch, ceiling and indexing are measured {ROUNDS} times alternately and "
                   "the medians compared.", "",

@@ -134,8 +134,8 @@ def top_neighbours(vectors: np.ndarray, positions: np.ndarray, depth: int,
 class AnnIndex:
     """Approximate k-NN over unit vectors: a FAISS HNSW graph (inner product), for catalogs past exact search.
 
-    Measured on this machine (docs/PERFORMANCE.md): recall@10 of 0.99 against exact search at a fraction of
-    its latency. Filters and exclusions are applied inside the graph search (a bitmap of allowed rows), so a
+    Measured on this machine (docs/PERFORMANCE.md, 512-d): at 1M vectors efSearch 512 keeps recall@10 at 0.969
+    against exact search (256: 0.955, 128: 0.930) for 1.2 ms a query instead of exact search's 97 ms. Filters and exclusions are applied inside the graph search (a bitmap of allowed rows), so a
     filtered query gets the k best allowed rows, not a filtered top k. Distances are computed exactly.
     """
 
@@ -145,7 +145,7 @@ class AnnIndex:
 
     @classmethod
     def build(cls, vectors: np.ndarray, path: Path | None = None, neighbours: int = 32,
-              ef_construction: int = 80, ef_search: int = 128) -> AnnIndex:
+              ef_construction: int = 80, ef_search: int = 512) -> AnnIndex:
         """Load the graph from `path` if it is there, else build it (and save it there, atomically).
 
         Raises:
