@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from index_speed import random_resnet50_h5  # noqa: E402
+from index_speed import ceiling, random_resnet50_h5  # noqa: E402
 
 from fashionrec.catalog import Catalog, index_images  # noqa: E402
 from fashionrec.config import load_settings  # noqa: E402
@@ -47,18 +47,6 @@ from fashionrec.search import AnnIndex, exact_search  # noqa: E402
 BATCHES = (8, 16, 32)
 ROUNDS = 5
 MODELS = ("efficientnet-lite2", "resnet50")
-
-
-def ceiling(embedder, batch_size: int, seconds: float = 6.0) -> float:
-    """Images/s of the model alone on ready tensors (after a warm-up call)."""
-    size = embedder.spec.input_size
-    batch = np.random.default_rng(0).normal(0, 50, (batch_size, 3, size, size)).astype(np.float32)
-    embedder.embed_batch(batch)
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        embedder.embed_batch(batch)
-        done += batch_size
-    return done / (time.perf_counter() - start)
 
 
 def index_rate(images: Path, model: str, weights: Path | None, batch_size: int, work: Path) -> float:
