@@ -124,7 +124,11 @@ class Recommender:
     def _search(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> Neighbours:
         """k nearest allowed rows, by the index in use."""
         if self._ann is not None:
-            return self._ann.search(query, k, allowed)
+            found = self._ann.search(query, k, allowed)
+            wanted = min(k, len(self.catalog) if allowed is None else int(allowed.sum()))
+            if len(found.positions) == wanted:
+                return found
+            # A very selective filter can starve the graph walk: answer that query exactly instead.
         return exact_search(self.catalog.vectors, query, k, allowed)
 
     def by_image(self, image: ImageSource, k: int = DEFAULT_K, where: Filters | None = None,
