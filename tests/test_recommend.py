@@ -129,8 +129,8 @@ def test_similar_all_equals_by_id_for_every_product(copies_catalog: Path, lite0,
 def test_the_hnsw_index_gives_the_exact_answers_on_a_small_catalog(copies_catalog: Path, lite0) -> None:
     pytest.importorskip("faiss", reason="approximate search needs faiss (pip install -e '.[ann]')")
     catalog = Catalog.open(copies_catalog)
-    exact = Recommender(catalog, lite0, index="exact")
-    approximate = Recommender(catalog, lite0, index="hnsw")
+    exact = Recommender(catalog, lite0, search="exact")
+    approximate = Recommender(catalog, lite0, search="hnsw")
     assert (exact.index, approximate.index) == ("exact", "hnsw")
     assert list(copies_catalog.glob("hnsw-*.faiss"))
     for product_id in ("1", "7", "30"):
@@ -143,5 +143,5 @@ def test_the_hnsw_index_gives_the_exact_answers_on_a_small_catalog(copies_catalo
 
 def test_auto_index_is_exact_below_the_threshold_and_bad_names_are_refused(copies_catalog: Path, lite0) -> None:
     assert Recommender(Catalog.open(copies_catalog), lite0).index == "exact"
-    with pytest.raises(FashionrecError, match="auto, exact or hnsw"):
-        Recommender(Catalog.open(copies_catalog), lite0, index="annoy")
+    with pytest.raises(FashionrecError, match="auto, exact, hnsw"):
+        Recommender(Catalog.open(copies_catalog), lite0, search="annoy")

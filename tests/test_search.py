@@ -64,7 +64,7 @@ def test_distinct_rows_skips_exact_and_near_copies() -> None:
 
 def test_hnsw_index_matches_exact_search_with_and_without_a_mask(tmp_path) -> None:
     pytest.importorskip("faiss", reason="approximate search needs faiss (pip install -e '.[ann]')")
-    from fashionrec.search import AnnIndex
+    from fashionrec.search import AnnIndex, Restriction
 
     rng = np.random.default_rng(3)
     vectors = rng.normal(size=(2000, 32)).astype(np.float32)
@@ -77,7 +77,7 @@ def test_hnsw_index_matches_exact_search_with_and_without_a_mask(tmp_path) -> No
         query /= np.linalg.norm(query)
         for mask in (None, allowed):
             want = exact_search(vectors, query, 10, mask)
-            got = index.search(query, 10, mask)
+            got = index.search(query, 10, None if mask is None else Restriction(mask))
             assert mask is None or allowed[got.positions].all()
             hits += len(set(got.positions.tolist()) & set(want.positions.tolist()))
             total += 10
@@ -85,4 +85,4 @@ def test_hnsw_index_matches_exact_search_with_and_without_a_mask(tmp_path) -> No
     assert hits / total >= 0.95
     again = AnnIndex.build(vectors, tmp_path / "hnsw.faiss")  # loaded from the file, not rebuilt
     assert again.search(vectors[0], 1).positions.tolist() == [0]
-    assert index.search(vectors[0], 5, np.zeros(2000, dtype=bool)).positions.size == 0
+    assert index.search(vectors[0], 5, Restriction(np.zeros(2000, dtype=bool))).positions.size == 0

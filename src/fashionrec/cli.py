@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--weights", type=Path, help="weights file to use (resnet50: the Keras .h5)")
     index.add_argument("--batch-size", type=int, help="images per inference call (default 16)")
     index.add_argument("--limit", type=int, help="index at most the first N images")
+    index.add_argument("--engine", choices=["local", "ray"], default="local",
+                       help="what reads and embeds: this process (default) or Ray Data (same catalog)")
+    index.add_argument("--ray-address", metavar="ADDR",
+                       help="with --engine ray: the cluster to use (default: start a local Ray for the run)")
+    index.add_argument("--workers", type=int, metavar="N",
+                       help="with --engine ray: embedding actors, one ONNX session each (default: one per CPU)")
     index.add_argument("--no-progress", action="store_true", help="no progress bar")
     index.add_argument("--json", action="store_true", help="print the report as JSON")
     index.set_defaults(run=_index)
@@ -135,8 +141,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_index_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--index", choices=["auto", "exact", "hnsw"],
-                        help="search: exact, hnsw (FAISS), or auto (hnsw for large catalogs; the default)")
+    parser.add_argument("--search", "--index", dest="search", metavar="SEARCH",
+                        help="exact, hnsw (or faiss: FAISS HNSW), auto (hnsw for large catalogs; the default), or a "
+                             "Milvus collection the catalog was pushed to: milvus://HOST:19530/COLLECTION or "
+                             "milvus-lite:///path/catalog.db")
 
 
 def _add_server_options(parser: argparse.ArgumentParser, port: int) -> None:
@@ -160,7 +168,7 @@ def _index(args: argparse.Namespace) -> int:
 
     report = index_images(args.images_dir, args.catalog, metadata=args.metadata, model=args.model,
                           weights=args.weights, batch_size=args.batch_size, limit=args.limit,
-                          progress=not args.no_progress and not args.json)
+                          progress=not args.no_progress and not args.json, engine=_engine(args))
     if args.json:
         print(json.dumps(_report_dict(report), indent=2))
         return 0
@@ -177,11 +185,24 @@ def _index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _engine(args: argparse.Namespace):
+    """The indexing engine the flags ask for (None: the default, in this process)."""
+    if args.engine == "local":
+        if args.ray_address or args.workers is not None:
+            raise FashionrecError("--ray-address and --workers go with --engine ray")
+        return None
+    if args.workers is not None and args.workers < 1:
+        raise FashionrecError(f"--workers must be at least 1, got {args.workers}")
+    from fashionrec.scale.ray_engine import RayEngine
+
+    return RayEngine(address=args.ray_address, workers=args.workers)
+
+
 def _report_dict(report) -> dict:
     return {
         "catalog": str(report.catalog_dir), "model": report.model, "model_id": report.model_id,
         "images_found": report.images_found, "embedded": report.embedded, "unchanged": report.unchanged,
-        "removed": report.removed, "products": report.products,
+        "removed": report.removed, "products": report.products, "engine": report.engine,
         "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped],
         "images_without_metadata": report.images_without_metadata,
         "metadata_without_image": report.metadata_without_image,
@@ -211,7 +232,7 @@ def _recommender(args: argparse.Namespace, product_id: str | None = None):
     catalog = Catalog.open(args.catalog)
     if product_id is not None:
         catalog.position(product_id)  # an unknown id fails before the model loads
-    return Recommender(catalog, index=args.index), filters
+    return Recommender(catalog, search=args.search), filters
 
 
 def _show(recommendations, as_json: bool) -> int:
@@ -407,7 +428,7 @@ def _serve(args: argparse.Namespace) -> int:
     from fashionrec.recommend import Recommender
 
     require_port_free(args.host, args.port)
-    recommender = Recommender(Catalog.open(args.catalog), index=args.index)
+    recommender = Recommender(Catalog.open(args.catalog), search=args.search)
     print(f"Serving {len(recommender.catalog)} products ({recommender.catalog.model_name}, {recommender.index} search) on "
           f"http://{args.host}:{args.port}   (docs: /docs, Ctrl+C to stop)", flush=True)
     try:

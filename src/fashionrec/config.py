@@ -38,7 +38,7 @@ class Settings:
     examples_dir: Path | None  # FASHIONREC_EXAMPLES: photos the web app offers to try (the demo sets it)
     duplicate_cosine: float  # FASHIONREC_DUPLICATE_COSINE: results this close to a shown one are its near copies
     whiten_dim: int  # FASHIONREC_WHITEN_DIM: PCA-whiten catalog vectors to this length (0: raw model vectors)
-    search_index: str  # FASHIONREC_INDEX: exact, hnsw (FAISS), or auto (hnsw from ann_threshold products)
+    search: str  # FASHIONREC_SEARCH (or FASHIONREC_INDEX): auto, exact, hnsw (FAISS), or a Milvus address
     ann_threshold: int  # FASHIONREC_ANN_THRESHOLD: catalog size from which auto uses the HNSW index
 
     @property
@@ -105,6 +105,6 @@ def load_settings() -> Settings:
         examples_dir=_env_path("FASHIONREC_EXAMPLES"),
         duplicate_cosine=_env_float("FASHIONREC_DUPLICATE_COSINE", DUPLICATE_COSINE),
         whiten_dim=max(0, _env_int("FASHIONREC_WHITEN_DIM", WHITEN_DIM)),
-        search_index=(os.environ.get("FASHIONREC_INDEX") or "auto").strip().lower(),
+        search=(os.environ.get("FASHIONREC_SEARCH") or os.environ.get("FASHIONREC_INDEX") or "auto").strip(),
         ann_threshold=max(0, _env_int("FASHIONREC_ANN_THRESHOLD", ANN_THRESHOLD)),
     )

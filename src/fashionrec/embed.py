@@ -39,7 +39,9 @@ class Embedder:
         (1, 1280)
     """
 
-    def __init__(self, spec: ModelSpec, onnx_path: Path, model_id: str, settings: Settings) -> None:
+    def __init__(self, spec: ModelSpec, onnx: Path | bytes, model_id: str, settings: Settings) -> None:
+        """Open an ONNX Runtime session on `onnx`: the exported file, or its bytes (a Ray worker gets the
+        model through the object store, not from a cache folder it may not share)."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -48,13 +50,15 @@ class Embedder:
         available = ort.get_available_providers()
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
         try:
-            self._session = ort.InferenceSession(str(onnx_path), options, providers=providers)
+            self._session = ort.InferenceSession(onnx if isinstance(onnx, bytes) else str(onnx), options,
+                                                 providers=providers)
         except Exception as exc:  # ORT raises its own untyped errors for a bad file
-            raise ModelError(f"cannot load the ONNX model {onnx_path}: {exc}; delete it to rebuild") from None
+            where = "" if isinstance(onnx, bytes) else f" {onnx}"
+            raise ModelError(f"cannot load the ONNX model{where}: {exc}; delete it to rebuild") from None
         self._input = self._session.get_inputs()[0].name
         self.spec = spec
         self.model_id = model_id
-        self.onnx_path = onnx_path
+        self.onnx_path = None if isinstance(onnx, bytes) else Path(onnx)
         self.max_pixels = settings.max_image_pixels
         self.batch_size = settings.batch_size
 

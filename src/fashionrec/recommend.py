@@ -21,7 +21,8 @@ from fashionrec.config import Settings, load_settings
 from fashionrec.embed import Embedder, load_model
 from fashionrec.errors import CatalogError, FashionrecError, FilterError, ModelMismatchError
 from fashionrec.images import ImageSource, match_catalog_look, open_image
-from fashionrec.search import AnnIndex, Neighbours, block_neighbours, distinct_rows, exact_search
+from fashionrec.search import (AnnIndex, ExactIndex, Neighbours, Restriction, SearchBackend, block_neighbours,
+                               distinct_rows, exact_search)
 
 log = logging.getLogger(__name__)
 
@@ -87,18 +88,21 @@ class Recommender:
     """
 
     def __init__(self, catalog: Catalog, embedder: Embedder | None = None, settings: Settings | None = None,
-                 match_queries: bool | None = None, index: str | None = None) -> None:
+                 match_queries: bool | None = None, search: str | SearchBackend | None = None) -> None:
         """Pair a catalog with its model (loaded here unless given; it must be the catalog's model).
 
         `match_queries` (default from settings: on) brings photos much larger than the catalog's images
         to the catalog's size and JPEG look before embedding them (see `images.match_catalog_look`).
 
-        `index` (default from settings: auto) is `exact`, `hnsw` (FAISS; built once and kept in the catalog
-        folder), or `auto`: hnsw from `ann_threshold` products when faiss is installed.
+        `search` (default from settings: auto) picks the index: `exact`; `hnsw` or `faiss` (FAISS HNSW, built
+        once and kept in the catalog folder); `auto` (hnsw from `ann_threshold` products when faiss is
+        installed); a Milvus collection the catalog was pushed to (`milvus://HOST:PORT/COLLECTION`,
+        `milvus-lite:///path/file.db`); or a ready `SearchBackend`.
 
         Raises:
             ModelMismatchError: the embedder is not the model the catalog was built with.
-            FashionrecError: an unknown index, or hnsw without faiss.
+            FashionrecError: an unknown index, hnsw without faiss, or a Milvus collection that does not hold
+                this catalog's current vectors.
         """
         self.catalog = catalog
         self.embedder = embedder or load_model(catalog.model_name, catalog.weights_path, settings)
@@ -114,22 +118,23 @@ class Recommender:
         # Raw pooled features are all alike (nearest-neighbour cosines around 0.99), so near copies are told
         # apart only in a whitened catalog; exact copies (same file content) always are.
         self._duplicate_cosine = settings.duplicate_cosine if catalog.whitening else np.inf
-        self._ann = _ann_index(catalog, index or settings.search_index, settings.ann_threshold)
+        self._backend = search if not isinstance(search, (str, type(None))) else open_search(
+            catalog, search or settings.search, settings)
 
     @property
     def index(self) -> str:
-        """The search in use: exact or hnsw."""
-        return "hnsw" if self._ann else "exact"
+        """The search in use: exact, hnsw or milvus."""
+        return self._backend.name
 
-    def _search(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> Neighbours:
+    def _search(self, query: np.ndarray, k: int, allowed: Restriction) -> Neighbours:
         """k nearest allowed rows, by the index in use."""
-        if self._ann is not None:
-            found = self._ann.search(query, k, allowed)
-            wanted = min(k, len(self.catalog) if allowed is None else int(allowed.sum()))
-            if len(found.positions) == wanted:
-                return found
-            # A very selective filter can starve the graph walk: answer that query exactly instead.
-        return exact_search(self.catalog.vectors, query, k, allowed)
+        if isinstance(self._backend, ExactIndex):
+            return self._backend.search(query, k, allowed)
+        found = self._backend.search(query, k, allowed)
+        if len(found.positions) == min(k, allowed.count(len(self.catalog))):
+            return found
+        # A very selective filter can starve an approximate index's graph walk: answer that query exactly instead.
+        return exact_search(self.catalog.vectors, query, k, allowed.mask)
 
     def by_image(self, image: ImageSource, k: int = DEFAULT_K, where: Filters | None = None,
                  show_duplicates: bool = False) -> Recommendations:
@@ -178,7 +183,7 @@ class Recommender:
         if len(self.catalog) == 0:
             raise CatalogError(f"the catalog {self.catalog.catalog_dir} is empty: index some images first")
 
-    def _answer(self, query: np.ndarray, k: int, allowed: np.ndarray | None,
+    def _answer(self, query: np.ndarray, k: int, allowed: Restriction,
                 seen: tuple[int, ...] | None) -> Recommendations:
         """Search and turn rows into `Match`es; `seen`: None keeps duplicates, else rows already 'shown'."""
         found = self._search(query, k, allowed) if seen is None else self._distinct(query, k, allowed, seen)
@@ -193,12 +198,12 @@ class Recommender:
         ]
         return Recommendations(model=self.catalog.model_name, results=results)
 
-    def _distinct(self, query: np.ndarray, k: int, allowed: np.ndarray | None, seen: tuple[int, ...]) -> Neighbours:
+    def _distinct(self, query: np.ndarray, k: int, allowed: Restriction, seen: tuple[int, ...]) -> Neighbours:
         """The k nearest with one product per duplicate group, widening the search until k are found."""
         vectors, hashes = self.catalog.vectors, self.catalog.content_hashes
-        available = len(vectors) if allowed is None else int(allowed.sum())
+        available = allowed.count(len(vectors))
         if available == 0:
-            return exact_search(vectors, vectors[0], 1, allowed)  # nothing allowed: no neighbours
+            return exact_search(vectors, vectors[0], 1, allowed.mask)  # nothing allowed: no neighbours
         fetch = k
         while True:
             fetch = min(2 * fetch + 8, available)
@@ -208,17 +213,19 @@ class Recommender:
             if len(keep) == k or fetch >= available:
                 return Neighbours(found.positions[keep], found.distances[keep])
 
-    def _allowed(self, where: Filters | None, exclude: int | None) -> np.ndarray | None:
-        """Boolean mask of the rows a query may return (None: all rows)."""
+    def _allowed(self, where: Filters | None, exclude: int | None) -> Restriction:
+        """The rows a query may return: a mask over the catalog, and the lower-cased filters it came from."""
         if not where and exclude is None:
-            return None
+            return Restriction()
         allowed = np.ones(len(self.catalog), dtype=bool)
+        lowered: dict[str, tuple[str, ...]] = {}
         for column, values in (where or {}).items():
             wanted = [values] if isinstance(values, str) else list(values)
-            allowed &= np.isin(self._lowered(column), [str(v).lower() for v in wanted])
+            lowered[column] = tuple(str(v).lower() for v in wanted)
+            allowed &= np.isin(self._lowered(column), list(lowered[column]))
         if exclude is not None:
             allowed[exclude] = False
-        return allowed
+        return Restriction(allowed, lowered, () if exclude is None else (exclude,))
 
     def _lowered(self, column: str) -> np.ndarray:
         """A metadata column, lower-cased, as an array (built once per column)."""
@@ -231,15 +238,27 @@ class Recommender:
         return self._lowered_columns[column]
 
 
-def _ann_index(catalog: Catalog, mode: str, threshold: int) -> AnnIndex | None:
-    """The HNSW index the mode asks for (None: exact search)."""
+def open_search(catalog: Catalog, spec: str, settings: Settings | None = None) -> SearchBackend:
+    """The search backend `spec` names for `catalog` (see `Recommender`'s `search`).
+
+    Raises:
+        FashionrecError: an unknown spec, hnsw without faiss, or a Milvus collection that cannot serve.
+    """
+    settings = settings or load_settings()
+    spec = spec.strip()
+    if spec.lower().startswith(("milvus://", "milvus-lite://")):
+        from fashionrec.scale.milvus import MilvusIndex  # optional: pymilvus is needed only here
+
+        return MilvusIndex.open(spec, catalog, settings)
+    mode = {"faiss": "hnsw"}.get(spec.lower(), spec.lower())
     if mode not in ("auto", "exact", "hnsw"):
-        raise FashionrecError(f"the search index must be auto, exact or hnsw, got {mode!r}")
-    if mode == "exact" or len(catalog) == 0 or (mode == "auto" and len(catalog) < threshold):
-        return None
+        raise FashionrecError(
+            f"the search must be auto, exact, hnsw (or faiss), or a milvus:// or milvus-lite:// address, got {spec!r}")
+    if mode == "exact" or len(catalog) == 0 or (mode == "auto" and len(catalog) < settings.ann_threshold):
+        return ExactIndex(catalog.vectors)
     if mode == "auto" and importlib.util.find_spec("faiss") is None:
         log.warning("%d products: approximate search would be faster; pip install 'fashionrec[ann]'", len(catalog))
-        return None
+        return ExactIndex(catalog.vectors)
     return AnnIndex.build(catalog.vectors, catalog.catalog_dir / f"hnsw-{catalog.fingerprint}.faiss")
 
 

@@ -1,5 +1,10 @@
 """k-nearest-neighbour search over unit vectors: exact (numpy) by default, FAISS HNSW for large catalogs.
 
+Every index answers through one interface, `SearchBackend.search(query, k, restriction)`: `ExactIndex`,
+`AnnIndex` (FAISS) here, and `fashionrec.scale.milvus.MilvusIndex` for a Milvus server. A `Restriction`
+carries which rows a query may return both as a row mask (for indexes over the catalog's rows) and as
+the filters it came from (for an external index that knows products by id).
+
 On unit vectors Euclidean distance and cosine similarity rank alike (d^2 = 2 - 2 cos), so the
 candidates are ranked by one matrix-vector product and the reported distances are then computed
 exactly for the k winners only.
@@ -8,9 +13,10 @@ exactly for the k winners only.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -26,6 +32,43 @@ class Neighbours:
 
     positions: np.ndarray  # int64 (k,)
     distances: np.ndarray  # float32 (k,)
+
+
+@dataclass(frozen=True)
+class Restriction:
+    """Which catalog rows a query may return."""
+
+    mask: np.ndarray | None = None  # (n,) bool; None: every row
+    where: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # column -> allowed values, lower-cased
+    exclude: tuple[int, ...] = ()  # rows left out whatever the filters say (the query product)
+
+    def count(self, rows: int) -> int:
+        """How many of `rows` rows are allowed."""
+        return rows if self.mask is None else int(self.mask.sum())
+
+
+class SearchBackend(Protocol):
+    """A k-NN index over the catalog's search vectors (row-aligned with `Catalog.ids`)."""
+
+    name: str
+
+    def search(self, query: np.ndarray, k: int, restriction: Restriction | None = None) -> Neighbours:
+        """The `k` allowed rows nearest to `query` (fewer when fewer are allowed), nearest first, with their
+        Euclidean distances."""
+        ...
+
+
+class ExactIndex:
+    """Exact search by one matrix-vector product: the default, and the reference the others are measured by."""
+
+    name = "exact"
+
+    def __init__(self, vectors: np.ndarray) -> None:
+        self._vectors = vectors
+
+    def search(self, query: np.ndarray, k: int, restriction: Restriction | None = None) -> Neighbours:
+        """See `SearchBackend.search`."""
+        return exact_search(self._vectors, query, k, restriction.mask if restriction else None)
 
 
 def exact_search(vectors: np.ndarray, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> Neighbours:
@@ -139,6 +182,8 @@ class AnnIndex:
     filtered query gets the k best allowed rows, not a filtered top k. Distances are computed exactly.
     """
 
+    name = "hnsw"
+
     def __init__(self, index: object, vectors: np.ndarray) -> None:
         self._index = index
         self._vectors = vectors
@@ -165,9 +210,10 @@ class AnnIndex:
         index.hnsw.efSearch = ef_search
         return cls(index, vectors)
 
-    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> Neighbours:
-        """Like `exact_search`, approximately."""
+    def search(self, query: np.ndarray, k: int, restriction: Restriction | None = None) -> Neighbours:
+        """Like `exact_search`, approximately (see `SearchBackend.search`)."""
         faiss = _faiss()
+        allowed = restriction.mask if restriction else None
         available = len(self._vectors) if allowed is None else int(allowed.sum())
         k = min(k, available)
         if k < 1:

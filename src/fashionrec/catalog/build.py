@@ -2,8 +2,10 @@
 
 Each stage is small: `scan_images` lists files, `plan_update` compares them with the catalog (so a
 rerun only embeds new or changed files and drops vanished ones), `read_image` hashes and decodes one
-file (in a thread pool, overlapping inference), and `index_images` wires them, committing one
-transaction per batch so an interrupted run resumes where it stopped.
+file, an `Engine` runs reader -> embedder over the files to index (`LocalEngine`: a thread pool of
+readers overlapping inference in this process; `fashionrec.scale.ray_engine.RayEngine`: Ray Data on a
+cluster), and `index_images` writes what the engine hands back, committing one transaction per batch so
+an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -18,9 +20,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -83,6 +84,7 @@ class IndexReport:
     metadata_without_image: int | None
     seconds: float  # the whole run, model loading and scanning included
     pipeline_seconds: float = 0.0  # the read -> embed -> write pipeline alone (what grows with the images)
+    engine: str = "local"  # what ran reader -> embedder: local (this process) or ray
 
     @property
     def images_per_second(self) -> float:
@@ -96,13 +98,59 @@ class IndexReport:
 
 
 @dataclass(frozen=True)
-class _ReadResult:
+class ReadResult:
     """One file after the reader: decoded input, or the reason it failed, or 'same content as before'."""
 
     file: ImageFile
     sha256: str = ""
     pixels: np.ndarray | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class EmbeddedBatch:
+    """What an engine hands the writer for one batch, in the order of the files it was given."""
+
+    embedded: list[tuple[ImageFile, str, np.ndarray]]  # (file, content sha256, unit vector)
+    restamped: list[tuple[str, FileStamp]]  # same content as the catalog holds: only the stamp changes
+    failed: list[SkippedFile]  # could not be read or decoded, with the reason
+
+
+class Engine(Protocol):
+    """Runs reader -> embedder over the files to index and hands back batches for the writer.
+
+    The writer stays in the calling process (one SQLite writer, one transaction per batch), so every engine
+    gets the same incremental, resumable catalog; only where reading and inference happen differs.
+    """
+
+    name: str
+
+    def run(self, todo: list[ImageFile], known: dict[str, FileStamp], embedder: Embedder, images_dir: Path,
+            batch_size: int) -> Iterator[EmbeddedBatch]:
+        """Embed `todo` (files of `images_dir`; `known`: what the catalog holds) in batches of `batch_size`."""
+        ...
+
+
+@dataclass(frozen=True)
+class LocalEngine:
+    """In this process: `workers` reader threads decode ahead of the one ONNX Runtime session."""
+
+    workers: int = 4
+    name: str = "local"
+
+    def run(self, todo: list[ImageFile], known: dict[str, FileStamp], embedder: Embedder, images_dir: Path,
+            batch_size: int) -> Iterator[EmbeddedBatch]:
+        """See `Engine.run`."""
+        prep, max_pixels = embedder.spec.preprocessing, embedder.max_pixels
+
+        def reader(file: ImageFile) -> ReadResult:
+            before = known.get(file.product_id)
+            return read_image(file, images_dir, prep, max_pixels, before.sha256 if before else None)
+
+        window = max(4 * batch_size, 64)  # read-ahead: the readers never leave the model waiting
+        for ready, restamped, failed in group_results(ordered_map(reader, todo, self.workers, window), batch_size):
+            vectors = embedder.embed_batch(np.stack([r.pixels for r in ready])) if ready else []
+            yield EmbeddedBatch([(r.file, r.sha256, v) for r, v in zip(ready, vectors)], restamped, failed)
 
 
 def scan_images(images_dir: Path) -> tuple[list[ImageFile], list[SkippedFile]]:
@@ -173,21 +221,24 @@ def plan_update(
 
 
 def read_image(
-    file: ImageFile, images_dir: Path, prep: Preprocessing, max_pixels: int, known: dict[str, FileStamp]
-) -> _ReadResult:
-    """Read, hash and decode one file; never raises for a bad file (the error is in the result)."""
+    file: ImageFile, images_dir: Path, prep: Preprocessing, max_pixels: int, known_sha256: str | None = None
+) -> ReadResult:
+    """Read, hash and decode one file; never raises for a bad file (the error is in the result).
+
+    `known_sha256` is the content hash the catalog holds for this product, if any: a file with that content
+    again (touched, not changed) is not decoded, and keeps its vector.
+    """
     try:
         data = read_image_bytes(images_dir / file.stamp.path)
     except ImageError as exc:
-        return _ReadResult(file, error=str(exc))
+        return ReadResult(file, error=str(exc))
     sha256 = hashlib.sha256(data).hexdigest()
-    before = known.get(file.product_id)
-    if before is not None and before.sha256 == sha256:
-        return _ReadResult(file, sha256=sha256)  # touched, not changed: keep the vector
+    if known_sha256 == sha256:
+        return ReadResult(file, sha256=sha256)  # touched, not changed: keep the vector
     try:
-        return _ReadResult(file, sha256=sha256, pixels=load_model_input(data, prep, max_pixels))
+        return ReadResult(file, sha256=sha256, pixels=load_model_input(data, prep, max_pixels))
     except ImageError as exc:
-        return _ReadResult(file, sha256=sha256, error=str(exc))
+        return ReadResult(file, sha256=sha256, error=str(exc))
 
 
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int, window: int) -> Iterator[R]:
@@ -217,6 +268,7 @@ def index_images(
     limit: int | None = None,
     progress: bool = True,
     settings: Settings | None = None,
+    engine: Engine | None = None,
 ) -> IndexReport:
     """Index a folder of product images into a catalog, or bring an existing catalog up to date.
 
@@ -230,6 +282,8 @@ def index_images(
         limit: index at most the first `limit` images (natural order: 2.jpg before 10.jpg).
         progress: show a progress bar (images/s, ETA) on stderr.
         settings: defaults to `load_settings()`.
+        engine: what runs reader -> embedder (default: `LocalEngine`, in this process); the catalog is the
+            same whichever runs it.
 
     Returns:
         An `IndexReport`: counts, skipped files with reasons, images/s.
@@ -262,10 +316,9 @@ def index_images(
             removed = set(plan.removed)
             store.update_metadata({i: table.get(i) for i in known if i not in removed})
         pipeline_started = time.perf_counter()
-        embedded, restamped, new_skips = _embed_and_store(
-            store, embedder, plan.todo, known, table, images_dir, batch_size or settings.batch_size,
-            settings.decode_workers, progress,
-        )
+        engine = engine or LocalEngine(settings.decode_workers)
+        batches = engine.run(plan.todo, known, embedder, images_dir, batch_size or settings.batch_size)
+        embedded, restamped, new_skips = _store_batches(store, batches, len(plan.todo), table, progress)
         pipeline_seconds = time.perf_counter() - pipeline_started
         store.set_info(_typical_size_info(images_dir, store))
         refresh_whitening(store, settings.whiten_dim)
@@ -285,6 +338,7 @@ def index_images(
         metadata_without_image=None if table is None else sum(i not in ids_on_disk for i in table.rows),
         seconds=time.perf_counter() - started,
         pipeline_seconds=pipeline_seconds,
+        engine=engine.name,
     )
 
 
@@ -314,42 +368,30 @@ def _drop_stale_tuning(store: CatalogStore, fingerprint: str) -> None:
         store.delete_arrays([tuning.MATRIX_KEY], [tuning.LABEL_KEY, tuning.WEIGHT_KEY, tuning.FITTED_ON_KEY])
 
 
-def _embed_and_store(
-    store: CatalogStore,
-    embedder: Embedder,
-    todo: list[ImageFile],
-    known: dict[str, FileStamp],
-    table: MetadataTable | None,
-    images_dir: Path,
-    batch_size: int,
-    workers: int,
-    progress: bool,
+def _store_batches(
+    store: CatalogStore, batches: Iterable[EmbeddedBatch], total: int, table: MetadataTable | None, progress: bool
 ) -> tuple[int, int, list[SkippedFile]]:
-    """Run reader -> embedder -> writer over `todo`; returns (embedded, restamped, skipped)."""
-    reader = partial(read_image, images_dir=images_dir, prep=embedder.spec.preprocessing,
-                     max_pixels=embedder.max_pixels, known=known)
+    """The writer: commit each batch an engine hands back; returns (embedded, restamped, skipped)."""
     embedded = kept = 0
     skipped: list[SkippedFile] = []
-    with tqdm(total=len(todo), unit="img", desc="indexing", disable=not progress, smoothing=0.05) as bar:
-        window = max(4 * batch_size, 64)  # read-ahead: the readers never leave the model waiting
-        for ready, restamped, failed in _batches(ordered_map(reader, todo, workers, window), batch_size):
-            vectors = embedder.embed_batch(np.stack([r.pixels for r in ready])) if ready else []
-            rows = [ProductRow(r.file.product_id, replace(r.file.stamp, sha256=r.sha256), vector,
-                               table.get(r.file.product_id) if table is not None else None)
-                    for r, vector in zip(ready, vectors)]
-            store.write_batch(rows, restamped, failed)
-            bar.update(len(ready) + len(restamped) + len(failed))
-            embedded, kept = embedded + len(ready), kept + len(restamped)
-            skipped.extend(failed)
+    with tqdm(total=total, unit="img", desc="indexing", disable=not progress, smoothing=0.05) as bar:
+        for batch in batches:
+            rows = [ProductRow(file.product_id, replace(file.stamp, sha256=sha256), vector,
+                               table.get(file.product_id) if table is not None else None)
+                    for file, sha256, vector in batch.embedded]
+            store.write_batch(rows, batch.restamped, batch.failed)
+            bar.update(len(rows) + len(batch.restamped) + len(batch.failed))
+            embedded, kept = embedded + len(rows), kept + len(batch.restamped)
+            skipped.extend(batch.failed)
     return embedded, kept, skipped
 
 
-def _batches(
-    results: Iterable[_ReadResult], batch_size: int
-) -> Iterator[tuple[list[_ReadResult], list[tuple[str, FileStamp]], list[SkippedFile]]]:
+def group_results(
+    results: Iterable[ReadResult], batch_size: int
+) -> Iterator[tuple[list[ReadResult], list[tuple[str, FileStamp]], list[SkippedFile]]]:
     """Group reader results into (to embed, same content re-stamped, failed), each group holding at most
     `batch_size` images to embed; the last group holds whatever remains."""
-    ready: list[_ReadResult] = []
+    ready: list[ReadResult] = []
     restamped: list[tuple[str, FileStamp]] = []
     failed: list[SkippedFile] = []
     for result in results:
