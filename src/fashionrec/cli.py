@@ -122,6 +122,16 @@ def _parser() -> argparse.ArgumentParser:
     app.add_argument("--no-browser", action="store_true", help="do not open a browser window")
     app.set_defaults(run=_app)
 
+    push = commands.add_parser("push", help="copy a catalog's vectors and metadata into Milvus (only what changed)")
+    push.add_argument("--catalog", type=Path, required=True, help="catalog folder")
+    push.add_argument("--to", required=True, metavar="ADDRESS",
+                      help="milvus://HOST:19530/COLLECTION, or a Milvus Lite file: milvus-lite:///path/catalog.db")
+    push.add_argument("--index", default="FLAT", type=str.upper, choices=["FLAT", "HNSW", "IVF_FLAT"],
+                      help="vector index of a new collection: FLAT (exact, the default), HNSW or IVF_FLAT")
+    push.add_argument("--recreate", action="store_true", help="drop the collection and push everything again")
+    push.add_argument("--json", action="store_true", help="print the report as JSON")
+    push.set_defaults(run=_push)
+
     serve = commands.add_parser("serve", help="the JSON REST API (docs at /docs, schema at /openapi.json)")
     serve.add_argument("--catalog", type=Path, required=True, help="catalog folder")
     _add_server_options(serve, port=8000)
@@ -415,6 +425,23 @@ def _run_web_app(catalog_dir: Path, host: str, port: int, open_browser: bool, ex
         return 0
     finally:
         stop(server)
+
+
+def _push(args: argparse.Namespace) -> int:
+    from fashionrec.catalog import Catalog
+    from fashionrec.scale.milvus import push
+
+    report = push(Catalog.open(args.catalog), args.to, index=args.index, recreate=args.recreate)
+    counts = {"added": report.added, "updated": report.updated, "removed": report.removed,
+              "unchanged": report.unchanged, "products": report.products}
+    if args.json:
+        print(json.dumps({"collection": report.target.collection, "uri": report.target.uri, "index": report.index,
+                          **counts, "seconds": round(report.seconds, 3)}, indent=2))
+        return 0
+    print(f"Pushed to {report.target.collection!r} at {report.target.uri} ({report.index}): {report.added} added, "
+          f"{report.updated} updated, {report.removed} removed, {report.unchanged} unchanged; "
+          f"{report.products} products, {report.seconds:.1f} s. Search it with --search {args.to}")
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -1,0 +1,424 @@
+"""Search served by Milvus: `push` copies a catalog's search vectors and filterable metadata into a collection,
+and `MilvusIndex` answers `Recommender` queries from it.
+
+A collection holds one catalog: the product id (primary key), the search vector (whitened and tuned, as
+`Catalog.vectors`), a digest of both (so a later push sends only changed products), one VARCHAR field per
+metadata column holding the lower-cased value (filters ignore case, as in-process), and the original
+metadata as JSON. Its properties record the model and the catalog fingerprint the vectors come from: a
+server refuses a collection that holds another model's or a stale copy of the catalog's vectors.
+
+Filters become Milvus boolean expressions built only from field names the collection was created with and
+string literals escaped here (`milvus_string`), so a filter value is always data, never expression.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import time
+import urllib.parse
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fashionrec.catalog import Catalog
+from fashionrec.config import Settings
+from fashionrec.errors import CatalogError, FashionrecError, FilterError, ModelMismatchError
+from fashionrec.search import Neighbours, Restriction
+
+log = logging.getLogger(__name__)
+
+DEFAULT_COLLECTION = "fashionrec"
+INDEX_TYPES = ("FLAT", "HNSW", "IVF_FLAT")
+HNSW_PARAMS = {"M": 32, "efConstruction": 80}  # as fashionrec's FAISS HNSW (docs/PERFORMANCE.md)
+HNSW_EF = 512  # search breadth: recall@10 0.969 at 1M for the FAISS graph with the same parameters
+MAX_TOPK = 16_384  # Milvus' limit on one search's k
+PUSH_BATCH = 1_000  # rows per upsert request (512-d: 2 MB, far below gRPC's 64 MB)
+MAX_TEXT = 65_535  # Milvus' longest VARCHAR
+RESERVED_FIELDS = ("id", "vector", "digest", "metadata")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
+_PROPERTY = "fashionrec."
+
+
+@dataclass(frozen=True)
+class MilvusTarget:
+    """Where a collection lives: the client URI (a server, or a Milvus Lite file) and the collection name."""
+
+    uri: str
+    collection: str
+    token: str = ""
+
+    @property
+    def lite(self) -> bool:
+        """Milvus Lite: a local file, opened in-process by one program at a time."""
+        return not self.uri.startswith(("http://", "https://"))
+
+
+@dataclass(frozen=True)
+class PushReport:
+    """The outcome of one push."""
+
+    target: MilvusTarget
+    added: int
+    updated: int
+    removed: int
+    unchanged: int
+    products: int  # rows in the collection after the push
+    index: str
+    seconds: float
+
+
+def parse_target(address: str) -> MilvusTarget:
+    """`milvus://[USER:PASSWORD@]HOST:PORT/COLLECTION` or `milvus-lite:///path/file.db[?collection=NAME]`.
+
+    Raises:
+        FashionrecError: the address is not one of those forms, or the collection name is not a Milvus name.
+
+    Example:
+        >>> parse_target("milvus://db.internal:19530/shop")
+        MilvusTarget(uri='http://db.internal:19530', collection='shop', token='')
+        >>> parse_target("milvus-lite:///srv/catalog.db").collection
+        'fashionrec'
+    """
+    parsed = urllib.parse.urlsplit(address.strip())
+    scheme = parsed.scheme.lower()
+    if scheme == "milvus":
+        if not parsed.hostname:
+            raise FashionrecError(f"a Milvus address needs a host: milvus://HOST:19530/COLLECTION, got {address!r}")
+        collection = parsed.path.strip("/") or DEFAULT_COLLECTION
+        token = ""
+        if parsed.username:
+            token = f"{urllib.parse.unquote(parsed.username)}:{urllib.parse.unquote(parsed.password or '')}"
+        target = MilvusTarget(f"http://{parsed.hostname}:{parsed.port or 19530}", collection, token)
+    elif scheme == "milvus-lite":
+        path = urllib.parse.unquote(parsed.netloc + parsed.path)
+        if not path.endswith(".db"):
+            raise FashionrecError(f"a Milvus Lite address names a .db file: milvus-lite:///path/catalog.db, "
+                                  f"got {address!r}")
+        collection = urllib.parse.parse_qs(parsed.query).get("collection", [DEFAULT_COLLECTION])[0]
+        target = MilvusTarget(path, collection)
+    else:
+        raise FashionrecError(f"a Milvus address starts with milvus:// or milvus-lite://, got {address!r}")
+    if not _NAME.fullmatch(target.collection):
+        raise FashionrecError(f"{target.collection!r} is not a Milvus collection name (letters, digits, _)")
+    return target
+
+
+def milvus_string(value: str) -> str:
+    """`value` as a Milvus string literal: quotes and backslashes escaped, so it can only ever be data.
+
+    Raises:
+        FilterError: the value holds a control character (no product metadata does).
+
+    Example:
+        >>> print(milvus_string('say "hi" \\\\ bye'))
+        "say \\"hi\\" \\\\ bye"
+    """
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise FilterError(f"a filter value cannot hold control characters: {value!r}")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def filter_expression(where: Mapping[str, Sequence[str]], exclude_ids: Sequence[str], fields: Mapping[str, str]) -> str:
+    """The Milvus boolean expression for lower-cased filters (column -> values; one column: any of them,
+    several columns: all) and ids to leave out. `fields` maps columns to the collection's field names.
+
+    Raises:
+        FilterError: a column has no field in the collection.
+
+    Example:
+        >>> filter_expression({"gender": ["men"]}, ["15970"], {"gender": "gender"})
+        'gender in ["men"] and id not in ["15970"]'
+    """
+    clauses = []
+    for column, values in where.items():
+        if column not in fields:
+            raise FilterError(f"the column {column!r} was not pushed to Milvus as a filter field; "
+                              f"its filter fields are: {', '.join(fields) or 'none'}")
+        clauses.append(f"{fields[column]} in [{', '.join(milvus_string(v) for v in values)}]")
+    if exclude_ids:
+        clauses.append(f"id not in [{', '.join(milvus_string(i) for i in exclude_ids)}]")
+    return " and ".join(clauses)
+
+
+def filter_fields(columns: Sequence[str]) -> dict[str, str]:
+    """The metadata columns that become filter fields (column -> field name): names Milvus accepts, minus
+    the collection's own fields."""
+    fields = {}
+    for column in columns:
+        if _NAME.fullmatch(column) and column not in RESERVED_FIELDS:
+            fields[column] = column
+        else:
+            log.warning("the metadata column %r is not a Milvus field name: it is kept in metadata, not filterable",
+                        column)
+    return fields
+
+
+def product_digest(vector: np.ndarray, metadata: Mapping[str, str | None]) -> str:
+    """What a push compares to decide whether a product changed: its search vector and its metadata."""
+    digest = hashlib.sha256(np.ascontiguousarray(vector, dtype=np.float32).tobytes())
+    digest.update(json.dumps(dict(metadata), sort_keys=True, ensure_ascii=False).encode())
+    return digest.hexdigest()
+
+
+def push(catalog: Catalog, address: str, index: str = "FLAT", recreate: bool = False,
+         settings: Settings | None = None) -> PushReport:
+    """Copy the catalog's search vectors and metadata into a Milvus collection, sending only what changed.
+
+    Args:
+        catalog: an open catalog.
+        address: `milvus://HOST:PORT/COLLECTION` or `milvus-lite:///path/file.db` (see `parse_target`).
+        index: the collection's vector index for a new collection: FLAT (exact), HNSW or IVF_FLAT.
+        recreate: drop the collection first (needed when it holds another model's vectors, another dimension,
+            or other metadata columns).
+
+    Raises:
+        ModelMismatchError: the collection holds another model's vectors (push elsewhere, or `recreate`).
+        CatalogError: the collection's dimension or fields do not fit this catalog (`recreate`).
+        FashionrecError: a bad address or index, or Milvus cannot be reached.
+
+    Example:
+        >>> push(Catalog.open("my-catalog"), "milvus-lite:///srv/catalog.db").products
+        7254
+    """
+    started = time.perf_counter()
+    index = index.upper()
+    if index not in INDEX_TYPES:
+        raise FashionrecError(f"the Milvus index must be one of {', '.join(INDEX_TYPES)}, got {index!r}")
+    target = parse_target(address)
+    if target.lite:
+        Path(target.uri).parent.mkdir(parents=True, exist_ok=True)
+    with _client(target) as client:
+        if recreate and client.has_collection(target.collection):
+            client.drop_collection(target.collection)
+        fields = filter_fields(catalog.columns)
+        if client.has_collection(target.collection):
+            properties = _check_fits(client, target, catalog, fields)
+            index = properties.get(_PROPERTY + "index", index)
+        else:
+            _create(client, target, catalog, fields, index)
+        before = _stored_digests(client, target.collection)
+        digests = [product_digest(catalog.vectors[row], catalog.metadata_at(row)) for row in range(len(catalog))]
+        changed = [row for row, product_id in enumerate(catalog.ids) if before.get(product_id) != digests[row]]
+        for start in range(0, len(changed), PUSH_BATCH):
+            rows = changed[start:start + PUSH_BATCH]
+            client.upsert(target.collection, [_entity(catalog, row, digests[row], fields) for row in rows])
+        gone = sorted(set(before) - set(catalog.ids))
+        for start in range(0, len(gone), PUSH_BATCH):
+            client.delete(target.collection, ids=gone[start:start + PUSH_BATCH])
+        # Written last: until this push is complete the collection does not claim to hold this catalog.
+        client.alter_collection_properties(target.collection, {_PROPERTY + "fingerprint": catalog.fingerprint})
+        added = sum(catalog.ids[row] not in before for row in changed)
+        return PushReport(target, added, len(changed) - added, len(gone), len(catalog) - len(changed), len(catalog),
+                          index, time.perf_counter() - started)
+
+
+class MilvusIndex:
+    """A `SearchBackend` answering from a Milvus collection that holds the catalog's current vectors.
+
+    Distances are recomputed from the catalog's vectors for the ids Milvus returns, so they are the same
+    numbers exact search reports.
+    """
+
+    name = "milvus"
+
+    def __init__(self, client: Any, target: MilvusTarget, catalog: Catalog, fields: dict[str, str],
+                 search_params: dict[str, Any]) -> None:
+        self._client = client
+        self._target = target
+        self._catalog = catalog
+        self._fields = fields
+        self._search_params = search_params
+
+    @classmethod
+    def open(cls, address: str, catalog: Catalog, settings: Settings | None = None) -> MilvusIndex:
+        """Connect to the collection at `address` and check it holds this catalog's vectors, as they are now.
+
+        Raises:
+            CatalogError: no such collection, or it holds an older copy of the catalog (push again).
+            ModelMismatchError: it holds another model's vectors.
+        """
+        target = parse_target(address)
+        client = _connect(target)
+        try:
+            if not client.has_collection(target.collection):
+                raise CatalogError(f"there is no collection {target.collection!r} at {target.uri}; "
+                                   f"run fashionrec push --catalog {catalog.catalog_dir} --to {address}")
+            properties = _check_fits(client, target, catalog, filter_fields(catalog.columns))
+            if properties.get(_PROPERTY + "fingerprint") != catalog.fingerprint:
+                raise CatalogError(f"the collection {target.collection!r} holds an older copy of the catalog "
+                                   f"{catalog.catalog_dir}; run fashionrec push again")
+            client.load_collection(target.collection)
+        except BaseException:
+            client.close()
+            raise
+        fields = json.loads(properties[_PROPERTY + "fields"])
+        return cls(client, target, catalog, fields, _search_params(properties))
+
+    def search(self, query: np.ndarray, k: int, restriction: Restriction | None = None) -> Neighbours:
+        """See `SearchBackend.search`."""
+        restriction = restriction or Restriction()
+        k = min(k, restriction.count(len(self._catalog)), MAX_TOPK)
+        if k < 1:
+            return Neighbours(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+        expression = filter_expression(restriction.where, [self._catalog.ids[row] for row in restriction.exclude],
+                                       self._fields)
+        params = dict(self._search_params)
+        if "ef" in params.get("params", {}):
+            params["params"] = {"ef": max(params["params"]["ef"], k)}
+        hits = self._client.search(self._target.collection, data=[np.asarray(query, dtype=np.float32).tolist()],
+                                   limit=k, filter=expression, output_fields=["id"], search_params=params)[0]
+        positions = np.array([self._catalog.position(hit["id"]) for hit in hits], dtype=np.int64)
+        distances = np.linalg.norm(self._catalog.vectors[positions] - query[None, :], axis=1).astype(np.float32)
+        order = np.lexsort((positions, distances))
+        return Neighbours(positions[order], distances[order])
+
+    def close(self) -> None:
+        """Release the connection (and a Milvus Lite file, which one program opens at a time)."""
+        self._client.close()
+
+
+def _create(client: Any, target: MilvusTarget, catalog: Catalog, fields: dict[str, str], index: str) -> None:
+    """A new collection for this catalog: schema, vector index, and the properties that identify its vectors."""
+    from pymilvus import DataType
+
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False,
+                                  description=f"fashionrec catalog ({catalog.model_name})")
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=512)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=int(catalog.vectors.shape[1]))
+    schema.add_field("digest", DataType.VARCHAR, max_length=64)
+    for field in fields.values():
+        schema.add_field(field, DataType.VARCHAR, max_length=MAX_TEXT)
+    schema.add_field("metadata", DataType.JSON)
+    index_params = client.prepare_index_params()
+    params = HNSW_PARAMS if index == "HNSW" else {"nlist": _nlist(len(catalog))} if index == "IVF_FLAT" else {}
+    index_params.add_index(field_name="vector", index_type=index, metric_type="IP", params=params)
+    with _quiet("grpc._server"):  # Milvus Lite logs a traceback for a timestamp call it does not implement
+        client.create_collection(target.collection, schema=schema, index_params=index_params, properties={
+            _PROPERTY + "model_id": catalog.model_id, _PROPERTY + "dim": str(catalog.vectors.shape[1]),
+            _PROPERTY + "fields": json.dumps(fields), _PROPERTY + "index": index,
+            _PROPERTY + "nlist": str(params.get("nlist", 0)), _PROPERTY + "fingerprint": "",
+        })
+
+
+def _check_fits(client: Any, target: MilvusTarget, catalog: Catalog, fields: dict[str, str]) -> dict[str, str]:
+    """The collection's properties, once it is sure to hold vectors comparable with this catalog's."""
+    properties = client.describe_collection(target.collection).get("properties", {})
+    model_id = properties.get(_PROPERTY + "model_id")
+    if model_id is None:
+        raise CatalogError(f"the collection {target.collection!r} at {target.uri} was not made by fashionrec push; "
+                           f"choose another collection")
+    if model_id != catalog.model_id:
+        raise ModelMismatchError(f"the collection {target.collection!r} holds {model_id} vectors, not "
+                                 f"{catalog.model_id}; push to another collection, or push --recreate")
+    if properties.get(_PROPERTY + "dim") != str(catalog.vectors.shape[1]):
+        raise CatalogError(f"the collection {target.collection!r} holds {properties.get(_PROPERTY + 'dim')}-d "
+                           f"vectors, the catalog now {catalog.vectors.shape[1]}-d (its whitening changed); "
+                           f"push --recreate")
+    if json.loads(properties.get(_PROPERTY + "fields", "{}")) != fields:
+        raise CatalogError(f"the collection {target.collection!r} has other metadata fields than the catalog's "
+                           f"columns; push --recreate")
+    return properties
+
+
+def _search_params(properties: Mapping[str, str]) -> dict[str, Any]:
+    """Search parameters for the collection's index (HNSW breadth and IVF probes chosen for recall@10 >= 0.95)."""
+    index = properties.get(_PROPERTY + "index", "FLAT")
+    if index == "HNSW":
+        return {"metric_type": "IP", "params": {"ef": HNSW_EF}}
+    if index == "IVF_FLAT":
+        nlist = int(properties.get(_PROPERTY + "nlist", "128"))
+        return {"metric_type": "IP", "params": {"nprobe": max(16, nlist // 8)}}
+    return {"metric_type": "IP", "params": {}}
+
+
+def _nlist(products: int) -> int:
+    """IVF cluster count: about 4 sqrt(n), the usual rule, kept between 16 and 65,536."""
+    return int(min(65_536, max(16, 4 * round(products**0.5))))
+
+
+def _entity(catalog: Catalog, row: int, digest: str, fields: dict[str, str]) -> dict[str, Any]:
+    """One product as a collection row."""
+    metadata = catalog.metadata_at(row)
+    entity: dict[str, Any] = {"id": catalog.ids[row], "vector": catalog.vectors[row].tolist(), "digest": digest,
+                              "metadata": dict(metadata)}
+    for column, field in fields.items():
+        entity[field] = (metadata.get(column) or "").lower()[:MAX_TEXT]
+    return entity
+
+
+def _stored_digests(client: Any, collection: str) -> dict[str, str]:
+    """{id: digest} of every row in the collection, read page by page."""
+    client.load_collection(collection)
+    digests: dict[str, str] = {}
+    with _quiet("pymilvus"):  # it warns that Milvus Lite gives no server timestamp, then uses its own
+        iterator = client.query_iterator(collection, batch_size=PUSH_BATCH, filter="", output_fields=["id", "digest"])
+        try:
+            while page := iterator.next():
+                digests.update((row["id"], row["digest"]) for row in page)
+        finally:
+            iterator.close()
+    return digests
+
+
+@contextlib.contextmanager
+def _quiet(*names: str) -> Iterator[None]:
+    """Silence libraries' loggers for a call whose failure they handle themselves."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _client(target: MilvusTarget) -> Iterator[Any]:
+    """A connection for the duration of a `with` block."""
+    client = _connect(target)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _connect(target: MilvusTarget) -> Any:
+    """A MilvusClient for the target, or a clear error."""
+    try:
+        from pymilvus import MilvusClient
+    except ImportError:
+        raise FashionrecError("Milvus search needs pymilvus (and milvus-lite for local files): "
+                              "pip install 'fashionrec[scale]'") from None
+    try:
+        with _quiet("milvus_lite", "pymilvus"):  # their tracebacks; the error below says what went wrong
+            return MilvusClient(uri=target.uri, token=target.token)
+    except Exception as exc:  # pymilvus raises its own exception types for connection failures
+        if target.lite and _locked(Path(target.uri)):
+            raise FashionrecError(f"the Milvus Lite file {target.uri} is open in another program; Milvus Lite "
+                                  f"serves one program at a time (run a Milvus server to share a collection)") from None
+        raise FashionrecError(f"cannot connect to Milvus at {target.uri}: {exc}") from None
+
+
+def _locked(lite_file: Path) -> bool:
+    """Whether another process holds a Milvus Lite file (a folder with a LOCK file it flocks)."""
+    import fcntl
+
+    lock = lite_file / "LOCK"
+    if not lock.is_file():
+        return False
+    with open(lock, "rb") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
