@@ -17,6 +17,7 @@ import contextlib
 import logging
 import math
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -150,6 +151,14 @@ def _connected(ray: Any, address: str | None) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
+    # Ray prints cluster events (a worker died, a task is retried) on stdout; they are diagnostics, and stdout
+    # may be carrying --json to another program.
+    with contextlib.redirect_stdout(sys.stderr):
+        yield from _started(ray, address)
+
+
+def _started(ray: Any, address: str | None) -> Iterator[None]:
+    """Connect to `address` or start a local Ray for the duration of the block."""
     try:
         if address:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)

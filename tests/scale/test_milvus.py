@@ -1,0 +1,212 @@
+"""scale/milvus.py: push a catalog into Milvus Lite (a real Milvus, in-process) and search it: the same answers
+as exact search with a FLAT index, filters included, values escaped, incremental pushes, refused mismatches."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fashionrec.catalog import Catalog, index_images
+from fashionrec.errors import CatalogError, FashionrecError, FilterError, ModelMismatchError
+from fashionrec.recommend import Recommender
+from tests.conftest import write_products
+
+pytest.importorskip("pymilvus", reason="Milvus search needs pymilvus: pip install -e '.[scale]'")
+pytest.importorskip("milvus_lite", reason="the tests run Milvus Lite: pip install -e '.[scale]'")
+
+from fashionrec.scale.milvus import (  # noqa: E402
+    MilvusIndex,
+    MilvusTarget,
+    filter_expression,
+    milvus_string,
+    parse_target,
+    push,
+)
+
+
+def lite(tmp_path: Path, name: str = "m.db") -> str:
+    return f"milvus-lite://{tmp_path / name}"
+
+
+def ids(recommendations) -> list[str]:
+    return [match.id for match in recommendations.results]
+
+
+def test_addresses_parse_and_bad_ones_are_refused() -> None:
+    assert parse_target("milvus://db.internal:19530/shop") == MilvusTarget("http://db.internal:19530", "shop")
+    assert parse_target("milvus://u:p%40ss@db/shop") == MilvusTarget("http://db:19530", "shop", "u:p@ss")
+    assert parse_target("milvus-lite:///srv/x/catalog.db") == MilvusTarget("/srv/x/catalog.db", "fashionrec")
+    assert parse_target("milvus-lite://rel/c.db?collection=shop_2").collection == "shop_2"
+    for bad, message in (("http://db:19530/x", "starts with milvus://"), ("milvus:///x", "needs a host"),
+                         ("milvus-lite:///srv/catalog", "names a .db file"),
+                         ("milvus://db/bad-name", "not a Milvus collection name")):
+        with pytest.raises(FashionrecError, match=message):
+            parse_target(bad)
+
+
+def test_filter_values_become_escaped_literals_never_expression() -> None:
+    assert milvus_string('Navy "Blue"') == r'"Navy \"Blue\""'
+    assert milvus_string("back\\slash") == r'"back\\slash"'
+    assert milvus_string('" or id != "') == r'"\" or id != \""'
+    with pytest.raises(FilterError, match="control characters"):
+        milvus_string("a\nb")
+    fields = {"gender": "gender", "baseColour": "baseColour"}
+    assert (filter_expression({"gender": ("men", "boys"), "baseColour": ("red",)}, ["7"], fields)
+            == 'gender in ["men", "boys"] and baseColour in ["red"] and id not in ["7"]')
+    assert filter_expression({}, [], fields) == ""
+    with pytest.raises(FilterError, match="not pushed to Milvus"):
+        filter_expression({"season": ("summer",)}, [], fields)
+
+
+def test_a_flat_collection_answers_exactly_like_exact_search(shop_catalog: Path, lite0, tmp_path: Path) -> None:
+    catalog = Catalog.open(shop_catalog)
+    report = push(catalog, lite(tmp_path))
+    assert (report.added, report.updated, report.removed, report.products, report.index) == (40, 0, 0, 40, "FLAT")
+    exact = Recommender(catalog, lite0, search="exact")
+    milvus = Recommender(catalog, lite0, search=lite(tmp_path))
+    assert milvus.index == "milvus"
+    for where in (None, {"gender": "men"}, {"articleType": ["Shoes", "TSHIRTS"], "gender": "Women"},
+                  {"baseColour": "no such colour"}):
+        for product_id in ("1", "12", "33"):
+            want, got = exact.by_id(product_id, k=6, where=where), milvus.by_id(product_id, k=6, where=where)
+            assert ids(got) == ids(want)
+            assert [m.distance for m in got.results] == pytest.approx([m.distance for m in want.results], abs=1e-6)
+        photo = catalog.image_path("20")
+        assert ids(milvus.by_image(photo, k=5, where=where)) == ids(exact.by_image(photo, k=5, where=where))
+    with pytest.raises(FilterError, match="unknown filter column"):
+        milvus.by_id("1", where={"season": "Summer"})
+    milvus._backend.close()
+
+
+def test_a_filter_value_can_never_inject_an_expression(tmp_path: Path, lite0) -> None:
+    images = tmp_path / "images"
+    write_products(images, range(1, 13))
+    colours = ['Navy "Blue"', "back\\slash", "O'Neil", "Rosé"]
+    lines = ["id,gender,baseColour"] + [f'{i},{"Men" if i % 2 else "Women"},"{colours[i % 4].replace(chr(34), 2 * chr(34))}"'
+                                          for i in range(1, 13)]
+    (tmp_path / "styles.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    index_images(images, tmp_path / "c", metadata=tmp_path / "styles.csv", model="efficientnet-lite0", progress=False)
+    catalog = Catalog.open(tmp_path / "c")
+    assert catalog.metadata("1")["baseColour"] == "back\\slash"
+    push(catalog, lite(tmp_path))
+    exact, milvus = Recommender(catalog, lite0, search="exact"), Recommender(catalog, lite0, search=lite(tmp_path))
+    for colour in colours + ['" or id != "', "' or 1==1 or '", 'x"] or id != "["', "ROSÉ"]:
+        want = exact.by_id("2", k=12, where={"baseColour": colour})
+        got = milvus.by_id("2", k=12, where={"baseColour": colour})
+        assert ids(got) == ids(want)
+        assert all(m.metadata["baseColour"].lower() == colour.lower() for m in got.results)
+    assert len(milvus.by_id("2", k=12, where={"baseColour": '" or id != "'}).results) == 0
+    milvus._backend.close()
+
+
+def test_pushes_are_incremental_and_a_stale_or_foreign_collection_is_refused(tmp_path: Path, lite0) -> None:
+    images = tmp_path / "images"
+    write_products(images, range(1, 21))
+    index_images(images, tmp_path / "c", model="efficientnet-lite0", progress=False)
+    address = lite(tmp_path)
+    assert push(Catalog.open(tmp_path / "c"), address).added == 20
+    again = push(Catalog.open(tmp_path / "c"), address)
+    assert (again.added, again.updated, again.removed, again.unchanged) == (0, 0, 0, 20)
+
+    write_products(images, [21, 22])
+    (images / "5.jpg").unlink()
+    index_images(images, tmp_path / "c", progress=False)
+    changed = Catalog.open(tmp_path / "c")
+    with pytest.raises(CatalogError, match="older copy of the catalog"):
+        MilvusIndex.open(address, changed)
+    report = push(changed, address)
+    assert (report.added, report.updated, report.removed, report.unchanged, report.products) == (2, 0, 1, 19, 21)
+    milvus = Recommender(changed, lite0, search=address)
+    assert ids(milvus.by_id("21", k=20)) == ids(Recommender(changed, lite0, search="exact").by_id("21", k=20))
+    milvus._backend.close()
+
+    write_products(tmp_path / "other", range(1, 6))
+    index_images(tmp_path / "other", tmp_path / "lite2", model="efficientnet-lite2", progress=False)
+    other = Catalog.open(tmp_path / "lite2")
+    with pytest.raises(ModelMismatchError, match="push --recreate"):
+        push(other, address)
+    with pytest.raises(CatalogError, match="no collection 'elsewhere'"):
+        MilvusIndex.open(address + "?collection=elsewhere", other)
+    assert push(other, address, recreate=True).added == 5
+
+
+def test_hnsw_and_ivf_collections_find_the_exact_neighbours_here(copies_catalog: Path, lite0, tmp_path: Path) -> None:
+    catalog = Catalog.open(copies_catalog)
+    exact = Recommender(catalog, lite0, search="exact")
+    for index in ("HNSW", "IVF_FLAT"):
+        address = lite(tmp_path, f"{index.lower()}.db")
+        assert push(catalog, address, index=index).index == index
+        milvus = Recommender(catalog, lite0, search=address)
+        hits = total = 0
+        for product_id in catalog.ids[:20]:
+            want = set(ids(exact.by_id(product_id, k=10, show_duplicates=True)))
+            hits += len(want & set(ids(milvus.by_id(product_id, k=10, show_duplicates=True))))
+            total += len(want)
+        assert hits / total >= 0.95
+        milvus._backend.close()
+
+
+def test_cli_push_then_recommend_from_milvus_lite(shop_catalog: Path, tmp_path: Path) -> None:
+    address = lite(tmp_path)
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "fashionrec.cli", *args], capture_output=True, text=True,
+                              timeout=300)
+
+    pushed = cli("push", "--catalog", str(shop_catalog), "--to", address, "--json")
+    assert pushed.returncode == 0, pushed.stderr
+    assert json.loads(pushed.stdout)["added"] == 40
+    photo = str(Catalog.open(shop_catalog).image_path("9"))
+    answers = [cli("recommend", photo, "--catalog", str(shop_catalog), "--where", "gender=men", "--json",
+                   "--search", search) for search in ("exact", address)]
+    assert all(done.returncode == 0 for done in answers), answers[1].stderr
+    assert [m["id"] for m in json.loads(answers[1].stdout)["results"]] == [
+        m["id"] for m in json.loads(answers[0].stdout)["results"]]
+    missing = cli("similar", "9", "--catalog", str(shop_catalog), "--search", lite(tmp_path, "none.db"))
+    assert missing.returncode == 2 and "run fashionrec push" in missing.stderr
+
+
+def test_the_rest_api_answers_from_milvus(shop_catalog: Path, lite0, tmp_path: Path) -> None:
+    pytest.importorskip("fastapi", reason="the REST API needs the web extra")
+    from fastapi.testclient import TestClient
+
+    from fashionrec.api import create_app
+
+    catalog = Catalog.open(shop_catalog)
+    push(catalog, lite(tmp_path))
+    milvus = Recommender(catalog, lite0, search=lite(tmp_path))
+    with TestClient(create_app(milvus)) as client:
+        similar = client.get("/products/4/similar", params={"k": 4, "gender": "Women"})
+        upload = client.post("/recommend", files={"file": catalog.image_path("4").read_bytes()}, params={"k": 3})
+    assert similar.status_code == 200 and upload.status_code == 200
+    exact = Recommender(catalog, lite0, search="exact")
+    assert [m["id"] for m in similar.json()["results"]] == ids(exact.by_id("4", k=4, where={"gender": "Women"}))
+    assert [m["id"] for m in upload.json()["results"]] == ids(exact.by_image(catalog.image_path("4"), k=3))
+    milvus._backend.close()
+
+
+def test_the_17_real_photos_get_the_exact_top_5_from_milvus_lite(sample_dir: Path, tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    queries = sorted((sample_dir / "queries_fullres").glob("*.jpg"))
+    wanted = {path.stem for path in queries}
+    others = [p for p in sorted((sample_dir / "images").glob("*.jpg")) if p.stem not in wanted][:283]
+    for path in [sample_dir / "images" / f"{stem}.jpg" for stem in sorted(wanted)] + others:
+        shutil.copy(path, images)
+    index_images(images, tmp_path / "c", metadata=sample_dir / "styles.csv", progress=False)  # the default model
+    catalog = Catalog.open(tmp_path / "c")
+    push(catalog, lite(tmp_path))
+    exact = Recommender(catalog, search="exact")
+    milvus = Recommender(catalog, exact.embedder, search=lite(tmp_path))
+    for photo in queries:
+        product = catalog.metadata(photo.stem)
+        for where in (None, {"gender": product["gender"]},
+                      {"masterCategory": [product["masterCategory"], "Footwear"], "season": product["season"]}):
+            assert ids(milvus.by_image(photo, k=5, where=where)) == ids(exact.by_image(photo, k=5, where=where)), (
+                photo.name, where)
+    milvus._backend.close()
