@@ -212,6 +212,7 @@ def push(catalog: Catalog, address: str, index: str = "FLAT", recreate: bool = F
         gone = sorted(set(before) - set(catalog.ids))
         for start in range(0, len(gone), PUSH_BATCH):
             client.delete(target.collection, ids=gone[start:start + PUSH_BATCH])
+        client.flush(target.collection)  # seal what was written, so it is indexed rather than scanned
         # Written last: until this push is complete the collection does not claim to hold this catalog.
         client.alter_collection_properties(target.collection, {_PROPERTY + "fingerprint": catalog.fingerprint})
         added = sum(catalog.ids[row] not in before for row in changed)
@@ -334,7 +335,7 @@ def _search_params(properties: Mapping[str, str]) -> dict[str, Any]:
         return {"metric_type": "IP", "params": {"ef": HNSW_EF}}
     if index == "IVF_FLAT":
         nlist = int(properties.get(_PROPERTY + "nlist", "128"))
-        return {"metric_type": "IP", "params": {"nprobe": max(16, nlist // 8)}}
+        return {"metric_type": "IP", "params": {"nprobe": max(32, nlist // 4)}}
     return {"metric_type": "IP", "params": {}}
 
 
