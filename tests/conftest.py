@@ -58,6 +58,14 @@ def write_products(folder: Path, ids: range | list[int], size: tuple[int, int] =
     return paths
 
 
+
+def write_bad_files(folder: Path, truncate_from: Path) -> list[str]:
+    """The bad files a real folder holds, named .jpg: empty, not an image, and a truncated copy of a JPEG."""
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "text.jpg").write_text("not a photo")
+    (folder / "cut.jpg").write_bytes(truncate_from.read_bytes()[:200])
+    return ["cut.jpg", "empty.jpg", "text.jpg"]
+
 @pytest.fixture(scope="session")
 def lite0():
     """The small real backbone (ImageNet EfficientNet-Lite0), exported once per session."""

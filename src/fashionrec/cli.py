@@ -119,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     app = commands.add_parser("app", help="the web app: upload a photo or pick a product, see similar products")
     app.add_argument("--catalog", type=Path, required=True, help="catalog folder")
     _add_server_options(app, port=8501)
+    _add_index_option(app)
     app.add_argument("--no-browser", action="store_true", help="do not open a browser window")
     app.set_defaults(run=_app)
 
@@ -401,19 +402,24 @@ def _tune(args: argparse.Namespace) -> int:
 
 def _app(args: argparse.Namespace) -> int:
     from fashionrec.catalog import Catalog
+    from fashionrec.recommend import open_search
 
-    Catalog.open(args.catalog)  # a wrong folder fails here, in one line, not inside the server
-    return _run_web_app(args.catalog, args.host, args.port, open_browser=not args.no_browser)
+    catalog = Catalog.open(args.catalog)  # a wrong folder fails here, in one line, not inside the server
+    if args.search:
+        backend = open_search(catalog, args.search)  # so does a search the catalog cannot use
+        getattr(backend, "close", lambda: None)()  # the server opens its own (a Milvus Lite file takes one)
+    return _run_web_app(args.catalog, args.host, args.port, open_browser=not args.no_browser, search=args.search)
 
 
-def _run_web_app(catalog_dir: Path, host: str, port: int, open_browser: bool, examples_dir: Path | None = None) -> int:
+def _run_web_app(catalog_dir: Path, host: str, port: int, open_browser: bool, examples_dir: Path | None = None,
+                 search: str | None = None) -> int:
     import webbrowser
 
     from fashionrec.launch import can_open_browser, require_port_free, start_web_app, stop, wait_until_up
 
     _require_extra("streamlit", "the web app")
     require_port_free(host, port)
-    server = start_web_app(catalog_dir, host, port, examples_dir=examples_dir)
+    server = start_web_app(catalog_dir, host, port, examples_dir=examples_dir, search=search)
     url = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0', '::') else host}:{port}"
     try:
         wait_until_up(url, server, timeout=120)

@@ -49,8 +49,10 @@ def web_app_command(host: str, port: int, settings: Settings) -> list[str]:
 
 
 def start_web_app(catalog_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 8501,
-                  examples_dir: str | os.PathLike | None = None, quiet: bool = False) -> subprocess.Popen:
-    """Start the web app for `catalog_dir`; returns the running server process (not yet answering).
+                  examples_dir: str | os.PathLike | None = None, quiet: bool = False,
+                  search: str | None = None) -> subprocess.Popen:
+    """Start the web app for `catalog_dir` (searched by `search`, default from the settings); returns the
+    running server process (not yet answering).
 
     Example:
         >>> server = start_web_app("my-catalog", port=8501)
@@ -59,6 +61,8 @@ def start_web_app(catalog_dir: str | os.PathLike, host: str = "127.0.0.1", port:
     env = dict(os.environ, FASHIONREC_CATALOG=str(Path(catalog_dir).resolve()))
     if examples_dir is not None:
         env["FASHIONREC_EXAMPLES"] = str(Path(examples_dir).resolve())
+    if search:
+        env["FASHIONREC_SEARCH"] = search
     output = subprocess.DEVNULL if quiet else None
     return subprocess.Popen(web_app_command(host, port, load_settings()), env=env, stdout=output, stderr=output)
 

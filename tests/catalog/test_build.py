@@ -16,7 +16,7 @@ import pytest
 from fashionrec.catalog import Catalog, index_images
 from fashionrec.catalog.build import natural_key
 from fashionrec.errors import CatalogError, ModelMismatchError
-from tests.conftest import draw_product, write_products
+from tests.conftest import draw_product, write_bad_files, write_products
 
 MODEL = "efficientnet-lite0"
 
@@ -67,9 +67,7 @@ def test_rerun_is_incremental(tmp_path: Path) -> None:
 def test_bad_files_are_skipped_with_reasons_and_never_stop_the_run(tmp_path: Path) -> None:
     images = tmp_path / "images"
     write_products(images, range(1, 6))
-    (images / "empty.jpg").write_bytes(b"")
-    (images / "text.jpg").write_text("not a photo")
-    (images / "cut.jpg").write_bytes((images / "1.jpg").read_bytes()[:200])
+    write_bad_files(images, images / "1.jpg")
     (images / "notes.txt").write_text("ignored: not an image suffix")
     report = _index(images, tmp_path / "c", batch_size=2)
     assert report.products == 5

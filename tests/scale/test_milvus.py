@@ -187,7 +187,10 @@ def test_the_rest_api_answers_from_milvus(shop_catalog: Path, lite0, tmp_path: P
     exact = Recommender(catalog, lite0, search="exact")
     assert [m["id"] for m in similar.json()["results"]] == ids(exact.by_id("4", k=4, where={"gender": "Women"}))
     assert [m["id"] for m in upload.json()["results"]] == ids(exact.by_image(catalog.image_path("4"), k=3))
-    milvus._backend.close()
+    milvus._backend.close()  # the last connection frees the Milvus Lite file for other programs
+    other = subprocess.run([sys.executable, "-m", "fashionrec.cli", "similar", "4", "--catalog", str(shop_catalog),
+                            "--search", lite(tmp_path), "--json"], capture_output=True, text=True, timeout=300)
+    assert other.returncode == 0, other.stderr
 
 
 def test_the_17_real_photos_get_the_exact_top_5_from_milvus_lite(sample_dir: Path, tmp_path: Path) -> None:

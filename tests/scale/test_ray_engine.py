@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from fashionrec.catalog import Catalog, index_images
-from tests.conftest import write_products
+from tests.conftest import write_bad_files, write_products
 
 ray = pytest.importorskip("ray", reason="the Ray engine needs ray: pip install -e '.[scale]'")
 
@@ -45,9 +45,7 @@ def shop_with_bad_files(folder: Path) -> Path:
     """30 drawn products, and the bad files a real folder has: empty, not an image, truncated."""
     images = folder / "images"
     write_products(images, range(1, 31))
-    (images / "empty.jpg").write_bytes(b"")
-    (images / "notes.jpg").write_text("not an image")
-    (images / "cut.jpg").write_bytes((images / "3.jpg").read_bytes()[:300])
+    write_bad_files(images, images / "3.jpg")
     return images
 
 

@@ -235,7 +235,7 @@ class MilvusIndex:
         self._target = target
         self._catalog = catalog
         self._fields = fields
-        self._search_params = search_params
+        self.search_params = search_params
 
     @classmethod
     def open(cls, address: str, catalog: Catalog, settings: Settings | None = None) -> MilvusIndex:
@@ -257,10 +257,12 @@ class MilvusIndex:
                                    f"{catalog.catalog_dir}; run fashionrec push again")
             client.load_collection(target.collection)
         except BaseException:
-            client.close()
+            _disconnect(client, target)
             raise
         fields = json.loads(properties[_PROPERTY + "fields"])
-        return cls(client, target, catalog, fields, _search_params(properties))
+        index = properties.get(_PROPERTY + "index", "FLAT")
+        return cls(client, target, catalog, fields,
+                   search_params_for(index, int(properties.get(_PROPERTY + "nlist") or 0)))
 
     def search(self, query: np.ndarray, k: int, restriction: Restriction | None = None) -> Neighbours:
         """See `SearchBackend.search`."""
@@ -270,7 +272,7 @@ class MilvusIndex:
             return Neighbours(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
         expression = filter_expression(restriction.where, [self._catalog.ids[row] for row in restriction.exclude],
                                        self._fields)
-        params = dict(self._search_params)
+        params = dict(self.search_params)
         if "ef" in params.get("params", {}):
             params["params"] = {"ef": max(params["params"]["ef"], k)}
         hits = self._client.search(self._target.collection, data=[np.asarray(query, dtype=np.float32).tolist()],
@@ -282,7 +284,7 @@ class MilvusIndex:
 
     def close(self) -> None:
         """Release the connection (and a Milvus Lite file, which one program opens at a time)."""
-        self._client.close()
+        _disconnect(self._client, self._target)
 
 
 def _create(client: Any, target: MilvusTarget, catalog: Catalog, fields: dict[str, str], index: str) -> None:
@@ -298,7 +300,7 @@ def _create(client: Any, target: MilvusTarget, catalog: Catalog, fields: dict[st
         schema.add_field(field, DataType.VARCHAR, max_length=MAX_TEXT)
     schema.add_field("metadata", DataType.JSON)
     index_params = client.prepare_index_params()
-    params = HNSW_PARAMS if index == "HNSW" else {"nlist": _nlist(len(catalog))} if index == "IVF_FLAT" else {}
+    params = HNSW_PARAMS if index == "HNSW" else {"nlist": ivf_nlist(len(catalog))} if index == "IVF_FLAT" else {}
     index_params.add_index(field_name="vector", index_type=index, metric_type="IP", params=params)
     with _quiet("grpc._server"):  # Milvus Lite logs a traceback for a timestamp call it does not implement
         client.create_collection(target.collection, schema=schema, index_params=index_params, properties={
@@ -328,18 +330,16 @@ def _check_fits(client: Any, target: MilvusTarget, catalog: Catalog, fields: dic
     return properties
 
 
-def _search_params(properties: Mapping[str, str]) -> dict[str, Any]:
-    """Search parameters for the collection's index (HNSW breadth and IVF probes chosen for recall@10 >= 0.95)."""
-    index = properties.get(_PROPERTY + "index", "FLAT")
+def search_params_for(index: str, nlist: int = 0) -> dict[str, Any]:
+    """Search parameters for a collection's index (HNSW breadth and IVF probes chosen for recall@10 >= 0.95)."""
     if index == "HNSW":
         return {"metric_type": "IP", "params": {"ef": HNSW_EF}}
     if index == "IVF_FLAT":
-        nlist = int(properties.get(_PROPERTY + "nlist", "128"))
         return {"metric_type": "IP", "params": {"nprobe": max(32, nlist // 4)}}
     return {"metric_type": "IP", "params": {}}
 
 
-def _nlist(products: int) -> int:
+def ivf_nlist(products: int) -> int:
     """IVF cluster count: about 4 sqrt(n), the usual rule, kept between 16 and 65,536."""
     return int(min(65_536, max(16, 4 * round(products**0.5))))
 
@@ -389,7 +389,26 @@ def _client(target: MilvusTarget) -> Iterator[Any]:
     try:
         yield client
     finally:
-        client.close()
+        _disconnect(client, target)
+
+
+_lite_users: dict[str, int] = {}  # open connections per Milvus Lite file in this process
+
+
+def _disconnect(client: Any, target: MilvusTarget) -> None:
+    """Close a connection; the last one to a Milvus Lite file also stops its in-process server, which frees
+    the file for other programs (pymilvus would keep it until this process exits)."""
+    client.close()
+    if not target.lite:
+        return
+    path = str(Path(target.uri).resolve())
+    _lite_users[path] = _lite_users.get(path, 1) - 1
+    if _lite_users[path] <= 0:
+        del _lite_users[path]
+        from milvus_lite.server_manager import server_manager_instance
+
+        with _quiet("milvus_lite"):
+            server_manager_instance.release_server(target.uri)
 
 
 def _connect(target: MilvusTarget) -> Any:
@@ -401,12 +420,16 @@ def _connect(target: MilvusTarget) -> Any:
                               "pip install 'fashionrec[scale]'") from None
     try:
         with _quiet("milvus_lite", "pymilvus"):  # their tracebacks; the error below says what went wrong
-            return MilvusClient(uri=target.uri, token=target.token)
+            client = MilvusClient(uri=target.uri, token=target.token)
     except Exception as exc:  # pymilvus raises its own exception types for connection failures
         if target.lite and _locked(Path(target.uri)):
             raise FashionrecError(f"the Milvus Lite file {target.uri} is open in another program; Milvus Lite "
                                   f"serves one program at a time (run a Milvus server to share a collection)") from None
         raise FashionrecError(f"cannot connect to Milvus at {target.uri}: {exc}") from None
+    if target.lite:
+        path = str(Path(target.uri).resolve())
+        _lite_users[path] = _lite_users.get(path, 0) + 1
+    return client
 
 
 def _locked(lite_file: Path) -> bool:

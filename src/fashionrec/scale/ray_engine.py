@@ -59,10 +59,10 @@ class RayEngine:
             context.execution_options.preserve_order = True  # batches reach the writer in file order
             context.enable_progress_bars = False  # the indexer shows its own
             cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-            workers = self.workers or cpus
+            workers = cpus if self.workers is None else self.workers
             if workers < 1:
                 raise FashionrecError(f"--workers must be at least 1, got {workers}")
-            threads = max(1, cpus // workers)
+            threads = max(1, cpus // workers)  # ONNX Runtime threads per actor: the cluster's cores shared out
             dataset = ray.data.from_items(
                 [_item(file, known) for file in todo],
                 override_num_blocks=min(len(todo), max(2 * workers, math.ceil(len(todo) / (4 * batch_size)))),
@@ -73,7 +73,7 @@ class RayEngine:
                 batch_size=batch_size,
                 batch_format="numpy",
                 compute=ray.data.ActorPoolStrategy(size=workers),
-                num_cpus=min(threads, cpus),
+                num_cpus=threads if workers <= cpus else cpus / workers,  # more actors than cores still all start
             )  # Ray Data's actor pools restart dead actors and retry their batches (its default)
             for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
                 yield to_embedded_batch(batch)
