@@ -249,7 +249,7 @@ def open_search(catalog: Catalog, spec: str, settings: Settings | None = None) -
     if spec.lower().startswith(("milvus://", "milvus-lite://")):
         from fashionrec.scale.milvus import MilvusIndex  # optional: pymilvus is needed only here
 
-        return MilvusIndex.open(spec, catalog, settings)
+        return MilvusIndex.open(spec, catalog)
     mode = {"faiss": "hnsw"}.get(spec.lower(), spec.lower())
     if mode not in ("auto", "exact", "hnsw"):
         raise FashionrecError(

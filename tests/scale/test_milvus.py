@@ -117,13 +117,18 @@ def test_pushes_are_incremental_and_a_stale_or_foreign_collection_is_refused(tmp
     (images / "5.jpg").unlink()
     index_images(images, tmp_path / "c", progress=False)
     changed = Catalog.open(tmp_path / "c")
-    with pytest.raises(CatalogError, match="older copy of the catalog"):
+    with pytest.raises(CatalogError, match="older or unfinished copy of the catalog"):
         MilvusIndex.open(address, changed)
     report = push(changed, address)
     assert (report.added, report.updated, report.removed, report.unchanged, report.products) == (2, 0, 1, 19, 21)
     milvus = Recommender(changed, lite0, search=address)
     assert ids(milvus.by_id("21", k=20)) == ids(Recommender(changed, lite0, search="exact").by_id("21", k=20))
+    milvus._backend._client.alter_collection_properties("fashionrec", {"fashionrec.fingerprint": ""})  # a push cut off
     milvus._backend.close()
+    with pytest.raises(CatalogError, match="unfinished"):
+        MilvusIndex.open(address, changed)
+    assert push(changed, address).unchanged == 21  # the rerun finds everything sent, and completes
+    MilvusIndex.open(address, changed).close()
 
     write_products(tmp_path / "other", range(1, 6))
     index_images(tmp_path / "other", tmp_path / "lite2", model="efficientnet-lite2", progress=False)

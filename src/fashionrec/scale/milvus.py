@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from fashionrec.catalog import Catalog
-from fashionrec.config import Settings
 from fashionrec.errors import CatalogError, FashionrecError, FilterError, ModelMismatchError
 from fashionrec.search import Neighbours, Restriction
 
@@ -167,8 +166,7 @@ def product_digest(vector: np.ndarray, metadata: Mapping[str, str | None]) -> st
     return digest.hexdigest()
 
 
-def push(catalog: Catalog, address: str, index: str = "FLAT", recreate: bool = False,
-         settings: Settings | None = None) -> PushReport:
+def push(catalog: Catalog, address: str, index: str = "FLAT", recreate: bool = False) -> PushReport:
     """Copy the catalog's search vectors and metadata into a Milvus collection, sending only what changed.
 
     Args:
@@ -206,10 +204,12 @@ def push(catalog: Catalog, address: str, index: str = "FLAT", recreate: bool = F
         before = _stored_digests(client, target.collection)
         digests = [product_digest(catalog.vectors[row], catalog.metadata_at(row)) for row in range(len(catalog))]
         changed = [row for row, product_id in enumerate(catalog.ids) if before.get(product_id) != digests[row]]
+        gone = sorted(set(before) - set(catalog.ids))
+        if changed or gone:  # from here until the end the collection holds no whole catalog: say so
+            client.alter_collection_properties(target.collection, {_PROPERTY + "fingerprint": ""})
         for start in range(0, len(changed), PUSH_BATCH):
             rows = changed[start:start + PUSH_BATCH]
             client.upsert(target.collection, [_entity(catalog, row, digests[row], fields) for row in rows])
-        gone = sorted(set(before) - set(catalog.ids))
         for start in range(0, len(gone), PUSH_BATCH):
             client.delete(target.collection, ids=gone[start:start + PUSH_BATCH])
         client.flush(target.collection)  # seal what was written, so it is indexed rather than scanned
@@ -238,7 +238,7 @@ class MilvusIndex:
         self.search_params = search_params
 
     @classmethod
-    def open(cls, address: str, catalog: Catalog, settings: Settings | None = None) -> MilvusIndex:
+    def open(cls, address: str, catalog: Catalog) -> MilvusIndex:
         """Connect to the collection at `address` and check it holds this catalog's vectors, as they are now.
 
         Raises:
@@ -253,8 +253,8 @@ class MilvusIndex:
                                    f"run fashionrec push --catalog {catalog.catalog_dir} --to {address}")
             properties = _check_fits(client, target, catalog, filter_fields(catalog.columns))
             if properties.get(_PROPERTY + "fingerprint") != catalog.fingerprint:
-                raise CatalogError(f"the collection {target.collection!r} holds an older copy of the catalog "
-                                   f"{catalog.catalog_dir}; run fashionrec push again")
+                raise CatalogError(f"the collection {target.collection!r} holds an older or unfinished copy of the "
+                                   f"catalog {catalog.catalog_dir}; run fashionrec push again")
             client.load_collection(target.collection)
         except BaseException:
             _disconnect(client, target)
