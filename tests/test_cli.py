@@ -83,8 +83,13 @@ def test_another_model_into_the_same_catalog_is_refused(catalog: Path) -> None:
 
 
 def start_fashionrec(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """fashionrec as a terminal starts it: Ctrl+C (SIGINT) interrupts it even when the tests themselves run in a
+    background job, whose children would otherwise inherit "ignore SIGINT" (and Python then keeps ignoring it)."""
+    import signal
+
     return subprocess.Popen([sys.executable, "-u", "-m", "fashionrec.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env)
+                            stderr=subprocess.STDOUT, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def read_until(process: subprocess.Popen, text: str) -> str:
