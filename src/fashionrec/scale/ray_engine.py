@@ -17,6 +17,7 @@ import contextlib
 import logging
 import math
 import os
+import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -159,6 +160,8 @@ def _connected(ray: Any, address: str | None) -> Iterator[None]:
 
 def _started(ray: Any, address: str | None) -> Iterator[None]:
     """Connect to `address` or start a local Ray for the duration of the block."""
+    if address:
+        _require_listening(address)
     try:
         if address:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
@@ -166,11 +169,23 @@ def _started(ray: Any, address: str | None) -> Iterator[None]:
             ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, logging_level=logging.WARNING,
                      log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise FashionrecError(f"cannot reach the Ray cluster at {address or 'a new local Ray'}: {exc}") from None
+        hint = " (a cluster with token authentication also needs RAY_AUTH_MODE=token and its token here)" if address else ""
+        raise FashionrecError(f"cannot reach the Ray cluster at {address or 'a new local Ray'}: {exc}{hint}") from None
     try:
         yield
     finally:
         ray.shutdown()
+
+
+def _require_listening(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, not minutes, when nothing listens at a host:port address (Ray itself keeps retrying)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and other forms: Ray resolves them
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise FashionrecError(f"cannot reach the Ray cluster at {address}: nothing answers there ({exc})") from None
 
 
 def _ray() -> Any:
