@@ -60,6 +60,11 @@ def test_distinct_rows_skips_exact_and_near_copies() -> None:
     seen = distinct_rows(order, hashes, vectors, k=2, duplicate_cosine=0.999, seen_hashes=["a"],
                          seen_vectors=vectors[[2]])
     assert seen.tolist() == [2, 5]  # rows 0 and 3 copy the seen hash; row 2 is the seen vector itself
+    # Vectors a backend returned with its neighbours (a mapping of just those rows) give the same answer,
+    only_found = {position: vectors[position] for position in order.tolist()}
+    assert distinct_rows(order, hashes, only_found, k=4, duplicate_cosine=0.999).tolist() == [0, 2, 4, 5]
+    # and with exact copies only, no vector is read at all.
+    assert distinct_rows(order, hashes, {}, k=4, duplicate_cosine=np.inf).tolist() == [0, 2, 3, 4]
 
 
 def test_hnsw_index_matches_exact_search_with_and_without_a_mask(tmp_path) -> None:

@@ -173,7 +173,7 @@ class Recommender:
         """
         self._check(k)
         position = self.catalog.position(str(product_id))
-        return self._answer(self.catalog.vectors[position], k, self._allowed(where, exclude=position),
+        return self._answer(self._backend.vector(position), k, self._allowed(where, exclude=position),
                             None if show_duplicates else (position,))
 
     def _check(self, k: int) -> None:
@@ -199,19 +199,29 @@ class Recommender:
         return Recommendations(model=self.catalog.model_name, results=results)
 
     def _distinct(self, query: np.ndarray, k: int, allowed: Restriction, seen: tuple[int, ...]) -> Neighbours:
-        """The k nearest with one product per duplicate group, widening the search until k are found."""
-        vectors, hashes = self.catalog.vectors, self.catalog.content_hashes
-        available = allowed.count(len(vectors))
+        """The k nearest with one product per duplicate group, widening the search until k are found.
+
+        `seen` holds the query product's row ("more like this"), whose vector is the query itself.
+        """
+        hashes = self.catalog.content_hashes
+        available = allowed.count(len(self.catalog))
         if available == 0:
-            return exact_search(vectors, vectors[0], 1, allowed.mask)  # nothing allowed: no neighbours
+            return Neighbours(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))  # nothing allowed
         fetch = k
         while True:
             fetch = min(2 * fetch + 8, available)
             found = self._search(query, fetch, allowed)
-            keep = distinct_rows(found.positions, hashes, vectors, k, self._duplicate_cosine,
-                                 seen_hashes=[hashes[p] for p in seen], seen_vectors=vectors[list(seen)])
+            keep = distinct_rows(found.positions, hashes, self._vectors_of(found), k, self._duplicate_cosine,
+                                 seen_hashes=[hashes[p] for p in seen], seen_vectors=query if seen else None)
             if len(keep) == k or fetch >= available:
                 return Neighbours(found.positions[keep], found.distances[keep])
+
+    def _vectors_of(self, found: Neighbours) -> np.ndarray | dict[int, np.ndarray]:
+        """The found rows' vectors for near-duplicate checks: as the backend returned them, else the catalog's
+        (read only when near copies are looked for at all)."""
+        if found.vectors is not None:
+            return dict(zip(found.positions.tolist(), found.vectors))
+        return self.catalog.vectors if np.isfinite(self._duplicate_cosine) else {}
 
     def _allowed(self, where: Filters | None, exclude: int | None) -> Restriction:
         """The rows a query may return: a mask over the catalog, and the lower-cased filters it came from."""

@@ -32,6 +32,7 @@ class Neighbours:
 
     positions: np.ndarray  # int64 (k,)
     distances: np.ndarray  # float32 (k,)
+    vectors: np.ndarray | None = None  # (k, d) the neighbours' vectors, from a backend that keeps them elsewhere
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,10 @@ class SearchBackend(Protocol):
         Euclidean distances."""
         ...
 
+    def vector(self, position: int) -> np.ndarray:
+        """The search vector of catalog row `position` (the query of "more like this")."""
+        ...
+
 
 class ExactIndex:
     """Exact search by one matrix-vector product: the default, and the reference the others are measured by."""
@@ -69,6 +74,10 @@ class ExactIndex:
     def search(self, query: np.ndarray, k: int, restriction: Restriction | None = None) -> Neighbours:
         """See `SearchBackend.search`."""
         return exact_search(self._vectors, query, k, restriction.mask if restriction else None)
+
+    def vector(self, position: int) -> np.ndarray:
+        """See `SearchBackend.vector`."""
+        return self._vectors[position]
 
 
 def exact_search(vectors: np.ndarray, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> Neighbours:
@@ -106,13 +115,14 @@ def exact_search(vectors: np.ndarray, query: np.ndarray, k: int, allowed: np.nda
     return Neighbours(positions, distances)
 
 
-def distinct_rows(positions: np.ndarray, hashes: Sequence[str], vectors: np.ndarray, k: int,
+def distinct_rows(positions: np.ndarray, hashes: Sequence[str], vectors: np.ndarray | Mapping[int, np.ndarray], k: int,
                   duplicate_cosine: float, seen_hashes: Sequence[str] = (),
                   seen_vectors: np.ndarray | None = None) -> np.ndarray:
     """The first `k` of `positions` (nearest first) that are not duplicates of an earlier one.
 
     A row duplicates another when their images have the same content hash (an exact copy) or their
     vectors' cosine is at least `duplicate_cosine` (a near copy: the same photo resized or re-encoded).
+    `vectors[position]` gives a row's vector: the whole matrix, or a mapping of just these positions.
     `seen_hashes` / `seen_vectors` count as already taken: the query product's, so that "more like this"
     never offers a copy of the product itself. Returns indices into `positions`.
 
@@ -124,15 +134,17 @@ def distinct_rows(positions: np.ndarray, hashes: Sequence[str], vectors: np.ndar
     taken_hashes = set(seen_hashes)
     taken = [] if seen_vectors is None else [np.asarray(v, dtype=np.float32) for v in np.atleast_2d(seen_vectors)]
     chosen: list[int] = []
+    near_copies = bool(np.isfinite(duplicate_cosine))  # else exact copies only, and no vector is read
     for index, position in enumerate(positions.tolist()):
         if hashes[position] in taken_hashes:
             continue
-        vector = vectors[position]
-        if taken and float(np.max(np.stack(taken) @ vector)) >= duplicate_cosine:
-            continue
+        if near_copies:
+            vector = vectors[position]
+            if taken and float(np.max(np.stack(taken) @ vector)) >= duplicate_cosine:
+                continue
+            taken.append(vector)
         chosen.append(index)
         taken_hashes.add(hashes[position])
-        taken.append(vector)
         if len(chosen) == k:
             break
     return np.array(chosen, dtype=np.int64)
@@ -209,6 +221,10 @@ class AnnIndex:
                 os.replace(partial, path)
         index.hnsw.efSearch = ef_search
         return cls(index, vectors)
+
+    def vector(self, position: int) -> np.ndarray:
+        """See `SearchBackend.vector`."""
+        return self._vectors[position]
 
     def search(self, query: np.ndarray, k: int, restriction: Restriction | None = None) -> Neighbours:
         """Like `exact_search`, approximately (see `SearchBackend.search`)."""

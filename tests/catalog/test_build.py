@@ -49,6 +49,7 @@ def test_rerun_is_incremental(tmp_path: Path) -> None:
     write_products(images, range(1, 9))
     _index(images, tmp_path / "c")
     before = Catalog.open(tmp_path / "c")
+    assert before.vectors.shape == (8, 1280)  # read now: a catalog reads its vectors on first use
     assert _index(images, tmp_path / "c").embedded == 0
 
     write_products(images, [20, 21])  # added
@@ -62,6 +63,11 @@ def test_rerun_is_incremental(tmp_path: Path) -> None:
     np.testing.assert_array_equal(after.vectors[after.position("2")], before.vectors[before.position("2")])
     assert not np.array_equal(after.vectors[after.position("3")], before.vectors[before.position("3")])
     assert _index(images, tmp_path / "c").embedded == 0
+    unread = Catalog.open(tmp_path / "c")
+    write_products(images, [30])
+    _index(images, tmp_path / "c")
+    with pytest.raises(CatalogError, match="changed since it was opened"):
+        unread.vectors  # its products are gone from the store: it says so rather than mixing two catalogs
 
 
 def test_bad_files_are_skipped_with_reasons_and_never_stop_the_run(tmp_path: Path) -> None:

@@ -68,7 +68,8 @@ def test_a_flat_collection_answers_exactly_like_exact_search(shop_catalog: Path,
     report = push(catalog, lite(tmp_path))
     assert (report.added, report.updated, report.removed, report.products, report.index) == (40, 0, 0, 40, "FLAT")
     exact = Recommender(catalog, lite0, search="exact")
-    milvus = Recommender(catalog, lite0, search=lite(tmp_path))
+    served = Catalog.open(shop_catalog)
+    milvus = Recommender(served, lite0, search=lite(tmp_path))
     assert milvus.index == "milvus"
     for where in (None, {"gender": "men"}, {"articleType": ["Shoes", "TSHIRTS"], "gender": "Women"},
                   {"baseColour": "no such colour"}):
@@ -80,6 +81,7 @@ def test_a_flat_collection_answers_exactly_like_exact_search(shop_catalog: Path,
         assert ids(milvus.by_image(photo, k=5, where=where)) == ids(exact.by_image(photo, k=5, where=where))
     with pytest.raises(FilterError, match="unknown filter column"):
         milvus.by_id("1", where={"season": "Summer"})
+    assert not served.vectors_loaded  # every vector came from Milvus
     milvus._backend.close()
 
 
@@ -210,11 +212,14 @@ def test_the_17_real_photos_get_the_exact_top_5_from_milvus_lite(sample_dir: Pat
     catalog = Catalog.open(tmp_path / "c")
     push(catalog, lite(tmp_path))
     exact = Recommender(catalog, search="exact")
-    milvus = Recommender(catalog, exact.embedder, search=lite(tmp_path))
+    served = Catalog.open(tmp_path / "c")
+    milvus = Recommender(served, exact.embedder, search=lite(tmp_path))
     for photo in queries:
         product = catalog.metadata(photo.stem)
         for where in (None, {"gender": product["gender"]},
                       {"masterCategory": [product["masterCategory"], "Footwear"], "season": product["season"]}):
             assert ids(milvus.by_image(photo, k=5, where=where)) == ids(exact.by_image(photo, k=5, where=where)), (
                 photo.name, where)
+        assert ids(milvus.by_id(photo.stem, k=5)) == ids(exact.by_id(photo.stem, k=5))
+    assert not served.vectors_loaded
     milvus._backend.close()

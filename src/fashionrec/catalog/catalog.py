@@ -1,4 +1,4 @@
-"""`Catalog`: a read-only, in-memory snapshot of a stored catalog, what search and recommend read."""
+"""`Catalog`: a read-only snapshot of a stored catalog (vectors read on first use), what search and recommend read."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 class Catalog:
     """Products, their unit vectors (row-aligned with `ids`), metadata and image paths.
 
-    Open it once per process; reopen to see a later indexing run.
+    Open it once per process; reopen to see a later indexing run. The vectors are read from the store the
+    first time something asks for them, so a server whose search runs elsewhere (Milvus) never holds them.
 
     Example:
         >>> catalog = Catalog.open("my-catalog")
@@ -35,10 +36,9 @@ class Catalog:
         self.catalog_dir = catalog_dir
         self.info = info
         self.ids = stored.ids
-        self.model_vectors = stored.vectors  # as the model gives them (unit length, model dim)
+        self._model_vectors = stored.vectors
         self.whitening = whitening
         self.tuning = tuning
-        self.vectors = self.project(stored.vectors)  # what search ranks: whitened and tuned when the catalog is
         self.content_hashes = stored.sha256  # row-aligned; equal hashes are exact-duplicate images
         self._paths = stored.paths
         self._metadata = stored.metadata
@@ -56,7 +56,7 @@ class Catalog:
             info = store.info()
             if "model_name" not in info:
                 raise CatalogError(f"the catalog {catalog_dir} was never indexed; run fashionrec index first")
-            stored = store.load(int(info["dim"]))
+            stored = store.load(int(info["dim"]), vectors=False)
             skipped = list(store.skipped().values())
             fingerprint = products_fingerprint(stored.ids, stored.sha256)
             whitening = _stored_whitening(store, info, fingerprint)
@@ -69,6 +69,33 @@ class Catalog:
 
     def __contains__(self, product_id: object) -> bool:
         return product_id in self._positions
+
+    @property
+    def model_vectors(self) -> np.ndarray:
+        """The vectors as the model gives them (unit length, the model's dim), read on first use.
+
+        Raises:
+            CatalogError: an indexing run changed the catalog since it was opened (open it again).
+        """
+        if self._model_vectors is None:
+            with CatalogStore(self.catalog_dir) as store:
+                self._model_vectors = store.load_vectors(self.ids, self.dim)
+        return self._model_vectors
+
+    @property
+    def vectors_loaded(self) -> bool:
+        """Whether the vectors have been read (a server searching Milvus never reads them)."""
+        return self._model_vectors is not None
+
+    @cached_property
+    def vectors(self) -> np.ndarray:
+        """What search ranks: the model vectors, whitened and tuned when the catalog is."""
+        return self.project(self.model_vectors)
+
+    @property
+    def search_dim(self) -> int:
+        """Length of `vectors` (and of projected queries), known without reading the vectors."""
+        return int(self.project(np.zeros((1, self.dim), dtype=np.float32)).shape[1])
 
     def project(self, model_vectors: np.ndarray) -> np.ndarray:
         """Query vectors from the model into the space `vectors` live in (whitened when the catalog is)."""
@@ -118,7 +145,8 @@ class Catalog:
     def fingerprint(self) -> str:
         """Identifies these search vectors: the products, their images, and the whitening and tuning on them."""
         tuned = f"{self.tuning.label}:{self.tuning.weight}" if self.tuning else "-"
-        return products_fingerprint([*self.ids, str(self.vectors.shape), tuned], [*self.content_hashes, "", ""])
+        shape = (len(self.ids), self.search_dim)
+        return products_fingerprint([*self.ids, str(shape), tuned], [*self.content_hashes, "", ""])
 
     @cached_property
     def _positions(self) -> dict[str, int]:

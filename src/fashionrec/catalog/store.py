@@ -78,11 +78,11 @@ class SkippedFile:
 
 @dataclass(frozen=True)
 class StoredProducts:
-    """Every product of the catalog, row-aligned: ids[i] has vectors[i], paths[i] and metadata[i]."""
+    """Every product of the catalog, row-aligned: ids[i] has paths[i], metadata[i] (and vectors[i] if loaded)."""
 
     ids: list[str]
     paths: list[str]
-    vectors: np.ndarray
+    vectors: np.ndarray | None  # None when loaded without vectors (see `CatalogStore.load_vectors`)
     metadata: list[dict[str, str | None]]
     sha256: list[str]  # of each image file: equal hashes are exact-duplicate images
 
@@ -226,19 +226,34 @@ class CatalogStore:
         rows = self._db.execute("SELECT id, sha256 FROM products ORDER BY id").fetchall()
         return [row[0] for row in rows], [row[1] for row in rows]
 
-    def load(self, dim: int) -> StoredProducts:
-        """Every product, ordered by id, with its vectors as one (n, dim) float32 matrix."""
-        rows = self._db.execute("SELECT id, path, vector, metadata, sha256 FROM products ORDER BY id").fetchall()
-        vectors = np.empty((len(rows), dim), dtype=np.float32)
-        for index, row in enumerate(rows):
-            vectors[index] = np.frombuffer(row[2], dtype="<f4")
+    def load(self, dim: int, vectors: bool = True) -> StoredProducts:
+        """Every product, ordered by id, with its vectors as one (n, dim) float32 matrix (unless not wanted)."""
+        rows = self._db.execute("SELECT id, path, metadata, sha256 FROM products ORDER BY id").fetchall()
+        ids = [row[0] for row in rows]
         return StoredProducts(
-            ids=[row[0] for row in rows],
+            ids=ids,
             paths=[row[1] for row in rows],
-            vectors=vectors,
-            metadata=[json.loads(row[3]) if row[3] else {} for row in rows],
-            sha256=[row[4] for row in rows],
+            vectors=self.load_vectors(ids, dim) if vectors else None,
+            metadata=[json.loads(row[2]) if row[2] else {} for row in rows],
+            sha256=[row[3] for row in rows],
         )
+
+    def load_vectors(self, ids: list[str], dim: int) -> np.ndarray:
+        """The vectors of every product as one (n, dim) float32 matrix, row-aligned with `ids` (ordered by id).
+
+        Raises:
+            CatalogError: the products are no longer `ids` (an indexing run changed the catalog meanwhile).
+        """
+        vectors = np.empty((len(ids), dim), dtype=np.float32)
+        count = 0
+        for index, (product_id, blob) in enumerate(self._db.execute("SELECT id, vector FROM products ORDER BY id")):
+            if index >= len(ids) or ids[index] != product_id:
+                break
+            vectors[index] = np.frombuffer(blob, dtype="<f4")
+            count += 1
+        if count != len(ids) or self.count() != len(ids):
+            raise CatalogError(f"the catalog {self.catalog_dir} changed since it was opened; open it again")
+        return vectors
 
 
 def _json(value: dict[str, str | None] | None) -> str | None:

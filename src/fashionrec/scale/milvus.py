@@ -223,8 +223,9 @@ def push(catalog: Catalog, address: str, index: str = "FLAT", recreate: bool = F
 class MilvusIndex:
     """A `SearchBackend` answering from a Milvus collection that holds the catalog's current vectors.
 
-    Distances are recomputed from the catalog's vectors for the ids Milvus returns, so they are the same
-    numbers exact search reports.
+    The catalog's own vectors are never read: the query vector of "more like this" and the neighbours'
+    vectors (for near-duplicate checks) come from Milvus, and distances are computed from those, so they are
+    the numbers exact search reports.
     """
 
     name = "milvus"
@@ -276,11 +277,21 @@ class MilvusIndex:
         if "ef" in params.get("params", {}):
             params["params"] = {"ef": max(params["params"]["ef"], k)}
         hits = self._client.search(self._target.collection, data=[np.asarray(query, dtype=np.float32).tolist()],
-                                   limit=k, filter=expression, output_fields=["id"], search_params=params)[0]
-        positions = np.array([self._catalog.position(hit["id"]) for hit in hits], dtype=np.int64)
-        distances = np.linalg.norm(self._catalog.vectors[positions] - query[None, :], axis=1).astype(np.float32)
+                                   limit=k, filter=expression, output_fields=["id", "vector"], search_params=params)[0]
+        positions = np.array([self._catalog.position(hit["entity"]["id"]) for hit in hits], dtype=np.int64)
+        vectors = np.array([hit["entity"]["vector"] for hit in hits], dtype=np.float32).reshape(len(hits), -1)
+        distances = np.linalg.norm(vectors - query[None, :], axis=1).astype(np.float32)
         order = np.lexsort((positions, distances))
-        return Neighbours(positions[order], distances[order])
+        return Neighbours(positions[order], distances[order], vectors[order])
+
+    def vector(self, position: int) -> np.ndarray:
+        """See `SearchBackend.vector`: read from the collection (the catalog's own copy stays unread)."""
+        product_id = self._catalog.ids[position]
+        rows = self._client.get(self._target.collection, ids=[product_id], output_fields=["vector"])
+        if not rows:
+            raise CatalogError(f"product {product_id!r} is missing from the collection {self._target.collection!r}; "
+                               f"run fashionrec push again")
+        return np.asarray(rows[0]["vector"], dtype=np.float32)
 
     def close(self) -> None:
         """Release the connection (and a Milvus Lite file, which one program opens at a time)."""
@@ -294,7 +305,7 @@ def _create(client: Any, target: MilvusTarget, catalog: Catalog, fields: dict[st
     schema = client.create_schema(auto_id=False, enable_dynamic_field=False,
                                   description=f"fashionrec catalog ({catalog.model_name})")
     schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=512)
-    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=int(catalog.vectors.shape[1]))
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=catalog.search_dim)
     schema.add_field("digest", DataType.VARCHAR, max_length=64)
     for field in fields.values():
         schema.add_field(field, DataType.VARCHAR, max_length=MAX_TEXT)
@@ -304,7 +315,7 @@ def _create(client: Any, target: MilvusTarget, catalog: Catalog, fields: dict[st
     index_params.add_index(field_name="vector", index_type=index, metric_type="IP", params=params)
     with _quiet("grpc._server"):  # Milvus Lite logs a traceback for a timestamp call it does not implement
         client.create_collection(target.collection, schema=schema, index_params=index_params, properties={
-            _PROPERTY + "model_id": catalog.model_id, _PROPERTY + "dim": str(catalog.vectors.shape[1]),
+            _PROPERTY + "model_id": catalog.model_id, _PROPERTY + "dim": str(catalog.search_dim),
             _PROPERTY + "fields": json.dumps(fields), _PROPERTY + "index": index,
             _PROPERTY + "nlist": str(params.get("nlist", 0)), _PROPERTY + "fingerprint": "",
         })
@@ -320,9 +331,9 @@ def _check_fits(client: Any, target: MilvusTarget, catalog: Catalog, fields: dic
     if model_id != catalog.model_id:
         raise ModelMismatchError(f"the collection {target.collection!r} holds {model_id} vectors, not "
                                  f"{catalog.model_id}; push to another collection, or push --recreate")
-    if properties.get(_PROPERTY + "dim") != str(catalog.vectors.shape[1]):
+    if properties.get(_PROPERTY + "dim") != str(catalog.search_dim):
         raise CatalogError(f"the collection {target.collection!r} holds {properties.get(_PROPERTY + 'dim')}-d "
-                           f"vectors, the catalog now {catalog.vectors.shape[1]}-d (its whitening changed); "
+                           f"vectors, the catalog now {catalog.search_dim}-d (its whitening changed); "
                            f"push --recreate")
     if json.loads(properties.get(_PROPERTY + "fields", "{}")) != fields:
         raise CatalogError(f"the collection {target.collection!r} has other metadata fields than the catalog's "
