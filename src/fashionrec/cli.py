@@ -183,7 +183,8 @@ def _index(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_report_dict(report), indent=2))
         return 0
-    print(f"Indexed {report.embedded} images into {report.catalog_dir} with {report.model} "
+    where = "" if report.engine == "local" else f" on {report.engine}"
+    print(f"Indexed {report.embedded} images into {report.catalog_dir} with {report.model}{where} "
           f"({report.images_per_second:.1f} images/s); {report.unchanged} unchanged, {report.removed} removed; "
           f"the catalog has {report.products} products.")
     if report.images_without_metadata is not None:

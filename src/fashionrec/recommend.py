@@ -128,8 +128,6 @@ class Recommender:
 
     def _search(self, query: np.ndarray, k: int, allowed: Restriction) -> Neighbours:
         """k nearest allowed rows, by the index in use."""
-        if isinstance(self._backend, ExactIndex):
-            return self._backend.search(query, k, allowed)
         found = self._backend.search(query, k, allowed)
         if len(found.positions) == min(k, allowed.count(len(self.catalog))):
             return found
