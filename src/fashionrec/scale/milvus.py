@@ -2,10 +2,11 @@
 and `MilvusIndex` answers `Recommender` queries from it.
 
 A collection holds one catalog: the product id (primary key), the search vector (whitened and tuned, as
-`Catalog.vectors`), a digest of both (so a later push sends only changed products), one VARCHAR field per
-metadata column holding the lower-cased value (filters ignore case, as in-process), and the original
-metadata as JSON. Its properties record the model and the catalog fingerprint the vectors come from: a
-server refuses a collection that holds another model's or a stale copy of the catalog's vectors.
+`Catalog.vectors`), a digest of vector and metadata (so a later push sends only changed products), one
+VARCHAR field per metadata column holding the lower-cased value (filters ignore case, as in-process), and
+the original metadata as JSON. Its properties record the model and the catalog fingerprint the vectors come
+from: a server refuses a collection that holds another model's vectors, or a stale or unfinished copy.
+Serving from it never reads the catalog's own vectors (see `MilvusIndex`).
 
 Filters become Milvus boolean expressions built only from field names the collection was created with and
 string literals escaped here (`milvus_string`), so a filter value is always data, never expression.
