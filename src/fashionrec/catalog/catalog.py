@@ -92,7 +92,7 @@ class Catalog:
         """What search ranks: the model vectors, whitened and tuned when the catalog is."""
         return self.project(self.model_vectors)
 
-    @property
+    @cached_property
     def search_dim(self) -> int:
         """Length of `vectors` (and of projected queries), known without reading the vectors."""
         return int(self.project(np.zeros((1, self.dim), dtype=np.float32)).shape[1])
