@@ -1,13 +1,20 @@
-"""Which embedding recipe recommends best? Leave-one-out precision@5 on the whole sample, one backbone.
+"""Which embedding recipe recommends best? Leave-one-out precision@5 and real-photo recall, one backbone.
 
-    python benchmarks/quality.py [--catalog DIR] [--data DIR] [--model efficientnet-lite2] [--write docs/QUALITY.md]
+    python benchmarks/quality.py [--data DIR] [--model efficientnet-lite2] [--work DIR] [--write docs/QUALITY.md]
 
-Embeds every sample image once per resize policy (stretch, pad on white, centre crop), plain and mirrored,
-keeping the last feature map's max, average and GeM (p=3) pools, so every combination is scored from the
-same passes. Then adds PCA-whitening fitted on the catalog. Scores are leave-one-out over all products with
-the query's exact-duplicate images left out (`fashionrec.evaluate`). The reference recipe is global max
-pooling of the image stretched to the square input, no post-processing. Features are cached in
-`--work` (default: the model cache) so a rerun only scores.
+The backbone is the network exactly as its weights were trained (`fashionrec.models`; its ImageNet logits are
+tested against the package's own torch network). One pass per (resize policy, input size) embeds every sample
+image and the 17 full-resolution photos, plain and mirrored, and keeps the max, average and GeM (p=3) pools of
+three feature maps: the head (what fashionrec ships), the last block, and the last block at stride 16. Every
+recipe below is scored from those passes:
+
+- catalog to catalog: leave-one-out articleType and baseColour P@5 over all products, the query's exact-duplicate
+  images left out (`fashionrec.evaluate`);
+- photo to catalog: the 17 real photos (1080x1440 to 1800x2400) of catalog products, queried against the whole
+  catalog: recall@1 and @5 of their own product, and articleType P@5 of the other results (category precision
+  for a shopper's photo), with and without query matching (`images.match_catalog_look`).
+
+Features are cached in `--work` (default: the model cache) as .npz of plain arrays, so a rerun only scores.
 """
 
 from __future__ import annotations
@@ -23,45 +30,91 @@ import onnxruntime as ort
 
 from fashionrec.catalog import Catalog, index_images
 from fashionrec.catalog.whitening import fit_whitening
-from fashionrec.config import WHITEN_DIM, load_settings
+from fashionrec.config import load_settings
 from fashionrec.demo import find_sample_data
 from fashionrec.evaluate import evaluate
-from fashionrec.images import load_model_input
+from fashionrec.images import match_catalog_look, open_image, preprocess
 from fashionrec.models import get_spec
 from fashionrec.models.weights import file_sha256, locate_weights
 
-RESIZES = ("stretch", "pad", "crop")
-POOLINGS = ("max", "avg", "gem")
 LABELS = ("articleType", "baseColour")
+POOLINGS = ("max", "avg", "gem")
+TAPS = ("head", "last", "mid")  # head map (shipped), last block's output, last block at stride 16
 BATCH = 32
 GEM_P = 3.0
-DEFAULT_RECIPE = "avg pool, pad"  # what the efficientnet-lite specs do; whitening comes from the catalog
+FEATURES_VERSION = 2  # bump when what a pass stores changes
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One way to turn an image into a vector."""
+
+    resize: str = "pad"
+    size: int = 0  # 0: the model's own input size
+    pooling: str = "max"
+    mirror: bool = False
+    taps: tuple[str, ...] = ("head",)
+    whiten: int = 0  # PCA-whitening dimension fitted on the catalog (0: none)
+
+    def label(self, native: int) -> str:
+        parts = [f"{self.pooling} pool", self.resize]
+        if (self.size or native) != native:
+            parts.append(f"{self.size} px")
+        if self.taps != ("head",):
+            parts.append("+".join(self.taps) + " maps")
+        if self.mirror:
+            parts.append("+ mirrored")
+        if self.whiten:
+            parts.append(f"PCA-whitened to {self.whiten}")
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
 class Row:
-    recipe: str
+    recipe: Recipe
     dim: int
     article_p5: float
     colour_p5: float
-    article_map: float
-
-    def line(self, reference: Row) -> str:
-        name = f"**{self.recipe}** (default)" if self.recipe == f"{DEFAULT_RECIPE}, PCA-whitened to {WHITEN_DIM}" \
-            else self.recipe
-        return (f"| {name} | {self.dim} | {self.article_p5:.4f} | {self.article_p5 - reference.article_p5:+.4f} | "
-                f"{self.colour_p5:.4f} | {self.colour_p5 - reference.colour_p5:+.4f} | {self.article_map:.4f} |")
+    photo_r1: float
+    photo_r5: float
+    photo_article_p5: float
+    photo_r5_unmatched: float
 
 
-def map_model(model: str, work: Path) -> Path:
-    """The backbone's ONNX file returning feature maps (built once)."""
-    from fashionrec.models.export import export_onnx
+def unit(vectors: np.ndarray) -> np.ndarray:
+    return (vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def taps_model(model: str, size: int, work: Path) -> Path:
+    """An ONNX graph of the backbone (exactly as fashionrec builds it) returning the three tapped feature maps."""
+    import torch
+
+    from fashionrec.models.efficientnet_lite import load_network, traceable
+    from fashionrec.models.export import network_name
 
     spec = get_spec(model)
     weights = locate_weights(spec, load_settings(), None)
-    target = work / f"{model}-maps-{file_sha256(weights)[:16]}.onnx"
-    if not target.is_file():
-        export_onnx(spec, weights, target, pooled=False)
+    target = work / f"{model}-taps-{size}-{file_sha256(weights)[:16]}.onnx"
+    if target.is_file():
+        return target
+    network = traceable(load_network(network_name(spec), weights))
+    strides = [block._block_args.stride for block in network._blocks]
+    last_stride2 = max(i for i, s in enumerate(strides) if (s[0] if isinstance(s, list) else s) == 2)
+
+    class Taps(torch.nn.Module):
+        def forward(self, x):
+            x = network._swish(network._bn0(network._conv_stem(x)))
+            mid = None
+            for index, block in enumerate(network._blocks):
+                if index == last_stride2:
+                    mid = x
+                x = block(x)
+            return network._swish(network._bn1(network._conv_head(x))), x, mid
+
+    with torch.no_grad():
+        torch.onnx.export(Taps().eval(), (torch.zeros(1, 3, size, size),), str(target), input_names=["images"],
+                          output_names=list(TAPS), dynamic_axes={"images": {0: "n"}, **{t: {0: "n"} for t in TAPS}},
+                          opset_version=17, dynamo=False)
     return target
 
 
@@ -71,100 +124,178 @@ def pools(maps: np.ndarray) -> dict[str, np.ndarray]:
             "gem": np.power(np.power(np.clip(maps, 1e-6, None), GEM_P).mean(axis=(2, 3)), 1 / GEM_P)}
 
 
-def features(catalog: Catalog, model: str, resize: str, work: Path) -> dict[tuple[str, bool], np.ndarray]:
-    """{(pooling, mirrored): (n, C) raw pooled features} for one resize policy, cached as .npy."""
-    files = {(p, m): work / f"{model}-{resize}-{p}-{'flip' if m else 'plain'}-{len(catalog)}.npy"
-             for p in POOLINGS for m in (False, True)}
-    if all(f.is_file() for f in files.values()):
-        return {key: np.load(path) for key, path in files.items()}
-    spec = get_spec(model)
-    prep = replace(spec.preprocessing, resize=resize)
-    session = ort.InferenceSession(str(map_model(model, work)), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    out: dict[tuple[str, bool], list[np.ndarray]] = {key: [] for key in files}
-    paths = [catalog.image_path_at(i) for i in range(len(catalog))]
+def photo_images(photos: list[Path], catalog_size: tuple[int, int] | None, max_pixels: int, draft: int) -> list:
+    """The real photos decoded as a query is (optionally brought to the catalog's look)."""
+    images = [open_image(p, max_pixels, draft_size=draft) for p in photos]
+    return [match_catalog_look(i, catalog_size) for i in images] if catalog_size else images
+
+
+def run_pass(session: ort.InferenceSession, images: list, prep) -> dict[str, np.ndarray]:
+    """{'tap/pool/plain|flip': (n, C)} for images given as paths or PIL images."""
+    out: dict[str, list[np.ndarray]] = {}
     max_pixels = load_settings().max_image_pixels
-    start = time.perf_counter()
+
+    def load(item):
+        image = item if not isinstance(item, Path) else open_image(item, max_pixels, draft_size=2 * prep.size)
+        return preprocess(image, prep)
+
     with ThreadPoolExecutor(2) as pool:
-        for first in range(0, len(paths), BATCH):
-            batch = np.stack(list(pool.map(lambda p: load_model_input(p, prep, max_pixels), paths[first:first + BATCH])))
-            for mirrored, images in ((False, batch), (True, np.ascontiguousarray(batch[..., ::-1]))):
-                for pooling, vectors in pools(session.run(None, {name: images})[0]).items():
-                    out[(pooling, mirrored)].append(vectors.astype(np.float32))
-    print(f"  embedded {len(paths)} images ({resize}, plain + mirrored) in {time.perf_counter() - start:.0f} s")
-    result = {key: np.concatenate(chunks) for key, chunks in out.items()}
-    for key, path in files.items():
-        np.save(path, result[key])
+        for first in range(0, len(images), BATCH):
+            batch = np.stack(list(pool.map(load, images[first:first + BATCH])))
+            for flip, inputs in (("plain", batch), ("flip", np.ascontiguousarray(batch[..., ::-1]))):
+                for tap, maps in zip(TAPS, session.run(None, {"images": inputs})):
+                    for pooling, vectors in pools(maps).items():
+                        out.setdefault(f"{tap}/{pooling}/{flip}", []).append(vectors.astype(np.float32))
+    return {key: np.concatenate(chunks) for key, chunks in out.items()}
+
+
+def features(catalog: Catalog, photos: list[Path], model: str, resize: str, size: int,
+             work: Path) -> dict[str, dict[str, np.ndarray]]:
+    """{'catalog' | 'photos' | 'photos_matched': {'tap/pool/flip': features}} for one pass, cached."""
+    cache = work / f"{model}-v{FEATURES_VERSION}-{resize}-{size}-{len(catalog)}-{len(photos)}.npz"
+    parts = ("catalog", "photos", "photos_matched")
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as stored:
+            return {part: {k.split(":", 1)[1]: stored[k] for k in stored.files if k.startswith(part + ":")}
+                    for part in parts}
+    spec = get_spec(model)
+    prep = replace(spec.preprocessing, resize=resize, size=size)
+    session = ort.InferenceSession(str(taps_model(model, size, work)), providers=["CPUExecutionProvider"])
+    max_pixels, draft = load_settings().max_image_pixels, 2 * size
+    started = time.perf_counter()
+    result = {
+        "catalog": run_pass(session, [catalog.image_path_at(i) for i in range(len(catalog))], prep),
+        "photos": run_pass(session, photo_images(photos, None, max_pixels, draft), prep),
+        "photos_matched": run_pass(session, photo_images(photos, catalog.typical_image_size, max_pixels, draft), prep),
+    }
+    print(f"  pass {resize} {size} px: {len(catalog)} images + {len(photos)} photos, plain and mirrored, "
+          f"in {time.perf_counter() - started:.0f} s", flush=True)
+    np.savez(cache, **{f"{part}:{key}": array for part, arrays in result.items() for key, array in arrays.items()})
     return result
 
 
-def unit(vectors: np.ndarray) -> np.ndarray:
-    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+def vectors_of(raw: dict[str, np.ndarray], recipe: Recipe) -> np.ndarray:
+    """Unit vectors of a recipe (before whitening) from one part of a pass."""
+    def one(flip: str) -> np.ndarray:
+        return unit(np.concatenate([unit(raw[f"{tap}/{recipe.pooling}/{flip}"]) for tap in recipe.taps], axis=1))
+
+    return unit(one("plain") + one("flip")) if recipe.mirror else one("plain")
 
 
-def pca_whiten(vectors: np.ndarray, dim: int) -> np.ndarray:
-    """The catalog whitening fashionrec fits at index time, fitted on these vectors."""
-    return fit_whitening([vectors], dim, fitted_on="benchmark").apply(vectors)
+class Study:
+    """Scores recipes on the sample catalog and its real photos."""
+
+    def __init__(self, catalog: Catalog, photos: list[Path], model: str, work: Path) -> None:
+        self.catalog, self.photos, self.model, self.work = catalog, photos, model, work
+        self.native = get_spec(model).input_size
+        self.passes: dict[tuple[str, int], dict] = {}
+        self.articles = np.array(catalog.column_values("articleType"), dtype=object)
+
+    def raw(self, recipe: Recipe) -> dict:
+        key = (recipe.resize, recipe.size or self.native)
+        if key not in self.passes:
+            self.passes[key] = features(self.catalog, self.photos, self.model, *key, self.work)
+        return self.passes[key]
+
+    def score(self, recipe: Recipe) -> Row:
+        raw = self.raw(recipe)
+        catalog = vectors_of(raw["catalog"], recipe)
+        matched, unmatched = vectors_of(raw["photos_matched"], recipe), vectors_of(raw["photos"], recipe)
+        if recipe.whiten:
+            whitening = fit_whitening([catalog], recipe.whiten, fitted_on="benchmark")
+            catalog, matched, unmatched = (whitening.apply(v) for v in (catalog, matched, unmatched))
+        result = evaluate(self.catalog, LABELS, k=5, vectors=catalog)
+        article, colour = result.deduplicated
+        ranks, precision = self.photo_ranks(catalog, matched)
+        unmatched_ranks, _ = self.photo_ranks(catalog, unmatched)
+        return Row(recipe, catalog.shape[1], article.precision, colour.precision, float(np.mean(ranks == 1)),
+                   float(np.mean(ranks <= 5)), precision, float(np.mean(unmatched_ranks <= 5)))
+
+    def photo_ranks(self, catalog: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, float]:
+        """Rank of each photo's own product, and the articleType P@5 of its top 5 other products."""
+        ranks, hits = [], []
+        for photo, query in zip(self.photos, queries):
+            order = np.argsort(-(catalog @ query), kind="stable")
+            own = self.catalog.position(photo.stem)
+            ranks.append(int(np.flatnonzero(order == own)[0]) + 1)
+            others = [p for p in order[:6].tolist() if p != own][:5]
+            hits.append(np.mean(self.articles[others] == self.articles[own]))
+        return np.array(ranks), float(np.mean(hits))
 
 
-def recipe_vectors(raw: dict, recipe: str) -> np.ndarray:
-    """Unit vectors of a 'pooling pool, resize[, + mirrored]' recipe from the cached features."""
-    pooling, rest = recipe.split(" pool, ")
-    resize = rest.split(",")[0]
-    vectors = unit(raw[resize][(pooling, False)])
-    return unit(vectors + unit(raw[resize][(pooling, True)])) if "mirrored" in recipe else vectors
-
-
-def score(catalog: Catalog, recipe: str, vectors: np.ndarray) -> Row:
-    result = evaluate(catalog, LABELS, k=5, vectors=unit(vectors))
-    article, colour = result.deduplicated
-    return Row(recipe, vectors.shape[1], article.precision, colour.precision, article.map)
+def table(rows: list[Row], native: int, default: Recipe, reference: Row) -> list[str]:
+    lines = ["| recipe | dim | articleType P@5 | vs reference | baseColour P@5 | vs reference | "
+             "photos R@1 | photos R@5 | photos articleType P@5 | photos R@5 unmatched |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        name = row.recipe.label(native)
+        name = f"**{name}** (default)" if row.recipe == default else name
+        lines.append(f"| {name} | {row.dim} | {row.article_p5:.4f} | {row.article_p5 - reference.article_p5:+.4f} | "
+                     f"{row.colour_p5:.4f} | {row.colour_p5 - reference.colour_p5:+.4f} | {row.photo_r1:.2f} | "
+                     f"{row.photo_r5:.2f} | {row.photo_article_p5:.3f} | {row.photo_r5_unmatched:.2f} |")
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--catalog", type=Path, default=load_settings().cache_dir / "demo-catalog")
+    parser.add_argument("--catalog", type=Path, default=load_settings().cache_dir / "quality-catalog")
     parser.add_argument("--data", type=Path)
     parser.add_argument("--model", default="efficientnet-lite2")
     parser.add_argument("--work", type=Path, default=load_settings().cache_dir / "quality")
-    parser.add_argument("--write", type=Path, help="also write the table into this Markdown file (docs/QUALITY.md)")
+    parser.add_argument("--write", type=Path, help="also write the tables into this Markdown file (docs/QUALITY.md)")
     args = parser.parse_args()
     data = find_sample_data(args.data)
-    index_images(data / "images", args.catalog, metadata=data / "styles.csv", progress=False)
+    index_images(data / "images", args.catalog, metadata=data / "styles.csv", model=args.model, progress=False)
     catalog = Catalog.open(args.catalog)
+    photos = sorted((data / "queries_fullres").glob("*.jpg"))
     args.work.mkdir(parents=True, exist_ok=True)
-    raw = {resize: features(catalog, args.model, resize, args.work) for resize in RESIZES}
+    study = Study(catalog, photos, args.model, args.work)
+    spec = get_spec(args.model)
+    default = Recipe(spec.preprocessing.resize, 0, spec.pooling, spec.mirror, whiten=load_settings().whiten_dim)
+    native = study.native
 
-    rows = []
-    for resize in RESIZES:
-        for pooling in POOLINGS:
-            plain = raw[resize][(pooling, False)]
-            rows.append(score(catalog, f"{pooling} pool, {resize}", plain))
-            both = unit(plain) + unit(raw[resize][(pooling, True)])
-            rows.append(score(catalog, f"{pooling} pool, {resize}, + mirrored", both))
-    reference = rows[0]
-    best = max(rows, key=lambda r: r.article_p5).recipe
-    for recipe in dict.fromkeys([DEFAULT_RECIPE, best]):
-        for dim in (128, 256, 512):
-            rows.append(score(catalog, f"{recipe}, PCA-whitened to {dim}", pca_whiten(recipe_vectors(raw, recipe), dim)))
-    table = [f"Catalog: {len(catalog)} products of the shared sample; backbone {args.model}; leave-one-out over every "
-             "product, the query's exact-duplicate images left out; reference recipe: max pool, stretch.", "",
-             "| recipe | dim | articleType P@5 | vs reference | baseColour P@5 | vs reference | articleType mAP@5 |",
-             "|---|---:|---:|---:|---:|---:|---:|", *(row.line(reference) for row in rows)]
-    print("\n".join(table))
+    sections: list[tuple[str, list[Recipe]]] = [
+        ("Pooling, resizing and mirroring (no whitening)",
+         [Recipe(resize, 0, pooling, mirror) for resize in ("stretch", "pad", "crop") for pooling in POOLINGS
+          for mirror in (False, True)]),
+        ("Input size (pad)", [Recipe("pad", size, pooling) for size in (224, native, 300) for pooling in ("max", "avg")]),
+        ("Features of more than one layer (pad)",
+         [Recipe("pad", 0, pooling, taps=taps) for pooling in ("max", "avg")
+          for taps in (("head",), ("head", "last"), ("head", "last", "mid"))]),
+        ("PCA-whitening fitted on the catalog",
+         [Recipe(resize, 0, pooling, mirror, whiten=dim) for resize, pooling, mirror in
+          (("stretch", "max", False), ("pad", "max", False), ("pad", "avg", False), ("pad", "max", True))
+          for dim in (0, 128, 256, 512, 1024)]),
+    ]
+    rows_by_section = []
+    reference = study.score(Recipe("stretch", 0, "max"))
+    for title, recipes in sections:
+        rows = [study.score(recipe) for recipe in recipes]
+        rows_by_section.append((title, rows))
+        print(f"\n### {title}\n", flush=True)
+        print("\n".join(table(rows, native, default, reference)), flush=True)
+    default_row = study.score(default)
+    lines = [f"Catalog: {len(catalog)} products of the shared sample; backbone {args.model} ({native} px); "
+             f"leave-one-out over every product, the query's exact-duplicate images left out; "
+             f"{len(photos)} real photos. Reference recipe: max pool, stretch, nothing else "
+             f"(articleType {reference.article_p5:.4f}, baseColour {reference.colour_p5:.4f}). "
+             f"Default: {default.label(native)} (articleType {default_row.article_p5:.4f}, "
+             f"baseColour {default_row.colour_p5:.4f}, photos R@5 {default_row.photo_r5:.2f})."]
+    for title, rows in rows_by_section:
+        lines += ["", f"### {title}", "", *table(rows, native, default, reference)]
     if args.write:
-        write_markdown(args.write, table)
+        write_markdown(args.write, lines)
 
 
-def write_markdown(path: Path, table: list[str]) -> None:
-    """Replace the generated block of `path` (between the markers) with `table`, keeping the prose around it."""
+def write_markdown(path: Path, lines: list[str]) -> None:
+    """Replace the generated block of `path` (between the markers) with `lines`, keeping the prose around it."""
     begin, end = "<!-- generated by benchmarks/quality.py: begin -->", "<!-- generated by benchmarks/quality.py: end -->"
     text = path.read_text(encoding="utf-8") if path.is_file() else f"# Quality\n\n{begin}\n{end}\n"
     if begin not in text or end not in text:
         text += f"\n{begin}\n{end}\n"
     head, rest = text.split(begin, 1)
     tail = rest.split(end, 1)[1]
-    path.write_text(f"{head}{begin}\n" + "\n".join(table) + f"\n{end}{tail}", encoding="utf-8")
+    path.write_text(f"{head}{begin}\n" + "\n".join(lines) + f"\n{end}{tail}", encoding="utf-8")
 
 
 if __name__ == "__main__":

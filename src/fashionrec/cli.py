@@ -184,6 +184,9 @@ def _index(args: argparse.Namespace) -> int:
         print(json.dumps(_report_dict(report), indent=2))
         return 0
     where = "" if report.engine == "local" else f" on {report.engine}"
+    if report.outdated:
+        print(f"The catalog held {report.outdated} products embedded by an older build of {report.model}; "
+              "their vectors were dropped and the images in this folder embedded again.")
     print(f"Indexed {report.embedded} images into {report.catalog_dir} with {report.model}{where} "
           f"({report.images_per_second:.1f} images/s); {report.unchanged} unchanged, {report.removed} removed; "
           f"the catalog has {report.products} products.")
@@ -215,6 +218,7 @@ def _report_dict(report) -> dict:
         "catalog": str(report.catalog_dir), "model": report.model, "model_id": report.model_id,
         "images_found": report.images_found, "embedded": report.embedded, "unchanged": report.unchanged,
         "removed": report.removed, "products": report.products, "engine": report.engine,
+        "outdated": report.outdated,
         "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped],
         "images_without_metadata": report.images_without_metadata,
         "metadata_without_image": report.metadata_without_image,

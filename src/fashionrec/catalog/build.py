@@ -41,6 +41,7 @@ from fashionrec.config import Settings, load_settings
 from fashionrec.embed import Embedder, load_model
 from fashionrec.errors import CatalogError, ImageError, ModelMismatchError
 from fashionrec.images import Preprocessing, is_image_file, load_model_input, read_image_bytes, typical_size
+from fashionrec.models import outdated_model
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class IndexReport:
     images_without_metadata: int | None  # None when no metadata file was used
     metadata_without_image: int | None
     seconds: float  # the whole run, model loading and scanning included
+    outdated: int  # products embedded by an older build of the model: dropped, and embedded again if their file is here
     pipeline_seconds: float = 0.0  # the read -> embed -> write pipeline alone (what grows with the images)
     engine: str = "local"  # what ran reader -> embedder: local (this process) or ray
 
@@ -307,7 +309,7 @@ def index_images(
         info = store.info()
         table = _metadata_table(metadata, info)
         embedder = _embedder_for(info, store.catalog_dir, model, weights, settings)
-        store.set_info(_model_info(embedder, images_dir, weights, table))
+        outdated = _drop_outdated_products(store, info, _model_info(embedder, images_dir, weights, table))
         files, scan_skips = scan_images(images_dir)
         known = store.stamps()
         plan = plan_update(files, known, store.skipped(), limit)
@@ -337,9 +339,25 @@ def index_images(
         images_without_metadata=None if table is None else sum(table.get(i) is None for i in ids_on_disk),
         metadata_without_image=None if table is None else sum(i not in ids_on_disk for i in table.rows),
         seconds=time.perf_counter() - started,
+        outdated=outdated,
         pipeline_seconds=pipeline_seconds,
         engine=engine.name,
     )
+
+
+def _drop_outdated_products(store: CatalogStore, info: dict[str, str], model_info: dict[str, str]) -> int:
+    """Record the model; if the catalog was embedded by an older build of it, drop its products first.
+
+    Returns how many products were dropped (their files, if still in the folder, are embedded again by this run).
+    """
+    if not info.get("model_id") or outdated_model(info["model_id"]) is None:
+        store.set_info(model_info)
+        return 0
+    dropped = store.count()
+    log.warning("the catalog %s was embedded by an older build of %s: its %d products are embedded again",
+                store.catalog_dir, info.get("model_name"), dropped)
+    store.drop_all_products(model_info)
+    return dropped
 
 
 def refresh_whitening(store: CatalogStore, wanted_dim: int) -> None:
@@ -446,7 +464,7 @@ def _embedder_for(
     if weights is None and info.get("weights_path") and Path(info["weights_path"]).is_file():
         weights = info["weights_path"]
     embedder = load_model(model or stored or settings.default_model, weights, settings)
-    if info.get("model_id") and info["model_id"] != embedder.model_id:
+    if info.get("model_id") and info["model_id"] != embedder.model_id and outdated_model(info["model_id"]) is None:
         raise ModelMismatchError(
             f"the catalog {catalog_dir} was built with {info['model_id']}, but the model now loaded is "
             f"{embedder.model_id} (other weights or preprocessing); use the same weights or a new catalog"

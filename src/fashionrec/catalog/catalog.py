@@ -14,7 +14,8 @@ from fashionrec.catalog.store import CatalogStore, SkippedFile, StoredProducts
 from fashionrec.catalog import tuning as tuning_keys
 from fashionrec.catalog.tuning import Tuning
 from fashionrec.catalog.whitening import FITTED_ON_KEY, MATRIX_KEY, MEAN_KEY, Whitening, products_fingerprint
-from fashionrec.errors import CatalogError, ProductNotFoundError
+from fashionrec.errors import CatalogError, ModelMismatchError, ProductNotFoundError
+from fashionrec.models import outdated_model
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,11 @@ class Catalog:
             info = store.info()
             if "model_name" not in info:
                 raise CatalogError(f"the catalog {catalog_dir} was never indexed; run fashionrec index first")
+            reason = outdated_model(info["model_id"])
+            if reason:
+                raise ModelMismatchError(f"the catalog {catalog_dir} cannot be searched: {reason}; run "
+                                         f"fashionrec index {info['images_dir']} --catalog {catalog_dir} to embed its "
+                                         "images again")
             stored = store.load(int(info["dim"]), vectors=False)
             skipped = list(store.skipped().values())
             fingerprint = products_fingerprint(stored.ids, stored.sha256)

@@ -190,6 +190,16 @@ class CatalogStore:
             db.executemany("DELETE FROM products WHERE id = ?", [(i,) for i in product_ids])
             db.executemany("DELETE FROM skipped WHERE path = ?", [(p,) for p in skipped_paths])
 
+    def drop_all_products(self, info: dict[str, str]) -> None:
+        """Forget every product and everything fitted on them (their vectors are unusable), and set `info`, in one
+        transaction: a crash leaves either the old catalog or an empty one under the new model, never a mix."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM products")
+            db.execute("DELETE FROM arrays")
+            db.execute("DELETE FROM info WHERE key NOT IN ('schema_version', 'images_dir', 'metadata_path', "
+                       "'metadata_columns')")
+            db.executemany("INSERT OR REPLACE INTO info (key, value) VALUES (?, ?)", info.items())
+
     def update_metadata(self, metadata: dict[str, dict[str, str | None] | None]) -> None:
         """Replace the metadata of existing products (a new styles.csv), in one transaction."""
         with self.transaction() as db:

@@ -3,7 +3,7 @@
 Only `export` (and the builders it imports) needs torch; everything else here is plain data.
 """
 
-from fashionrec.models.registry import get_spec, list_models
+from fashionrec.models.registry import get_spec, list_models, outdated_model
 from fashionrec.models.spec import KerasWeights, ModelSpec, PackageWeights
 
-__all__ = ["KerasWeights", "ModelSpec", "PackageWeights", "get_spec", "list_models"]
+__all__ = ["KerasWeights", "ModelSpec", "PackageWeights", "get_spec", "list_models", "outdated_model"]

