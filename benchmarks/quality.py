@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -102,16 +103,22 @@ def taps_model(model: str, size: int, work: Path) -> Path:
     last_stride2 = max(i for i, s in enumerate(strides) if (s[0] if isinstance(s, list) else s) == 2)
 
     class Taps(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.network = network
+
         def forward(self, x):
-            x = network._swish(network._bn0(network._conv_stem(x)))
+            net = self.network
+            x = net._swish(net._bn0(net._conv_stem(x)))
             mid = None
-            for index, block in enumerate(network._blocks):
+            for index, block in enumerate(net._blocks):
                 if index == last_stride2:
                     mid = x
                 x = block(x)
-            return network._swish(network._bn1(network._conv_head(x))), x, mid
+            return net._swish(net._bn1(net._conv_head(x))), x, mid
 
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(Taps().eval(), (torch.zeros(1, 3, size, size),), str(target), input_names=["images"],
                           output_names=list(TAPS), dynamic_axes={"images": {0: "n"}, **{t: {0: "n"} for t in TAPS}},
                           opset_version=17, dynamo=False)

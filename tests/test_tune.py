@@ -10,11 +10,15 @@ import numpy as np
 import pytest
 
 from fashionrec.catalog import Catalog, index_images
-from fashionrec.catalog.tuning import Tuning
+from fashionrec.catalog.tuning import Tuning, TuningPart
 from fashionrec.cli import main
 from fashionrec.errors import FashionrecError
 from fashionrec.recommend import Recommender
-from fashionrec.tune import fit_lda, remove_tuning, save_tuning, tune
+from fashionrec.tune import HeadSettings, fit_head, fit_lda, remove_tuning, save_tuning, tune
+
+
+def _lda_tuning(matrix: np.ndarray, weight: float, fitted_on: str = "") -> Tuning:
+    return Tuning("articleType", "baseColour", (TuningPart("lda", matrix, weight),), fitted_on)
 
 
 def test_lda_finds_the_direction_that_separates_the_classes() -> None:
@@ -31,13 +35,40 @@ def test_lda_finds_the_direction_that_separates_the_classes() -> None:
         fit_lda(vectors, ["a"] * 599 + ["b"], directions=5)
 
 
-def test_tuning_keeps_the_vector_and_adds_weighted_directions() -> None:
+def test_the_head_learns_labels_hidden_in_quiet_directions() -> None:
+    rng = np.random.default_rng(0)
+    kinds, colours = np.arange(400) % 4, (np.arange(400) // 4) % 5  # both spread over the split
+    vectors = rng.normal(size=(400, 32)).astype(np.float32)
+    vectors[:, 0] *= 8  # loud and meaningless
+    vectors[np.arange(400), 1 + kinds] += 2.0  # the kind, in quiet directions 1-4
+    vectors[np.arange(400), 5 + colours] += 2.0  # the colour, in quiet directions 5-9
+    embedding = vectors @ fit_head(vectors[:300], [kinds[:300].tolist(), colours[:300].tolist()],
+                                   HeadSettings(dim=16, steps=200))
+    embedding /= np.linalg.norm(embedding, axis=1, keepdims=True)
+
+    def nearest_agrees(space: np.ndarray, labels: np.ndarray) -> float:
+        scores = space[300:] @ space.T
+        scores[np.arange(100), np.arange(300, 400)] = -np.inf
+        return float(np.mean(labels[scores.argmax(axis=1)] == labels[300:]))
+
+    raw = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    for labels in (kinds, colours):  # held-out rows: the head's space groups both labels far better than the raw one
+        assert nearest_agrees(embedding, labels) > nearest_agrees(raw, labels) + 0.1
+    with pytest.raises(FashionrecError, match="two classes"):
+        fit_head(vectors, [["a"] * 400])
+
+
+def test_tuning_keeps_the_vector_and_adds_weighted_projections() -> None:
     vectors = np.eye(4, dtype=np.float32)[:3]
-    tuning = Tuning("x", np.array([[1.0], [0.0], [0.0], [0.0]], dtype=np.float32), weight=1.0, fitted_on="")
+    tuning = _lda_tuning(np.array([[1.0], [0.0], [0.0], [0.0]], dtype=np.float32), weight=1.0)
     out = tuning.apply(vectors)
     assert out.shape == (3, 5) and np.allclose(np.linalg.norm(out, axis=1), 1.0)
     assert np.allclose(out[0], [1, 0, 0, 0, 1] / np.sqrt(2)) and np.allclose(out[1], [0, 1, 0, 0, 0])
     assert np.allclose(tuning.apply(vectors[0]), out[0])
+    two = Tuning("a", "b", (TuningPart("lda", np.eye(4, 1, dtype=np.float32), 1.0),
+                            TuningPart("head", np.eye(4, 2, k=-1, dtype=np.float32), 2.0)), "")
+    assert np.allclose(two.apply(vectors[1]), [0, 1, 0, 0, 0, 2, 0] / np.sqrt(5))
+    assert two.describe() == "a (lda 1, head 2)"
 
 
 @pytest.fixture
@@ -52,13 +83,15 @@ def shop_copy(shop_catalog: Path, tmp_path: Path) -> Path:
 
 def test_tune_reports_the_held_out_choice(shop_copy: Path) -> None:
     report, tuning = tune(Catalog.open(shop_copy), "articleType", "baseColour", k=3, seed=1)
-    assert report.held_out == 8 and report.directions == 1 and len(report.tried) == 6
+    assert report.held_out == 8 and len(report.tried) == 19
     assert all(0 <= a <= 1 and 0 <= b <= 1 for _, a, b in report.tried)
     if tuning is None:
-        assert report.weight == 0 and report.after == report.before
+        assert not report.kept and report.after == report.before
     else:
         assert report.after[0] > report.before[0] and report.after[1] >= report.before[1] - 0.01
-        assert tuning.weight == report.weight and tuning.matrix.shape == (1280, 1)
+        assert tuning.weights == report.weights
+        shapes = {part.name: part.matrix.shape for part in tuning.parts}
+        assert shapes.get("lda", (1280, 1)) == (1280, 1) and shapes.get("head", (1280, 256)) == (1280, 256)
 
 
 def test_a_saved_tuning_is_applied_to_catalog_and_queries_until_the_products_change(shop_copy: Path, lite0,
@@ -67,8 +100,8 @@ def test_a_saved_tuning_is_applied_to_catalog_and_queries_until_the_products_cha
     labels = catalog.column_values("articleType")
     from fashionrec.catalog.whitening import products_fingerprint
 
-    save_tuning(catalog, Tuning("articleType", fit_lda(catalog.vectors, labels, 4), 1.0,
-                                products_fingerprint(catalog.ids, catalog.content_hashes)))
+    save_tuning(catalog, _lda_tuning(fit_lda(catalog.vectors, labels, 4), 1.0,
+                                     products_fingerprint(catalog.ids, catalog.content_hashes)))
     tuned = Catalog.open(shop_copy)
     assert tuned.tuning is not None and tuned.vectors.shape == (40, 1281)
     recommender = Recommender(tuned, lite0)
@@ -85,8 +118,8 @@ def test_remove_tuning(shop_copy: Path) -> None:
     catalog = Catalog.open(shop_copy)
     from fashionrec.catalog.whitening import products_fingerprint
 
-    save_tuning(catalog, Tuning("articleType", np.ones((1280, 1), np.float32), 0.5,
-                                products_fingerprint(catalog.ids, catalog.content_hashes)))
+    save_tuning(catalog, _lda_tuning(np.ones((1280, 1), np.float32), 0.5,
+                                     products_fingerprint(catalog.ids, catalog.content_hashes)))
     assert Catalog.open(shop_copy).tuning is not None
     remove_tuning(catalog)
     assert Catalog.open(shop_copy).tuning is None
@@ -100,3 +133,16 @@ def test_cli_tune_dry_run_and_errors(shop_copy: Path, capsys: pytest.CaptureFixt
     assert main(["tune", "--catalog", str(shop_copy), "--label", "colour"]) == 2
     assert "no column colour" in capsys.readouterr().err
     assert main(["tune", "--catalog", str(shop_copy), "--reset"]) == 0
+
+
+def test_cli_tune_json(shop_copy: Path, capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    assert main(["tune", "--catalog", str(shop_copy), "-k", "3", "--json", "--dry-run"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["label"] == "articleType" and out["look_label"] == "baseColour"
+    assert set(out["held_out"]) == {"untuned", "tuned"}
+    assert set(out["held_out"]["untuned"]) == {"articleType", "baseColour"}
+    assert isinstance(out["kept"], bool) and out["saved"] is False
+    if not out["kept"]:
+        assert out["held_out"]["tuned"] == out["held_out"]["untuned"]

@@ -114,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--seed", type=int, default=0, help="seed of the held-out split (default 0)")
     tune.add_argument("--dry-run", action="store_true", help="measure only; save nothing")
     tune.add_argument("--reset", action="store_true", help="remove the catalog's tuning, and stop")
+    tune.add_argument("--json", action="store_true", help="print the held-out figures as JSON")
     tune.set_defaults(run=_tune)
 
     app = commands.add_parser("app", help="the web app: upload a photo or pick a product, see similar products")
@@ -313,7 +314,7 @@ def _info(args: argparse.Namespace) -> int:
     facts = {"catalog": str(catalog.catalog_dir), "products": len(catalog), "model": catalog.model_name,
              "model_id": catalog.model_id, "dim": catalog.dim,
              "whitened_to": catalog.whitening.dim if catalog.whitening else None,
-             "tuned_for": f"{catalog.tuning.label} (weight {catalog.tuning.weight:g})" if catalog.tuning else None,
+             "tuned_for": catalog.tuning.describe() if catalog.tuning else None,
              "images_dir": str(catalog.images_dir),
              "metadata_columns": catalog.columns, "skipped_files": len(catalog.skipped)}
     if args.json:
@@ -389,19 +390,28 @@ def _tune(args: argparse.Namespace) -> int:
         print(f"The catalog {catalog.catalog_dir} is no longer tuned.")
         return 0
     report, tuning = tune(catalog, args.label, args.look_label, k=args.k, seed=args.seed)
+    if tuning is not None and not args.dry_run:
+        save_tuning(catalog, tuning)
+    if args.json:
+        label, look = report.label, report.look_label
+        print(json.dumps({"label": label, "look_label": look, "k": report.k, "queries": report.held_out,
+                          "held_out": {"untuned": {label: report.before[0], look: report.before[1]},
+                                       "tuned": {label: report.after[0], look: report.after[1]}},
+                          "weights": report.weights, "kept": report.kept,
+                          "saved": tuning is not None and not args.dry_run}, indent=2))
+        return 0
     k = report.k
-    print(f"Held-out products as queries: {report.held_out}; {report.directions} {report.label} directions.")
-    rows = [("none", f"{report.before[0]:.4f}", f"{report.before[1]:.4f}")]
-    rows += [(f"{w:g}", f"{a:.4f}", f"{b:.4f}") for w, a, b in report.tried]
-    _print_table(("weight", f"{report.label} P@{k}", f"{report.look_label} P@{k}"), rows)
+    print(f"Held-out products as queries: {report.held_out} (the projections are fitted on the others).")
+    rows = [("none", "-", f"{report.before[0]:.4f}", f"{report.before[1]:.4f}")]
+    rows += [(f"{w.get('lda', 0):g}", f"{w.get('head', 0):g}", f"{a:.4f}", f"{b:.4f}") for w, a, b in report.tried]
+    _print_table(("lda weight", "head weight", f"{report.label} P@{k}", f"{report.look_label} P@{k}"), rows)
     if tuning is None:
-        print(f"No weight raised {report.label} without costing {report.look_label} more than 0.01: nothing saved.")
+        print(f"No weights raised {report.label} without costing {report.look_label} more than 0.01: nothing saved.")
         return 0
     verdict = "would be saved (dry run)" if args.dry_run else "saved with the catalog"
-    print(f"Weight {report.weight:g} {verdict}: {report.label} P@{k} {report.before[0]:.4f} -> {report.after[0]:.4f}, "
+    chosen = ", ".join(f"{name} {weight:g}" for name, weight in report.weights.items())
+    print(f"Weights {chosen} {verdict}: {report.label} P@{k} {report.before[0]:.4f} -> {report.after[0]:.4f}, "
           f"{report.look_label} P@{k} {report.before[1]:.4f} -> {report.after[1]:.4f} (held out).")
-    if not args.dry_run:
-        save_tuning(catalog, tuning)
     return 0
 
 

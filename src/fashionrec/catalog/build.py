@@ -383,7 +383,7 @@ def _drop_stale_tuning(store: CatalogStore, fingerprint: str) -> None:
     fitted_on = store.info().get(tuning.FITTED_ON_KEY)
     if fitted_on is not None and fitted_on != fingerprint:
         log.warning("the products changed: the catalog's tuning is dropped; rerun fashionrec tune")
-        store.delete_arrays([tuning.MATRIX_KEY], [tuning.LABEL_KEY, tuning.WEIGHT_KEY, tuning.FITTED_ON_KEY])
+        store.delete_arrays(tuning.ARRAY_NAMES, tuning.INFO_KEYS)
 
 
 def _store_batches(

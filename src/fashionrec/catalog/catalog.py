@@ -12,7 +12,7 @@ import numpy as np
 
 from fashionrec.catalog.store import CatalogStore, SkippedFile, StoredProducts
 from fashionrec.catalog import tuning as tuning_keys
-from fashionrec.catalog.tuning import Tuning
+from fashionrec.catalog.tuning import Tuning, load_tuning
 from fashionrec.catalog.whitening import FITTED_ON_KEY, MATRIX_KEY, MEAN_KEY, Whitening, products_fingerprint
 from fashionrec.errors import CatalogError, ModelMismatchError, ProductNotFoundError
 from fashionrec.models import outdated_model
@@ -150,7 +150,7 @@ class Catalog:
     @cached_property
     def fingerprint(self) -> str:
         """Identifies these search vectors: the products, their images, and the whitening and tuning on them."""
-        tuned = f"{self.tuning.label}:{self.tuning.weight}" if self.tuning else "-"
+        tuned = self.tuning.describe() if self.tuning else "-"
         shape = (len(self.ids), self.search_dim)
         return products_fingerprint([*self.ids, str(shape), tuned], [*self.content_hashes, "", ""])
 
@@ -220,10 +220,11 @@ def _stored_whitening(store: CatalogStore, info: dict[str, str], fingerprint: st
 
 def _stored_tuning(store: CatalogStore, info: dict[str, str], fingerprint: str) -> Tuning | None:
     """The catalog's label tuning (`fashionrec tune`) if it was fitted on exactly these products."""
-    matrix = store.get_array(tuning_keys.MATRIX_KEY)
-    if matrix is None:
+    arrays = {name: array for name in tuning_keys.ARRAY_NAMES if (array := store.get_array(name)) is not None}
+    tuning = load_tuning(info, arrays)
+    if tuning is None:
         return None
-    if info.get(tuning_keys.FITTED_ON_KEY) != fingerprint:
+    if tuning.fitted_on != fingerprint:
         log.warning("the catalog's tuning is older than its products; rerun fashionrec tune")
         return None
-    return Tuning(info[tuning_keys.LABEL_KEY], matrix, float(info[tuning_keys.WEIGHT_KEY]), fingerprint)
+    return tuning
