@@ -43,7 +43,9 @@ POOLINGS = ("max", "avg", "gem")
 TAPS = ("head", "last", "mid")  # head map (shipped), last block's output, last block at stride 16
 BATCH = 32
 GEM_P = 3.0
+INPUT = "images"  # fashionrec.models.export.INPUT_NAME
 FEATURES_VERSION = 2  # bump when what a pass stores changes
+THREE_MAPS = ("head", "last", "mid")
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,14 @@ class Recipe:
         return ", ".join(parts)
 
 
+WHITENING_BASES = (  # whitening is tried on every plausible default of the sections above
+    Recipe("stretch", pooling="max"), Recipe("pad", pooling="max"), Recipe("pad", pooling="avg"),
+    Recipe("pad", pooling="gem"), Recipe("pad", pooling="max", mirror=True), Recipe("pad", pooling="avg", mirror=True),
+    Recipe("pad", pooling="max", taps=THREE_MAPS), Recipe("pad", pooling="avg", taps=THREE_MAPS),
+    Recipe("pad", pooling="gem", taps=THREE_MAPS), Recipe("pad", pooling="avg", mirror=True, taps=THREE_MAPS),
+)
+
+
 @dataclass(frozen=True)
 class Row:
     recipe: Recipe
@@ -87,41 +97,15 @@ def unit(vectors: np.ndarray) -> np.ndarray:
 
 
 def taps_model(model: str, size: int, work: Path) -> Path:
-    """An ONNX graph of the backbone (exactly as fashionrec builds it) returning the three tapped feature maps."""
-    import torch
-
-    from fashionrec.models.efficientnet_lite import load_network, traceable
-    from fashionrec.models.export import network_name
+    """The backbone's ONNX graph (exported by fashionrec, at `size` px) returning its three tapped feature maps."""
+    from fashionrec.models.export import export_onnx
 
     spec = get_spec(model)
+    spec = get_spec(model, taps=TAPS, preprocessing=replace(spec.preprocessing, size=size))
     weights = locate_weights(spec, load_settings(), None)
     target = work / f"{model}-taps-{size}-{file_sha256(weights)[:16]}.onnx"
-    if target.is_file():
-        return target
-    network = traceable(load_network(network_name(spec), weights))
-    strides = [block._block_args.stride for block in network._blocks]
-    last_stride2 = max(i for i, s in enumerate(strides) if (s[0] if isinstance(s, list) else s) == 2)
-
-    class Taps(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.network = network
-
-        def forward(self, x):
-            net = self.network
-            x = net._swish(net._bn0(net._conv_stem(x)))
-            mid = None
-            for index, block in enumerate(net._blocks):
-                if index == last_stride2:
-                    mid = x
-                x = block(x)
-            return net._swish(net._bn1(net._conv_head(x))), x, mid
-
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(Taps().eval(), (torch.zeros(1, 3, size, size),), str(target), input_names=["images"],
-                          output_names=list(TAPS), dynamic_axes={"images": {0: "n"}, **{t: {0: "n"} for t in TAPS}},
-                          opset_version=17, dynamo=False)
+    if not target.is_file():
+        export_onnx(spec, weights, target, output="maps")
     return target
 
 
@@ -150,7 +134,7 @@ def run_pass(session: ort.InferenceSession, images: list, prep) -> dict[str, np.
         for first in range(0, len(images), BATCH):
             batch = np.stack(list(pool.map(load, images[first:first + BATCH])))
             for flip, inputs in (("plain", batch), ("flip", np.ascontiguousarray(batch[..., ::-1]))):
-                for tap, maps in zip(TAPS, session.run(None, {"images": inputs})):
+                for tap, maps in zip(TAPS, session.run(None, {INPUT: inputs})):
                     for pooling, vectors in pools(maps).items():
                         out.setdefault(f"{tap}/{pooling}/{flip}", []).append(vectors.astype(np.float32))
     return {key: np.concatenate(chunks) for key, chunks in out.items()}
@@ -250,6 +234,8 @@ def main() -> None:
     parser.add_argument("--model", default="efficientnet-lite2")
     parser.add_argument("--work", type=Path, default=load_settings().cache_dir / "quality")
     parser.add_argument("--write", type=Path, help="also write the tables into this Markdown file (docs/QUALITY.md)")
+    parser.add_argument("--default-only", action="store_true",
+                        help="score only the model's own recipe, plain and mirrored (e.g. to compare backbones)")
     args = parser.parse_args()
     data = find_sample_data(args.data)
     index_images(data / "images", args.catalog, metadata=data / "styles.csv", model=args.model, progress=False)
@@ -258,7 +244,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     study = Study(catalog, photos, args.model, args.work)
     spec = get_spec(args.model)
-    default = Recipe(spec.preprocessing.resize, 0, spec.pooling, spec.mirror, whiten=load_settings().whiten_dim)
+    default = Recipe(spec.preprocessing.resize, 0, spec.pooling, spec.mirror, spec.taps, load_settings().whiten_dim)
     native = study.native
 
     sections: list[tuple[str, list[Recipe]]] = [
@@ -270,10 +256,11 @@ def main() -> None:
          [Recipe("pad", 0, pooling, taps=taps) for pooling in ("max", "avg")
           for taps in (("head",), ("head", "last"), ("head", "last", "mid"))]),
         ("PCA-whitening fitted on the catalog",
-         [Recipe(resize, 0, pooling, mirror, whiten=dim) for resize, pooling, mirror in
-          (("stretch", "max", False), ("pad", "max", False), ("pad", "avg", False), ("pad", "max", True))
-          for dim in (0, 128, 256, 512, 1024)]),
+         [replace(base, whiten=dim) for base in WHITENING_BASES for dim in (0, 128, 256, 512, 1024)]),
     ]
+    if args.default_only:
+        sections = [("The model's own recipe", [default, replace(default, mirror=True),
+                                                replace(default, whiten=0)])]
     rows_by_section = []
     reference = study.score(Recipe("stretch", 0, "max"))
     for title, recipes in sections:

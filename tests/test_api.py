@@ -50,7 +50,7 @@ def upload(data: bytes, name: str = "photo.jpg") -> dict:
 def test_health_names_the_model_and_the_catalog(client: TestClient, recommender: Recommender) -> None:
     body = client.get("/health").json()
     assert body == {"status": "ok", "model": "efficientnet-lite0", "model_id": recommender.catalog.model_id,
-                    "dim": 1280, "products": 40}
+                    "dim": 1712, "products": 40}
 
 
 def test_recommend_returns_the_cli_shape_with_image_urls(client: TestClient, recommender: Recommender,

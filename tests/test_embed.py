@@ -60,3 +60,23 @@ def test_the_mirrored_model_adds_the_mirrored_image() -> None:
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)
     np.testing.assert_allclose(mirrored.embed_batch(batch), expected, atol=1e-5)
     assert mirrored.model_id != plain.model_id
+
+
+def test_the_default_recipe_joins_three_average_pooled_maps(tmp_path: Path) -> None:
+    """The shipped graph equals the recipe measured in docs/QUALITY.md, computed here from the raw feature maps."""
+    import onnxruntime as ort
+
+    from fashionrec.config import load_settings
+    from fashionrec.models import get_spec
+    from fashionrec.models.export import export_onnx
+    from fashionrec.models.weights import locate_weights
+
+    embedder = load_model("efficientnet-lite2")
+    spec = get_spec("efficientnet-lite2")
+    assert spec.taps == ("head", "last", "mid") and spec.pooling == "avg" and embedder.dim == 1280 + 352 + 120
+    export_onnx(spec, locate_weights(spec, load_settings()), tmp_path / "maps.onnx", output="maps")
+    batch = np.stack([embedder.prepare(draw_product(seed, (120, 160))) for seed in (1, 2, 3)])
+    maps = ort.InferenceSession(str(tmp_path / "maps.onnx")).run(None, {"images": batch})
+    assert [m.shape[1] for m in maps] == [1280, 352, 120] and maps[2].shape[2] == 17
+    expected = l2_normalize(np.concatenate([l2_normalize(m.mean(axis=(2, 3))) for m in maps], axis=1))
+    np.testing.assert_allclose(embedder.embed_batch(batch), expected, atol=1e-5)

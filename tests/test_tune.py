@@ -91,7 +91,7 @@ def test_tune_reports_the_held_out_choice(shop_copy: Path) -> None:
         assert report.after[0] > report.before[0] and report.after[1] >= report.before[1] - 0.01
         assert tuning.weights == report.weights
         shapes = {part.name: part.matrix.shape for part in tuning.parts}
-        assert shapes.get("lda", (1280, 1)) == (1280, 1) and shapes.get("head", (1280, 256)) == (1280, 256)
+        assert shapes.get("lda", (1712, 1)) == (1712, 1) and shapes.get("head", (1712, 256)) == (1712, 256)
 
 
 def test_a_saved_tuning_is_applied_to_catalog_and_queries_until_the_products_change(shop_copy: Path, lite0,
@@ -103,7 +103,7 @@ def test_a_saved_tuning_is_applied_to_catalog_and_queries_until_the_products_cha
     save_tuning(catalog, _lda_tuning(fit_lda(catalog.vectors, labels, 4), 1.0,
                                      products_fingerprint(catalog.ids, catalog.content_hashes)))
     tuned = Catalog.open(shop_copy)
-    assert tuned.tuning is not None and tuned.vectors.shape == (40, 1281)
+    assert tuned.tuning is not None and tuned.vectors.shape == (40, 1713)
     recommender = Recommender(tuned, lite0)
     assert recommender.by_image(tuned.image_path("9"), k=2).results[0].id == "9"
     with pytest.raises(FashionrecError, match="tune --reset"):
@@ -118,7 +118,7 @@ def test_remove_tuning(shop_copy: Path) -> None:
     catalog = Catalog.open(shop_copy)
     from fashionrec.catalog.whitening import products_fingerprint
 
-    save_tuning(catalog, _lda_tuning(np.ones((1280, 1), np.float32), 0.5,
+    save_tuning(catalog, _lda_tuning(np.ones((1712, 1), np.float32), 0.5,
                                      products_fingerprint(catalog.ids, catalog.content_hashes)))
     assert Catalog.open(shop_copy).tuning is not None
     remove_tuning(catalog)

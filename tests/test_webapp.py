@@ -40,7 +40,7 @@ def test_first_page_invites_a_query_and_shows_the_catalog(app: AppTest) -> None:
     assert "Upload a photo" in app.info[0].value
     assert app.radio(key="mode").options == ["Upload a photo", "Pick a product"]
     assert [m.label for m in app.sidebar.multiselect] == ["gender", "articleType", "baseColour"]
-    assert app.sidebar.caption[0].value == "40 products · model efficientnet-lite0 (1280-d vectors)"
+    assert app.sidebar.caption[0].value == "40 products · model efficientnet-lite0 (1712-d vectors)"
     assert app.sidebar.slider(key="k").value == 5
 
 

@@ -38,7 +38,7 @@ def test_index_a_folder_with_metadata(tmp_path: Path, lite0) -> None:
     assert (report.embedded, report.products, report.skipped) == (12, 12, ())
     assert (report.images_without_metadata, report.metadata_without_image) == (2, 1)
     catalog = Catalog.open(tmp_path / "c")
-    assert catalog.model_name == MODEL and catalog.dim == 1280 and len(catalog) == 12
+    assert catalog.model_name == MODEL and catalog.dim == 1712 and len(catalog) == 12
     assert catalog.metadata("4") == {"gender": "Women", "articleType": "Tshirts", "productDisplayName": "Item 4, with comma"}
     assert catalog.metadata("12") == {}
     np.testing.assert_array_equal(catalog.vectors[catalog.position("5")], lite0.embed_image(tmp_path / "images" / "5.jpg"))
@@ -49,7 +49,7 @@ def test_rerun_is_incremental(tmp_path: Path) -> None:
     write_products(images, range(1, 9))
     _index(images, tmp_path / "c")
     before = Catalog.open(tmp_path / "c")
-    assert before.vectors.shape == (8, 1280)  # read now: a catalog reads its vectors on first use
+    assert before.vectors.shape == (8, 1712)  # read now: a catalog reads its vectors on first use
     assert _index(images, tmp_path / "c").embedded == 0
 
     write_products(images, [20, 21])  # added
@@ -95,6 +95,24 @@ def test_one_catalog_holds_one_model(tmp_path: Path) -> None:
     with pytest.raises(ModelMismatchError, match="holds efficientnet-lite0 vectors and cannot take efficientnet-lite2"):
         _index(tmp_path / "images", tmp_path / "c", model="efficientnet-lite2")
     assert _index(tmp_path / "images", tmp_path / "c", model=None).model == MODEL  # a rerun keeps the catalog's model
+
+
+def test_a_catalog_of_an_older_model_build_is_refused_then_embedded_again(tmp_path: Path, lite0) -> None:
+    """A catalog embedded by export version 1 (ReLU6 swapped for Swish) must never be searched or mixed."""
+    from fashionrec.cli import main
+
+    write_products(tmp_path / "images", range(4))
+    first = _index(tmp_path / "images", tmp_path / "c")
+    name, weights, _ = first.model_id.split(":")
+    older = f"{name}:{weights}:0ld0ld00"  # what an older fashionrec recorded: another fingerprint
+    with sqlite3.connect(tmp_path / "c" / "catalog.sqlite") as db:
+        db.execute("UPDATE info SET value = ? WHERE key = 'model_id'", (older,))
+    with pytest.raises(ModelMismatchError, match="older build of efficientnet-lite0.*fashionrec index"):
+        Catalog.open(tmp_path / "c")
+    assert main(["similar", "0", "--catalog", str(tmp_path / "c")]) == 2
+    again = _index(tmp_path / "images", tmp_path / "c", model=None)
+    assert (again.outdated, again.embedded, again.products, again.model_id) == (4, 4, 4, first.model_id)
+    assert Catalog.open(tmp_path / "c").model_id == first.model_id
 
 
 def test_duplicate_ids_and_subfolders(tmp_path: Path) -> None:

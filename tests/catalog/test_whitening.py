@@ -59,7 +59,7 @@ def test_the_catalog_is_whitened_refitted_when_products_change_and_queries_follo
     write_products(tmp_path / "images", range(1, 41))
     index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False, settings=settings)
     catalog = Catalog.open(tmp_path / "c")
-    assert catalog.vectors.shape == (40, 8) and catalog.model_vectors.shape == (40, 1280)
+    assert catalog.vectors.shape == (40, 8) and catalog.model_vectors.shape == (40, 1712)
     assert catalog.whitening is not None
     recommender = Recommender(catalog, lite0)
     assert recommender.by_image(catalog.image_path("13"), k=3).results[0].id == "13"
@@ -78,7 +78,7 @@ def test_the_catalog_is_whitened_refitted_when_products_change_and_queries_follo
         store.remove(["39"], [])
     with caplog.at_level(logging.WARNING):
         stale = Catalog.open(tmp_path / "c")
-    assert stale.whitening is None and stale.vectors.shape == (38, 1280) and "older than its products" in caplog.text
+    assert stale.whitening is None and stale.vectors.shape == (38, 1712) and "older than its products" in caplog.text
 
     small = replace(settings, whiten_dim=16)  # 38 products < 4 x 16: whitening is dropped
     index_images(tmp_path / "images", tmp_path / "c", progress=False, settings=small)

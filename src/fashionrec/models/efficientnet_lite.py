@@ -19,16 +19,40 @@ from torch import nn
 from fashionrec.errors import ModelError
 
 
+TAPS = ("head", "last", "mid")  # the feature maps a spec may pool (see `_Features`)
+
+
 class _Features(nn.Module):
-    """The network up to its last feature map (head conv + BN + activation), no pooling, no classifier."""
+    """The network's feature maps, no pooling, no classifier: those named by `taps`, in that order.
 
-    def __init__(self, network: nn.Module) -> None:
+    - "head": the last feature map (head conv + BN + ReLU6), 1280 channels: what the classifier pools;
+    - "last": the last block's output (before the head's 1x1 conv), e.g. 352 channels for Lite2;
+    - "mid": the input of the last stride-2 block, the end of the stride-16 stage (e.g. 120 channels, 17x17 for
+      Lite2 at 260 px): finer detail (pattern, texture, colour) than the head sees.
+    """
+
+    def __init__(self, network: nn.Module, taps: tuple[str, ...] = ("head",)) -> None:
         super().__init__()
+        unknown = set(taps) - set(TAPS)
+        if unknown or not taps:
+            raise ModelError(f"unknown feature maps {sorted(unknown)}; choose from {', '.join(TAPS)}")
         self.network = network
+        self.taps = taps
+        strides = [block._block_args.stride for block in network._blocks]
+        self.mid_block = max(i for i, s in enumerate(strides) if (s[0] if isinstance(s, (list, tuple)) else s) == 2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised RGB images (N, 3, S, S) to the last feature map (N, 1280, s, s)."""
-        return self.network.extract_features(x)
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Normalised RGB images (N, 3, S, S) to the tapped feature maps, each (N, C, h, w)."""
+        net = self.network
+        x = net._swish(net._bn0(net._conv_stem(x)))
+        maps = {}
+        for index, block in enumerate(net._blocks):
+            if index == self.mid_block:
+                maps["mid"] = x
+            x = block(x)  # eval mode: drop connect is off, as in the package's extract_features
+        maps["last"] = x
+        maps["head"] = net._swish(net._bn1(net._conv_head(x)))
+        return [maps[tap] for tap in self.taps]
 
 
 def load_network(name: str, weights_path: Path) -> nn.Module:
@@ -50,10 +74,11 @@ def load_network(name: str, weights_path: Path) -> nn.Module:
     return network.eval()
 
 
-def build(name: str, weights_path: Path, classifier: bool = False) -> nn.Module:
-    """The EfficientNet-Lite `name`, export-ready: its last feature map, or its ImageNet logits (`classifier`)."""
+def build(name: str, weights_path: Path, classifier: bool = False, taps: tuple[str, ...] = ("head",)) -> nn.Module:
+    """The EfficientNet-Lite `name`, export-ready: a list of its feature maps (`taps`), or its ImageNet logits
+    (`classifier`)."""
     network = traceable(load_network(name, weights_path))
-    return (network if classifier else _Features(network)).eval()
+    return (network if classifier else _Features(network, taps)).eval()
 
 
 def traceable(network: nn.Module) -> nn.Module:

@@ -33,7 +33,8 @@ def export_onnx(spec: ModelSpec, weights_path: Path, target: Path, output: Outpu
 
     The graph takes preprocessed images (N, 3, S, S) and returns, by `output`:
     - "pooled": pooled, not yet normalised, features (N, dim), what fashionrec embeds with;
-    - "maps": the last feature map (N, dim, s, s), so a benchmark can compare poolings from one pass;
+    - "maps": the spec's feature maps before pooling (a list of (N, C, h, w)), so a benchmark can compare poolings
+      from one pass;
     - "logits": the ImageNet logits (N, 1000) of the whole network, classifier kept, so a test can compare the
       exported graph with the reference implementation its weights were trained in.
     The batch dimension is dynamic.
@@ -50,6 +51,7 @@ def export_onnx(spec: ModelSpec, weights_path: Path, target: Path, output: Outpu
         ) from None
     backbone = _build_backbone(spec, weights_path, classifier=output == "logits")
     network = (_pooled(backbone, spec.pooling, spec.mirror) if output == "pooled" else backbone).eval()
+    names = [OUTPUT_NAME] if output != "maps" else [f"{OUTPUT_NAME}_{tap}" for tap in spec.taps]
     sample = torch.zeros(1, 3, spec.input_size, spec.input_size)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=target.stem, suffix=".onnx.part")
@@ -60,8 +62,8 @@ def export_onnx(spec: ModelSpec, weights_path: Path, target: Path, output: Outpu
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 network, (sample,), tmp_name,
-                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                input_names=[INPUT_NAME], output_names=names,
+                dynamic_axes={INPUT_NAME: {0: "batch"}, **{name: {0: "batch"} for name in names}},
                 opset_version=OPSET, dynamo=False,
             )
         os.replace(tmp_name, target)
@@ -71,16 +73,31 @@ def export_onnx(spec: ModelSpec, weights_path: Path, target: Path, output: Outpu
 
 
 def _build_backbone(spec: ModelSpec, weights_path: Path, classifier: bool = False):  # -> torch.nn.Module
-    """The torch feature extractor for the spec's family (the whole classifier with `classifier`)."""
+    """The torch network for the spec's family: its list of feature maps, or the whole classifier (`classifier`)."""
     if spec.family == "keras-resnet50":
-        if classifier:
-            raise ModelError("resnet50 is built without its classifier (Keras' include_top=False weights)")
+        if classifier or spec.taps != ("head",):
+            raise ModelError("resnet50 is built as Keras' include_top=False network: its last feature map only")
         from fashionrec.models import resnet50
 
-        return resnet50.build(weights_path)
+        return _listed(resnet50.build(weights_path))
     from fashionrec.models import efficientnet_lite
 
-    return efficientnet_lite.build(network_name(spec), weights_path, classifier=classifier)
+    return efficientnet_lite.build(network_name(spec), weights_path, classifier=classifier, taps=spec.taps)
+
+
+def _listed(backbone):  # -> torch.nn.Module
+    """A one-map network as a network returning a list of maps (as every feature extractor here does)."""
+    import torch
+
+    class Listed(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone = backbone
+
+        def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+            return [self.backbone(x)]
+
+    return Listed()
 
 
 def network_name(spec: ModelSpec) -> str:
@@ -89,8 +106,13 @@ def network_name(spec: ModelSpec) -> str:
 
 
 def _pooled(backbone, pooling: str, mirror: bool = False):  # -> torch.nn.Module
-    """Wrap a feature-map network with global max, average or GeM pooling (and mirror averaging)."""
+    """Wrap a network returning feature maps with global max, average or GeM pooling (and mirror averaging).
+
+    Several maps are pooled one by one, each brought to unit length (so none outweighs the others by its channel
+    count or scale), and concatenated.
+    """
     import torch
+    from torch.nn.functional import normalize
 
     class Pooled(torch.nn.Module):
         def __init__(self) -> None:
@@ -101,11 +123,16 @@ def _pooled(backbone, pooling: str, mirror: bool = False):  # -> torch.nn.Module
             if not mirror:
                 return self.pool(x)
             plain, mirrored = torch.chunk(self.pool(torch.cat([x, torch.flip(x, dims=[3])])), 2)
-            return (torch.nn.functional.normalize(plain, dim=1, eps=1e-12)
-                    + torch.nn.functional.normalize(mirrored, dim=1, eps=1e-12))
+            return normalize(plain, dim=1, eps=1e-12) + normalize(mirrored, dim=1, eps=1e-12)
 
         def pool(self, x: torch.Tensor) -> torch.Tensor:
-            maps = self.backbone(x)
+            pooled = [self.pool_map(maps) for maps in self.backbone(x)]
+            if len(pooled) == 1:
+                return pooled[0]
+            return torch.cat([normalize(vectors, dim=1, eps=1e-12) for vectors in pooled], dim=1)
+
+        @staticmethod
+        def pool_map(maps: torch.Tensor) -> torch.Tensor:
             if pooling == "max":
                 return maps.amax(dim=(2, 3))
             if pooling == "gem":  # generalised mean, p = 3: between average (p = 1) and max (p -> inf)

@@ -57,6 +57,7 @@ class ModelSpec:
     pooling: Literal["max", "avg", "gem"]
     weights: WeightsSource
     mirror: bool = False  # add the vector of the mirrored image (twice the compute; docs/QUALITY.md)
+    taps: tuple[str, ...] = ("head",)  # feature maps pooled, each at unit length, and joined (docs/QUALITY.md)
 
     @property
     def input_size(self) -> int:
@@ -69,9 +70,8 @@ class ModelSpec:
         Two catalogs whose model ids share weights but differ here hold incomparable vectors, so it
         is part of the model id.
         """
-        parts: tuple = (self.family, self.dim, self.preprocessing, self.pooling, EXPORT_VERSION)
-        if self.mirror:  # appended only when set, so the ids of existing catalogs stay as they were
-            parts += ("mirror",)
+        parts: tuple = (self.family, self.dim, self.preprocessing, self.pooling, EXPORT_VERSION, self.mirror,
+                        self.taps)
         text = repr(parts)
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
