@@ -193,3 +193,22 @@ def test_similar_all_writes_csv_and_parquet(copies_catalog: Path, tmp_path: Path
     assert pq.read_table(tmp_path / "s.parquet").num_rows == 3 * 43
     bad = fashionrec("similar-all", "--catalog", str(copies_catalog), "--out", str(tmp_path / "s.xlsx"))
     assert bad.returncode == 2 and ".csv or .parquet" in bad.stderr
+
+
+@pytest.mark.parametrize("command", ["recommend", "similar"])
+def test_k_is_bounded_by_the_same_setting_as_the_api(catalog: Path, command: str) -> None:
+    import os
+
+    target = str(catalog.parent / "images" / "3.jpg") if command == "recommend" else "3"
+    done = fashionrec(command, target, "--catalog", str(catalog), "-k", "101")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and "100" in done.stderr and "FASHIONREC_MAX_K" in done.stderr
+    env = dict(os.environ, FASHIONREC_MAX_K="4")
+    small = subprocess.run([sys.executable, "-m", "fashionrec.cli", command, target, "--catalog", str(catalog),
+                            "-k", "5"], capture_output=True, text=True, timeout=300, env=env)
+    assert small.returncode == 2 and "at most 4" in small.stderr
+    zero = fashionrec(command, target, "--catalog", str(catalog), "-k", "0")
+    assert zero.returncode == 2 and "at least 1" in zero.stderr
+    fine = subprocess.run([sys.executable, "-m", "fashionrec.cli", command, target, "--catalog", str(catalog),
+                           "-k", "4", "--json"], capture_output=True, text=True, timeout=300, env=env)
+    assert fine.returncode == 0 and len(json.loads(fine.stdout)["results"]) == 4

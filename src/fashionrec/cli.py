@@ -73,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument(target[0], type=target[1], help=target[2])
         sub.add_argument("--catalog", type=Path, required=True, help="catalog folder")
-        sub.add_argument("-k", type=int, default=5, help="how many products (default 5)")
+        sub.add_argument("-k", type=int, default=5,
+                         help="how many products (default 5; at most FASHIONREC_MAX_K, default 100)")
         sub.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE",
                          help="metadata filter, repeatable (same column: any of; different columns: all of)")
         _add_index_option(sub)
@@ -230,15 +231,25 @@ def _report_dict(report) -> dict:
 def _recommend(args: argparse.Namespace) -> int:
     from fashionrec.images import read_image_bytes
 
+    _check_k(args.k)
     image = read_image_bytes(args.image)  # a missing file fails before the model loads
     recommender, filters = _recommender(args)
     return _show(recommender.by_image(image, k=args.k, where=filters, show_duplicates=args.show_duplicates), args.json)
 
 
 def _similar(args: argparse.Namespace) -> int:
+    _check_k(args.k)
     recommender, filters = _recommender(args, product_id=args.product_id)
     return _show(recommender.by_id(args.product_id, k=args.k, where=filters, show_duplicates=args.show_duplicates),
                  args.json)
+
+
+def _check_k(k: int) -> None:
+    """The API's bound on k, for the CLI too (before anything is loaded)."""
+    limit = load_settings().max_k
+    if not 1 <= k <= limit:
+        raise FashionrecError(f"-k must be at least 1 and at most {limit} (the limit is set by FASHIONREC_MAX_K), "
+                              f"got {k}")
 
 
 def _recommender(args: argparse.Namespace, product_id: str | None = None):

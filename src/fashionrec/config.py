@@ -34,7 +34,7 @@ class Settings:
     match_queries: bool  # FASHIONREC_MATCH_QUERIES: bring large query photos to the catalog's look (0 to skip)
     catalog_dir: Path | None  # FASHIONREC_CATALOG: the catalog the web app and the API serve
     max_upload_bytes: int  # FASHIONREC_MAX_UPLOAD_MB: larger uploads are refused (API: 413), default 10 MB
-    max_k: int  # FASHIONREC_MAX_K: the most results one web or API request may ask for
+    max_k: int  # FASHIONREC_MAX_K: the most results one query may ask for (CLI -k, API k, web app slider)
     examples_dir: Path | None  # FASHIONREC_EXAMPLES: photos the web app offers to try (the demo sets it)
     duplicate_cosine: float  # FASHIONREC_DUPLICATE_COSINE: results this close to a shown one are its near copies
     whiten_dim: int  # FASHIONREC_WHITEN_DIM: PCA-whiten catalog vectors to this length (0: raw model vectors)
