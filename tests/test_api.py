@@ -253,3 +253,19 @@ def test_duplicate_images_come_back_once_unless_asked(copies_catalog: Path, lite
     photo = Catalog.open(copies_catalog).image_path("2").read_bytes()
     top = [m["id"] for m in client.post("/recommend?k=3&show_duplicates=1", files=upload(photo)).json()["results"]]
     assert set(top) == {"2", "102", "103"}
+
+
+def test_filters_are_computed_once_per_catalog(shop_catalog: Path, lite0) -> None:
+    catalog = Catalog.open(shop_catalog)
+    read = []
+    column_values = catalog.column_values
+    catalog.column_values = lambda column: read.append(column) or column_values(column)  # type: ignore[method-assign]
+    client = TestClient(create_app(Recommender(catalog, lite0)))
+    first = client.get("/filters").json()
+    assert first["gender"] == ["Men", "Women"]
+    reads = len(read)
+    first["gender"].append("changed by a caller")
+    catalog.facets()["gender"].append("changed by a caller")
+    for _ in range(3):
+        assert client.get("/filters").json() == {**first, "gender": ["Men", "Women"]}
+    assert len(read) == reads <= len(catalog.columns)
