@@ -269,3 +269,28 @@ def test_filters_are_computed_once_per_catalog(shop_catalog: Path, lite0) -> Non
     for _ in range(3):
         assert client.get("/filters").json() == {**first, "gender": ["Men", "Women"]}
     assert len(read) == reads <= len(catalog.columns)
+
+
+def test_a_filter_value_no_product_has_is_named_with_the_values_there_are(client: TestClient) -> None:
+    typo = client.get("/products/5/similar?gender=Mne")
+    assert typo.status_code == 200
+    assert typo.json()["results"] == [] and typo.json()["notice"] == "no product has gender=Mne; its values are: Men, Women"
+    partial = client.get("/products/5/similar?k=3&baseColour=Red&baseColour=Rde").json()
+    assert [m["metadata"]["baseColour"] for m in partial["results"]] == ["Red"] * 3
+    assert partial["notice"] == "no product has baseColour=Rde; its values are: Black, Blue, Red, White"
+    many = client.get("/products/5/similar?productDisplayName=Drawn%20product%2099").json()["notice"]
+    assert many.startswith("no product has productDisplayName=Drawn product 99; its values are: Drawn product 1, ")
+    assert many.endswith(" (and 10 more)")
+    assert client.get("/products/5/similar?gender=men").json()["notice"] is None
+
+
+def test_filters_that_together_allow_nothing_say_so(client: TestClient) -> None:
+    # Women's shoes are ids 6, 12, ..., 36, none of them blue; each value exists on its own.
+    body = client.post("/recommend?gender=Women&articleType=Shoes&baseColour=Blue&baseColour=White",
+                       files=upload(jpeg(6))).json()
+    assert body["results"] == []
+    assert body["notice"] == ("no product has gender=Women, articleType=Shoes and baseColour=Blue or White together "
+                              "(each value exists on its own): remove a filter to see more")
+    only_itself = client.get("/products/5/similar?productDisplayName=Drawn%20product%205").json()
+    assert only_itself == {"model": "efficientnet-lite0", "results": [],
+                           "notice": "no product other than 5 has productDisplayName=Drawn product 5"}

@@ -212,3 +212,13 @@ def test_k_is_bounded_by_the_same_setting_as_the_api(catalog: Path, command: str
     fine = subprocess.run([sys.executable, "-m", "fashionrec.cli", command, target, "--catalog", str(catalog),
                            "-k", "4", "--json"], capture_output=True, text=True, timeout=300, env=env)
     assert fine.returncode == 0 and len(json.loads(fine.stdout)["results"]) == 4
+
+
+def test_a_filter_that_matches_nothing_says_so(catalog: Path) -> None:
+    typo = fashionrec("similar", "2", "--catalog", str(catalog), "--where", "gender=Mne")
+    assert typo.returncode == 0 and typo.stdout.strip() == "model: efficientnet-lite0"
+    assert typo.stderr == "fashionrec: no product has gender=Mne; its values are: Men, Women\n"
+    data = json.loads(fashionrec("similar", "2", "--catalog", str(catalog), "--where", "gender=Mne", "--json").stdout)
+    assert data["results"] == [] and data["notice"] == "no product has gender=Mne; its values are: Men, Women"
+    fine = json.loads(fashionrec("similar", "2", "--catalog", str(catalog), "--where", "gender=men", "--json").stdout)
+    assert len(fine["results"]) == 5 and fine["notice"] is None

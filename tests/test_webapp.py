@@ -112,7 +112,9 @@ def test_no_match_says_so(app: AppTest) -> None:
     app.sidebar.multiselect(key="filter-articleType").set_value(["Shoes"]).run()
     app.sidebar.multiselect(key="filter-baseColour").set_value(["Blue"]).run()  # Women Shoes: ids 6, 12, ..., never Blue
     app.file_uploader(key="upload").upload("p.png", png(1), "image/png").run()
-    assert result_ids(app) == [] and "No product matches" in app.info[0].value
+    assert result_ids(app) == [] and app.info[0].value == (
+        "No product to show: no product has gender=Women, articleType=Shoes and baseColour=Blue together "
+        "(each value exists on its own): remove a filter to see more")
 
 
 def test_example_photos_appear_when_the_demo_offers_them(shop_catalog: Path, tmp_path: Path,

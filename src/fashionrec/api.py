@@ -61,6 +61,8 @@ class RecommendationsOut(BaseModel):
 
     model: str
     results: list[MatchOut]
+    notice: str | None = Field(None, description="set when a filter matched nothing: the filter, and the values "
+                                                 "its column has (or that the filters together allow no product)")
 
 
 class ProductOut(BaseModel):
@@ -186,7 +188,7 @@ def _recommendations_out(request: Request, found: Recommendations) -> Recommenda
     """Recommendations with image URLs of this server in place of file paths."""
     results = [MatchOut(id=m.id, distance=m.distance, image=_image_url(request, m.id), metadata=m.metadata)
                for m in found.results]
-    return RecommendationsOut(model=found.model, results=results)
+    return RecommendationsOut(model=found.model, results=results, notice=found.notice)
 
 
 def _image_url(request: Request, product_id: str) -> str:

@@ -267,11 +267,14 @@ def _show(recommendations, as_json: bool) -> int:
     if as_json:
         print(json.dumps(recommendations.to_dict(), indent=2, ensure_ascii=False))
         return 0
+    if recommendations.notice:
+        print(f"fashionrec: {recommendations.notice}", file=sys.stderr)
     rows = [(str(rank), m.id, f"{m.distance:.4f}", m.metadata.get("articleType") or "",
              m.metadata.get("baseColour") or "", (m.metadata.get("productDisplayName") or "")[:48], m.image)
             for rank, m in enumerate(recommendations.results, start=1)]
     print(f"model: {recommendations.model}")
-    _print_table(("#", "id", "distance", "articleType", "colour", "name", "image"), rows)
+    if rows:
+        _print_table(("#", "id", "distance", "articleType", "colour", "name", "image"), rows)
     return 0
 
 

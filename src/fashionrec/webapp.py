@@ -173,7 +173,8 @@ def _show(recommender: Recommender, query: Query, options: Options) -> None:
 def _grid(found: Recommendations) -> None:
     """Result cards: image, name, article type, colour, similarity, and a "more like this" button."""
     if not found.results:
-        st.info("No product matches these filters. Remove a filter to see more.")
+        st.info(f"No product to show: {found.notice}" if found.notice
+                else "No product matches these filters. Remove a filter to see more.")
         return
     st.subheader(f"{len(found.results)} similar products")
     with st.container(key="results"):
