@@ -20,7 +20,7 @@ from fashionrec.catalog import Catalog
 from fashionrec.config import load_settings
 from fashionrec.errors import CatalogError
 from fashionrec.launch import stop, wait_until_up
-from fashionrec.recommend import Recommender
+from fashionrec.recommend import SIMILARITY_MEANING, Recommender
 from tests.conftest import draw_product, free_port
 
 UPLOAD_LIMIT = 300_000
@@ -63,10 +63,12 @@ def test_recommend_returns_the_cli_shape_with_image_urls(client: TestClient, rec
     assert body["model"] == expected["model"] == "efficientnet-lite0"
     assert [m["id"] for m in body["results"]] == [m["id"] for m in expected["results"]]
     assert body["results"][0]["id"] == "7" and len(body["results"]) == 5
+    assert body["notice"] is None
     for got, want in zip(body["results"], expected["results"]):
-        assert set(got) == {"id", "distance", "image", "metadata"}
-        assert got["distance"] == pytest.approx(want["distance"], abs=1e-6) and got["metadata"] == want["metadata"]
+        assert set(got) == {"id", "similarity", "image", "metadata"}
+        assert got["similarity"] == pytest.approx(want["similarity"], abs=1e-6) and got["metadata"] == want["metadata"]
         assert got["image"] == f"/products/{got['id']}/image"
+    assert body["results"][0]["similarity"] > 0.99 > body["results"][-1]["similarity"]
     image = client.get(body["results"][1]["image"])
     assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
     assert image.content == Catalog.open(shop_catalog).image_path(body["results"][1]["id"]).read_bytes()
@@ -94,6 +96,9 @@ def test_similar_never_returns_the_product_and_matches_the_library(client: TestC
     expected = recommender.by_id("5", k=4, where={"gender": "Men"})
     assert [m["id"] for m in body["results"]] == [m.id for m in expected.results]
     assert "5" not in [m["id"] for m in body["results"]] and len(body["results"]) == 4
+    vectors, position = recommender.catalog.vectors, recommender.catalog.position
+    cosines = [float(vectors[position("5")] @ vectors[position(m["id"])]) for m in body["results"]]
+    assert [m["similarity"] for m in body["results"]] == pytest.approx(cosines, abs=1e-5)
     assert all(m["metadata"]["gender"] == "Men" for m in body["results"])
 
 
@@ -190,6 +195,8 @@ def test_openapi_documents_every_endpoint_and_the_filters(client: TestClient) ->
     names = [p["name"] for p in schema["paths"]["/recommend"]["post"]["parameters"]]
     assert names == ["k", "show_duplicates", "gender", "articleType", "baseColour", "productDisplayName"]
     assert "413" in schema["paths"]["/recommend"]["post"]["responses"]
+    similarity = schema["components"]["schemas"]["MatchOut"]["properties"]["similarity"]["description"]
+    assert similarity == SIMILARITY_MEANING
 
 
 def test_concurrent_requests_get_the_answers_of_sequential_ones(client: TestClient) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fashionrec.recommend import SIMILARITY_MEANING
 from tests.conftest import write_products
 
 
@@ -47,8 +48,26 @@ def test_similar_with_filter_and_table(catalog: Path) -> None:
     done = fashionrec("similar", "2", "--catalog", str(catalog), "--where", "gender=Women", "--json")
     ids = [r["id"] for r in json.loads(done.stdout)["results"]]
     assert done.returncode == 0 and "2" not in ids and len(ids) == 4 and all(int(i) % 2 == 0 for i in ids)
-    table = fashionrec("similar", "2", "--catalog", str(catalog))
-    assert table.returncode == 0 and "distance" in table.stdout
+    table = fashionrec("similar", "2", "--catalog", str(catalog), "--where", "gender=Women")
+    assert table.returncode == 0 and table.stdout.splitlines()[1].split()[:3] == ["#", "id", "similarity"]
+    similar = json.loads(done.stdout)["results"]
+    shown = [line.split()[2] for line in table.stdout.splitlines()[2:-1]]
+    assert shown == [f"{m['similarity']:.1%}" for m in similar]  # the figure of --json, the API and the web app
+    assert table.stdout.splitlines()[-1] == f"({SIMILARITY_MEANING})"
+
+
+@pytest.mark.parametrize(("name", "width", "shown"), [
+    ("Turtle Men Formal Pink Tie, Cufflink and Pocket Square Set", 48, "Turtle Men Formal Pink Tie, Cufflink and Pocket…"),
+    ("Tie, Cufflink Set", 8, "Tie…"),  # no comma before the ellipsis
+    ("Nike Women's EM Tempo 3.5\" Pink Short", 48, "Nike Women's EM Tempo 3.5\" Pink Short"),
+    ("Peter England Men Party Blue Jeans", 20, "Peter England Men…"),
+    ("Supercalifragilisticexpialidocious Shirt", 20, "Supercalifragilisti…"),  # one word longer than the width
+    ("Puma  Men  Shoes", 10, "Puma Men…"),
+])
+def test_names_are_cut_at_a_word_with_an_ellipsis(name: str, width: int, shown: str) -> None:
+    from fashionrec.cli import shorten
+
+    assert shorten(name, width) == shown and len(shown) <= width
 
 
 def test_info(catalog: Path) -> None:
@@ -183,8 +202,11 @@ def test_similar_all_writes_csv_and_parquet(copies_catalog: Path, tmp_path: Path
     assert done.returncode == 0 and "each of 43 products" in done.stdout
     with (tmp_path / "s.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 3 * 43 and set(rows[0]) == {"product_id", "rank", "similar_id", "distance"}
+    assert len(rows) == 3 * 43 and set(rows[0]) == {"product_id", "rank", "similar_id", "similarity"}
     assert all(row["product_id"] != row["similar_id"] for row in rows)
+    shown = json.loads(fashionrec("similar", "5", "--catalog", str(copies_catalog), "-k", "3", "--json").stdout)
+    assert [(r["similar_id"], float(r["similarity"])) for r in rows if r["product_id"] == "5"] == [
+        (m["id"], pytest.approx(m["similarity"], abs=1e-5)) for m in shown["results"]]
     pytest.importorskip("pyarrow", reason="Parquet output needs pyarrow")
     import pyarrow.parquet as pq
 

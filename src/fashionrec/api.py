@@ -31,7 +31,7 @@ from fashionrec.errors import (
     ImageError,
     ProductNotFoundError,
 )
-from fashionrec.recommend import DEFAULT_K, Recommendations, Recommender
+from fashionrec.recommend import DEFAULT_K, SIMILARITY_MEANING, Recommendations, Recommender
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class MatchOut(BaseModel):
     """One recommended product (the CLI's `--json` shape; `image` is this API's URL of the image)."""
 
     id: str
-    distance: float = Field(description="Euclidean distance between unit vectors: 0 identical, 2 opposite")
+    similarity: float = Field(description=SIMILARITY_MEANING)
     image: str = Field(description="path of the product image on this server")
     metadata: dict[str, str | None]
 
@@ -186,7 +186,7 @@ def app_from_settings() -> FastAPI:
 
 def _recommendations_out(request: Request, found: Recommendations) -> RecommendationsOut:
     """Recommendations with image URLs of this server in place of file paths."""
-    results = [MatchOut(id=m.id, distance=m.distance, image=_image_url(request, m.id), metadata=m.metadata)
+    results = [MatchOut(id=m.id, similarity=m.similarity, image=_image_url(request, m.id), metadata=m.metadata)
                for m in found.results]
     return RecommendationsOut(model=found.model, results=results, notice=found.notice)
 

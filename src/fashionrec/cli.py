@@ -18,6 +18,7 @@ from fashionrec.errors import FashionrecError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+NAME_WIDTH = 48  # product names longer than this are cut, at a word, in tables
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -269,13 +270,31 @@ def _show(recommendations, as_json: bool) -> int:
         return 0
     if recommendations.notice:
         print(f"fashionrec: {recommendations.notice}", file=sys.stderr)
-    rows = [(str(rank), m.id, f"{m.distance:.4f}", m.metadata.get("articleType") or "",
-             m.metadata.get("baseColour") or "", (m.metadata.get("productDisplayName") or "")[:48], m.image)
+    rows = [(str(rank), m.id, f"{m.similarity:.1%}", m.metadata.get("articleType") or "",
+             m.metadata.get("baseColour") or "", shorten(m.metadata.get("productDisplayName") or "", NAME_WIDTH), m.image)
             for rank, m in enumerate(recommendations.results, start=1)]
     print(f"model: {recommendations.model}")
     if rows:
-        _print_table(("#", "id", "distance", "articleType", "colour", "name", "image"), rows)
+        from fashionrec.recommend import SIMILARITY_MEANING
+
+        _print_table(("#", "id", "similarity", "articleType", "colour", "name", "image"), rows)
+        print(f"({SIMILARITY_MEANING})")
     return 0
+
+
+def shorten(text: str, width: int) -> str:
+    """`text` in at most `width` characters: cut after a whole word, with an ellipsis (mid-word only when the
+    first word alone is too long)."""
+    if len(text) <= width:
+        return text
+    kept = ""
+    for word in text.split():
+        longer = f"{kept} {word}" if kept else word
+        if len(longer) + 1 > width:
+            break
+        kept = longer
+    kept = kept.rstrip(",;:-/&") or text[: width - 1]
+    return kept + "…"
 
 
 def _similar_all(args: argparse.Namespace) -> int:
@@ -297,10 +316,14 @@ def _similar_all(args: argparse.Namespace) -> int:
 
 
 def _write_rows(path: Path, rows: list[tuple[str, int, str, float]]) -> None:
-    """product_id, rank, similar_id, distance rows as CSV or Parquet, written atomically."""
+    """(product_id, rank, similar_id, distance) rows as CSV or Parquet, the distance written as the similarity
+    every face shows, atomically."""
     import os
 
-    header = ("product_id", "rank", "similar_id", "distance")
+    header = ("product_id", "rank", "similar_id", "similarity")
+    from fashionrec.recommend import cosine_of_distance
+
+    rows = [(product_id, rank, other, cosine_of_distance(distance)) for product_id, rank, other, distance in rows]
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".part")
     if path.suffix.lower() == ".parquet":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any, Union
 
 import numpy as np
@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_K = 5
 VALUES_NAMED = 30  # a notice names at most this many of a column's values
+SIMILARITY_MEANING = ("similarity: the cosine of the two images' vectors in the catalog's search space, from -1 to 1 "
+                      "(the CLI and the web app show it as a percentage: 100% is the same image); it ranks products by "
+                      "look, it is not a probability")
+"""What the one figure the CLI, the API and the web app show for a match means (they all show `Match.similarity`)."""
 Filters = Mapping[str, Union[str, Sequence[str]]]
 """Metadata filters: {column: value or values}. Values of one column are OR-ed, columns AND-ed;
 matching ignores case."""
@@ -44,8 +48,13 @@ class Match:
 
     @property
     def similarity(self) -> float:
-        """Cosine similarity, from the distance (1 = identical)."""
-        return 1.0 - self.distance**2 / 2.0
+        """The figure every face shows (see SIMILARITY_MEANING): the cosine, from the distance (1 = identical)."""
+        return cosine_of_distance(self.distance)
+
+
+def cosine_of_distance(distance: float) -> float:
+    """The cosine of two unit vectors `distance` apart (Euclidean): what `Match.similarity` reports."""
+    return 1.0 - distance**2 / 2.0
 
 
 @dataclass(frozen=True)
@@ -57,8 +66,10 @@ class Recommendations:
     notice: str | None = None  # set when a filter matched nothing: which one, and the values there are
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape shared by the CLI (`--json`) and the REST API."""
-        return {"model": self.model, "results": [asdict(match) for match in self.results], "notice": self.notice}
+        """The JSON shape shared by the CLI (`--json`) and the REST API: each match's figure is `similarity`."""
+        results = [{"id": m.id, "similarity": m.similarity, "image": m.image, "metadata": m.metadata}
+                   for m in self.results]
+        return {"model": self.model, "results": results, "notice": self.notice}
 
 
 def parse_filters(expressions: Iterable[str]) -> dict[str, list[str]]:
