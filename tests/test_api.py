@@ -179,13 +179,53 @@ def test_unusable_images_are_422_with_a_json_error(client: TestClient, data: byt
                                            ("k=5&unknown=1", 400)])
 def test_bad_query_parameters(client: TestClient, query: str, status: int) -> None:
     response = client.post(f"/recommend?{query}", files=upload(jpeg(1)))
-    assert response.status_code == status and "detail" in response.json()
-    assert client.get(f"/products/1/similar?{query}").status_code == status
+    assert response.status_code == status and isinstance(response.json()["detail"], str)
+    similar = client.get(f"/products/1/similar?{query}")
+    assert similar.status_code == status and similar.json()["detail"] == response.json()["detail"]
 
 
 def test_a_missing_file_field_is_422(client: TestClient) -> None:
     assert client.post("/recommend").status_code == 422
     assert client.post("/recommend", files={"photo": ("a.jpg", jpeg(1), "image/jpeg")}).status_code == 422
+
+
+def _no_file(client: TestClient, path: str):
+    return client.post(path, files={"photo": ("a.jpg", jpeg(1), "image/jpeg")})
+
+
+@pytest.mark.parametrize("ask, status, detail", [
+    (lambda c: c.post("/recommend?k=0", files=upload(jpeg(1))), 422,
+     "the query parameter 'k' must be a whole number from 1 to 30 (this server's FASHIONREC_MAX_K), got '0'"),
+    (lambda c: c.get("/products/1/similar?k=31"), 422,
+     "the query parameter 'k' must be a whole number from 1 to 30 (this server's FASHIONREC_MAX_K), got '31'"),
+    (lambda c: c.get("/products/1/similar?k=two&show_duplicates=maybe"), 422,
+     "the query parameter 'k' must be a whole number from 1 to 30 (this server's FASHIONREC_MAX_K), got 'two'; "
+     "the query parameter 'show_duplicates' must be true or false, got 'maybe'"),
+    (lambda c: _no_file(c, "/recommend"), 422,
+     "the form field 'file' is missing: send the photo as multipart/form-data in a field named file"),
+    (lambda c: c.get("/product/1"), 404,
+     "there is no GET /product/1 in this API: its routes are GET /health, GET /filters, POST /recommend, "
+     "GET /products/{product_id}, GET /products/{product_id}/image, GET /products/{product_id}/similar (see /docs)"),
+    (lambda c: c.get("/recommend"), 405, "GET is not allowed on /recommend: use POST"),
+    (lambda c: c.delete("/products/1"), 405, "DELETE is not allowed on /products/1: use GET"),
+])
+def test_every_error_is_one_readable_detail(client: TestClient, ask, status: int, detail: str) -> None:
+    response = ask(client)
+    assert response.status_code == status and response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["detail"] == detail
+    if status == 422:  # FastAPI's own list stays for programs, under "errors"
+        assert set(body) == {"detail", "errors"} and all("loc" in error and "msg" in error for error in body["errors"])
+    else:
+        assert set(body) == {"detail"}
+
+
+def test_an_unusable_upload_names_the_file_and_the_formats_accepted(client: TestClient) -> None:
+    response = client.post("/recommend", files=upload(b"not an image at all", name="holiday.heic"))
+    detail = response.json()["detail"]
+    assert response.status_code == 422
+    assert detail.startswith("the uploaded file 'holiday.heic' cannot be used as a photo: ")
+    assert detail.endswith("; send a JPEG, PNG or WebP photo (BMP, GIF and TIFF work too)")
 
 
 def test_openapi_documents_every_endpoint_and_the_filters(client: TestClient) -> None:
@@ -195,6 +235,17 @@ def test_openapi_documents_every_endpoint_and_the_filters(client: TestClient) ->
     names = [p["name"] for p in schema["paths"]["/recommend"]["post"]["parameters"]]
     assert names == ["k", "show_duplicates", "gender", "articleType", "baseColour", "productDisplayName"]
     assert "413" in schema["paths"]["/recommend"]["post"]["responses"]
+    error = {"$ref": "#/components/schemas/ErrorOut"}
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            failures = {code: r for code, r in operation["responses"].items() if code[0] in "45"}
+            assert "500" in failures, (method, path)
+            for code, response in failures.items():
+                assert response["content"]["application/json"]["schema"] == error, (method, path, code)
+    assert {"400", "413", "422", "503"} <= set(schema["paths"]["/recommend"]["post"]["responses"])
+    assert {"404", "422"} <= set(schema["paths"]["/products/{product_id}/similar"]["get"]["responses"])
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    assert set(schema["components"]["schemas"]["ErrorOut"]["properties"]) == {"detail", "errors"}
     similarity = schema["components"]["schemas"]["MatchOut"]["properties"]["similarity"]["description"]
     assert similarity == SIMILARITY_MEANING
 
@@ -281,7 +332,8 @@ def test_filters_are_computed_once_per_catalog(shop_catalog: Path, lite0) -> Non
 def test_a_filter_value_no_product_has_is_named_with_the_values_there_are(client: TestClient) -> None:
     typo = client.get("/products/5/similar?gender=Mne")
     assert typo.status_code == 200
-    assert typo.json()["results"] == [] and typo.json()["notice"] == "no product has gender=Mne; its values are: Men, Women"
+    assert typo.json() == {"model": "efficientnet-lite0", "results": [],
+                           "notice": "no product has gender=Mne; its values are: Men, Women"}
     partial = client.get("/products/5/similar?k=3&baseColour=Red&baseColour=Rde").json()
     assert [m["metadata"]["baseColour"] for m in partial["results"]] == ["Red"] * 3
     assert partial["notice"] == "no product has baseColour=Rde; its values are: Black, Blue, Red, White"

@@ -57,7 +57,8 @@ def test_similar_with_filter_and_table(catalog: Path) -> None:
 
 
 @pytest.mark.parametrize(("name", "width", "shown"), [
-    ("Turtle Men Formal Pink Tie, Cufflink and Pocket Square Set", 48, "Turtle Men Formal Pink Tie, Cufflink and Pocket…"),
+    ("Turtle Men Formal Pink Tie, Cufflink and Pocket Square Set", 48,
+     "Turtle Men Formal Pink Tie, Cufflink and Pocket…"),
     ("Tie, Cufflink Set", 8, "Tie…"),  # no comma before the ellipsis
     ("Nike Women's EM Tempo 3.5\" Pink Short", 48, "Nike Women's EM Tempo 3.5\" Pink Short"),
     ("Peter England Men Party Blue Jeans", 20, "Peter England Men…"),

@@ -271,7 +271,8 @@ def _show(recommendations, as_json: bool) -> int:
     if recommendations.notice:
         print(f"fashionrec: {recommendations.notice}", file=sys.stderr)
     rows = [(str(rank), m.id, f"{m.similarity:.1%}", m.metadata.get("articleType") or "",
-             m.metadata.get("baseColour") or "", shorten(m.metadata.get("productDisplayName") or "", NAME_WIDTH), m.image)
+             m.metadata.get("baseColour") or "", shorten(m.metadata.get("productDisplayName") or "", NAME_WIDTH),
+             m.image)
             for rank, m in enumerate(recommendations.results, start=1)]
     print(f"model: {recommendations.model}")
     if rows:
