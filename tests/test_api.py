@@ -353,3 +353,17 @@ def test_filters_that_together_allow_nothing_say_so(client: TestClient) -> None:
     only_itself = client.get("/products/5/similar?productDisplayName=Drawn%20product%205").json()
     assert only_itself == {"model": "efficientnet-lite0", "results": [],
                            "notice": "no product other than 5 has productDisplayName=Drawn product 5"}
+
+
+def test_the_docs_pages_load_their_assets_from_this_server(client: TestClient) -> None:
+    import re
+
+    for page in ("/docs", "/redoc"):
+        html = client.get(page)
+        assert html.status_code == 200 and "text/html" in html.headers["content-type"]
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html.text)
+        assert assets and not [url for url in assets if "://" in url or url.startswith("//")], assets
+        for url in assets:
+            asset = client.get(url)
+            assert asset.status_code == 200 and len(asset.content) > 1000, url
+    assert client.get("/docs/oauth2-redirect").status_code == 200

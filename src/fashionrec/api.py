@@ -13,9 +13,11 @@ Run it with `fashionrec serve --catalog DIR`, or in any ASGI server with
 from __future__ import annotations
 
 import http
+import importlib.util
 import logging
 import mimetypes
 from collections.abc import Callable
+from pathlib import Path as FilePath
 from typing import Any
 from urllib.parse import quote
 
@@ -23,7 +25,7 @@ from fastapi import FastAPI, File, HTTPException, Path, Query, Request, UploadFi
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -59,6 +61,7 @@ ERROR_MEANINGS = {
     500: "A bug in the server: its log has the details.",
     503: "The catalog's search cannot answer now (e.g. its Milvus server is unreachable, or holds an old copy).",
 }
+DOCS_ASSETS = "/docs-assets"  # where the Swagger UI and ReDoc scripts are served from (no CDN)
 PHOTO_FORMATS = "send a JPEG, PNG or WebP photo (BMP, GIF and TIFF work too)"
 _PLACES = {"query": "query parameter", "path": "path parameter", "body": "form field", "header": "header"}
 
@@ -117,13 +120,20 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
     """
     settings = settings or load_settings()
     catalog = recommender.catalog
+    assets = _docs_assets()
     app = FastAPI(
         title="fashionrec",
         summary="Recommend fashion products by how they look.",
         description=f"Catalog of {len(catalog)} products embedded with {catalog.model_name}. "
         f"Filters are query parameters named after the catalog's columns ({', '.join(catalog.columns) or 'none'}): "
-        "repeat one to allow several values; different columns must all match; case is ignored.",
+        "repeat one to allow several values; different columns must all match; case is ignored. "
+        "Every error is `{\"detail\": \"...\"}`: one sentence naming what is wrong and what to do "
+        "(an unknown route is 404, a wrong method 405).",
+        # With local copies of their scripts the pages are served below: FastAPI's own load theirs from a CDN.
+        docs_url=None if assets else "/docs", redoc_url=None if assets else "/redoc",
     )
+    if assets:
+        _serve_docs_offline(app, assets)
     too_large = f"the upload is larger than the limit of {_megabytes(settings.max_upload_bytes)}"
     _add_error_handlers(app, settings, too_large)
 
@@ -274,6 +284,47 @@ def _document_filters(app: FastAPI, columns: list[str]) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _docs_assets() -> FilePath | None:
+    """The folder of Swagger UI's and ReDoc's scripts in the installed `fastapi-offline` package (web extra)."""
+    spec = importlib.util.find_spec("fastapi_offline")
+    folder = FilePath(spec.origin).parent / "static" if spec is not None and spec.origin else None
+    if folder is None or not (folder / "swagger-ui-bundle.js").is_file():
+        logger.warning("/docs and /redoc will load their scripts from a CDN (blank without internet): "
+                       "pip install 'fashionrec[web]' to serve local copies")
+        return None
+    return folder
+
+
+def _serve_docs_offline(app: FastAPI, assets: FilePath) -> None:
+    """/docs (Swagger UI) and /redoc with their scripts and styles served from `assets`, so the pages work on a
+    machine without internet."""
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
+    redirect = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - Swagger UI",
+                                   oauth2_redirect_url=f"{root}{redirect}",
+                                   swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+                                   swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png")
+
+    @app.get(redirect, include_in_schema=False)
+    def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - ReDoc",
+                              redoc_js_url=f"{root}{DOCS_ASSETS}/redoc.standalone.js",
+                              redoc_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png", with_google_fonts=False)
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
