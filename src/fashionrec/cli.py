@@ -129,7 +129,9 @@ def _parser() -> argparse.ArgumentParser:
     push = commands.add_parser("push", help="copy a catalog's vectors and metadata into Milvus (only what changed)")
     push.add_argument("--catalog", type=Path, required=True, help="catalog folder")
     push.add_argument("--to", required=True, metavar="ADDRESS",
-                      help="milvus://HOST:19530/COLLECTION, or a Milvus Lite file: milvus-lite:///path/catalog.db")
+                      help="milvus://HOST:19530/COLLECTION (milvuss:// for TLS; credentials from "
+                           "FASHIONREC_MILVUS_TOKEN or FASHIONREC_MILVUS_TOKEN_FILE, never in the address), or a "
+                           "Milvus Lite file: milvus-lite:///path/catalog.db")
     push.add_argument("--index", default="FLAT", type=str.upper, choices=["FLAT", "HNSW", "IVF_FLAT"],
                       help="vector index of a new collection: FLAT (exact, the default), HNSW or IVF_FLAT")
     push.add_argument("--recreate", action="store_true", help="drop the collection and push everything again")
@@ -157,7 +159,8 @@ def _parser() -> argparse.ArgumentParser:
 def _add_index_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--search", "--index", dest="search", metavar="SEARCH",
                         help="exact, hnsw (or faiss: FAISS HNSW), auto (hnsw for large catalogs; the default), or a "
-                             "Milvus collection the catalog was pushed to: milvus://HOST:19530/COLLECTION or "
+                             "Milvus collection the catalog was pushed to: milvus://HOST:19530/COLLECTION "
+                             "(milvuss:// for TLS) or "
                              "milvus-lite:///path/catalog.db")
 
 

@@ -110,7 +110,7 @@ class Recommender:
         `search` (default from settings: auto) picks the index: `exact`; `hnsw` or `faiss` (FAISS HNSW, built
         once and kept in the catalog folder); `auto` (hnsw from `ann_threshold` products when faiss is
         installed); a Milvus collection the catalog was pushed to (`milvus://HOST:PORT/COLLECTION`,
-        `milvus-lite:///path/file.db`); or a ready `SearchBackend`.
+        `milvuss://...` for TLS, `milvus-lite:///path/file.db`); or a ready `SearchBackend`.
 
         Raises:
             ModelMismatchError: the embedder is not the model the catalog was built with.
@@ -307,14 +307,15 @@ def open_search(catalog: Catalog, spec: str, settings: Settings | None = None) -
     """
     settings = settings or load_settings()
     spec = spec.strip()
-    if spec.lower().startswith(("milvus://", "milvus-lite://")):
+    if spec.lower().startswith(("milvus://", "milvuss://", "milvus-lite://")):
         from fashionrec.scale.milvus import MilvusIndex  # optional: pymilvus is needed only here
 
         return MilvusIndex.open(spec, catalog)
     mode = {"faiss": "hnsw"}.get(spec.lower(), spec.lower())
     if mode not in ("auto", "exact", "hnsw"):
         raise FashionrecError(
-            f"the search must be auto, exact, hnsw (or faiss), or a milvus:// or milvus-lite:// address, got {spec!r}")
+            f"the search must be auto, exact, hnsw (or faiss), or a milvus://, milvuss:// or milvus-lite:// address, "
+            f"got {spec!r}")
     if mode == "exact" or len(catalog) == 0 or (mode == "auto" and len(catalog) < settings.ann_threshold):
         return ExactIndex(catalog.vectors)
     if mode == "auto" and importlib.util.find_spec("faiss") is None:
