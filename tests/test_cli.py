@@ -245,3 +245,55 @@ def test_a_filter_that_matches_nothing_says_so(catalog: Path) -> None:
     assert data["results"] == [] and data["notice"] == "no product has gender=Mne; its values are: Men, Women"
     fine = json.loads(fashionrec("similar", "2", "--catalog", str(catalog), "--where", "gender=men", "--json").stdout)
     assert len(fine["results"]) == 5 and fine["notice"] is None
+
+
+def test_index_progress_into_a_log_is_a_few_plain_lines(tmp_path: Path, lite0) -> None:
+    write_products(tmp_path / "images", range(1, 49))
+    done = subprocess.run([sys.executable, "-m", "fashionrec.cli", "index", str(tmp_path / "images"), "--catalog",
+                           str(tmp_path / "c"), "--model", "efficientnet-lite0", "--batch-size", "1"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stderr  # a log gets whole lines, not a redrawn bar
+    lines = done.stderr.splitlines()
+    assert 2 <= len(lines) <= 12, lines  # 48 batches: at most one line per tenth, plus the last
+    assert all(line.startswith("indexing: ") for line in lines), lines
+    assert "48/48 images (100%)" in lines[-1]
+
+
+def test_index_progress_on_a_terminal_is_a_redrawn_bar(tmp_path: Path, lite0) -> None:
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+    import threading
+
+    write_products(tmp_path / "images", range(1, 13))
+    terminal, stderr = pty.openpty()
+    fcntl.ioctl(stderr, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a 120-column terminal
+    chunks: list[bytes] = []
+
+    def read_terminal() -> None:
+        while True:
+            try:
+                chunk = os.read(terminal, 65536)
+            except OSError:  # every writer closed its end
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=read_terminal)
+    reader.start()
+    try:
+        done = subprocess.run([sys.executable, "-m", "fashionrec.cli", "index", str(tmp_path / "images"),
+                               "--catalog", str(tmp_path / "c"), "--model", "efficientnet-lite0"],
+                              stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=300)
+    finally:
+        os.close(stderr)
+        reader.join(timeout=30)
+        os.close(terminal)
+    shown = b"".join(chunks)
+    assert done.returncode == 0 and "Indexed 12 images" in done.stdout
+    text = shown.decode()
+    assert "\r" in text and "indexing: 100%|" in text and "12/12 [" in text  # tqdm's bar, drawn in place
