@@ -134,7 +134,7 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
     )
     if assets:
         _serve_docs_offline(app, assets)
-    too_large = f"the upload is larger than the limit of {_megabytes(settings.max_upload_bytes)}"
+    too_large = _too_large(settings.max_upload_bytes)
     _add_error_handlers(app, settings, too_large)
 
     @app.middleware("http")
@@ -189,7 +189,8 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
         """The product's image file (found by id: no path ever comes from a request)."""
         path = catalog.image_path(product_id)
         if not path.is_file():
-            raise HTTPException(404, f"the image of product {product_id!r} is no longer on the server")
+            raise HTTPException(404, f"the image of product {product_id!r} is no longer on the server: the shop must "
+                                     "restore the file or index the catalog again")
         return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
 
     @app.get("/products/{product_id}/similar", response_model=RecommendationsOut,
@@ -233,7 +234,7 @@ async def _read_upload(file: UploadFile, max_bytes: int) -> bytes:
     """The uploaded file's bytes, refusing more than `max_bytes` (413) and an empty file (422)."""
     data = await file.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise HTTPException(413, f"the upload is larger than the limit of {_megabytes(max_bytes)}")
+        raise HTTPException(413, _too_large(max_bytes))
     if not data:
         raise ImageError(f"{_upload_name(file)} is empty (0 bytes); {PHOTO_FORMATS}")
     return data
@@ -242,6 +243,12 @@ async def _read_upload(file: UploadFile, max_bytes: int) -> bytes:
 def _upload_name(file: UploadFile) -> str:
     """How messages name an uploaded file."""
     return f"the uploaded file {file.filename!r}" if file.filename else "the uploaded file"
+
+
+def _too_large(max_bytes: int) -> str:
+    """The 413 message, wherever the size is found out."""
+    return (f"the upload is larger than the limit of {_megabytes(max_bytes)}: send a smaller photo (the server sets "
+            "the limit with FASHIONREC_MAX_UPLOAD_MB)")
 
 
 def _megabytes(count: int) -> str:
