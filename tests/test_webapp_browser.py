@@ -90,6 +90,12 @@ def app_url(shop: tuple[Path, Path, str]) -> Iterator[str]:
         stop(server)
 
 
+def card_captions(page) -> list[str]:
+    """The result cards' captions ("Tshirts · Blue · similarity 97.1% · id 1530"), without the space that the
+    similarity tooltip's icon adds."""
+    return [text.strip() for text in page.locator(".st-key-results [data-testid='stCaptionContainer']").all_inner_texts()]
+
+
 def test_upload_a_photo_and_see_k_result_images(browser, app_url: str, shop: tuple[Path, Path, str]) -> None:
     _, photo, product_id = shop
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -101,7 +107,7 @@ def test_upload_a_photo_and_see_k_result_images(browser, app_url: str, shop: tup
         page.get_by_text(f"Your photo ({photo.name})").wait_for(timeout=WAIT_MS)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "webapp-upload.png"), full_page=True)
-        cards = page.locator(".st-key-results [data-testid='stCaptionContainer']").all_inner_texts()
+        cards = card_captions(page)
         assert len(cards) == 5 and any(text.endswith(f"id {product_id}") for text in cards), cards
 
         more = page.locator(".st-key-results button", has_text="More like this")
@@ -110,7 +116,7 @@ def test_upload_a_photo_and_see_k_result_images(browser, app_url: str, shop: tup
         more.nth(1).click()
         page.locator("[data-testid='stImageCaption']", has_text=second_id).first.wait_for(timeout=WAIT_MS)
         page.wait_for_function(ALL_RESULT_IMAGES_LOADED, arg=5, timeout=WAIT_MS)
-        after = page.locator(".st-key-results [data-testid='stCaptionContainer']").all_inner_texts()
+        after = card_captions(page)
         assert len(after) == 5 and not any(text.endswith(f"id {second_id}") for text in after)
         page.screenshot(path=str(ARTIFACTS / "webapp-more-like-this.png"), full_page=True)
     finally:
