@@ -20,7 +20,7 @@ from fashionrec.catalog import Catalog
 from fashionrec.config import load_settings
 from fashionrec.errors import CatalogError
 from fashionrec.launch import stop, wait_until_up
-from fashionrec.recommend import Recommender
+from fashionrec.recommend import SIMILARITY_MEANING, Recommender
 from tests.conftest import draw_product, free_port
 
 UPLOAD_LIMIT = 300_000
@@ -63,10 +63,12 @@ def test_recommend_returns_the_cli_shape_with_image_urls(client: TestClient, rec
     assert body["model"] == expected["model"] == "efficientnet-lite0"
     assert [m["id"] for m in body["results"]] == [m["id"] for m in expected["results"]]
     assert body["results"][0]["id"] == "7" and len(body["results"]) == 5
+    assert body["notice"] is None
     for got, want in zip(body["results"], expected["results"]):
-        assert set(got) == {"id", "distance", "image", "metadata"}
-        assert got["distance"] == pytest.approx(want["distance"], abs=1e-6) and got["metadata"] == want["metadata"]
+        assert set(got) == {"id", "similarity", "image", "metadata"}
+        assert got["similarity"] == pytest.approx(want["similarity"], abs=1e-6) and got["metadata"] == want["metadata"]
         assert got["image"] == f"/products/{got['id']}/image"
+    assert body["results"][0]["similarity"] > 0.99 > body["results"][-1]["similarity"]
     image = client.get(body["results"][1]["image"])
     assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
     assert image.content == Catalog.open(shop_catalog).image_path(body["results"][1]["id"]).read_bytes()
@@ -94,6 +96,9 @@ def test_similar_never_returns_the_product_and_matches_the_library(client: TestC
     expected = recommender.by_id("5", k=4, where={"gender": "Men"})
     assert [m["id"] for m in body["results"]] == [m.id for m in expected.results]
     assert "5" not in [m["id"] for m in body["results"]] and len(body["results"]) == 4
+    vectors, position = recommender.catalog.vectors, recommender.catalog.position
+    cosines = [float(vectors[position("5")] @ vectors[position(m["id"])]) for m in body["results"]]
+    assert [m["similarity"] for m in body["results"]] == pytest.approx(cosines, abs=1e-5)
     assert all(m["metadata"]["gender"] == "Men" for m in body["results"])
 
 
@@ -174,13 +179,53 @@ def test_unusable_images_are_422_with_a_json_error(client: TestClient, data: byt
                                            ("k=5&unknown=1", 400)])
 def test_bad_query_parameters(client: TestClient, query: str, status: int) -> None:
     response = client.post(f"/recommend?{query}", files=upload(jpeg(1)))
-    assert response.status_code == status and "detail" in response.json()
-    assert client.get(f"/products/1/similar?{query}").status_code == status
+    assert response.status_code == status and isinstance(response.json()["detail"], str)
+    similar = client.get(f"/products/1/similar?{query}")
+    assert similar.status_code == status and similar.json()["detail"] == response.json()["detail"]
 
 
 def test_a_missing_file_field_is_422(client: TestClient) -> None:
     assert client.post("/recommend").status_code == 422
     assert client.post("/recommend", files={"photo": ("a.jpg", jpeg(1), "image/jpeg")}).status_code == 422
+
+
+def _no_file(client: TestClient, path: str):
+    return client.post(path, files={"photo": ("a.jpg", jpeg(1), "image/jpeg")})
+
+
+@pytest.mark.parametrize("ask, status, detail", [
+    (lambda c: c.post("/recommend?k=0", files=upload(jpeg(1))), 422,
+     "the query parameter 'k' must be a whole number from 1 to 30 (this server's FASHIONREC_MAX_K), got '0'"),
+    (lambda c: c.get("/products/1/similar?k=31"), 422,
+     "the query parameter 'k' must be a whole number from 1 to 30 (this server's FASHIONREC_MAX_K), got '31'"),
+    (lambda c: c.get("/products/1/similar?k=two&show_duplicates=maybe"), 422,
+     "the query parameter 'k' must be a whole number from 1 to 30 (this server's FASHIONREC_MAX_K), got 'two'; "
+     "the query parameter 'show_duplicates' must be true or false, got 'maybe'"),
+    (lambda c: _no_file(c, "/recommend"), 422,
+     "the form field 'file' is missing: send the photo as multipart/form-data in a field named file"),
+    (lambda c: c.get("/product/1"), 404,
+     "there is no GET /product/1 in this API: its routes are GET /health, GET /filters, POST /recommend, "
+     "GET /products/{product_id}, GET /products/{product_id}/image, GET /products/{product_id}/similar (see /docs)"),
+    (lambda c: c.get("/recommend"), 405, "GET is not allowed on /recommend: use POST"),
+    (lambda c: c.delete("/products/1"), 405, "DELETE is not allowed on /products/1: use GET"),
+])
+def test_every_error_is_one_readable_detail(client: TestClient, ask, status: int, detail: str) -> None:
+    response = ask(client)
+    assert response.status_code == status and response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["detail"] == detail
+    if status == 422:  # FastAPI's own list stays for programs, under "errors"
+        assert set(body) == {"detail", "errors"} and all("loc" in error and "msg" in error for error in body["errors"])
+    else:
+        assert set(body) == {"detail"}
+
+
+def test_an_unusable_upload_names_the_file_and_the_formats_accepted(client: TestClient) -> None:
+    response = client.post("/recommend", files=upload(b"not an image at all", name="holiday.heic"))
+    detail = response.json()["detail"]
+    assert response.status_code == 422
+    assert detail.startswith("the uploaded file 'holiday.heic' cannot be used as a photo: ")
+    assert detail.endswith("; send a JPEG, PNG or WebP photo (BMP, GIF and TIFF work too)")
 
 
 def test_openapi_documents_every_endpoint_and_the_filters(client: TestClient) -> None:
@@ -190,6 +235,19 @@ def test_openapi_documents_every_endpoint_and_the_filters(client: TestClient) ->
     names = [p["name"] for p in schema["paths"]["/recommend"]["post"]["parameters"]]
     assert names == ["k", "show_duplicates", "gender", "articleType", "baseColour", "productDisplayName"]
     assert "413" in schema["paths"]["/recommend"]["post"]["responses"]
+    error = {"$ref": "#/components/schemas/ErrorOut"}
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            failures = {code: r for code, r in operation["responses"].items() if code[0] in "45"}
+            assert "500" in failures, (method, path)
+            for code, response in failures.items():
+                assert response["content"]["application/json"]["schema"] == error, (method, path, code)
+    assert {"400", "413", "422", "503"} <= set(schema["paths"]["/recommend"]["post"]["responses"])
+    assert {"404", "422"} <= set(schema["paths"]["/products/{product_id}/similar"]["get"]["responses"])
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    assert set(schema["components"]["schemas"]["ErrorOut"]["properties"]) == {"detail", "errors"}
+    similarity = schema["components"]["schemas"]["MatchOut"]["properties"]["similarity"]["description"]
+    assert similarity == SIMILARITY_MEANING
 
 
 def test_concurrent_requests_get_the_answers_of_sequential_ones(client: TestClient) -> None:
@@ -253,3 +311,59 @@ def test_duplicate_images_come_back_once_unless_asked(copies_catalog: Path, lite
     photo = Catalog.open(copies_catalog).image_path("2").read_bytes()
     top = [m["id"] for m in client.post("/recommend?k=3&show_duplicates=1", files=upload(photo)).json()["results"]]
     assert set(top) == {"2", "102", "103"}
+
+
+def test_filters_are_computed_once_per_catalog(shop_catalog: Path, lite0) -> None:
+    catalog = Catalog.open(shop_catalog)
+    read = []
+    column_values = catalog.column_values
+    catalog.column_values = lambda column: read.append(column) or column_values(column)  # type: ignore[method-assign]
+    client = TestClient(create_app(Recommender(catalog, lite0)))
+    first = client.get("/filters").json()
+    assert first["gender"] == ["Men", "Women"]
+    reads = len(read)
+    first["gender"].append("changed by a caller")
+    catalog.facets()["gender"].append("changed by a caller")
+    for _ in range(3):
+        assert client.get("/filters").json() == {**first, "gender": ["Men", "Women"]}
+    assert len(read) == reads <= len(catalog.columns)
+
+
+def test_a_filter_value_no_product_has_is_named_with_the_values_there_are(client: TestClient) -> None:
+    typo = client.get("/products/5/similar?gender=Mne")
+    assert typo.status_code == 200
+    assert typo.json() == {"model": "efficientnet-lite0", "results": [],
+                           "notice": "no product has gender=Mne; its values are: Men, Women"}
+    partial = client.get("/products/5/similar?k=3&baseColour=Red&baseColour=Rde").json()
+    assert [m["metadata"]["baseColour"] for m in partial["results"]] == ["Red"] * 3
+    assert partial["notice"] == "no product has baseColour=Rde; its values are: Black, Blue, Red, White"
+    many = client.get("/products/5/similar?productDisplayName=Drawn%20product%2099").json()["notice"]
+    assert many.startswith("no product has productDisplayName=Drawn product 99; its values are: Drawn product 1, ")
+    assert many.endswith(" (and 10 more)")
+    assert client.get("/products/5/similar?gender=men").json()["notice"] is None
+
+
+def test_filters_that_together_allow_nothing_say_so(client: TestClient) -> None:
+    # Women's shoes are ids 6, 12, ..., 36, none of them blue; each value exists on its own.
+    body = client.post("/recommend?gender=Women&articleType=Shoes&baseColour=Blue&baseColour=White",
+                       files=upload(jpeg(6))).json()
+    assert body["results"] == []
+    assert body["notice"] == ("no product has gender=Women, articleType=Shoes and baseColour=Blue or White together "
+                              "(each value exists on its own): remove a filter to see more")
+    only_itself = client.get("/products/5/similar?productDisplayName=Drawn%20product%205").json()
+    assert only_itself == {"model": "efficientnet-lite0", "results": [],
+                           "notice": "no product other than 5 has productDisplayName=Drawn product 5"}
+
+
+def test_the_docs_pages_load_their_assets_from_this_server(client: TestClient) -> None:
+    import re
+
+    for page in ("/docs", "/redoc"):
+        html = client.get(page)
+        assert html.status_code == 200 and "text/html" in html.headers["content-type"]
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html.text)
+        assert assets and not [url for url in assets if "://" in url or url.startswith("//")], assets
+        for url in assets:
+            asset = client.get(url)
+            assert asset.status_code == 200 and len(asset.content) > 1000, url
+    assert client.get("/docs/oauth2-redirect").status_code == 200

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fashionrec.recommend import SIMILARITY_MEANING
 from tests.conftest import write_products
 
 
@@ -47,8 +48,27 @@ def test_similar_with_filter_and_table(catalog: Path) -> None:
     done = fashionrec("similar", "2", "--catalog", str(catalog), "--where", "gender=Women", "--json")
     ids = [r["id"] for r in json.loads(done.stdout)["results"]]
     assert done.returncode == 0 and "2" not in ids and len(ids) == 4 and all(int(i) % 2 == 0 for i in ids)
-    table = fashionrec("similar", "2", "--catalog", str(catalog))
-    assert table.returncode == 0 and "distance" in table.stdout
+    table = fashionrec("similar", "2", "--catalog", str(catalog), "--where", "gender=Women")
+    assert table.returncode == 0 and table.stdout.splitlines()[1].split()[:3] == ["#", "id", "similarity"]
+    similar = json.loads(done.stdout)["results"]
+    shown = [line.split()[2] for line in table.stdout.splitlines()[2:-1]]
+    assert shown == [f"{m['similarity']:.1%}" for m in similar]  # the figure of --json, the API and the web app
+    assert table.stdout.splitlines()[-1] == f"({SIMILARITY_MEANING})"
+
+
+@pytest.mark.parametrize(("name", "width", "shown"), [
+    ("Turtle Men Formal Pink Tie, Cufflink and Pocket Square Set", 48,
+     "Turtle Men Formal Pink Tie, Cufflink and Pocket…"),
+    ("Tie, Cufflink Set", 8, "Tie…"),  # no comma before the ellipsis
+    ("Nike Women's EM Tempo 3.5\" Pink Short", 48, "Nike Women's EM Tempo 3.5\" Pink Short"),
+    ("Peter England Men Party Blue Jeans", 20, "Peter England Men…"),
+    ("Supercalifragilisticexpialidocious Shirt", 20, "Supercalifragilisti…"),  # one word longer than the width
+    ("Puma  Men  Shoes", 10, "Puma Men…"),
+])
+def test_names_are_cut_at_a_word_with_an_ellipsis(name: str, width: int, shown: str) -> None:
+    from fashionrec.cli import shorten
+
+    assert shorten(name, width) == shown and len(shown) <= width
 
 
 def test_info(catalog: Path) -> None:
@@ -183,8 +203,11 @@ def test_similar_all_writes_csv_and_parquet(copies_catalog: Path, tmp_path: Path
     assert done.returncode == 0 and "each of 43 products" in done.stdout
     with (tmp_path / "s.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 3 * 43 and set(rows[0]) == {"product_id", "rank", "similar_id", "distance"}
+    assert len(rows) == 3 * 43 and set(rows[0]) == {"product_id", "rank", "similar_id", "similarity"}
     assert all(row["product_id"] != row["similar_id"] for row in rows)
+    shown = json.loads(fashionrec("similar", "5", "--catalog", str(copies_catalog), "-k", "3", "--json").stdout)
+    assert [(r["similar_id"], float(r["similarity"])) for r in rows if r["product_id"] == "5"] == [
+        (m["id"], pytest.approx(m["similarity"], abs=1e-5)) for m in shown["results"]]
     pytest.importorskip("pyarrow", reason="Parquet output needs pyarrow")
     import pyarrow.parquet as pq
 
@@ -193,3 +216,84 @@ def test_similar_all_writes_csv_and_parquet(copies_catalog: Path, tmp_path: Path
     assert pq.read_table(tmp_path / "s.parquet").num_rows == 3 * 43
     bad = fashionrec("similar-all", "--catalog", str(copies_catalog), "--out", str(tmp_path / "s.xlsx"))
     assert bad.returncode == 2 and ".csv or .parquet" in bad.stderr
+
+
+@pytest.mark.parametrize("command", ["recommend", "similar"])
+def test_k_is_bounded_by_the_same_setting_as_the_api(catalog: Path, command: str) -> None:
+    import os
+
+    target = str(catalog.parent / "images" / "3.jpg") if command == "recommend" else "3"
+    done = fashionrec(command, target, "--catalog", str(catalog), "-k", "101")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and "100" in done.stderr and "FASHIONREC_MAX_K" in done.stderr
+    env = dict(os.environ, FASHIONREC_MAX_K="4")
+    small = subprocess.run([sys.executable, "-m", "fashionrec.cli", command, target, "--catalog", str(catalog),
+                            "-k", "5"], capture_output=True, text=True, timeout=300, env=env)
+    assert small.returncode == 2 and "at most 4" in small.stderr
+    zero = fashionrec(command, target, "--catalog", str(catalog), "-k", "0")
+    assert zero.returncode == 2 and "at least 1" in zero.stderr
+    fine = subprocess.run([sys.executable, "-m", "fashionrec.cli", command, target, "--catalog", str(catalog),
+                           "-k", "4", "--json"], capture_output=True, text=True, timeout=300, env=env)
+    assert fine.returncode == 0 and len(json.loads(fine.stdout)["results"]) == 4
+
+
+def test_a_filter_that_matches_nothing_says_so(catalog: Path) -> None:
+    typo = fashionrec("similar", "2", "--catalog", str(catalog), "--where", "gender=Mne")
+    assert typo.returncode == 0 and typo.stdout.strip() == "model: efficientnet-lite0"
+    assert typo.stderr == "fashionrec: no product has gender=Mne; its values are: Men, Women\n"
+    data = json.loads(fashionrec("similar", "2", "--catalog", str(catalog), "--where", "gender=Mne", "--json").stdout)
+    assert data["results"] == [] and data["notice"] == "no product has gender=Mne; its values are: Men, Women"
+    fine = json.loads(fashionrec("similar", "2", "--catalog", str(catalog), "--where", "gender=men", "--json").stdout)
+    assert len(fine["results"]) == 5 and fine["notice"] is None
+
+
+def test_index_progress_into_a_log_is_a_few_plain_lines(tmp_path: Path, lite0) -> None:
+    write_products(tmp_path / "images", range(1, 49))
+    done = subprocess.run([sys.executable, "-m", "fashionrec.cli", "index", str(tmp_path / "images"), "--catalog",
+                           str(tmp_path / "c"), "--model", "efficientnet-lite0", "--batch-size", "1"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stderr  # a log gets whole lines, not a redrawn bar
+    lines = done.stderr.splitlines()
+    assert 2 <= len(lines) <= 12, lines  # 48 batches: at most one line per tenth, plus the last
+    assert all(line.startswith("indexing: ") for line in lines), lines
+    assert "48/48 images (100%)" in lines[-1]
+
+
+def test_index_progress_on_a_terminal_is_a_redrawn_bar(tmp_path: Path, lite0) -> None:
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+    import threading
+
+    write_products(tmp_path / "images", range(1, 13))
+    terminal, stderr = pty.openpty()
+    fcntl.ioctl(stderr, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a 120-column terminal
+    chunks: list[bytes] = []
+
+    def read_terminal() -> None:
+        while True:
+            try:
+                chunk = os.read(terminal, 65536)
+            except OSError:  # every writer closed its end
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=read_terminal)
+    reader.start()
+    try:
+        done = subprocess.run([sys.executable, "-m", "fashionrec.cli", "index", str(tmp_path / "images"),
+                               "--catalog", str(tmp_path / "c"), "--model", "efficientnet-lite0"],
+                              stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=300)
+    finally:
+        os.close(stderr)
+        reader.join(timeout=30)
+        os.close(terminal)
+    shown = b"".join(chunks)
+    assert done.returncode == 0 and "Indexed 12 images" in done.stdout
+    text = shown.decode()
+    assert "\r" in text and "indexing: 100%|" in text and "12/12 [" in text  # tqdm's bar, drawn in place

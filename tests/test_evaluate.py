@@ -123,3 +123,18 @@ def test_cli_table_and_errors(copies_catalog: Path, capsys: pytest.CaptureFixtur
     assert out.splitlines()[1].split()[:3] == ["label", "queries", "P@5"]
     assert main(["evaluate", "--catalog", str(copies_catalog), "--label", "colour"]) == 2
     assert "no column colour" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("k", [41, 43, 100])
+def test_a_k_past_the_candidates_is_refused_with_the_largest_k(copies_catalog: Path, k: int,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    # 43 products; the largest group of identical images has 3, so a query has at least 40 candidates without copies.
+    with pytest.raises(FashionrecError, match=f"-k {k} is too large .* at most 40"):
+        evaluate(Catalog.open(copies_catalog), ["articleType"], k=k)
+    assert main(["evaluate", "--catalog", str(copies_catalog), "-k", str(k)]) == 2
+    assert "at most 40" in capsys.readouterr().err
+
+
+def test_the_largest_k_is_scored(copies_catalog: Path) -> None:
+    result = evaluate(Catalog.open(copies_catalog), ["gender"], k=40)
+    assert result.k == 40 and result.labels[0].queries == 43 and 0 < result.deduplicated[0].precision < 1

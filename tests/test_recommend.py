@@ -54,7 +54,7 @@ def test_filters_and_or_and_case(recommender: Recommender) -> None:
 def test_json_shape(recommender: Recommender) -> None:
     data = recommender.by_id("4", k=2).to_dict()
     assert data["model"] == "efficientnet-lite0" and len(data["results"]) == 2
-    assert set(data["results"][0]) == {"id", "distance", "image", "metadata"} and isinstance(data["results"][0]["id"], str)
+    assert set(data["results"][0]) == {"id", "similarity", "image", "metadata"} and isinstance(data["results"][0]["id"], str)
 
 
 def test_errors_are_clear(recommender: Recommender) -> None:

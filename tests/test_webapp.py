@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from fashionrec.catalog import Catalog
 from fashionrec.launch import WEBAPP_SCRIPT
+from fashionrec.recommend import SIMILARITY_MEANING, Recommender
 from tests.conftest import draw_product, shop_metadata
 
 TIMEOUT = 120
@@ -44,7 +45,7 @@ def test_first_page_invites_a_query_and_shows_the_catalog(app: AppTest) -> None:
     assert app.sidebar.slider(key="k").value == 5
 
 
-def test_an_uploaded_photo_gets_k_results_with_its_product_first(app: AppTest) -> None:
+def test_an_uploaded_photo_gets_k_results_with_its_product_first(app: AppTest, shop_catalog: Path) -> None:
     app.file_uploader(key="upload").upload("mine.png", png(11), "image/png").run()
     assert not app.exception and not app.error
     ids = result_ids(app)
@@ -53,6 +54,11 @@ def test_an_uploaded_photo_gets_k_results_with_its_product_first(app: AppTest) -
     assert app.markdown[0].value == "**Drawn product 11**"
     caption = app.caption[0].value  # "Tshirts · White · similarity 98.7% · id 11"
     assert caption.startswith("Tshirts · White · similarity ") and caption.endswith(" · id 11")
+    recommender = Recommender(Catalog.open(shop_catalog))
+    expected = recommender.by_image(png(11), k=5).results
+    shown = [c.value.split(" · similarity ")[1].split(" · ")[0] for c in app.caption[:5]]
+    assert shown == [f"{m.similarity:.1%}" for m in expected]  # the CLI's and the API's figure
+    assert app.caption[0].help == SIMILARITY_MEANING
     app.sidebar.slider(key="k").set_value(8).run()
     assert len(result_ids(app)) == 8
 
@@ -112,7 +118,9 @@ def test_no_match_says_so(app: AppTest) -> None:
     app.sidebar.multiselect(key="filter-articleType").set_value(["Shoes"]).run()
     app.sidebar.multiselect(key="filter-baseColour").set_value(["Blue"]).run()  # Women Shoes: ids 6, 12, ..., never Blue
     app.file_uploader(key="upload").upload("p.png", png(1), "image/png").run()
-    assert result_ids(app) == [] and "No product matches" in app.info[0].value
+    assert result_ids(app) == [] and app.info[0].value == (
+        "No product to show: no product has gender=Women, articleType=Shoes and baseColour=Blue together "
+        "(each value exists on its own): remove a filter to see more")
 
 
 def test_example_photos_appear_when_the_demo_offers_them(shop_catalog: Path, tmp_path: Path,

@@ -1,14 +1,18 @@
-"""The web app end to end in a real headless Chromium (Debian's package), driven by Playwright.
+"""The web app and the API's docs end to end in a real headless Chromium (Debian's package), driven by Playwright.
 
 `fashionrec app`'s server runs as a child process on a free port; the test uploads a photo the way a
-shopper does and checks that k result images really render. Screenshots go to `test-artifacts/`.
-Without Chromium the test is skipped with the reason, except in CI (`CI` set), where that is a failure.
+shopper does and checks that k result images really render. `fashionrec serve` runs the same way, and its
+/docs page must render with every request to another host refused (as on a machine without internet).
+Screenshots go to `test-artifacts/`. Without Chromium the tests are skipped with the reason, except in CI
+(`CI` set), where that is a failure.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,6 +90,12 @@ def app_url(shop: tuple[Path, Path, str]) -> Iterator[str]:
         stop(server)
 
 
+def card_captions(page) -> list[str]:
+    """The result cards' captions ("Tshirts · Blue · similarity 97.1% · id 1530"), without the space that the
+    similarity tooltip's icon adds."""
+    return [text.strip() for text in page.locator(".st-key-results [data-testid='stCaptionContainer']").all_inner_texts()]
+
+
 def test_upload_a_photo_and_see_k_result_images(browser, app_url: str, shop: tuple[Path, Path, str]) -> None:
     _, photo, product_id = shop
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -97,7 +107,7 @@ def test_upload_a_photo_and_see_k_result_images(browser, app_url: str, shop: tup
         page.get_by_text(f"Your photo ({photo.name})").wait_for(timeout=WAIT_MS)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "webapp-upload.png"), full_page=True)
-        cards = page.locator(".st-key-results [data-testid='stCaptionContainer']").all_inner_texts()
+        cards = card_captions(page)
         assert len(cards) == 5 and any(text.endswith(f"id {product_id}") for text in cards), cards
 
         more = page.locator(".st-key-results button", has_text="More like this")
@@ -106,7 +116,7 @@ def test_upload_a_photo_and_see_k_result_images(browser, app_url: str, shop: tup
         more.nth(1).click()
         page.locator("[data-testid='stImageCaption']", has_text=second_id).first.wait_for(timeout=WAIT_MS)
         page.wait_for_function(ALL_RESULT_IMAGES_LOADED, arg=5, timeout=WAIT_MS)
-        after = page.locator(".st-key-results [data-testid='stCaptionContainer']").all_inner_texts()
+        after = card_captions(page)
         assert len(after) == 5 and not any(text.endswith(f"id {second_id}") for text in after)
         page.screenshot(path=str(ARTIFACTS / "webapp-more-like-this.png"), full_page=True)
     finally:
@@ -128,3 +138,36 @@ def test_a_bad_upload_shows_a_message_not_a_traceback(browser, app_url: str, tmp
         page.screenshot(path=str(ARTIFACTS / "webapp-bad-upload.png"), full_page=True)
     finally:
         page.close()
+
+
+def test_the_api_docs_render_without_internet(browser, shop: tuple[Path, Path, str]) -> None:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "fashionrec.cli", "serve", "--catalog", str(shop[0]),
+                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    elsewhere: list[str] = []
+
+    def only_this_server(route) -> None:
+        if route.request.url.startswith(base):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    try:
+        wait_until_up(base, server, timeout=120, health_path="/health")
+        page.route("**/*", only_this_server)
+        page.goto(f"{base}/docs")
+        operations = page.locator(".opblock-summary-path")
+        operations.first.wait_for(timeout=WAIT_MS)
+        paths = {text.replace("\u200b", "") for text in operations.all_inner_texts()}
+        assert paths == {"/health", "/filters", "/recommend", "/products/{product_id}", "/products/{product_id}/image",
+                         "/products/{product_id}/similar"}
+        assert page.locator(".opblock-summary-path", has_text="/recommend").is_visible()
+        assert elsewhere == [], elsewhere
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "api-docs.png"), full_page=True)
+    finally:
+        page.close()
+        stop(server)

@@ -1,9 +1,10 @@
 """The REST API: a thin FastAPI face over one `Recommender`.
 
-Every answer is JSON (but the image bytes); every error is `{"detail": "..."}` with a status a client can
-act on: 404 unknown product, 413 upload too large, 422 not a usable image, 400 bad filter. The model and
-catalog load once, when the app is built; inference runs in worker threads (one ONNX Runtime session,
-which is thread-safe), never on the event loop.
+Every answer is JSON (but the image bytes); every error is `{"detail": "..."}` (see `ErrorOut`), one readable
+sentence naming the file, field or route at fault and what to do, with a status a client can act on: 400 bad
+filter, 404 unknown product or route, 405 wrong method, 413 upload too large, 422 malformed request or unusable
+image, 500 a bug, 503 the catalog's search cannot answer. The model and catalog load once, when the app is built;
+inference runs in worker threads (one ONNX Runtime session, which is thread-safe), never on the event loop.
 
 Run it with `fashionrec serve --catalog DIR`, or in any ASGI server with
 `uvicorn --factory fashionrec.api:app_from_settings` and `FASHIONREC_CATALOG=DIR`.
@@ -11,16 +12,23 @@ Run it with `fashionrec serve --catalog DIR`, or in any ASGI server with
 
 from __future__ import annotations
 
+import http
+import importlib.util
 import logging
 import mimetypes
 from collections.abc import Callable
+from pathlib import Path as FilePath
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, File, HTTPException, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fashionrec.catalog import Catalog
 from fashionrec.config import Settings, load_settings
@@ -31,7 +39,7 @@ from fashionrec.errors import (
     ImageError,
     ProductNotFoundError,
 )
-from fashionrec.recommend import DEFAULT_K, Recommendations, Recommender
+from fashionrec.recommend import DEFAULT_K, SIMILARITY_MEANING, Recommendations, Recommender
 
 logger = logging.getLogger(__name__)
 
@@ -45,13 +53,24 @@ _STATUS_OF_ERROR: list[tuple[type[FashionrecError], int]] = [
     (FilterError, 400),
     (CatalogError, 503),
 ]
+ERROR_MEANINGS = {
+    400: "A filter names a column the catalog does not have (the detail lists its columns).",
+    404: "No such product, or its image is no longer on the server.",
+    413: "The upload is larger than the server's limit (FASHIONREC_MAX_UPLOAD_MB).",
+    422: "A parameter is out of range or missing, or the uploaded file is not a usable photo.",
+    500: "A bug in the server: its log has the details.",
+    503: "The catalog's search cannot answer now (e.g. its Milvus server is unreachable, or holds an old copy).",
+}
+DOCS_ASSETS = "/docs-assets"  # where the Swagger UI and ReDoc scripts are served from (no CDN)
+PHOTO_FORMATS = "send a JPEG, PNG or WebP photo (BMP, GIF and TIFF work too)"
+_PLACES = {"query": "query parameter", "path": "path parameter", "body": "form field", "header": "header"}
 
 
 class MatchOut(BaseModel):
     """One recommended product (the CLI's `--json` shape; `image` is this API's URL of the image)."""
 
     id: str
-    distance: float = Field(description="Euclidean distance between unit vectors: 0 identical, 2 opposite")
+    similarity: float = Field(description=SIMILARITY_MEANING)
     image: str = Field(description="path of the product image on this server")
     metadata: dict[str, str | None]
 
@@ -61,6 +80,8 @@ class RecommendationsOut(BaseModel):
 
     model: str
     results: list[MatchOut]
+    notice: str | None = Field(None, description="set when a filter matched nothing: the filter, and the values "
+                                                 "its column has (or that the filters together allow no product)")
 
 
 class ProductOut(BaseModel):
@@ -82,9 +103,12 @@ class HealthOut(BaseModel):
 
 
 class ErrorOut(BaseModel):
-    """Every error response."""
+    """Every error response: one sentence naming what is wrong (the file, field or route) and what to do."""
 
-    detail: str
+    detail: str = Field(description="what went wrong and what to do, in one readable sentence")
+    errors: list[dict[str, Any]] | None = Field(
+        None, description="only on 422 answers to a malformed request: FastAPI's list of the fields at fault "
+                          "(loc, msg, type), for programs")
 
 
 def create_app(recommender: Recommender, settings: Settings | None = None) -> FastAPI:
@@ -96,15 +120,22 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
     """
     settings = settings or load_settings()
     catalog = recommender.catalog
+    assets = _docs_assets()
     app = FastAPI(
         title="fashionrec",
         summary="Recommend fashion products by how they look.",
         description=f"Catalog of {len(catalog)} products embedded with {catalog.model_name}. "
         f"Filters are query parameters named after the catalog's columns ({', '.join(catalog.columns) or 'none'}): "
-        "repeat one to allow several values; different columns must all match; case is ignored.",
+        "repeat one to allow several values; different columns must all match; case is ignored. "
+        "Every error is `{\"detail\": \"...\"}`: one sentence naming what is wrong and what to do "
+        "(an unknown route is 404, a wrong method 405).",
+        # With local copies of their scripts the pages are served below: FastAPI's own load theirs from a CDN.
+        docs_url=None if assets else "/docs", redoc_url=None if assets else "/redoc",
     )
-    app.add_exception_handler(FashionrecError, _fashionrec_error)
-    too_large = f"the upload is larger than the limit of {_megabytes(settings.max_upload_bytes)}"
+    if assets:
+        _serve_docs_offline(app, assets)
+    too_large = _too_large(settings.max_upload_bytes)
+    _add_error_handlers(app, settings, too_large)
 
     @app.middleware("http")
     async def refuse_declared_large_bodies(request: Request, call_next: Callable) -> Any:
@@ -115,7 +146,6 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
         return await call_next(request)
 
     read_filters = _filters_reader(catalog.columns)
-    errors: dict[int | str, dict[str, Any]] = {status: {"model": ErrorOut} for status in (400, 404, 413, 422)}
 
     def k_query() -> Any:
         return Query(DEFAULT_K, ge=1, le=settings.max_k, description="how many products")
@@ -123,42 +153,48 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
     def duplicates_query() -> Any:
         return Query(False, description="show every copy of a duplicate image (default: one product per group)")
 
-    @app.get("/health", response_model=HealthOut)
+    @app.get("/health", response_model=HealthOut, responses=_errors())
     def health() -> HealthOut:
         """The model and catalog this server answers from."""
         return HealthOut(status="ok", model=catalog.model_name, model_id=catalog.model_id, dim=catalog.dim,
                          products=len(catalog))
 
-    @app.get("/filters", response_model=dict[str, list[str]])
+    @app.get("/filters", response_model=dict[str, list[str]], responses=_errors())
     def filters() -> dict[str, list[str]]:
         """The columns worth filtering on, with their values."""
         return catalog.facets()
 
     # The body limit on the route (not the app) so that its 413 goes through FastAPI's JSON error handler.
-    @app.post("/recommend", response_model=RecommendationsOut, responses=errors,
+    @app.post("/recommend", response_model=RecommendationsOut, responses=_errors(400, 413, 422, 503),
               max_body_size=settings.max_upload_bytes + MULTIPART_SLACK_BYTES)
     async def recommend(request: Request, file: UploadFile = File(description="a photo: jpg, png, webp, ..."),
                         k: int = k_query(), show_duplicates: bool = duplicates_query()) -> RecommendationsOut:
         """The k products that look most like the uploaded photo."""
         where = read_filters(request)
         image = await _read_upload(file, settings.max_upload_bytes)
-        found = await run_in_threadpool(recommender.by_image, image, k, where, show_duplicates)
+        try:
+            found = await run_in_threadpool(recommender.by_image, image, k, where, show_duplicates)
+        except ImageError as exc:
+            raise ImageError(f"{_upload_name(file)} cannot be used as a photo: {exc}; {PHOTO_FORMATS}") from None
         return _recommendations_out(request, found)
 
-    @app.get("/products/{product_id}", response_model=ProductOut, responses=errors)
+    @app.get("/products/{product_id}", response_model=ProductOut, responses=_errors(404, 422))
     def product(request: Request, product_id: str = Path()) -> ProductOut:
         """A product's metadata and image URL."""
         return ProductOut(id=product_id, image=_image_url(request, product_id), metadata=catalog.metadata(product_id))
 
-    @app.get("/products/{product_id}/image", name="product_image", response_class=FileResponse, responses=errors)
+    @app.get("/products/{product_id}/image", name="product_image", response_class=FileResponse,
+             responses=_errors(404, 422))
     def product_image(product_id: str = Path()) -> FileResponse:
         """The product's image file (found by id: no path ever comes from a request)."""
         path = catalog.image_path(product_id)
         if not path.is_file():
-            raise HTTPException(404, f"the image of product {product_id!r} is no longer on the server")
+            raise HTTPException(404, f"the image of product {product_id!r} is no longer on the server: the shop must "
+                                     "restore the file or index the catalog again")
         return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
 
-    @app.get("/products/{product_id}/similar", response_model=RecommendationsOut, responses=errors)
+    @app.get("/products/{product_id}/similar", response_model=RecommendationsOut,
+             responses=_errors(400, 404, 422, 503))
     async def similar(request: Request, product_id: str = Path(), k: int = k_query(),
                       show_duplicates: bool = duplicates_query()) -> RecommendationsOut:
         """More like this product (never the product itself, nor a copy of its image)."""
@@ -184,9 +220,9 @@ def app_from_settings() -> FastAPI:
 
 def _recommendations_out(request: Request, found: Recommendations) -> RecommendationsOut:
     """Recommendations with image URLs of this server in place of file paths."""
-    results = [MatchOut(id=m.id, distance=m.distance, image=_image_url(request, m.id), metadata=m.metadata)
+    results = [MatchOut(id=m.id, similarity=m.similarity, image=_image_url(request, m.id), metadata=m.metadata)
                for m in found.results]
-    return RecommendationsOut(model=found.model, results=results)
+    return RecommendationsOut(model=found.model, results=results, notice=found.notice)
 
 
 def _image_url(request: Request, product_id: str) -> str:
@@ -198,10 +234,21 @@ async def _read_upload(file: UploadFile, max_bytes: int) -> bytes:
     """The uploaded file's bytes, refusing more than `max_bytes` (413) and an empty file (422)."""
     data = await file.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise HTTPException(413, f"the upload is larger than the limit of {_megabytes(max_bytes)}")
+        raise HTTPException(413, _too_large(max_bytes))
     if not data:
-        raise ImageError(f"the uploaded file {file.filename or ''!s} is empty".replace("  ", " "))
+        raise ImageError(f"{_upload_name(file)} is empty (0 bytes); {PHOTO_FORMATS}")
     return data
+
+
+def _upload_name(file: UploadFile) -> str:
+    """How messages name an uploaded file."""
+    return f"the uploaded file {file.filename!r}" if file.filename else "the uploaded file"
+
+
+def _too_large(max_bytes: int) -> str:
+    """The 413 message, wherever the size is found out."""
+    return (f"the upload is larger than the limit of {_megabytes(max_bytes)}: send a smaller photo (the server sets "
+            "the limit with FASHIONREC_MAX_UPLOAD_MB)")
 
 
 def _megabytes(count: int) -> str:
@@ -246,10 +293,114 @@ def _document_filters(app: FastAPI, columns: list[str]) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-async def _fashionrec_error(request: Request, exc: Exception) -> JSONResponse:
-    """A library error as a JSON answer with the status that fits it (server paths left out)."""
-    status = next((code for kind, code in _STATUS_OF_ERROR if isinstance(exc, kind)), 400)
-    detail = str(exc)
-    if isinstance(exc, ProductNotFoundError):
-        detail = f"product {request.path_params.get('product_id', '')!r} is not in the catalog"
-    return JSONResponse({"detail": detail}, status_code=status)
+def _docs_assets() -> FilePath | None:
+    """The folder of Swagger UI's and ReDoc's scripts in the installed `fastapi-offline` package (web extra)."""
+    spec = importlib.util.find_spec("fastapi_offline")
+    folder = FilePath(spec.origin).parent / "static" if spec is not None and spec.origin else None
+    if folder is None or not (folder / "swagger-ui-bundle.js").is_file():
+        logger.warning("/docs and /redoc will load their scripts from a CDN (blank without internet): "
+                       "pip install 'fashionrec[web]' to serve local copies")
+        return None
+    return folder
+
+
+def _serve_docs_offline(app: FastAPI, assets: FilePath) -> None:
+    """/docs (Swagger UI) and /redoc with their scripts and styles served from `assets`, so the pages work on a
+    machine without internet."""
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
+    redirect = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - Swagger UI",
+                                   oauth2_redirect_url=f"{root}{redirect}",
+                                   swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+                                   swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png")
+
+    @app.get(redirect, include_in_schema=False)
+    def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - ReDoc",
+                              redoc_js_url=f"{root}{DOCS_ASSETS}/redoc.standalone.js",
+                              redoc_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png", with_google_fonts=False)
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of a route: its error statuses (and 500, which any route can give) as `ErrorOut`."""
+    return {status: {"model": ErrorOut, "description": ERROR_MEANINGS[status]} for status in (*statuses, 500)}
+
+
+def _add_error_handlers(app: FastAPI, settings: Settings, too_large: str) -> None:
+    """Make every error, FastAPI's and Starlette's included, `{"detail": "one readable sentence"}`."""
+
+    async def library_error(request: Request, exc: Exception) -> JSONResponse:
+        """A library error with the status that fits it (server paths left out)."""
+        status = next((code for kind, code in _STATUS_OF_ERROR if isinstance(exc, kind)), 400)
+        detail = str(exc)
+        if isinstance(exc, ProductNotFoundError):
+            detail = (f"product {request.path_params.get('product_id', '')!r} is not in the catalog; a product's id "
+                      "is the name of its image file without the extension")
+        return JSONResponse({"detail": detail}, status_code=status)
+
+    async def malformed_request(request: Request, exc: Exception) -> JSONResponse:
+        """FastAPI's validation errors (a list of dicts) as one sentence per field, the list kept under `errors`."""
+        assert isinstance(exc, RequestValidationError)
+        problems = [_explain(error, settings.max_k) for error in exc.errors()]
+        return JSONResponse({"detail": "; ".join(problems), "errors": jsonable_encoder(exc.errors())}, status_code=422)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        """Starlette's bare phrases (unknown route, wrong method, body over the limit) said in full."""
+        assert isinstance(exc, StarletteHTTPException)
+        detail = str(exc.detail)
+        if detail == http.HTTPStatus(exc.status_code).phrase:  # not a message of ours
+            if exc.status_code == 404:
+                detail = (f"there is no {request.method} {request.url.path} in this API: its routes are "
+                          f"{_routes(app)} (see /docs)")
+            elif exc.status_code == 405:
+                allowed = [m for m in (exc.headers or {}).get("Allow", "").split(", ") if m and m != "HEAD"]
+                detail = f"{request.method} is not allowed on {request.url.path}: use {' or '.join(allowed)}"
+            elif exc.status_code == 413:
+                detail = too_large
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+    async def server_error(request: Request, exc: Exception) -> JSONResponse:
+        """A bug: JSON like every other error (the traceback goes to the server's log, not to the client)."""
+        return JSONResponse({"detail": f"the server failed to answer {request.method} {request.url.path} (a bug): "
+                                       "its log has the details; please report it"}, status_code=500)
+
+    app.add_exception_handler(FashionrecError, library_error)
+    app.add_exception_handler(RequestValidationError, malformed_request)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, server_error)
+
+
+def _explain(error: dict[str, Any], max_k: int) -> str:
+    """One FastAPI validation error as a sentence naming the field and what it must be."""
+    place, *names = error.get("loc") or ("body",)
+    name = ".".join(str(part) for part in names) or "body"
+    what = f"the {_PLACES.get(str(place), str(place))} {name!r}"
+    if error.get("type") == "missing":
+        needed = {"file": "send the photo as multipart/form-data in a field named file"}.get(name, "add it")
+        return f"{what} is missing: {needed}"
+    must = {"k": f"a whole number from 1 to {max_k} (this server's FASHIONREC_MAX_K)",
+            "show_duplicates": "true or false",
+            "file": f"a file sent as multipart/form-data ({PHOTO_FORMATS})"}.get(name)
+    if must is None:
+        return f"{what} is not valid ({error.get('msg', 'no reason given')}), got {error.get('input')!r}"
+    return f"{what} must be {must}, got {error.get('input')!r}"
+
+
+def _routes(app: FastAPI) -> str:
+    """The API's documented routes, as METHOD PATH, in the order they were declared."""
+    return ", ".join(f"{method} {route.path}" for route in app.routes
+                     if isinstance(route, APIRoute) and route.include_in_schema
+                     for method in sorted(route.methods - {"HEAD"}))

@@ -18,6 +18,7 @@ from fashionrec.errors import FashionrecError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+NAME_WIDTH = 48  # product names longer than this are cut, at a word, in tables
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument(target[0], type=target[1], help=target[2])
         sub.add_argument("--catalog", type=Path, required=True, help="catalog folder")
-        sub.add_argument("-k", type=int, default=5, help="how many products (default 5)")
+        sub.add_argument("-k", type=int, default=5,
+                         help="how many products (default 5; at most FASHIONREC_MAX_K, default 100)")
         sub.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE",
                          help="metadata filter, repeatable (same column: any of; different columns: all of)")
         _add_index_option(sub)
@@ -127,7 +129,9 @@ def _parser() -> argparse.ArgumentParser:
     push = commands.add_parser("push", help="copy a catalog's vectors and metadata into Milvus (only what changed)")
     push.add_argument("--catalog", type=Path, required=True, help="catalog folder")
     push.add_argument("--to", required=True, metavar="ADDRESS",
-                      help="milvus://HOST:19530/COLLECTION, or a Milvus Lite file: milvus-lite:///path/catalog.db")
+                      help="milvus://HOST:19530/COLLECTION (milvuss:// for TLS; credentials from "
+                           "FASHIONREC_MILVUS_TOKEN or FASHIONREC_MILVUS_TOKEN_FILE, never in the address), or a "
+                           "Milvus Lite file: milvus-lite:///path/catalog.db")
     push.add_argument("--index", default="FLAT", type=str.upper, choices=["FLAT", "HNSW", "IVF_FLAT"],
                       help="vector index of a new collection: FLAT (exact, the default), HNSW or IVF_FLAT")
     push.add_argument("--recreate", action="store_true", help="drop the collection and push everything again")
@@ -155,7 +159,8 @@ def _parser() -> argparse.ArgumentParser:
 def _add_index_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--search", "--index", dest="search", metavar="SEARCH",
                         help="exact, hnsw (or faiss: FAISS HNSW), auto (hnsw for large catalogs; the default), or a "
-                             "Milvus collection the catalog was pushed to: milvus://HOST:19530/COLLECTION or "
+                             "Milvus collection the catalog was pushed to: milvus://HOST:19530/COLLECTION "
+                             "(milvuss:// for TLS) or "
                              "milvus-lite:///path/catalog.db")
 
 
@@ -230,15 +235,25 @@ def _report_dict(report) -> dict:
 def _recommend(args: argparse.Namespace) -> int:
     from fashionrec.images import read_image_bytes
 
+    _check_k(args.k)
     image = read_image_bytes(args.image)  # a missing file fails before the model loads
     recommender, filters = _recommender(args)
     return _show(recommender.by_image(image, k=args.k, where=filters, show_duplicates=args.show_duplicates), args.json)
 
 
 def _similar(args: argparse.Namespace) -> int:
+    _check_k(args.k)
     recommender, filters = _recommender(args, product_id=args.product_id)
     return _show(recommender.by_id(args.product_id, k=args.k, where=filters, show_duplicates=args.show_duplicates),
                  args.json)
+
+
+def _check_k(k: int) -> None:
+    """The API's bound on k, for the CLI too (before anything is loaded)."""
+    limit = load_settings().max_k
+    if not 1 <= k <= limit:
+        raise FashionrecError(f"-k must be at least 1 and at most {limit} (the limit is set by FASHIONREC_MAX_K), "
+                              f"got {k}")
 
 
 def _recommender(args: argparse.Namespace, product_id: str | None = None):
@@ -256,12 +271,34 @@ def _show(recommendations, as_json: bool) -> int:
     if as_json:
         print(json.dumps(recommendations.to_dict(), indent=2, ensure_ascii=False))
         return 0
-    rows = [(str(rank), m.id, f"{m.distance:.4f}", m.metadata.get("articleType") or "",
-             m.metadata.get("baseColour") or "", (m.metadata.get("productDisplayName") or "")[:48], m.image)
+    if recommendations.notice:
+        print(f"fashionrec: {recommendations.notice}", file=sys.stderr)
+    rows = [(str(rank), m.id, f"{m.similarity:.1%}", m.metadata.get("articleType") or "",
+             m.metadata.get("baseColour") or "", shorten(m.metadata.get("productDisplayName") or "", NAME_WIDTH),
+             m.image)
             for rank, m in enumerate(recommendations.results, start=1)]
     print(f"model: {recommendations.model}")
-    _print_table(("#", "id", "distance", "articleType", "colour", "name", "image"), rows)
+    if rows:
+        from fashionrec.recommend import SIMILARITY_MEANING
+
+        _print_table(("#", "id", "similarity", "articleType", "colour", "name", "image"), rows)
+        print(f"({SIMILARITY_MEANING})")
     return 0
+
+
+def shorten(text: str, width: int) -> str:
+    """`text` in at most `width` characters: cut after a whole word, with an ellipsis (mid-word only when the
+    first word alone is too long)."""
+    if len(text) <= width:
+        return text
+    kept = ""
+    for word in text.split():
+        longer = f"{kept} {word}" if kept else word
+        if len(longer) + 1 > width:
+            break
+        kept = longer
+    kept = kept.rstrip(",;:-/&") or text[: width - 1]
+    return kept + "…"
 
 
 def _similar_all(args: argparse.Namespace) -> int:
@@ -283,10 +320,14 @@ def _similar_all(args: argparse.Namespace) -> int:
 
 
 def _write_rows(path: Path, rows: list[tuple[str, int, str, float]]) -> None:
-    """product_id, rank, similar_id, distance rows as CSV or Parquet, written atomically."""
+    """(product_id, rank, similar_id, distance) rows as CSV or Parquet, the distance written as the similarity
+    every face shows, atomically."""
     import os
 
-    header = ("product_id", "rank", "similar_id", "distance")
+    header = ("product_id", "rank", "similar_id", "similarity")
+    from fashionrec.recommend import cosine_of_distance
+
+    rows = [(product_id, rank, other, cosine_of_distance(distance)) for product_id, rank, other, distance in rows]
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".part")
     if path.suffix.lower() == ".parquet":

@@ -7,7 +7,7 @@ change the environment before it builds its objects.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_MODEL = "efficientnet-lite2"
@@ -34,12 +34,16 @@ class Settings:
     match_queries: bool  # FASHIONREC_MATCH_QUERIES: bring large query photos to the catalog's look (0 to skip)
     catalog_dir: Path | None  # FASHIONREC_CATALOG: the catalog the web app and the API serve
     max_upload_bytes: int  # FASHIONREC_MAX_UPLOAD_MB: larger uploads are refused (API: 413), default 10 MB
-    max_k: int  # FASHIONREC_MAX_K: the most results one web or API request may ask for
+    max_k: int  # FASHIONREC_MAX_K: the most results one query may ask for (CLI -k, API k, web app slider)
     examples_dir: Path | None  # FASHIONREC_EXAMPLES: photos the web app offers to try (the demo sets it)
     duplicate_cosine: float  # FASHIONREC_DUPLICATE_COSINE: results this close to a shown one are its near copies
     whiten_dim: int  # FASHIONREC_WHITEN_DIM: PCA-whiten catalog vectors to this length (0: raw model vectors)
     search: str  # FASHIONREC_SEARCH (or FASHIONREC_INDEX): auto, exact, hnsw (FAISS), or a Milvus address
     ann_threshold: int  # FASHIONREC_ANN_THRESHOLD: catalog size from which auto uses the HNSW index
+    # FASHIONREC_MILVUS_TOKEN: credentials of a Milvus server, "user:password" or an API key (never in the address,
+    # where `ps` and shell history would show them); kept out of repr so a logged Settings never shows it
+    milvus_token: str = field(repr=False)
+    milvus_token_file: Path | None  # FASHIONREC_MILVUS_TOKEN_FILE: or a file holding them (e.g. a mounted secret)
 
     @property
     def models_dir(self) -> Path:
@@ -107,4 +111,6 @@ def load_settings() -> Settings:
         whiten_dim=max(0, _env_int("FASHIONREC_WHITEN_DIM", WHITEN_DIM)),
         search=(os.environ.get("FASHIONREC_SEARCH") or os.environ.get("FASHIONREC_INDEX") or "auto").strip(),
         ann_threshold=max(0, _env_int("FASHIONREC_ANN_THRESHOLD", ANN_THRESHOLD)),
+        milvus_token=os.environ.get("FASHIONREC_MILVUS_TOKEN", "").strip(),
+        milvus_token_file=_env_path("FASHIONREC_MILVUS_TOKEN_FILE"),
     )

@@ -9,7 +9,7 @@ candidates, since a copy of the query is a free hit that says nothing about the 
 from __future__ import annotations
 
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,7 +88,8 @@ def evaluate(catalog: Catalog, labels: Sequence[str] = DEFAULT_LABELS, k: int = 
         seed: the sample's seed.
 
     Raises:
-        FashionrecError: k below 1, a label the catalog has no column for, or too few products.
+        FashionrecError: k below 1 or above the candidates a query has, a label the catalog has no column for,
+            or too few products.
 
     Example:
         >>> evaluate(Catalog.open("my-catalog"), ["articleType"], k=5).labels[0].precision
@@ -118,6 +119,14 @@ def _check(catalog: Catalog, labels: Sequence[str], k: int, vectors: np.ndarray)
         raise FashionrecError("leave-one-out needs a catalog of at least 2 products")
     if vectors.shape[0] != len(catalog):
         raise FashionrecError(f"{vectors.shape[0]} vectors for {len(catalog)} products")
+    # Each query is ranked against the other products less the copies of its own image (the scores without
+    # copies): past that count the ranking runs out of candidates.
+    largest_group = max(Counter(catalog.content_hashes).values())
+    most = len(catalog) - largest_group
+    if k > most:
+        copies = f", less the copies of its own image (up to {largest_group - 1} here)" if largest_group > 1 else ""
+        raise FashionrecError(f"-k {k} is too large for this catalog of {len(catalog)} products: each query is ranked "
+                              f"against the other products{copies}, so k can be at most {most}")
     missing = [label for label in labels if label not in catalog.columns]
     if missing:
         known = ", ".join(catalog.columns) or "none (the catalog was indexed without metadata)"

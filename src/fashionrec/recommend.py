@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Union
 
 import numpy as np
@@ -27,6 +27,11 @@ from fashionrec.search import (AnnIndex, ExactIndex, Neighbours, Restriction, Se
 log = logging.getLogger(__name__)
 
 DEFAULT_K = 5
+VALUES_NAMED = 30  # a notice names at most this many of a column's values
+SIMILARITY_MEANING = ("similarity: the cosine of the two images' vectors in the catalog's search space, from -1 to 1 "
+                      "(the CLI and the web app show it as a percentage: 100% is the same image); it ranks products by "
+                      "look, it is not a probability")
+"""What the one figure the CLI, the API and the web app show for a match means (they all show `Match.similarity`)."""
 Filters = Mapping[str, Union[str, Sequence[str]]]
 """Metadata filters: {column: value or values}. Values of one column are OR-ed, columns AND-ed;
 matching ignores case."""
@@ -43,8 +48,13 @@ class Match:
 
     @property
     def similarity(self) -> float:
-        """Cosine similarity, from the distance (1 = identical)."""
-        return 1.0 - self.distance**2 / 2.0
+        """The figure every face shows (see SIMILARITY_MEANING): the cosine, from the distance (1 = identical)."""
+        return cosine_of_distance(self.distance)
+
+
+def cosine_of_distance(distance: float) -> float:
+    """The cosine of two unit vectors `distance` apart (Euclidean): what `Match.similarity` reports."""
+    return 1.0 - distance**2 / 2.0
 
 
 @dataclass(frozen=True)
@@ -53,10 +63,13 @@ class Recommendations:
 
     model: str
     results: list[Match]
+    notice: str | None = None  # set when a filter matched nothing: which one, and the values there are
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape shared by the CLI (`--json`) and the REST API."""
-        return {"model": self.model, "results": [asdict(match) for match in self.results]}
+        """The JSON shape shared by the CLI (`--json`) and the REST API: each match's figure is `similarity`."""
+        results = [{"id": m.id, "similarity": m.similarity, "image": m.image, "metadata": m.metadata}
+                   for m in self.results]
+        return {"model": self.model, "results": results, "notice": self.notice}
 
 
 def parse_filters(expressions: Iterable[str]) -> dict[str, list[str]]:
@@ -97,7 +110,7 @@ class Recommender:
         `search` (default from settings: auto) picks the index: `exact`; `hnsw` or `faiss` (FAISS HNSW, built
         once and kept in the catalog folder); `auto` (hnsw from `ann_threshold` products when faiss is
         installed); a Milvus collection the catalog was pushed to (`milvus://HOST:PORT/COLLECTION`,
-        `milvus-lite:///path/file.db`); or a ready `SearchBackend`.
+        `milvuss://...` for TLS, `milvus-lite:///path/file.db`); or a ready `SearchBackend`.
 
         Raises:
             ModelMismatchError: the embedder is not the model the catalog was built with.
@@ -112,6 +125,7 @@ class Recommender:
                 f"{self.embedder.model_id}; their vectors cannot be compared"
             )
         self._lowered_columns: dict[str, np.ndarray] = {}
+        self._known_values: dict[str, frozenset[str]] = {}  # a column's lower-cased values, for filter notices
         settings = settings or load_settings()
         wants_matching = settings.match_queries if match_queries is None else match_queries
         self._query_size = catalog.typical_image_size if wants_matching else None
@@ -147,7 +161,9 @@ class Recommender:
         """
         self._check(k)
         query = self.catalog.project(self.embedder.embed_image(self.query_image(image)))
-        return self._answer(query, k, self._allowed(where, exclude=None), None if show_duplicates else ())
+        allowed = self._allowed(where, exclude=None)
+        found = self._answer(query, k, allowed, None if show_duplicates else ())
+        return replace(found, notice=self._filter_notice(where, allowed))
 
     def query_image(self, image: ImageSource) -> Image.Image:
         """The query as the model will see it: decoded, upright, RGB, matched to the catalog's look.
@@ -171,8 +187,9 @@ class Recommender:
         """
         self._check(k)
         position = self.catalog.position(str(product_id))
-        return self._answer(self._backend.vector(position), k, self._allowed(where, exclude=position),
-                            None if show_duplicates else (position,))
+        allowed = self._allowed(where, exclude=position)
+        found = self._answer(self._backend.vector(position), k, allowed, None if show_duplicates else (position,))
+        return replace(found, notice=self._filter_notice(where, allowed))
 
     def _check(self, k: int) -> None:
         """Refuse a k below 1 and an empty catalog, with messages a user can act on."""
@@ -235,6 +252,41 @@ class Recommender:
             allowed[exclude] = False
         return Restriction(allowed, lowered, () if exclude is None else (exclude,))
 
+    def _filter_notice(self, where: Filters | None, allowed: Restriction) -> str | None:
+        """What a shopper must hear when filters matched nothing: values no product has (with the values there
+        are), or filters that exist alone but together allow no product (or none but the query's own)."""
+        if not where:
+            return None
+        unknown = []
+        for column, values in where.items():
+            known = self._known_values[column]  # filled by _allowed for every filtered column
+            missing = [str(v) for v in ([values] if isinstance(values, str) else values) if str(v).lower() not in known]
+            if missing:
+                unknown.append(f"no product has {' or '.join(f'{column}={v}' for v in missing)}; its values are: "
+                               f"{self._values_named(column)}")
+        if unknown:
+            return "; ".join(unknown)
+        if allowed.count(len(self.catalog)) > 0:
+            return None
+        wanted = [f"{column}={' or '.join([values] if isinstance(values, str) else map(str, values))}"
+                  for column, values in where.items()]
+        described = wanted[0] if len(wanted) == 1 else f"{', '.join(wanted[:-1])} and {wanted[-1]}"
+        if allowed.exclude and all(self._matches(row, allowed) for row in allowed.exclude):
+            return f"no product other than {self.catalog.ids[allowed.exclude[0]]} has {described}"
+        return f"no product has {described} together (each value exists on its own): remove a filter to see more"
+
+    def _matches(self, row: int, allowed: Restriction) -> bool:
+        """Whether catalog row `row` meets every (lower-cased) filter of `allowed`."""
+        return all(self._lowered(column)[row] in values for column, values in allowed.where.items())
+
+    def _values_named(self, column: str) -> str:
+        """A column's values for a message, the first VALUES_NAMED of them, sorted."""
+        values = sorted({v for v in self.catalog.column_values(column) if v}, key=str.lower)
+        if not values:
+            return "none (no product has a value in this column)"
+        more = f" (and {len(values) - VALUES_NAMED} more)" if len(values) > VALUES_NAMED else ""
+        return ", ".join(values[:VALUES_NAMED]) + more
+
     def _lowered(self, column: str) -> np.ndarray:
         """A metadata column, lower-cased, as an array (built once per column)."""
         if column not in self._lowered_columns:
@@ -242,6 +294,7 @@ class Recommender:
                 known = ", ".join(self.catalog.columns) or "none (the catalog was indexed without metadata)"
                 raise FilterError(f"unknown filter column {column!r}; the catalog's columns are: {known}")
             values = self.catalog.column_values(column)
+            self._known_values[column] = frozenset(v.lower() for v in values if v)  # first: see _filter_notice
             self._lowered_columns[column] = np.array(["" if v is None else v.lower() for v in values], dtype=object)
         return self._lowered_columns[column]
 
@@ -254,14 +307,15 @@ def open_search(catalog: Catalog, spec: str, settings: Settings | None = None) -
     """
     settings = settings or load_settings()
     spec = spec.strip()
-    if spec.lower().startswith(("milvus://", "milvus-lite://")):
+    if spec.lower().startswith(("milvus://", "milvuss://", "milvus-lite://")):
         from fashionrec.scale.milvus import MilvusIndex  # optional: pymilvus is needed only here
 
         return MilvusIndex.open(spec, catalog)
     mode = {"faiss": "hnsw"}.get(spec.lower(), spec.lower())
     if mode not in ("auto", "exact", "hnsw"):
         raise FashionrecError(
-            f"the search must be auto, exact, hnsw (or faiss), or a milvus:// or milvus-lite:// address, got {spec!r}")
+            f"the search must be auto, exact, hnsw (or faiss), or a milvus://, milvuss:// or milvus-lite:// address, "
+            f"got {spec!r}")
     if mode == "exact" or len(catalog) == 0 or (mode == "auto" and len(catalog) < settings.ann_threshold):
         return ExactIndex(catalog.vectors)
     if mode == "auto" and importlib.util.find_spec("faiss") is None:

@@ -18,7 +18,7 @@ from fashionrec.catalog import Catalog
 from fashionrec.config import Settings, load_settings
 from fashionrec.errors import FashionrecError
 from fashionrec.images import open_image
-from fashionrec.recommend import DEFAULT_K, Match, Recommendations, Recommender
+from fashionrec.recommend import DEFAULT_K, SIMILARITY_MEANING, Match, Recommendations, Recommender
 
 GRID_COLUMNS = 5
 MAX_K_SLIDER = 20
@@ -173,7 +173,8 @@ def _show(recommender: Recommender, query: Query, options: Options) -> None:
 def _grid(found: Recommendations) -> None:
     """Result cards: image, name, article type, colour, similarity, and a "more like this" button."""
     if not found.results:
-        st.info("No product matches these filters. Remove a filter to see more.")
+        st.info(f"No product to show: {found.notice}" if found.notice
+                else "No product matches these filters. Remove a filter to see more.")
         return
     st.subheader(f"{len(found.results)} similar products")
     with st.container(key="results"):
@@ -192,7 +193,7 @@ def _card(match: Match) -> None:
         st.warning("image missing")
     st.markdown(f"**{name}**")
     details = [value for value in (match.metadata.get("articleType"), match.metadata.get("baseColour")) if value]
-    st.caption(" · ".join([*details, f"similarity {match.similarity:.1%}", f"id {match.id}"]))
+    st.caption(" · ".join([*details, f"similarity {match.similarity:.1%}", f"id {match.id}"]), help=SIMILARITY_MEANING)
     st.button("More like this", key=f"more-{match.id}", on_click=_more_like, args=(match.id,))
 
 

@@ -55,3 +55,22 @@ def test_unusable_files_get_clear_errors(tmp_path: Path, content: str | None, me
         path.write_text(content)
     with pytest.raises(MetadataError, match=message):
         read_metadata(path)
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\u0085", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e"])
+def test_a_line_separator_inside_a_field_does_not_split_the_row(tmp_path: Path, separator: str) -> None:
+    path = tmp_path / "styles.csv"
+    path.write_text("id,gender,productDisplayName\n"
+                    f"1,Men,Shirt{separator}with a separator\n"
+                    "2,Women,Plain Tee\n", encoding="utf-8", newline="")
+    table = read_metadata(path)
+    assert list(table.rows) == ["1", "2"] and table.repaired_rows == 0
+    assert table.get("1") == {"gender": "Men", "productDisplayName": f"Shirt{separator}with a separator"}
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_every_csv_line_ending_ends_a_row(tmp_path: Path, newline: str) -> None:
+    path = tmp_path / "styles.csv"
+    path.write_text(newline.join(["id,gender", "1,Men", "2,Women", ""]), encoding="utf-8", newline="")
+    table = read_metadata(path)
+    assert {pid: row["gender"] for pid, row in table.rows.items()} == {"1": "Men", "2": "Women"}

@@ -37,16 +37,93 @@ def ids(recommendations) -> list[str]:
     return [match.id for match in recommendations.results]
 
 
-def test_addresses_parse_and_bad_ones_are_refused() -> None:
+@pytest.fixture
+def no_credentials(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    monkeypatch.delenv("FASHIONREC_MILVUS_TOKEN", raising=False)
+    monkeypatch.delenv("FASHIONREC_MILVUS_TOKEN_FILE", raising=False)
+    return monkeypatch
+
+
+def test_addresses_parse_and_bad_ones_are_refused(no_credentials: pytest.MonkeyPatch) -> None:
     assert parse_target("milvus://db.internal:19530/shop") == MilvusTarget("http://db.internal:19530", "shop")
-    assert parse_target("milvus://u:p%40ss@db/shop") == MilvusTarget("http://db:19530", "shop", "u:p@ss")
     assert parse_target("milvus-lite:///srv/x/catalog.db") == MilvusTarget("/srv/x/catalog.db", "fashionrec")
     assert parse_target("milvus-lite://rel/c.db?collection=shop_2").collection == "shop_2"
-    for bad, message in (("http://db:19530/x", "starts with milvus://"), ("milvus:///x", "needs a host"),
+    for bad, message in (("http://db:19530/x", "starts with milvus://, milvuss://"), ("milvus:///x", "needs a host"),
                          ("milvus-lite:///srv/catalog", "names a .db file"),
                          ("milvus://db/bad-name", "not a Milvus collection name")):
         with pytest.raises(FashionrecError, match=message):
             parse_target(bad)
+
+
+def test_milvuss_addresses_use_tls(no_credentials: pytest.MonkeyPatch) -> None:
+    assert parse_target("milvuss://db.internal/shop") == MilvusTarget("https://db.internal:19530", "shop")
+    assert parse_target("MILVUSS://db.internal:443/shop").uri == "https://db.internal:443"
+    assert not parse_target("milvuss://db.internal/shop").lite
+    with pytest.raises(FashionrecError, match="needs a host"):
+        parse_target("milvuss:///shop")
+
+
+@pytest.mark.parametrize("address", ["milvus://u:s3cret@db/shop", "milvuss://u:s3cr%40t@db/shop",
+                                     "milvus://u@db/shop"])
+def test_credentials_in_the_address_are_refused_without_repeating_them(no_credentials: pytest.MonkeyPatch,
+                                                                       address: str) -> None:
+    with pytest.raises(FashionrecError, match="FASHIONREC_MILVUS_TOKEN") as refused:
+        parse_target(address)
+    message = str(refused.value)
+    assert "s3cr" not in message and "u@" not in message and "milvus://db/shop" in message.replace("milvuss", "milvus")
+
+
+def test_credentials_come_from_the_environment_or_a_file(no_credentials: pytest.MonkeyPatch, tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch = no_credentials
+    monkeypatch.setenv("FASHIONREC_MILVUS_TOKEN", "reader:p@ss:word")
+    target = parse_target("milvuss://db.internal/shop")
+    assert target == MilvusTarget("https://db.internal:19530", "shop", "reader:p@ss:word")
+    assert "p@ss" not in repr(target) and "p@ss" not in str(target)
+    assert parse_target("milvus-lite:///srv/catalog.db").token == ""  # a local file takes no credentials
+
+    token_file = tmp_path / "milvus-token"
+    token_file.write_text("api-key-0123\n")
+    token_file.chmod(0o600)
+    monkeypatch.delenv("FASHIONREC_MILVUS_TOKEN")
+    monkeypatch.setenv("FASHIONREC_MILVUS_TOKEN_FILE", str(token_file))
+    with caplog.at_level("WARNING", logger="fashionrec.scale.milvus"):
+        assert parse_target("milvuss://db.internal/shop").token == "api-key-0123"
+    assert caplog.records == []
+
+    token_file.chmod(0o644)
+    with caplog.at_level("WARNING", logger="fashionrec.scale.milvus"):
+        parse_target("milvuss://db.internal/shop")
+    assert "other users can read" in caplog.text and "chmod 600" in caplog.text and "api-key" not in caplog.text
+
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="fashionrec.scale.milvus"):
+        parse_target("milvus://db.internal/shop")  # credentials over plain gRPC to another machine
+    assert "unencrypted" in caplog.text and "milvuss://" in caplog.text
+
+    monkeypatch.setenv("FASHIONREC_MILVUS_TOKEN", "reader:other")
+    with pytest.raises(FashionrecError, match="set only one of FASHIONREC_MILVUS_TOKEN and FASHIONREC_MILVUS_TOKEN_FILE"):
+        parse_target("milvuss://db.internal/shop")
+    monkeypatch.delenv("FASHIONREC_MILVUS_TOKEN")
+    for content, message in ((None, "does not exist"), ("\n", "is empty")):
+        token_file.unlink(missing_ok=True)
+        if content is not None:
+            token_file.write_text(content)
+        with pytest.raises(FashionrecError, match=message) as refused:
+            parse_target("milvuss://db.internal/shop")
+        assert str(token_file) in str(refused.value)
+
+
+def test_the_cli_refuses_a_password_in_the_address(shop_catalog: Path) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASHIONREC_MILVUS_TOKEN")}
+    for args in (["push", "--catalog", str(shop_catalog), "--to", "milvus://admin:hunter2@db.internal/shop"],
+                 ["similar", "1", "--catalog", str(shop_catalog), "--search", "milvus://admin:hunter2@db.internal/shop"]):
+        done = subprocess.run([sys.executable, "-m", "fashionrec.cli", *args], capture_output=True, text=True,
+                              timeout=300, env=env)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert "FASHIONREC_MILVUS_TOKEN" in done.stderr and "hunter2" not in done.stderr
 
 
 def test_filter_values_become_escaped_literals_never_expression() -> None:

@@ -199,12 +199,15 @@ class Catalog:
             >>> catalog.facets()["gender"]
             ['Boys', 'Girls', 'Men', 'Unisex', 'Women']
         """
-        facets: dict[str, list[str]] = {}
-        for column in self.columns:
-            values = {value for value in self.column_values(column) if value}
-            if 2 <= len(values) <= max_values and len(values) < max(2, len(self) / 2):
-                facets[column] = sorted(values, key=str.lower)
-        return facets
+        return {column: list(values) for column, values in self._distinct_values.items()
+                if 2 <= len(values) <= max_values and len(values) < max(2, len(self) / 2)}
+
+    @cached_property
+    def _distinct_values(self) -> dict[str, tuple[str, ...]]:
+        """Each column's distinct non-empty values, sorted: read once, since a catalog object is one snapshot
+        (the API's /filters and the web app's sidebar ask on every request)."""
+        return {column: tuple(sorted({value for value in self.column_values(column) if value}, key=str.lower))
+                for column in self.columns}
 
 
 def _stored_whitening(store: CatalogStore, info: dict[str, str], fingerprint: str) -> Whitening | None:

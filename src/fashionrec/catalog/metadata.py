@@ -9,6 +9,7 @@ name), and `NA` or empty cells become None.
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,7 +58,9 @@ def read_metadata(path: str | Path) -> MetadataTable:
         raise MetadataError(f"the metadata file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise MetadataError(f"cannot read the metadata file {path}: {exc}") from None
-    records = [row for row in csv.reader(text.splitlines()) if any(cell.strip() for cell in row)]
+    # Lines end only where CSV says (\n, \r\n, \r): str.splitlines() would also split on U+2028, \x0c, \x1c, ...,
+    # which a product name copied from a web page or a spreadsheet can hold.
+    records = [row for row in csv.reader(io.StringIO(text, newline="")) if any(cell.strip() for cell in row)]
     if not records:
         raise MetadataError(f"the metadata file {path} is empty")
     header = [name.strip() for name in records[0]]

@@ -10,6 +10,11 @@ Serving from it never reads the catalog's own vectors (see `MilvusIndex`).
 
 Filters become Milvus boolean expressions built only from field names the collection was created with and
 string literals escaped here (`milvus_string`), so a filter value is always data, never expression.
+
+Addresses: `milvus://HOST[:PORT]/COLLECTION` (plain gRPC), `milvuss://HOST[:PORT]/COLLECTION` (TLS, as https://
+is to http://), `milvus-lite:///path/file.db`. Credentials never go in an address, where `ps`, shell history and
+logs would show them: they come from FASHIONREC_MILVUS_TOKEN ("user:password" or an API key) or from the file
+FASHIONREC_MILVUS_TOKEN_FILE names (docs/SCALING.md, "Running Milvus safely").
 """
 
 from __future__ import annotations
@@ -22,19 +27,23 @@ import re
 import time
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fashionrec.catalog import Catalog
+from fashionrec.config import Settings, load_settings
 from fashionrec.errors import CatalogError, FashionrecError, FilterError, ModelMismatchError
 from fashionrec.search import Neighbours, Restriction
 
 log = logging.getLogger(__name__)
 
 DEFAULT_COLLECTION = "fashionrec"
+DEFAULT_PORT = 19530
+SERVER_SCHEMES = {"milvus": "http", "milvuss": "https"}  # address scheme -> client URI scheme (https: TLS)
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 INDEX_TYPES = ("FLAT", "HNSW", "IVF_FLAT")
 HNSW_PARAMS = {"M": 32, "efConstruction": 80}  # as fashionrec's FAISS HNSW (docs/PERFORMANCE.md)
 HNSW_EF = 512  # search breadth: recall@10 0.969 at 1M for the FAISS graph with the same parameters
@@ -52,7 +61,7 @@ class MilvusTarget:
 
     uri: str
     collection: str
-    token: str = ""
+    token: str = field(default="", repr=False)  # credentials: never printed
 
     @property
     def lite(self) -> bool:
@@ -74,28 +83,39 @@ class PushReport:
     seconds: float
 
 
-def parse_target(address: str) -> MilvusTarget:
-    """`milvus://[USER:PASSWORD@]HOST:PORT/COLLECTION` or `milvus-lite:///path/file.db[?collection=NAME]`.
+def parse_target(address: str, settings: Settings | None = None) -> MilvusTarget:
+    """`milvus://HOST[:PORT]/COLLECTION`, `milvuss://HOST[:PORT]/COLLECTION` (TLS) or
+    `milvus-lite:///path/file.db[?collection=NAME]`; a server's credentials come from the settings
+    (FASHIONREC_MILVUS_TOKEN or FASHIONREC_MILVUS_TOKEN_FILE), never from the address.
 
     Raises:
-        FashionrecError: the address is not one of those forms, or the collection name is not a Milvus name.
+        FashionrecError: the address is not one of those forms, holds credentials, or names no valid collection;
+            the credentials settings are both set, or their file is missing, unreadable or empty.
 
     Example:
-        >>> parse_target("milvus://db.internal:19530/shop")
-        MilvusTarget(uri='http://db.internal:19530', collection='shop', token='')
+        >>> parse_target("milvuss://db.internal/shop")
+        MilvusTarget(uri='https://db.internal:19530', collection='shop')
         >>> parse_target("milvus-lite:///srv/catalog.db").collection
         'fashionrec'
     """
     parsed = urllib.parse.urlsplit(address.strip())
     scheme = parsed.scheme.lower()
-    if scheme == "milvus":
+    if scheme in SERVER_SCHEMES:
+        if parsed.username is not None or parsed.password is not None:
+            raise FashionrecError(
+                f"a Milvus address cannot hold credentials (ps, shell history and logs would show them): use "
+                f"{_without_credentials(parsed)} and put USER:PASSWORD or an API key in FASHIONREC_MILVUS_TOKEN, or in "
+                f"a file named by FASHIONREC_MILVUS_TOKEN_FILE")
         if not parsed.hostname:
-            raise FashionrecError(f"a Milvus address needs a host: milvus://HOST:19530/COLLECTION, got {address!r}")
+            raise FashionrecError(f"a Milvus address needs a host: {scheme}://HOST:{DEFAULT_PORT}/COLLECTION, "
+                                  f"got {address!r}")
         collection = parsed.path.strip("/") or DEFAULT_COLLECTION
-        token = ""
-        if parsed.username:
-            token = f"{urllib.parse.unquote(parsed.username)}:{urllib.parse.unquote(parsed.password or '')}"
-        target = MilvusTarget(f"http://{parsed.hostname}:{parsed.port or 19530}", collection, token)
+        host = f"[{parsed.hostname}]" if ":" in parsed.hostname else parsed.hostname
+        token = milvus_token(settings or load_settings())
+        if token and scheme == "milvus" and parsed.hostname not in LOOPBACK_HOSTS:
+            log.warning("the Milvus credentials go unencrypted to %s: use milvuss://%s/%s (TLS) unless the network "
+                        "between you is private", parsed.hostname, parsed.netloc, collection)
+        target = MilvusTarget(f"{SERVER_SCHEMES[scheme]}://{host}:{parsed.port or DEFAULT_PORT}", collection, token)
     elif scheme == "milvus-lite":
         path = urllib.parse.unquote(parsed.netloc + parsed.path)
         if not path.endswith(".db"):
@@ -104,10 +124,45 @@ def parse_target(address: str) -> MilvusTarget:
         collection = urllib.parse.parse_qs(parsed.query).get("collection", [DEFAULT_COLLECTION])[0]
         target = MilvusTarget(path, collection)
     else:
-        raise FashionrecError(f"a Milvus address starts with milvus:// or milvus-lite://, got {address!r}")
+        raise FashionrecError(f"a Milvus address starts with milvus://, milvuss:// (TLS) or milvus-lite://, "
+                              f"got {address!r}")
     if not _NAME.fullmatch(target.collection):
         raise FashionrecError(f"{target.collection!r} is not a Milvus collection name (letters, digits, _)")
     return target
+
+
+def milvus_token(settings: Settings) -> str:
+    """The Milvus server's credentials from FASHIONREC_MILVUS_TOKEN or FASHIONREC_MILVUS_TOKEN_FILE ("" if neither).
+
+    Raises:
+        FashionrecError: both are set, or the file is missing, unreadable or empty.
+    """
+    path = settings.milvus_token_file
+    if path is None:
+        return settings.milvus_token
+    if settings.milvus_token:
+        raise FashionrecError("set only one of FASHIONREC_MILVUS_TOKEN and FASHIONREC_MILVUS_TOKEN_FILE")
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise FashionrecError(f"the Milvus credentials file {path} (FASHIONREC_MILVUS_TOKEN_FILE) does not "
+                              f"exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FashionrecError(f"cannot read the Milvus credentials file {path} (FASHIONREC_MILVUS_TOKEN_FILE): "
+                              f"{getattr(exc, 'strerror', None) or exc}") from None
+    if not token:
+        raise FashionrecError(f"the Milvus credentials file {path} (FASHIONREC_MILVUS_TOKEN_FILE) is empty: write "
+                              f"USER:PASSWORD or an API key in it")
+    if mode & 0o077:
+        log.warning("other users can read the Milvus credentials file %s: chmod 600 %s", path, path)
+    return token
+
+
+def _without_credentials(parsed: urllib.parse.SplitResult) -> str:
+    """The address with its user and password left out (for a message that must not repeat them)."""
+    host = parsed.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parsed.scheme, host, parsed.path, parsed.query, ""))
 
 
 def milvus_string(value: str) -> str:
