@@ -1,9 +1,11 @@
 """The REST API: a thin FastAPI face over one `Recommender`.
 
 Every answer is JSON (but the image bytes); every error is `{"detail": "..."}` with a status a client can
-act on: 404 unknown product, 413 upload too large, 422 not a usable image, 400 bad filter. The model and
-catalog load once, when the app is built; inference runs in worker threads (one ONNX Runtime session,
-which is thread-safe), never on the event loop.
+act on: 404 unknown product, 413 upload too large (bytes, or pixels for its format), 415 not an accepted
+image format, 422 not a usable image (empty, damaged, truncated), 400 bad filter. An upload's error names
+the file. The model and catalog load once, when the app is built; inference runs in worker threads (one
+ONNX Runtime session, which is thread-safe), never on the event loop; images decode in the process's few
+decode slots (`images.DECODE_SLOTS`), so a burst of large uploads waits instead of exhausting memory.
 
 Run it with `fashionrec serve --catalog DIR`, or in any ASGI server with
 `uvicorn --factory fashionrec.api:app_from_settings` and `FASHIONREC_CATALOG=DIR`.
@@ -29,8 +31,11 @@ from fashionrec.errors import (
     FashionrecError,
     FilterError,
     ImageError,
+    ImageTooLargeError,
     ProductNotFoundError,
+    UnsupportedImageFormatError,
 )
+from fashionrec.images import accepted_text
 from fashionrec.recommend import DEFAULT_K, Recommendations, Recommender
 
 logger = logging.getLogger(__name__)
@@ -41,6 +46,8 @@ MULTIPART_SLACK_BYTES = 64 * 1024
 
 _STATUS_OF_ERROR: list[tuple[type[FashionrecError], int]] = [
     (ProductNotFoundError, 404),
+    (ImageTooLargeError, 413),
+    (UnsupportedImageFormatError, 415),
     (ImageError, 422),
     (FilterError, 400),
     (CatalogError, 503),
@@ -115,7 +122,11 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
         return await call_next(request)
 
     read_filters = _filters_reader(catalog.columns)
-    errors: dict[int | str, dict[str, Any]] = {status: {"model": ErrorOut} for status in (400, 404, 413, 422)}
+    jpeg_rule = (f" ({settings.max_upload_jpeg_pixels:,} for a JPEG)"
+                 if recommender.embedder.spec.preprocessing.allow_draft else "")
+    upload_rule = (f"a photo as {accepted_text()}; at most {_megabytes(settings.max_upload_bytes)} and "
+                   f"{settings.max_upload_pixels:,} pixels{jpeg_rule}")
+    errors: dict[int | str, dict[str, Any]] = {status: {"model": ErrorOut} for status in (400, 404, 413, 415, 422)}
 
     def k_query() -> Any:
         return Query(DEFAULT_K, ge=1, le=settings.max_k, description="how many products")
@@ -137,12 +148,15 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
     # The body limit on the route (not the app) so that its 413 goes through FastAPI's JSON error handler.
     @app.post("/recommend", response_model=RecommendationsOut, responses=errors,
               max_body_size=settings.max_upload_bytes + MULTIPART_SLACK_BYTES)
-    async def recommend(request: Request, file: UploadFile = File(description="a photo: jpg, png, webp, ..."),
+    async def recommend(request: Request, file: UploadFile = File(description=upload_rule),
                         k: int = k_query(), show_duplicates: bool = duplicates_query()) -> RecommendationsOut:
         """The k products that look most like the uploaded photo."""
         where = read_filters(request)
         image = await _read_upload(file, settings.max_upload_bytes)
-        found = await run_in_threadpool(recommender.by_image, image, k, where, show_duplicates)
+        try:
+            found = await run_in_threadpool(recommender.by_image, image, k, where, show_duplicates)
+        except ImageError as exc:  # the same kind of error (so the same status), naming the file
+            raise type(exc)(f"the uploaded file {file.filename or 'without a name'}: {exc}") from None
         return _recommendations_out(request, found)
 
     @app.get("/products/{product_id}", response_model=ProductOut, responses=errors)
@@ -200,7 +214,8 @@ async def _read_upload(file: UploadFile, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise HTTPException(413, f"the upload is larger than the limit of {_megabytes(max_bytes)}")
     if not data:
-        raise ImageError(f"the uploaded file {file.filename or ''!s} is empty".replace("  ", " "))
+        raise ImageError(f"the uploaded file {file.filename or 'without a name'} is empty (0 bytes): upload the "
+                         "photo again")
     return data
 
 
