@@ -258,6 +258,20 @@ def test_a_large_jpeg_decodes_at_reduced_scale_within_its_own_limit() -> None:
         open_image(big, UPLOADS)  # no reduced-scale decode allowed (the ResNet50 recipe): the full-decode limit
 
 
+def test_a_large_png_comes_back_reduced_and_upright_when_a_draft_size_is_given() -> None:
+    """The full-size pixels of any format are dropped inside the decode slot, not carried to the caller."""
+    stored = upright_picture((800, 1000)).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encoded(stored, "PNG", exif=exif.tobytes())
+    opened = open_image(data, BIG, draft_size=100)
+    assert opened.size == (100, 125)  # 1/8 per side: the largest whole factor keeping both sides >= 100
+    assert _close(opened.getpixel((50, 10)), RED, 2) and _close(opened.getpixel((50, 115)), BLUE, 2)
+    assert np.array_equal(np.asarray(open_image(Image.open(io.BytesIO(data)), BIG, draft_size=100)),
+                          np.asarray(opened))  # a PIL image gets the same treatment
+    assert open_image(data, BIG).size == (800, 1000)  # no draft size: full size
+
+
 def test_upload_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FASHIONREC_MAX_UPLOAD_PIXELS", "100")
     monkeypatch.setenv("FASHIONREC_MAX_UPLOAD_JPEG_PIXELS", "1000")

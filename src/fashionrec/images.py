@@ -20,7 +20,9 @@ The rule for image bytes, and why:
   16.8 M pixels (4096 x 4096) decoded in full, 40 M for a JPEG decoded at reduced scale. A 130 kB PNG can
   claim 6300 x 6300 pixels, 170 MB and a second of decoding: as an upload it is refused from its header.
 - **Decode slots.** At most `FASHIONREC_DECODE_SLOTS` images (2) decode at once in a process, whichever thread
-  asks (`DECODE_SLOTS`), so eight large uploads at once wait for each other instead of exhausting memory.
+  asks (`DECODE_SLOTS`), so eight large uploads at once wait for each other instead of exhausting memory. With
+  a draft size (what the model needs, doubled), any format comes out of its slot reduced by a whole factor, so
+  full-size pixels never leave it.
 - **Any failure while reading one image is an `ImageError`** (or its kinds `UnsupportedImageFormatError`,
   `ImageTooLargeError`), whatever a decoder raised, with what to do about it. Only the EXIF Orientation tag is
   read, the way browsers do: a damaged EXIF block elsewhere costs nothing (Pillow's `exif_transpose` would fail
@@ -35,12 +37,12 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal, TypeVar, Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError, features
@@ -50,6 +52,7 @@ from fashionrec.errors import ImageError, ImageTooLargeError, UnsupportedImageFo
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 ImageSource = Union[str, os.PathLike, bytes, Image.Image]
 """What fashionrec accepts as an image: a file path, the file's bytes, or a PIL image."""
 
@@ -118,8 +121,9 @@ class Preprocessing:
 
     `mode="caffe"` is Keras' `preprocess_input` for ResNet50 (RGB->BGR, subtract `mean` given in BGR
     order, no scaling); `mode="scale"` computes `(pixel - mean) / std` per RGB channel.
-    `allow_draft` lets large JPEGs decode at a reduced scale (much faster); it is off for a recipe that
-    must match a reference pixel for pixel.
+    `allow_draft` lets large images come out reduced by a whole factor before resizing (a JPEG in its
+    decoder, much faster; other formats by a box filter, so their full-size pixels are dropped at once); it
+    is off for a recipe that must match a reference pixel for pixel.
     """
 
     size: int
@@ -161,17 +165,21 @@ class PixelLimits:
 
 
 class DecodeSlots:
-    """A semaphore shared by the whole process: at most `size` images decode at once, whichever thread asks.
+    """The process's decode slots: `size` threads that do all its decoding, whichever thread asks.
 
-    Decoding is where an image costs memory (width x height x 4 bytes and more while converting), so bounding
-    concurrent decodes bounds it, however many uploads arrive at once; the others wait. Sized from
-    `FASHIONREC_DECODE_SLOTS` on first use, then fixed for the life of the process. `peak` is the most slots
-    held at once since `reset_peak` (what the tests and benchmarks read).
+    Decoding is where an image costs memory (width x height x 4 bytes, and more while converting), so bounding
+    concurrent decodes bounds it, however many uploads arrive at once; the others wait for a slot, like at a
+    semaphore. The slots are threads, not a semaphore, because the C allocator keeps freed memory in the arena
+    of the thread that used it: decoded on eight request threads in turn, eight arenas would each keep a large
+    image's worth (measured: 0.9 GB instead of 0.45 GB for eight 4096 x 4096 PNGs, benchmarks/bad_uploads.py).
+    Sized from `FASHIONREC_DECODE_SLOTS` on first use, then fixed for the process (a forked child makes its own).
+    `peak` is the most slots busy at once since `reset_peak` (what the tests and benchmarks read).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._semaphore: threading.BoundedSemaphore | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._owner_pid = 0
         self._size = 0
         self.in_use = 0
         self.peak = 0
@@ -182,31 +190,36 @@ class DecodeSlots:
         self._ready()
         return self._size
 
-    @contextmanager
-    def hold(self) -> Iterator[None]:
-        """Wait for a free slot and hold it while the block runs."""
-        with self._ready():
-            with self._lock:
-                self.in_use += 1
-                self.peak = max(self.peak, self.in_use)
-            try:
-                yield
-            finally:
-                with self._lock:
-                    self.in_use -= 1
+    def run(self, step: Callable[[], T]) -> T:
+        """Run `step` in a free slot (waiting for one) and return what it returns, or raise what it raises."""
+        return self._ready().submit(self._counted, step).result()
 
     def reset_peak(self) -> None:
-        """Start counting `peak` again from the slots held now."""
+        """Start counting `peak` again from the slots busy now."""
         with self._lock:
             self.peak = self.in_use
 
-    def _ready(self) -> threading.BoundedSemaphore:
-        """The semaphore, made on first use from the settings."""
+    def _counted(self, step: Callable[[], T]) -> T:
+        """Run `step`, counting it as a busy slot."""
         with self._lock:
-            if self._semaphore is None:
+            self.in_use += 1
+            self.peak = max(self.peak, self.in_use)
+        try:
+            return step()
+        finally:
+            with self._lock:
+                self.in_use -= 1
+
+    def _ready(self) -> ThreadPoolExecutor:
+        """The slot threads, started on first use from the settings (again in a forked child: threads do not
+        survive a fork)."""
+        with self._lock:
+            if self._pool is None or self._owner_pid != os.getpid():
                 self._size = load_settings().decode_slots
-                self._semaphore = threading.BoundedSemaphore(self._size)
-            return self._semaphore
+                self._pool = ThreadPoolExecutor(self._size, thread_name_prefix="fashionrec-decode")
+                self._owner_pid = os.getpid()
+                self.in_use = 0
+            return self._pool
 
 
 DECODE_SLOTS = DecodeSlots()
@@ -238,7 +251,8 @@ def open_image(source: ImageSource, max_pixels: int | PixelLimits, draft_size: i
         source: a path, the encoded bytes, or a PIL image.
         max_pixels: one limit for every image, or `PixelLimits` by how the image decodes; an image with more
             pixels is refused from its header, before decoding (decompression bombs).
-        draft_size: if set, a JPEG may decode at a reduced scale that keeps both sides >= this.
+        draft_size: if set, the image may come back reduced by a whole factor that keeps both sides >= this
+            (a JPEG decodes at that scale; other formats are reduced right after decoding).
 
     Returns:
         An RGB image with its EXIF orientation applied; transparency is flattened onto white; an animation
@@ -260,7 +274,7 @@ def open_image(source: ImageSource, max_pixels: int | PixelLimits, draft_size: i
         limit, setting = max((limits.full_decode, limits.full_decode_setting),
                              (limits.jpeg_draft, limits.jpeg_draft_setting))
         _check_pixels(source.size, limit, setting, "")
-        return _guarded(lambda: _to_rgb(_upright(source.copy())), "the picture")
+        return _guarded(lambda: _finish(source.copy(), draft_size), "the picture")
     if isinstance(source, (bytes, bytearray)):
         return _decode(bytes(source), limits, draft_size)
     data = read_image_bytes(source)
@@ -288,7 +302,7 @@ def _decode(data: bytes, limits: PixelLimits, draft_size: int | None) -> Image.I
         raise ImageError("the file is empty (0 bytes): copy or upload the photo again")
     image = _open_header(data, limits)
     name = _FORMAT_NAMES.get(image.format or "", image.format or "image")
-    reduced = bool(draft_size) and image.format in ("JPEG", "MPO")
+    reduced = bool(draft_size) and image.format in ("JPEG", "MPO")  # the decoder itself scales it down
     if reduced:
         _check_pixels(image.size, limits.jpeg_draft, limits.jpeg_draft_setting, "a JPEG")
     else:
@@ -297,13 +311,28 @@ def _decode(data: bytes, limits: PixelLimits, draft_size: int | None) -> Image.I
                 if bigger_as_jpeg and name != "JPEG" else "")
         what = f"a {name} decoded in full" if name == "JPEG" else f"a {name} image"
         _check_pixels(image.size, limits.full_decode, limits.full_decode_setting, what, hint)
-    with DECODE_SLOTS.hold():
-        def decode() -> Image.Image:
-            if reduced:
-                image.draft("RGB", (draft_size, draft_size))
-            image.load()  # an animation: its first frame only
-            return _to_rgb(_upright(image))
-        return _guarded(decode, f"the {name}")
+
+    def decode() -> Image.Image:
+        if reduced:
+            image.draft("RGB", (draft_size, draft_size))
+        image.load()  # an animation: its first frame only
+        return _finish(image, draft_size)
+
+    return DECODE_SLOTS.run(lambda: _guarded(decode, f"the {name}"))  # full-size pixels exist only in a slot
+
+
+def _finish(image: Image.Image, draft_size: int | None) -> Image.Image:
+    """A decoded image to what `open_image` returns: RGB, reduced by a whole factor keeping both sides >=
+    `draft_size` (as the JPEG decoder's draft does; a no-op on a JPEG it already scaled), upright."""
+    transposition = _orientation(image)  # read first: converting may drop the EXIF block
+    rgb = _to_rgb(image)
+    factor = min(rgb.width, rgb.height) // draft_size if draft_size else 1
+    if factor >= 2:
+        rgb = rgb.reduce(factor)  # a box filter, like the JPEG decoder's DCT scaling
+    upright = rgb.transpose(transposition) if transposition is not None else rgb
+    for key in ("exif", "xmp", "XML:com.adobe.xmp", "Raw profile type exif"):  # never turned a second time
+        upright.info.pop(key, None)
+    return upright
 
 
 def _open_header(data: bytes, limits: PixelLimits) -> Image.Image:
@@ -410,23 +439,16 @@ def _check_pixels(size: tuple[int, int], limit: int, setting: str, what: str, hi
         )
 
 
-def _upright(image: Image.Image) -> Image.Image:
-    """Apply the EXIF Orientation tag, reading nothing else of the EXIF block (as a browser does).
-
-    Unreadable EXIF leaves the picture as stored, which is how browsers, and so the shop's own pages, show it.
-    """
+def _orientation(image: Image.Image) -> Image.Transpose | None:
+    """The transposition the EXIF Orientation tag asks for, reading nothing else of the EXIF block (as a
+    browser does); None for upright, and for EXIF that cannot be read, which browsers, and so the shop's own
+    pages, show as stored."""
     try:
         orientation = image.getexif().get(_ORIENTATION_TAG, 1)
     except Exception:  # noqa: BLE001 - EXIF readers raise many types on damaged blocks; shown as stored
         log.debug("unreadable EXIF: the picture is used as stored", exc_info=True)
-        return image
-    method = _TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
-    if method is None:
-        return image
-    upright = image.transpose(method)
-    for key in ("exif", "xmp", "XML:com.adobe.xmp", "Raw profile type exif"):  # never turned a second time
-        upright.info.pop(key, None)
-    return upright
+        return None
+    return _TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
