@@ -138,6 +138,12 @@ def animated_gif() -> bytes:
     return encoded(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
 
 
+def mpo_jpeg() -> bytes:
+    """A camera's multi-picture JPEG (MPO): the first picture red, the second blue."""
+    pictures = [Image.new("RGB", (24, 24), RED), Image.new("RGB", (24, 24), BLUE)]
+    return encoded(pictures[0], "MPO", save_all=True, append_images=pictures[1:], quality=95)
+
+
 def cmyk_jpeg() -> bytes:
     """A red picture as a CMYK JPEG (what print workflows export)."""
     return encoded(Image.new("RGB", (24, 24), RED).convert("CMYK"), "JPEG", quality=95)
@@ -227,6 +233,7 @@ def bad_inputs() -> list[BadInput]:
         BadInput("logo.svg", svg_file(), UnsupportedImageFormatError, "SVG", 415),
         BadInput("animated.gif", animated_gif()),
         BadInput("cmyk.jpg", cmyk_jpeg()),
+        BadInput("camera_mpo.jpg", mpo_jpeg()),
         BadInput("deep.png", sixteen_bit_rgb_png()),
         BadInput("grey16.png", sixteen_bit_grey_png()),
         BadInput("palette_alpha.png", palette_alpha_png()),

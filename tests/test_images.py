@@ -194,6 +194,7 @@ LOOKS = {
     "rotated.jpg": _is_upright,
     "animated.gif": lambda image: image.size == (20, 20) and _close(image.getpixel((10, 10)), RED, 2),  # frame 1
     "cmyk.jpg": lambda image: _close(image.getpixel((12, 12)), RED),
+    "camera_mpo.jpg": lambda image: _close(image.getpixel((12, 12)), RED),  # the first picture
     "deep.png": lambda image: image.getpixel((0, 0)) == (255, 0, 128) and image.getpixel((1, 0)) == (0, 255, 0),
     "grey16.png": lambda image: image.getpixel((0, 0)) == (0, 0, 0) and image.getpixel((1, 0)) == (255, 255, 255),
     # alpha 0 is white; alpha 128 is red half over white
