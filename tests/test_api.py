@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import urllib.request
@@ -19,9 +20,11 @@ from fashionrec.api import app_from_settings, create_app
 from fashionrec.catalog import Catalog
 from fashionrec.config import load_settings
 from fashionrec.errors import CatalogError
+from fashionrec.images import DECODE_SLOTS
 from fashionrec.launch import stop, wait_until_up
 from fashionrec.recommend import SIMILARITY_MEANING, Recommender
 from tests.conftest import draw_product, free_port
+from tests.image_corpus import BadInput, bad_inputs, png_bomb
 
 UPLOAD_LIMIT = 300_000
 
@@ -159,20 +162,56 @@ def test_uploads_over_the_limit_are_413(client: TestClient) -> None:
 
 def _png_bomb() -> bytes:
     buffer = io.BytesIO()
-    Image.new("1", (8000, 8000)).save(buffer, "PNG")  # 64 M pixels in a few kB; the default limit is 40 M
+    Image.new("1", (8000, 8000)).save(buffer, "PNG")  # 64 M pixels in a few kB
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"not an image at all", "not an image"),
-    (jpeg(1, (300, 400))[:1500], "truncated"),
-    (_png_bomb(), "pixels"),
-    (b"", "empty"),
+@pytest.mark.parametrize("data, message, status", [
+    (b"not an image at all", "not an image", 422),
+    (jpeg(1, (300, 400))[:1500], "truncated", 422),
+    (_png_bomb(), "pixels", 413),
+    (b"", "empty", 422),
 ])
-def test_unusable_images_are_422_with_a_json_error(client: TestClient, data: bytes, message: str) -> None:
+def test_unusable_images_get_a_json_error(client: TestClient, data: bytes, message: str, status: int) -> None:
     response = client.post("/recommend", files=upload(data))
-    assert response.status_code == 422, response.text
+    assert response.status_code == status, response.text
     assert message in response.json()["detail"]
+
+
+CORPUS = bad_inputs()
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=lambda case: case.name)
+def test_every_bad_upload_gets_its_status_and_a_message_naming_the_file(client: TestClient, case: BadInput) -> None:
+    response = client.post("/recommend", files={"file": (case.name, case.data, "application/octet-stream")})
+    if case.error is None:
+        assert response.status_code == 200, response.text
+        assert len(response.json()["results"]) == 5
+        return
+    assert response.status_code == case.status, response.text
+    detail = response.json()["detail"]
+    assert case.name in detail and re.search(case.message, detail), detail
+    assert "Traceback" not in detail and str(Path.cwd()) not in detail
+
+
+def test_after_every_bad_upload_the_api_still_answers_with_every_product(client: TestClient) -> None:
+    for case in CORPUS:
+        client.post("/recommend", files={"file": (case.name, case.data, "application/octet-stream")})
+    assert client.get("/health").json()["products"] == 40
+    for product_id in range(1, 41):
+        answer = client.post("/recommend?k=1", files=upload(jpeg(product_id))).json()
+        assert answer["results"][0]["id"] == str(product_id)
+
+
+def test_eight_bombs_at_once_are_refused_from_their_headers(client: TestClient) -> None:
+    bomb = png_bomb(6300)
+    DECODE_SLOTS.reset_peak()
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda i: client.post("/recommend", files=upload(bomb, f"bomb{i}.png")), range(8)))
+    assert [answer.status_code for answer in answers] == [413] * 8
+    assert all("16,777,216 pixels (4096 x 4096)" in answer.json()["detail"] for answer in answers)
+    assert "FASHIONREC_MAX_UPLOAD_PIXELS" in answers[0].json()["detail"]
+    assert DECODE_SLOTS.peak == 0  # none was decoded
 
 
 @pytest.mark.parametrize("query, status", [("k=0", 422), ("k=31", 422), ("k=two", 422), ("colour=Red", 400),
@@ -242,7 +281,7 @@ def test_openapi_documents_every_endpoint_and_the_filters(client: TestClient) ->
             assert "500" in failures, (method, path)
             for code, response in failures.items():
                 assert response["content"]["application/json"]["schema"] == error, (method, path, code)
-    assert {"400", "413", "422", "503"} <= set(schema["paths"]["/recommend"]["post"]["responses"])
+    assert {"400", "413", "415", "422", "503"} <= set(schema["paths"]["/recommend"]["post"]["responses"])
     assert {"404", "422"} <= set(schema["paths"]["/products/{product_id}/similar"]["get"]["responses"])
     assert "HTTPValidationError" not in schema["components"]["schemas"]
     assert set(schema["components"]["schemas"]["ErrorOut"]["properties"]) == {"detail", "errors"}

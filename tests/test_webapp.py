@@ -14,6 +14,7 @@ from fashionrec.catalog import Catalog
 from fashionrec.launch import WEBAPP_SCRIPT
 from fashionrec.recommend import SIMILARITY_MEANING, Recommender
 from tests.conftest import draw_product, shop_metadata
+from tests.image_corpus import corrupt_exif_jpeg, png_bomb, psd_file
 
 TIMEOUT = 120
 
@@ -66,12 +67,20 @@ def test_an_uploaded_photo_gets_k_results_with_its_product_first(app: AppTest, s
 @pytest.mark.parametrize("name, data, message", [
     ("notes.jpg", b"this is not a photo", "cannot be used as a photo"),
     ("cut.png", png(3)[:200], "cannot be used as a photo"),
+    ("layers.jpg", psd_file(), "Photoshop document (PSD) is not accepted"),
+    ("bomb.png", png_bomb(6300), "16,777,216 pixels (4096 x 4096) for a PNG image (FASHIONREC_MAX_UPLOAD_PIXELS)"),
 ])
 def test_a_bad_upload_gets_a_friendly_message(app: AppTest, name: str, data: bytes, message: str) -> None:
     app.file_uploader(key="upload").upload(name, data, "image/jpeg").run()
     assert not app.exception
     assert message in app.error[0].value and "Traceback" not in app.error[0].value
     assert result_ids(app) == []
+
+
+def test_a_photo_with_damaged_exif_is_shown_upright_and_answered(app: AppTest) -> None:
+    app.file_uploader(key="upload").upload("phone.jpg", corrupt_exif_jpeg(), "image/jpeg").run()
+    assert not app.exception and not app.error
+    assert len(result_ids(app)) == 5
 
 
 def test_an_upload_over_the_limit_is_refused(shop_catalog: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,9 +2,11 @@
 
 Every answer is JSON (but the image bytes); every error is `{"detail": "..."}` (see `ErrorOut`), one readable
 sentence naming the file, field or route at fault and what to do, with a status a client can act on: 400 bad
-filter, 404 unknown product or route, 405 wrong method, 413 upload too large, 422 malformed request or unusable
-image, 500 a bug, 503 the catalog's search cannot answer. The model and catalog load once, when the app is built;
-inference runs in worker threads (one ONNX Runtime session, which is thread-safe), never on the event loop.
+filter, 404 unknown product or route, 405 wrong method, 413 upload too large (bytes, or pixels for its format),
+415 not an accepted image format, 422 malformed request or unusable image (empty, damaged, truncated), 500 a bug,
+503 the catalog's search cannot answer. The model and catalog load once, when the app is built; inference runs in
+worker threads (one ONNX Runtime session, which is thread-safe), never on the event loop; images decode in the
+process's few decode slots (`images.DECODE_SLOTS`), so a burst of large uploads waits instead of exhausting memory.
 
 Run it with `fashionrec serve --catalog DIR`, or in any ASGI server with
 `uvicorn --factory fashionrec.api:app_from_settings` and `FASHIONREC_CATALOG=DIR`.
@@ -37,8 +39,11 @@ from fashionrec.errors import (
     FashionrecError,
     FilterError,
     ImageError,
+    ImageTooLargeError,
     ProductNotFoundError,
+    UnsupportedImageFormatError,
 )
+from fashionrec.images import accepted_text
 from fashionrec.recommend import DEFAULT_K, SIMILARITY_MEANING, Recommendations, Recommender
 
 logger = logging.getLogger(__name__)
@@ -49,6 +54,8 @@ MULTIPART_SLACK_BYTES = 64 * 1024
 
 _STATUS_OF_ERROR: list[tuple[type[FashionrecError], int]] = [
     (ProductNotFoundError, 404),
+    (ImageTooLargeError, 413),
+    (UnsupportedImageFormatError, 415),
     (ImageError, 422),
     (FilterError, 400),
     (CatalogError, 503),
@@ -62,7 +69,7 @@ ERROR_MEANINGS = {
     503: "The catalog's search cannot answer now (e.g. its Milvus server is unreachable, or holds an old copy).",
 }
 DOCS_ASSETS = "/docs-assets"  # where the Swagger UI and ReDoc scripts are served from (no CDN)
-PHOTO_FORMATS = "send a JPEG, PNG or WebP photo (BMP, GIF and TIFF work too)"
+PHOTO_FORMATS = f"send a photo as {accepted_text()}"
 _PLACES = {"query": "query parameter", "path": "path parameter", "body": "form field", "header": "header"}
 
 
@@ -146,6 +153,10 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
         return await call_next(request)
 
     read_filters = _filters_reader(catalog.columns)
+    jpeg_rule = (f" ({settings.max_upload_jpeg_pixels:,} for a JPEG)"
+                 if recommender.embedder.spec.preprocessing.allow_draft else "")
+    upload_rule = (f"a photo as {accepted_text()}; at most {_megabytes(settings.max_upload_bytes)} and "
+                   f"{settings.max_upload_pixels:,} pixels{jpeg_rule}")
 
     def k_query() -> Any:
         return Query(DEFAULT_K, ge=1, le=settings.max_k, description="how many products")
@@ -165,17 +176,17 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
         return catalog.facets()
 
     # The body limit on the route (not the app) so that its 413 goes through FastAPI's JSON error handler.
-    @app.post("/recommend", response_model=RecommendationsOut, responses=_errors(400, 413, 422, 503),
+    @app.post("/recommend", response_model=RecommendationsOut, responses=_errors(400, 413, 415, 422, 503),
               max_body_size=settings.max_upload_bytes + MULTIPART_SLACK_BYTES)
-    async def recommend(request: Request, file: UploadFile = File(description="a photo: jpg, png, webp, ..."),
+    async def recommend(request: Request, file: UploadFile = File(description=upload_rule),
                         k: int = k_query(), show_duplicates: bool = duplicates_query()) -> RecommendationsOut:
         """The k products that look most like the uploaded photo."""
         where = read_filters(request)
         image = await _read_upload(file, settings.max_upload_bytes)
         try:
             found = await run_in_threadpool(recommender.by_image, image, k, where, show_duplicates)
-        except ImageError as exc:
-            raise ImageError(f"{_upload_name(file)} cannot be used as a photo: {exc}; {PHOTO_FORMATS}") from None
+        except ImageError as exc:  # the same kind of error (so the same status), naming the file
+            raise type(exc)(f"{_upload_name(file)}: {exc}") from None
         return _recommendations_out(request, found)
 
     @app.get("/products/{product_id}", response_model=ProductOut, responses=_errors(404, 422))
@@ -236,7 +247,7 @@ async def _read_upload(file: UploadFile, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise HTTPException(413, _too_large(max_bytes))
     if not data:
-        raise ImageError(f"{_upload_name(file)} is empty (0 bytes); {PHOTO_FORMATS}")
+        raise ImageError(f"{_upload_name(file)} is empty (0 bytes): upload the photo again ({PHOTO_FORMATS})")
     return data
 
 

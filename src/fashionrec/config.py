@@ -17,6 +17,14 @@ DUPLICATE_COSINE = 0.99
 # Exact search costs ~9 ms per query at 100k 512-d vectors and ~90 ms at 1M here (docs/PERFORMANCE.md).
 ANN_THRESHOLD = 200_000
 WHITEN_DIM = 512  # docs/QUALITY.md: the best of 128/256/512 on the sample
+# Query photos (uploads) decoded in full: 4096 x 4096 holds a 5K screenshot and any shop's PNG or WebP, and costs
+# at most ~65 MB (RGBA) to decode; Pillow's own bomb limit (89 M pixels) would let a 130 kB PNG take 170 MB.
+MAX_UPLOAD_PIXELS = 4096 * 4096
+# A query JPEG is decoded 2-8x smaller per side by the decoder itself (draft): a 40 MP camera photo costs a few MB.
+MAX_UPLOAD_JPEG_PIXELS = 40_000_000
+# Images decoding at once per process: bounds decode memory however many uploads arrive together
+# (benchmarks/bad_uploads.py); small catalog JPEGs decode in well under a millisecond, so the indexer barely waits.
+DECODE_SLOTS = 2
 
 
 @dataclass(frozen=True)
@@ -28,7 +36,10 @@ class Settings:
     batch_size: int  # FASHIONREC_BATCH_SIZE: images per inference call
     decode_workers: int  # FASHIONREC_DECODE_WORKERS: threads decoding images while the model runs
     inference_threads: int  # FASHIONREC_THREADS: ONNX Runtime intra-op threads (0 = one per core)
-    max_image_pixels: int  # FASHIONREC_MAX_PIXELS: larger images are refused (decompression bombs)
+    max_image_pixels: int  # FASHIONREC_MAX_PIXELS: larger catalog images are refused (decompression bombs)
+    max_upload_pixels: int  # FASHIONREC_MAX_UPLOAD_PIXELS: larger query photos decoded in full are refused
+    max_upload_jpeg_pixels: int  # FASHIONREC_MAX_UPLOAD_JPEG_PIXELS: the same for a JPEG decoded at reduced scale
+    decode_slots: int  # FASHIONREC_DECODE_SLOTS: images decoding at once in one process (the others wait)
     keras_home: Path  # KERAS_HOME: where Keras (and so fashionrec) looks for Keras weight files
     allow_download: bool  # FASHIONREC_ALLOW_DOWNLOAD: fetch missing published weights (0 to forbid)
     match_queries: bool  # FASHIONREC_MATCH_QUERIES: bring large query photos to the catalog's look (0 to skip)
@@ -100,6 +111,9 @@ def load_settings() -> Settings:
         decode_workers=max(1, _env_int("FASHIONREC_DECODE_WORKERS", min(4, cores))),
         inference_threads=max(0, _env_int("FASHIONREC_THREADS", 0)),
         max_image_pixels=max(1, _env_int("FASHIONREC_MAX_PIXELS", 40_000_000)),
+        max_upload_pixels=max(1, _env_int("FASHIONREC_MAX_UPLOAD_PIXELS", MAX_UPLOAD_PIXELS)),
+        max_upload_jpeg_pixels=max(1, _env_int("FASHIONREC_MAX_UPLOAD_JPEG_PIXELS", MAX_UPLOAD_JPEG_PIXELS)),
+        decode_slots=max(1, _env_int("FASHIONREC_DECODE_SLOTS", DECODE_SLOTS)),
         keras_home=Path(keras_home).expanduser(),
         allow_download=_env_flag("FASHIONREC_ALLOW_DOWNLOAD"),
         match_queries=_env_flag("FASHIONREC_MATCH_QUERIES"),

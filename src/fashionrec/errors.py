@@ -39,3 +39,11 @@ class ProductNotFoundError(CatalogError):
 
 class FilterError(FashionrecError):
     """A metadata filter names an unknown column or is badly written."""
+
+
+class UnsupportedImageFormatError(ImageError):
+    """The file is an image or document format fashionrec does not decode (EPS, PSD, SVG, TIFF, HEIC, ...)."""
+
+
+class ImageTooLargeError(ImageError):
+    """The image has more pixels than the limit for its format, as its header says (nothing was decoded)."""

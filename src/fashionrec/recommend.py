@@ -20,7 +20,7 @@ from fashionrec.catalog import Catalog
 from fashionrec.config import Settings, load_settings
 from fashionrec.embed import Embedder, load_model
 from fashionrec.errors import CatalogError, FashionrecError, FilterError, ModelMismatchError
-from fashionrec.images import ImageSource, match_catalog_look, open_image
+from fashionrec.images import ImageSource, PixelLimits, match_catalog_look, open_image
 from fashionrec.search import (AnnIndex, ExactIndex, Neighbours, Restriction, SearchBackend, block_neighbours,
                                distinct_rows, exact_search)
 
@@ -127,6 +127,7 @@ class Recommender:
         self._lowered_columns: dict[str, np.ndarray] = {}
         self._known_values: dict[str, frozenset[str]] = {}  # a column's lower-cased values, for filter notices
         settings = settings or load_settings()
+        self._query_limits = PixelLimits.for_uploads(settings)  # a query photo is an upload: its lower limits
         wants_matching = settings.match_queries if match_queries is None else match_queries
         self._query_size = catalog.typical_image_size if wants_matching else None
         # Raw pooled features are all alike (nearest-neighbour cosines around 0.99), so near copies are told
@@ -172,7 +173,7 @@ class Recommender:
             ImageError: the image cannot be used.
         """
         prep = self.embedder.spec.preprocessing
-        decoded = open_image(image, self.embedder.max_pixels, draft_size=2 * prep.size if prep.allow_draft else None)
+        decoded = open_image(image, self._query_limits, draft_size=2 * prep.size if prep.allow_draft else None)
         return match_catalog_look(decoded, self._query_size) if self._query_size else decoded
 
     def by_id(self, product_id: str, k: int = DEFAULT_K, where: Filters | None = None,

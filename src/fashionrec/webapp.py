@@ -17,13 +17,13 @@ from PIL import Image
 from fashionrec.catalog import Catalog
 from fashionrec.config import Settings, load_settings
 from fashionrec.errors import FashionrecError
-from fashionrec.images import open_image
+from fashionrec.images import IMAGE_SUFFIXES, PixelLimits, open_image
 from fashionrec.recommend import DEFAULT_K, SIMILARITY_MEANING, Match, Recommendations, Recommender
 
 GRID_COLUMNS = 5
 MAX_K_SLIDER = 20
 PREVIEW_PIXELS = 480  # the query photo is shown at most this wide
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp"]
+UPLOAD_TYPES = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)  # the formats images.py decodes
 FIRST_FILTERS = ("gender", "masterCategory", "subCategory", "articleType", "baseColour", "season", "usage")
 MODES = ("Upload a photo", "Pick a product", "Try an example photo")
 
@@ -126,10 +126,10 @@ def _upload_query(settings: Settings) -> Query | None:
     if len(data) > settings.max_upload_bytes:
         st.error(f"This photo is too large ({len(data) / 1_000_000:.1f} MB); the limit is {limit_mb} MB.")
         return None
-    try:
-        picture = open_image(data, settings.max_image_pixels)
+    try:  # the preview obeys the upload rule (a JPEG decodes at reduced scale, as the query will)
+        picture = open_image(data, PixelLimits.for_uploads(settings), draft_size=2 * PREVIEW_PIXELS)
     except FashionrecError as exc:
-        st.error(f"This file cannot be used as a photo: {exc}. Please upload a JPEG, PNG or WebP image.")
+        st.error(f"This file cannot be used as a photo: {exc}.")  # every such message names the way out
         return None
     picture.thumbnail((PREVIEW_PIXELS, PREVIEW_PIXELS * 2))
     return Query(f"Your photo ({upload.name})", picture, None, data)

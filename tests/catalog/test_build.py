@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -16,7 +18,11 @@ import pytest
 from fashionrec.catalog import Catalog, index_images
 from fashionrec.catalog.build import natural_key
 from fashionrec.errors import CatalogError, ModelMismatchError
+from PIL import Image, ImageOps
+
+from fashionrec.recommend import Recommender
 from tests.conftest import draw_product, write_bad_files, write_products
+from tests.image_corpus import bad_inputs
 
 MODEL = "efficientnet-lite0"
 
@@ -87,6 +93,49 @@ def test_bad_files_are_skipped_with_reasons_and_never_stop_the_run(tmp_path: Pat
     fixed = _index(images, tmp_path / "c")
     assert fixed.embedded == 1 and "text" in Catalog.open(tmp_path / "c")
     assert {s.path for s in fixed.skipped} == {"empty.jpg", "cut.jpg"}
+
+
+def test_a_folder_of_bad_inputs_indexes_every_usable_photo_and_names_every_other(tmp_path: Path, lite0) -> None:
+    """Issue 13: five photos and one JPEG with a damaged EXIF block indexed 0 products and ended in a traceback,
+    on every rerun. Now each file of the bad-input corpus is indexed or skipped with its path and reason."""
+    images = tmp_path / "images"
+    write_products(images, range(1, 6))
+    corpus = bad_inputs()
+    for case in corpus:
+        (images / case.name).write_bytes(case.data)
+    report = _index(images, tmp_path / "c", batch_size=4)
+
+    reasons = {s.path: s.reason for s in report.skipped}
+    assert set(reasons) == {case.name for case in corpus if not case.indexed}
+    for case in corpus:
+        if not case.indexed:
+            assert re.search(case.message, reasons[case.name]), (case.name, reasons[case.name])
+            assert "JPEG, PNG, WebP" in reasons[case.name] or "again" in reasons[case.name]
+    catalog = Catalog.open(tmp_path / "c")
+    indexed = {Path(case.name).stem for case in corpus if case.indexed}
+    assert {"corrupt_exif", "bomb", "animated", "cmyk"} <= indexed  # the bomb is under the catalog's 40 M pixels
+    assert set(catalog.ids) == {"1", "2", "3", "4", "5"} | indexed and report.products == len(catalog.ids)
+
+    # The damaged-EXIF photo is embedded as its intact twin, which Pillow itself turns upright.
+    twin = ImageOps.exif_transpose(Image.open(io.BytesIO((images / "rotated.jpg").read_bytes())))
+    np.testing.assert_array_equal(catalog.vectors[catalog.position("corrupt_exif")], lite0.embed_image(twin))
+
+    again = _index(images, tmp_path / "c")  # a rerun: nothing to embed, the same files reported
+    assert again.embedded == 0 and {s.path for s in again.skipped} == set(reasons) and again.products == report.products
+    recommender = Recommender(Catalog.open(tmp_path / "c"), lite0)
+    for product_id in ("1", "2", "3", "4", "5"):  # the catalog answers with every earlier product
+        assert recommender.by_image(images / f"{product_id}.jpg", k=1).results[0].id == product_id
+
+
+def test_files_of_refused_formats_are_reported_not_ignored(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    write_products(images, [1])
+    draw_product(2).save(images / "2.tif")  # a real TIFF: refused by suffix, before any decoder
+    draw_product(3).save(images / "3.bmp")
+    (images / "notes.txt").write_text("not an image: not reported")
+    report = _index(images, tmp_path / "c")
+    assert [s.path for s in report.skipped] == ["2.tif", "3.bmp"] and report.products == 1
+    assert "TIFF" in report.skipped[0].reason and "JPEG, PNG, WebP" in report.skipped[0].reason
 
 
 def test_one_catalog_holds_one_model(tmp_path: Path) -> None:

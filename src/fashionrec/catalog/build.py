@@ -41,7 +41,8 @@ from fashionrec.catalog.whitening import (
 from fashionrec.config import Settings, load_settings
 from fashionrec.embed import Embedder, load_model
 from fashionrec.errors import CatalogError, ImageError, ModelMismatchError
-from fashionrec.images import Preprocessing, is_image_file, load_model_input, read_image_bytes, typical_size
+from fashionrec.images import (Preprocessing, is_image_file, load_model_input, read_image_bytes, refused_file_reason,
+                               typical_size)
 from fashionrec.models import outdated_model
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,8 @@ def scan_images(images_dir: Path) -> tuple[list[ImageFile], list[SkippedFile]]:
     """Every image file under `images_dir` (recursively), in natural path order, with its stamp.
 
     The product id is the file name without its suffix (`images/15970.jpg` -> "15970"); a second
-    file with an id already taken is reported as skipped, never silently merged.
+    file with an id already taken is reported as skipped, never silently merged; so is a file of an image
+    format fashionrec does not read (.tif, .psd, .heic, ...), with the way out.
     """
     files: list[ImageFile] = []
     skipped: list[SkippedFile] = []
@@ -172,6 +174,9 @@ def scan_images(images_dir: Path) -> tuple[list[ImageFile], list[SkippedFile]]:
         for name in sorted(names):
             path = Path(root) / name
             if not is_image_file(path):
+                refused = refused_file_reason(path)  # a .tif, .psd, .heic...: reported with the way out
+                if refused is not None:
+                    skipped.append(SkippedFile(path.relative_to(images_dir).as_posix(), refused))
                 continue
             relative = path.relative_to(images_dir).as_posix()
             try:
