@@ -63,7 +63,8 @@ _STATUS_OF_ERROR: list[tuple[type[FashionrecError], int]] = [
 ERROR_MEANINGS = {
     400: "A filter names a column the catalog does not have (the detail lists its columns).",
     404: "No such product, or its image is no longer on the server.",
-    413: "The upload is larger than the server's limit (FASHIONREC_MAX_UPLOAD_MB).",
+    413: "The upload has more bytes (FASHIONREC_MAX_UPLOAD_MB) or pixels (FASHIONREC_MAX_UPLOAD_PIXELS) than allowed.",
+    415: "The upload is not in an accepted image format (the detail says which are).",
     422: "A parameter is out of range or missing, or the uploaded file is not a usable photo.",
     500: "A bug in the server: its log has the details.",
     503: "The catalog's search cannot answer now (e.g. its Milvus server is unreachable, or holds an old copy).",

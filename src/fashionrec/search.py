@@ -6,8 +6,10 @@ carries which rows a query may return both as a row mask (for indexes over the c
 the filters it came from (for an external index that knows products by id).
 
 On unit vectors Euclidean distance and cosine similarity rank alike (d^2 = 2 - 2 cos), so the
-candidates are ranked by one matrix-vector product and the reported distances are then computed
-exactly for the k winners only.
+candidates are found by one matrix product, and the few winners are then ranked by their exact distances (ties
+by row). BLAS gives two equal vectors scores a few ulps apart depending on where they sit in the matrix (and
+a matrix-matrix product other ulps than a matrix-vector one), so ranking by those scores would order exact
+copies differently in different searches; the distances are computed row by row, the same way everywhere.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from fashionrec.errors import FashionrecError
 
 
 BLOCK_ROWS = 512  # queries per matrix product in whole-catalog searches (memory: BLOCK_ROWS x catalog size)
+TIE_SLACK = 1e-5  # candidates this close to the k-th best score are ranked by exact distance too
+EXTRA_CANDIDATES = 8  # whole-catalog searches rank this many more than asked by exact distance
 
 
 @dataclass(frozen=True)
@@ -107,12 +111,23 @@ def exact_search(vectors: np.ndarray, query: np.ndarray, k: int, allowed: np.nda
         return Neighbours(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
     scores = similarity[candidates]
     if k < len(candidates):
-        keep = np.argpartition(-scores, k - 1)[:k]
-        candidates, scores = candidates[keep], scores[keep]
-    order = np.lexsort((candidates, -scores))[:k]
-    positions = candidates[order].astype(np.int64)
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+        near = scores >= kth - TIE_SLACK
+        candidates = candidates[near]
+    positions, distances = rank_by_distance(vectors, candidates, query)
+    return Neighbours(positions[:k], distances[:k])
+
+
+def rank_by_distance(vectors: np.ndarray, positions: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`positions` nearest first by their exact Euclidean distance to `query`, ties by row, and those distances.
+
+    Each distance is computed from its own row alone (no BLAS blocking), so equal vectors get equal distances
+    wherever they sit: every backend orders exact copies the same way.
+    """
+    positions = np.asarray(positions, dtype=np.int64)
     distances = np.linalg.norm(vectors[positions] - query[None, :], axis=1).astype(np.float32)
-    return Neighbours(positions, distances)
+    order = np.lexsort((positions, distances))
+    return positions[order], distances[order]
 
 
 def distinct_rows(positions: np.ndarray, hashes: Sequence[str], vectors: np.ndarray | Mapping[int, np.ndarray], k: int,
@@ -167,16 +182,20 @@ def block_neighbours(vectors: np.ndarray, positions: np.ndarray, depth: int,
     """
     found = np.empty((len(positions), depth), dtype=np.int64)
     similar = np.empty((len(positions), depth), dtype=np.float32)
+    wide = min(depth + EXTRA_CANDIDATES, len(vectors) - 1)
     for start in range(0, len(positions), BLOCK_ROWS):
         block = positions[start:start + BLOCK_ROWS]
         scores = vectors[block] @ vectors.T
         for row, query in enumerate(block):
             scores[row, list(exclude(int(query)))] = -np.inf
-        top = np.argpartition(-scores, depth - 1, axis=1)[:, :depth]
-        top_scores = np.take_along_axis(scores, top, axis=1)
-        order = np.lexsort((top, -top_scores))  # nearest first; ties by row, as in exact_search
-        found[start:start + len(block)] = np.take_along_axis(top, order, axis=1)
-        similar[start:start + len(block)] = np.take_along_axis(top_scores, order, axis=1)
+        top = np.argpartition(-scores, wide - 1, axis=1)[:, :wide]
+        for row, query in enumerate(block.tolist()):
+            finite = np.isfinite(scores[row, top[row]])
+            ranked, distances = rank_by_distance(vectors, top[row][finite], vectors[query])
+            # Too few rows allowed (a tiny catalog): the excluded ones fill the end, as worst, in row order.
+            ranked = np.concatenate([ranked, np.sort(top[row][~finite])])[:depth]
+            cosines = np.concatenate([1 - distances.astype(np.float32) ** 2 / 2, np.full(depth, -np.inf, np.float32)])
+            found[start + row], similar[start + row] = ranked, cosines[:depth]
     return BlockNeighbours(found, similar)
 
 
@@ -239,10 +258,8 @@ class AnnIndex:
             bitmap = np.packbits(allowed.astype(np.uint8), bitorder="little")
             params.sel = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
         _, found = self._index.search(query[None, :].astype(np.float32), k, params=params)
-        positions = found[0][found[0] >= 0].astype(np.int64)
-        distances = np.linalg.norm(self._vectors[positions] - query[None, :], axis=1).astype(np.float32)
-        order = np.lexsort((positions, distances))
-        return Neighbours(positions[order], distances[order])
+        positions, distances = rank_by_distance(self._vectors, found[0][found[0] >= 0], query)
+        return Neighbours(positions, distances)
 
 
 def _faiss():
