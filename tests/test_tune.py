@@ -94,35 +94,39 @@ def test_tune_reports_the_held_out_choice(shop_copy: Path) -> None:
         assert shapes.get("lda", (1712, 1)) == (1712, 1) and shapes.get("head", (1712, 256)) == (1712, 256)
 
 
-def test_a_saved_tuning_is_applied_to_catalog_and_queries_until_the_products_change(shop_copy: Path, lite0,
-                                                                                    caplog) -> None:
+def test_a_saved_tuning_is_applied_to_catalog_and_queries_and_lives_in_its_space(shop_copy: Path, lite0) -> None:
     catalog = Catalog.open(shop_copy)
     labels = catalog.column_values("articleType")
-    from fashionrec.catalog.whitening import products_fingerprint
-
-    save_tuning(catalog, _lda_tuning(fit_lda(catalog.vectors, labels, 4), 1.0,
-                                     products_fingerprint(catalog.ids, catalog.content_hashes)))
+    with pytest.raises(FashionrecError, match="fitted in another search space"):
+        save_tuning(catalog, _lda_tuning(fit_lda(catalog.vectors, labels, 4), 1.0, "another-space"))
+    save_tuning(catalog, _lda_tuning(fit_lda(catalog.vectors, labels, 4), 1.0, catalog_space(catalog)))
     tuned = Catalog.open(shop_copy)
     assert tuned.tuning is not None and tuned.vectors.shape == (40, 1713)
     recommender = Recommender(tuned, lite0)
     assert recommender.by_image(tuned.image_path("9"), k=2).results[0].id == "9"
     with pytest.raises(FashionrecError, match="tune --reset"):
         tune(tuned)
+    with pytest.raises(FashionrecError, match="changed its search space meanwhile"):
+        save_tuning(catalog, _lda_tuning(fit_lda(catalog.vectors, labels, 4), 2.0, catalog_space(catalog)))
     (tuned.images_dir / "40.jpg").unlink()
-    with caplog.at_level(logging.WARNING):
-        index_images(tuned.images_dir, shop_copy, progress=False)
-    assert "tuning is dropped" in caplog.text and Catalog.open(shop_copy).tuning is None
+    index_images(tuned.images_dir, shop_copy, prune=True, progress=False)
+    after = Catalog.open(shop_copy)  # the space (the model's own vectors, tuned) did not change: the tuning stays
+    assert after.tuning is not None and after.keys.space == tuned.keys.space and len(after) == 39
+
+
+def catalog_space(catalog: Catalog) -> str:
+    """The digest of the space a tuning of this catalog is fitted in (here: the model's own vectors)."""
+    from fashionrec.catalog.derived import SearchSpace
+
+    return SearchSpace(catalog.model_id, None, None).digest
 
 
 def test_remove_tuning(shop_copy: Path) -> None:
     catalog = Catalog.open(shop_copy)
-    from fashionrec.catalog.whitening import products_fingerprint
-
-    save_tuning(catalog, _lda_tuning(np.ones((1712, 1), np.float32), 0.5,
-                                     products_fingerprint(catalog.ids, catalog.content_hashes)))
+    save_tuning(catalog, _lda_tuning(np.ones((1712, 1), np.float32), 0.5, catalog_space(catalog)))
     assert Catalog.open(shop_copy).tuning is not None
-    remove_tuning(catalog)
-    assert Catalog.open(shop_copy).tuning is None
+    remove_tuning(Catalog.open(shop_copy))
+    assert Catalog.open(shop_copy).tuning is None and Catalog.open(shop_copy).space is None
 
 
 def test_cli_tune_dry_run_and_errors(shop_copy: Path, capsys: pytest.CaptureFixture) -> None:

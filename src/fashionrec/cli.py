@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--weights", type=Path, help="weights file to use (resnet50: the Keras .h5)")
     index.add_argument("--batch-size", type=int, help="images per inference call (default 16)")
     index.add_argument("--limit", type=int, help="index at most the first N images")
+    index.add_argument("--prune", action="store_true",
+                       help="remove the products of this folder whose files are gone (as rsync --delete; without it "
+                            "they are kept and counted)")
     index.add_argument("--engine", choices=["local", "ray"], default="local",
                        help="what reads and embeds: this process (default) or Ray Data (same catalog)")
     index.add_argument("--ray-address", metavar="ADDR",
@@ -184,7 +187,7 @@ def _index(args: argparse.Namespace) -> int:
     from fashionrec.catalog import index_images
 
     report = index_images(args.images_dir, args.catalog, metadata=args.metadata, model=args.model,
-                          weights=args.weights, batch_size=args.batch_size, limit=args.limit,
+                          weights=args.weights, batch_size=args.batch_size, limit=args.limit, prune=args.prune,
                           progress=not args.no_progress and not args.json, engine=_engine(args))
     if args.json:
         print(json.dumps(_report_dict(report), indent=2))
@@ -196,6 +199,9 @@ def _index(args: argparse.Namespace) -> int:
     print(f"Indexed {report.embedded} images into {report.catalog_dir} with {report.model}{where} "
           f"({report.images_per_second:.1f} images/s); {report.unchanged} unchanged, {report.removed} removed; "
           f"the catalog has {report.products} products.")
+    if report.gone_kept:
+        print(f"Kept {report.gone_kept} products of this folder whose files are gone; index it with --prune to "
+              "remove them.")
     if report.images_without_metadata is not None:
         print(f"Metadata: {report.images_without_metadata} images without a row, "
               f"{report.metadata_without_image} rows without an image.")
@@ -223,7 +229,8 @@ def _report_dict(report) -> dict:
     return {
         "catalog": str(report.catalog_dir), "model": report.model, "model_id": report.model_id,
         "images_found": report.images_found, "embedded": report.embedded, "unchanged": report.unchanged,
-        "removed": report.removed, "products": report.products, "engine": report.engine,
+        "removed": report.removed, "gone_kept": report.gone_kept, "products": report.products,
+        "engine": report.engine,
         "outdated": report.outdated,
         "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped],
         "images_without_metadata": report.images_without_metadata,
@@ -356,7 +363,7 @@ def _info(args: argparse.Namespace) -> int:
              "model_id": catalog.model_id, "dim": catalog.dim,
              "whitened_to": catalog.whitening.dim if catalog.whitening else None,
              "tuned_for": catalog.tuning.describe() if catalog.tuning else None,
-             "images_dir": str(catalog.images_dir),
+             "images_dirs": [str(folder) for folder in catalog.folders],
              "metadata_columns": catalog.columns, "skipped_files": len(catalog.skipped)}
     if args.json:
         print(json.dumps(facts, indent=2))

@@ -228,16 +228,19 @@ class Recommender:
             fetch = min(2 * fetch + 8, available)
             found = self._search(query, fetch, allowed)
             keep = distinct_rows(found.positions, hashes, self._vectors_of(found), k, self._duplicate_cosine,
-                                 seen_hashes=[hashes[p] for p in seen], seen_vectors=query if seen else None)
+                                 seen_hashes=[hashes[p] for p in seen],
+                                 seen_vectors=self.catalog.look_part(query) if seen else None)
             if len(keep) == k or fetch >= available:
                 return Neighbours(found.positions[keep], found.distances[keep])
 
-    def _vectors_of(self, found: Neighbours) -> np.ndarray | dict[int, np.ndarray]:
-        """The found rows' vectors for near-duplicate checks: as the backend returned them, else the catalog's
-        (read only when near copies are looked for at all)."""
+    def _vectors_of(self, found: Neighbours) -> Mapping[int, np.ndarray] | np.ndarray:
+        """The found rows' look vectors (`Catalog.look_part`) for near-duplicate checks: from the vectors the backend
+        returned, else from the catalog's (read only when near copies are looked for at all)."""
         if found.vectors is not None:
-            return dict(zip(found.positions.tolist(), found.vectors))
-        return self.catalog.vectors if np.isfinite(self._duplicate_cosine) else {}
+            return dict(zip(found.positions.tolist(), self.catalog.look_part(found.vectors)))
+        if not np.isfinite(self._duplicate_cosine):
+            return {}
+        return self.catalog.vectors if self.catalog.tuning is None else _LookRows(self.catalog)
 
     def _allowed(self, where: Filters | None, exclude: int | None) -> Restriction:
         """The rows a query may return: a mask over the catalog, and the lower-cased filters it came from."""
@@ -300,6 +303,22 @@ class Recommender:
         return self._lowered_columns[column]
 
 
+class _LookRows(Mapping):
+    """The catalog's look vectors, row by row, computed when asked (no copy of the whole matrix)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+
+    def __getitem__(self, position: int) -> np.ndarray:
+        return self._catalog.look_part(self._catalog.vectors[position])
+
+    def __len__(self) -> int:
+        return len(self._catalog)
+
+    def __iter__(self):
+        return iter(range(len(self._catalog)))
+
+
 def open_search(catalog: Catalog, spec: str, settings: Settings | None = None) -> SearchBackend:
     """The search backend `spec` names for `catalog` (see `Recommender`'s `search`).
 
@@ -322,7 +341,12 @@ def open_search(catalog: Catalog, spec: str, settings: Settings | None = None) -
     if mode == "auto" and importlib.util.find_spec("faiss") is None:
         log.warning("%d products: approximate search would be faster; pip install 'fashionrec[ann]'", len(catalog))
         return ExactIndex(catalog.vectors)
-    return AnnIndex.build(catalog.vectors, catalog.catalog_dir / f"hnsw-{catalog.fingerprint}.faiss")
+    from fashionrec.catalog.derived import HNSW_PREFIX, hnsw_path, remove_superseded
+
+    path = hnsw_path(catalog.catalog_dir, catalog.keys)
+    index = AnnIndex.build(catalog.vectors, path)
+    remove_superseded(catalog.catalog_dir, [path.name], HNSW_PREFIX)
+    return index
 
 
 @dataclass(frozen=True)
@@ -363,11 +387,12 @@ def similar_all(catalog: Catalog, k: int = 10, show_duplicates: bool = False,
         return SimilarTable(list(catalog.ids), [[] for _ in range(count)], [[] for _ in range(count)])
     found = block_neighbours(vectors, np.arange(count), depth)
     cosine = settings.duplicate_cosine if catalog.whitening else np.inf
+    looks = catalog.look_part(vectors) if np.isfinite(cosine) else vectors  # near copies: the untuned part
     similar, distances = [], []
     for row in range(count):
         keep = (np.arange(min(k, depth)) if show_duplicates else
-                distinct_rows(found.positions[row], hashes, vectors, k, cosine, seen_hashes=[hashes[row]],
-                              seen_vectors=vectors[row]))
+                distinct_rows(found.positions[row], hashes, looks, k, cosine, seen_hashes=[hashes[row]],
+                              seen_vectors=looks[row]))
         chosen = found.positions[row, keep]
         similar.append([catalog.ids[p] for p in chosen.tolist()])
         distances.append(np.linalg.norm(vectors[chosen] - vectors[row], axis=1).tolist())  # as exact_search does

@@ -14,7 +14,6 @@ copies differently in different searches; the distances are computed row by row,
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,7 +221,10 @@ class AnnIndex:
     @classmethod
     def build(cls, vectors: np.ndarray, path: Path | None = None, neighbours: int = 32,
               ef_construction: int = 80, ef_search: int = 512) -> AnnIndex:
-        """Load the graph from `path` if it is there, else build it (and save it there, atomically).
+        """Load the graph from `path` if it is there, else build it (and publish it there, atomically).
+
+        `path` must be named by the vectors it indexes (`catalog.derived.hnsw_path`): a file of other vectors is
+        another file, never this one.
 
         Raises:
             FashionrecError: faiss is not installed.
@@ -230,14 +232,17 @@ class AnnIndex:
         faiss = _faiss()
         if path is not None and path.is_file():
             index = faiss.read_index(str(path))
+            if index.ntotal != len(vectors) or index.d != vectors.shape[1]:
+                raise FashionrecError(f"the HNSW file {path} does not hold these vectors (damaged); delete it to "
+                                      "rebuild it")
         else:
             index = faiss.IndexHNSWFlat(vectors.shape[1], neighbours, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = ef_construction
             index.add(np.ascontiguousarray(vectors, dtype=np.float32))
             if path is not None:
-                partial = path.with_name(path.name + ".part")
-                faiss.write_index(index, str(partial))
-                os.replace(partial, path)
+                from fashionrec.catalog.derived import publish_with
+
+                publish_with(path, lambda temporary: faiss.write_index(index, temporary))
         index.hnsw.efSearch = ef_search
         return cls(index, vectors)
 

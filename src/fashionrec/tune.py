@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fashionrec.catalog import Catalog
+from fashionrec.catalog.derived import SPACE_PREFIX, SearchSpace, remove_superseded, save_space, space_path
 from fashionrec.catalog.store import CatalogStore
-from fashionrec.catalog.tuning import ARRAY_NAMES, INFO_KEYS, Tuning, TuningPart
-from fashionrec.catalog.whitening import products_fingerprint
+from fashionrec.catalog.tuning import Tuning, TuningPart
 from fashionrec.errors import FashionrecError
 from fashionrec.evaluate import score_label
 from fashionrec.search import top_neighbours
@@ -200,8 +200,7 @@ def tune(catalog: Catalog, label: str = "articleType", look_label: str = "baseCo
     if best is None:
         return report, None
     everything = _fit_parts(vectors, values[label], values[look_label], head, wanted=best[0])
-    fingerprint = products_fingerprint(catalog.ids, catalog.content_hashes)
-    return report, Tuning(label, look_label, _parts(everything, best[0]), fingerprint)
+    return report, Tuning(label, look_label, _parts(everything, best[0]), _untuned(catalog).digest)
 
 
 def _weight_grid() -> list[dict[str, float]]:
@@ -225,15 +224,35 @@ def _parts(fitted: dict[str, np.ndarray], weights: dict[str, float]) -> tuple[Tu
     return tuple(TuningPart(name, fitted[name], weight) for name, weight in weights.items())
 
 
+def _untuned(catalog: Catalog) -> SearchSpace:
+    """The catalog's search space without its tuning (what a tuning is fitted in)."""
+    return catalog.space.without_tuning() if catalog.space else SearchSpace(catalog.model_id, None, None)
+
+
 def save_tuning(catalog: Catalog, tuning: Tuning) -> None:
-    """Store a tuning in the catalog; `Catalog.open` applies it from then on (until the products change)."""
-    arrays, info = tuning.stored()
-    with CatalogStore(catalog.catalog_dir) as store:
-        store.delete_arrays(ARRAY_NAMES, INFO_KEYS)
-        store.put_arrays(arrays, info)
+    """Make a new search space of the catalog's whitening and this tuning, and switch the catalog to it.
+
+    Raises:
+        FashionrecError: the tuning was fitted in another space than the catalog's (the catalog was refitted
+            meanwhile: tune again).
+    """
+    untuned = _untuned(catalog)
+    if tuning.fitted_on != untuned.digest:
+        raise FashionrecError("this tuning was fitted in another search space than the catalog's; run fashionrec "
+                              "tune again")
+    _switch_space(catalog, untuned.with_tuning(tuning))
 
 
 def remove_tuning(catalog: Catalog) -> None:
     """Forget the catalog's tuning: search goes back to the (whitened) model vectors."""
+    untuned = _untuned(catalog)
+    _switch_space(catalog, untuned if untuned.whitening is not None else None)
+
+
+def _switch_space(catalog: Catalog, space: SearchSpace | None) -> None:
+    """Publish `space` and make it the catalog's, if the catalog's space is still the one this snapshot read."""
+    digest = save_space(catalog.catalog_dir, space) if space else ""
     with CatalogStore(catalog.catalog_dir) as store:
-        store.delete_arrays(ARRAY_NAMES, INFO_KEYS)
+        store.set_space(digest, expected=catalog.keys.space)
+    remove_superseded(catalog.catalog_dir, [space_path(catalog.catalog_dir, digest).name] if space else [],
+                      SPACE_PREFIX)

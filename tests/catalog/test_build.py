@@ -17,6 +17,7 @@ import pytest
 
 from fashionrec.catalog import Catalog, index_images
 from fashionrec.catalog.build import natural_key
+from fashionrec.recommend import Recommender
 from fashionrec.errors import CatalogError, ModelMismatchError
 from PIL import Image, ImageOps
 
@@ -62,8 +63,10 @@ def test_rerun_is_incremental(tmp_path: Path) -> None:
     (images / "1.jpg").unlink()  # removed
     os.utime(images / "2.jpg", ns=(1, 1))  # touched, same content
     draw_product(999).save(images / "3.jpg")  # same name, new content
-    report = _index(images, tmp_path / "c")
-    assert (report.embedded, report.removed, report.unchanged, report.products) == (3, 1, 6, 9)
+    report = _index(images, tmp_path / "c")  # without --prune a vanished file's product is kept, and counted
+    assert (report.embedded, report.removed, report.gone_kept, report.unchanged, report.products) == (3, 0, 1, 6, 10)
+    pruned = _index(images, tmp_path / "c", prune=True)
+    assert (pruned.embedded, pruned.removed, pruned.gone_kept, pruned.products) == (0, 1, 0, 9)
     after = Catalog.open(tmp_path / "c")
     assert "1" not in after and "20" in after
     np.testing.assert_array_equal(after.vectors[after.position("2")], before.vectors[before.position("2")])
@@ -74,6 +77,60 @@ def test_rerun_is_incremental(tmp_path: Path) -> None:
     _index(images, tmp_path / "c")
     with pytest.raises(CatalogError, match="changed since it was opened"):
         unread.vectors  # its products are gone from the store: it says so rather than mixing two catalogs
+
+
+def test_an_empty_or_unreadable_folder_changes_nothing(tmp_path: Path) -> None:
+    """Issue 13: indexing an empty folder into a catalog removed every product; now it is refused in one line."""
+    write_products(tmp_path / "images", range(1, 6))
+    _index(tmp_path / "images", tmp_path / "c")
+    generation = Catalog.generation_of(tmp_path / "c")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CatalogError, match="holds no product photo .* nothing was changed"):
+        _index(tmp_path / "empty", tmp_path / "c", prune=True)
+    unreadable = tmp_path / "unreadable"
+    unreadable.mkdir()
+    write_bad_files(unreadable, truncate_from=tmp_path / "images" / "1.jpg")
+    with pytest.raises(CatalogError, match="has no photo fashionrec can read .* nothing was changed; e.g. "):
+        _index(unreadable, tmp_path / "c", prune=True)
+    with pytest.raises(CatalogError, match="does not exist or is not a folder"):
+        _index(tmp_path / "images" / "1.jpg", tmp_path / "c")  # a file, not a folder
+    catalog = Catalog.open(tmp_path / "c")
+    assert len(catalog) == 5 and Catalog.generation_of(tmp_path / "c") == generation and catalog.skipped == []
+    assert Recommender(catalog).by_id("1", k=4).results  # it still answers with every earlier product
+
+    with pytest.raises(CatalogError, match="holds no product photo"):
+        _index(tmp_path / "empty", tmp_path / "new")
+    assert not (tmp_path / "new").exists()  # no catalog is created for nothing
+
+
+def test_a_catalog_takes_products_from_several_folders_and_prunes_only_the_folder_indexed(tmp_path: Path) -> None:
+    """Issue 13: indexing a second folder removed the first folder's products."""
+    write_products(tmp_path / "shoes", range(1, 5))
+    write_products(tmp_path / "shirts", range(10, 13))
+    _index(tmp_path / "shoes", tmp_path / "c")
+    second = _index(tmp_path / "shirts", tmp_path / "c", prune=True)
+    assert (second.embedded, second.removed, second.products) == (3, 0, 7)
+    catalog = Catalog.open(tmp_path / "c")
+    assert catalog.image_path("1") == (tmp_path / "shoes" / "1.jpg").resolve()
+    assert catalog.image_path("10") == (tmp_path / "shirts" / "10.jpg").resolve()
+    assert set(catalog.folders) == {(tmp_path / "shoes").resolve(), (tmp_path / "shirts").resolve()}
+
+    (tmp_path / "shirts" / "10.jpg").unlink()
+    (tmp_path / "shoes" / "1.jpg").unlink()
+    kept = _index(tmp_path / "shirts", tmp_path / "c")
+    assert (kept.removed, kept.gone_kept, kept.products) == (0, 1, 7)
+    pruned = _index(tmp_path / "shirts", tmp_path / "c", prune=True)
+    assert (pruned.removed, pruned.products) == (1, 6) and "1" in Catalog.open(tmp_path / "c")  # shoes untouched
+
+    draw_product(99).save(tmp_path / "shirts" / "2.jpg")  # an id the shoes folder holds, another picture: a conflict
+    clash = _index(tmp_path / "shirts", tmp_path / "c")
+    assert [s.path for s in clash.skipped] == ["2.jpg"] and "already in the catalog from" in clash.skipped[0].reason
+    assert "another picture" in clash.skipped[0].reason
+    assert Catalog.open(tmp_path / "c").image_path("2") == (tmp_path / "shoes" / "2.jpg").resolve()
+    (tmp_path / "shoes" / "3.jpg").replace(tmp_path / "shirts" / "3.jpg")  # a file moved: the product follows it
+    moved = _index(tmp_path / "shirts", tmp_path / "c")
+    assert moved.embedded == 0 and moved.unchanged == 3  # 11, 12 and 3 (same content: no embedding)
+    assert Catalog.open(tmp_path / "c").image_path("3") == (tmp_path / "shirts" / "3.jpg").resolve()
 
 
 def test_bad_files_are_skipped_with_reasons_and_never_stop_the_run(tmp_path: Path) -> None:

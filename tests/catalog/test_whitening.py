@@ -1,4 +1,5 @@
-"""catalog/whitening.py: the fit is a real whitening, streams, and lives with the catalog's products."""
+"""catalog/whitening.py and derived.py: the fit is a real whitening, streams, and lives in the catalog's search
+space, an immutable file the catalog names; a stale or damaged one is never searched."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import numpy as np
 import pytest
 
 from fashionrec.catalog import Catalog, index_images
-from fashionrec.catalog.store import CatalogStore
-from fashionrec.catalog.whitening import fit_whitening, products_fingerprint, whitening_dim
+from fashionrec.catalog.derived import DERIVED_DIR, products_digest, space_path
+from fashionrec.catalog.whitening import fit_whitening, whitening_dim
+from fashionrec.errors import CatalogError
 from fashionrec.config import load_settings
 from fashionrec.recommend import Recommender
 from tests.conftest import write_products
@@ -49,37 +51,76 @@ def test_dimension_rule_and_fingerprint() -> None:
     assert whitening_dim(products=2047, wanted=512, model_dim=1280) == 0  # too few products to estimate
     assert whitening_dim(products=10_000, wanted=0, model_dim=1280) == 0  # turned off
     assert whitening_dim(products=10_000, wanted=4096, model_dim=1280) == 1280
-    assert products_fingerprint(["1", "2"], ["a", "b"]) != products_fingerprint(["1", "2"], ["a", "c"])
-    assert products_fingerprint(["1", "2"], ["a", "b"]) != products_fingerprint(["1"], ["a"])
+    assert products_digest(["1", "2"], ["a", "b"]) != products_digest(["1", "2"], ["a", "c"])
+    assert products_digest(["1", "2"], ["a", "b"]) != products_digest(["1"], ["a"])
 
 
-def test_the_catalog_is_whitened_refitted_when_products_change_and_queries_follow(tmp_path: Path, lite0,
-                                                                                  caplog) -> None:
+def test_the_catalog_is_whitened_refitted_when_products_change_and_queries_follow(tmp_path: Path, lite0) -> None:
     settings = replace(load_settings(), whiten_dim=8)  # 40 products >= 4 x 8
     write_products(tmp_path / "images", range(1, 41))
     index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False, settings=settings)
     catalog = Catalog.open(tmp_path / "c")
     assert catalog.vectors.shape == (40, 8) and catalog.model_vectors.shape == (40, 1712)
-    assert catalog.whitening is not None
+    assert catalog.whitening is not None and space_path(tmp_path / "c", catalog.keys.space).is_file()
     recommender = Recommender(catalog, lite0)
     assert recommender.by_image(catalog.image_path("13"), k=3).results[0].id == "13"
     assert recommender.by_id("13", k=3).results[0].id != "13"
-    fitted_on = catalog.info["whitening_fitted_on"]
+    space = catalog.keys.space
 
     index_images(tmp_path / "images", tmp_path / "c", progress=False, settings=settings)
-    assert Catalog.open(tmp_path / "c").info["whitening_fitted_on"] == fitted_on  # nothing changed: no refit
+    assert Catalog.open(tmp_path / "c").keys.space == space  # nothing changed: no refit
 
     (tmp_path / "images" / "40.jpg").unlink()
-    index_images(tmp_path / "images", tmp_path / "c", progress=False, settings=settings)
+    index_images(tmp_path / "images", tmp_path / "c", prune=True, progress=False, settings=settings)
     refitted = Catalog.open(tmp_path / "c")
-    assert refitted.info["whitening_fitted_on"] != fitted_on and refitted.vectors.shape == (39, 8)
+    assert refitted.keys.space != space and refitted.vectors.shape == (39, 8)
+    assert not space_path(tmp_path / "c", space).exists()  # the superseded space file is gone
+    assert sorted(p.name for p in (tmp_path / "c" / DERIVED_DIR).iterdir()) == [
+        space_path(tmp_path / "c", refitted.keys.space).name]
 
-    with CatalogStore(tmp_path / "c") as store:  # as if a crash came between a batch and the refit
-        store.remove(["39"], [])
-    with caplog.at_level(logging.WARNING):
-        stale = Catalog.open(tmp_path / "c")
-    assert stale.whitening is None and stale.vectors.shape == (38, 1712) and "older than its products" in caplog.text
-
-    small = replace(settings, whiten_dim=16)  # 38 products < 4 x 16: whitening is dropped
+    small = replace(settings, whiten_dim=16)  # 39 products < 4 x 16: whitening is dropped
     index_images(tmp_path / "images", tmp_path / "c", progress=False, settings=small)
-    assert Catalog.open(tmp_path / "c").whitening is None
+    assert Catalog.open(tmp_path / "c").whitening is None and Catalog.open(tmp_path / "c").vectors.shape == (39, 1712)
+
+
+def test_a_new_whitening_dimension_drops_the_tuning_fitted_in_the_old_space(tmp_path: Path, caplog) -> None:
+    """Issue 13: tuned, then re-indexed with another FASHIONREC_WHITEN_DIM, the catalog opened nowhere (a tuning
+    applied to vectors of another length). A tuning lives in its space: a refit drops it, and everything opens."""
+    from fashionrec.catalog.tuning import Tuning, TuningPart
+    from fashionrec.tune import save_tuning
+
+    write_products(tmp_path / "images", range(1, 41))
+    eight = replace(load_settings(), whiten_dim=8)
+    index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False, settings=eight)
+    catalog = Catalog.open(tmp_path / "c")
+    untuned = catalog.keys.space
+    save_tuning(catalog, Tuning("articleType", "baseColour", (TuningPart("lda", np.eye(8, 2, dtype=np.float32), 1.0),),
+                                catalog.space.digest))
+    tuned = Catalog.open(tmp_path / "c")
+    assert tuned.tuning is not None and tuned.vectors.shape == (40, 10) and tuned.keys.space != untuned
+    with caplog.at_level(logging.WARNING):
+        index_images(tmp_path / "images", tmp_path / "c", progress=False, settings=replace(eight, whiten_dim=4))
+    reopened = Catalog.open(tmp_path / "c")
+    assert reopened.tuning is None and reopened.whitening.dim == 4 and reopened.vectors.shape == (40, 4)
+    assert "tuning (fitted in the old one) is dropped" in caplog.text
+    assert Recommender(reopened).by_id("3", k=2).results
+
+
+def test_a_damaged_or_missing_space_file_is_never_searched(tmp_path: Path) -> None:
+    write_products(tmp_path / "images", range(1, 41))
+    settings = replace(load_settings(), whiten_dim=8)
+    index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False, settings=settings)
+    path = space_path(tmp_path / "c", Catalog.open(tmp_path / "c").keys.space)
+    original = path.read_bytes()
+    from fashionrec.catalog.derived import SearchSpace
+
+    space = SearchSpace.from_bytes(original)
+    changed = replace(space, whitening=replace(space.whitening, mean=space.whitening.mean + 0.01))
+    path.write_bytes(changed.to_bytes())  # another space under this one's name
+    with pytest.raises(CatalogError, match="does not hold what its name says"):
+        Catalog.open(tmp_path / "c")
+    path.unlink()
+    with pytest.raises(CatalogError, match="is missing .* fashionrec refit"):
+        Catalog.open(tmp_path / "c")
+    index_images(tmp_path / "images", tmp_path / "c", progress=False, settings=settings)  # index fits it again
+    assert Catalog.open(tmp_path / "c").whitening is not None and path.read_bytes() != b""

@@ -194,7 +194,7 @@ def test_pushes_are_incremental_and_a_stale_or_foreign_collection_is_refused(tmp
 
     write_products(images, [21, 22])
     (images / "5.jpg").unlink()
-    index_images(images, tmp_path / "c", progress=False)
+    index_images(images, tmp_path / "c", prune=True, progress=False)
     changed = Catalog.open(tmp_path / "c")
     with pytest.raises(CatalogError, match="older or unfinished copy of the catalog"):
         MilvusIndex.open(address, changed)

@@ -71,8 +71,8 @@ def test_ray_engine_is_incremental_and_sends_only_new_or_changed_files(tmp_path:
     write_products(images, [106])  # a changed file: 6.jpg gets product 106's picture
     (images / "106.jpg").replace(images / "6.jpg")
     os.utime(images / "7.jpg", ns=(time.time_ns(), time.time_ns()))  # touched, same content
-    local = index_images(images, tmp_path / "local", progress=False)
-    remote = index_images(images, tmp_path / "ray", progress=False, engine=RayEngine(workers=2))
+    local = index_images(images, tmp_path / "local", prune=True, progress=False)
+    remote = index_images(images, tmp_path / "ray", prune=True, progress=False, engine=RayEngine(workers=2))
     assert (remote.embedded, remote.removed, remote.products) == (4, 2, 21)
     assert (local.embedded, local.unchanged, local.removed) == (remote.embedded, remote.unchanged, remote.removed)
     assert_same_catalog(tmp_path / "local", tmp_path / "ray")

@@ -1,11 +1,14 @@
 """Build or update a catalog from a folder of images: scan -> plan -> read -> embed -> write.
 
 Each stage is small: `scan_images` lists files, `plan_update` compares them with the catalog (so a
-rerun only embeds new or changed files and drops vanished ones), `read_image` hashes and decodes one
-file, an `Engine` runs reader -> embedder over the files to index (`LocalEngine`: a thread pool of
-readers overlapping inference in this process; `fashionrec.scale.ray_engine.RayEngine`: Ray Data on a
-cluster), and `index_images` writes what the engine hands back, committing one transaction per batch so
-an interrupted run resumes where it stopped.
+rerun only embeds new or changed files), `read_image` hashes and decodes one file, an `Engine` runs
+reader -> embedder over the files to index (`LocalEngine`: a thread pool of readers overlapping inference in
+this process; `fashionrec.scale.ray_engine.RayEngine`: Ray Data on a cluster), and `index_images` writes what
+the engine hands back, committing one transaction per batch so an interrupted run resumes where it stopped.
+
+A catalog may take products from several folders. Removing products is explicit, as `rsync --delete` is: a
+run removes products only with `prune`, and then only products of the folder it indexes whose files are gone.
+A run that finds nothing readable changes nothing: every write waits until the first image has been read.
 """
 
 from __future__ import annotations
@@ -27,17 +30,11 @@ from typing import Protocol, TextIO, TypeVar
 import numpy as np
 from tqdm import tqdm
 
+from fashionrec.catalog.derived import (SPACE_PREFIX, SearchSpace, load_space, products_digest, remove_superseded,
+                                       save_space, space_path)
 from fashionrec.catalog.metadata import MetadataTable, read_metadata
-from fashionrec.catalog import tuning
-from fashionrec.catalog.store import CatalogStore, FileStamp, ProductRow, SkippedFile
-from fashionrec.catalog.whitening import (
-    FITTED_ON_KEY,
-    MATRIX_KEY,
-    MEAN_KEY,
-    fit_whitening,
-    products_fingerprint,
-    whitening_dim,
-)
+from fashionrec.catalog.store import DB_NAME, SPACE_KEY, CatalogStore, FileStamp, ProductRow, SkippedFile, StoredProduct
+from fashionrec.catalog.whitening import fit_whitening, whitening_dim
 from fashionrec.config import Settings, load_settings
 from fashionrec.embed import Embedder, load_model
 from fashionrec.errors import CatalogError, ImageError, ModelMismatchError
@@ -67,9 +64,10 @@ class UpdatePlan:
 
     todo: list[ImageFile]  # new files, or files whose size or mtime changed (the hash decides)
     unchanged: list[str]  # product ids whose file has the stamp the catalog recorded
-    removed: list[str]  # products whose file is gone
+    gone: list[str]  # products of this folder whose file is gone (removed only when pruning)
     still_skipped: list[SkippedFile]  # failed before and unchanged since: not retried
-    forgotten_skips: list[str]  # skipped-file records whose file is gone
+    forgotten_skips: list[str]  # skipped-file records of this folder whose file is gone
+    conflicts: list[SkippedFile]  # files whose product id belongs to a file of another folder that still exists
 
 
 @dataclass(frozen=True)
@@ -82,7 +80,8 @@ class IndexReport:
     images_found: int
     embedded: int  # images decoded and embedded in this run
     unchanged: int  # already in the catalog (same stamp or same content hash)
-    removed: int  # products dropped because their file is gone
+    removed: int  # products of this folder dropped because their file is gone (only with prune)
+    gone_kept: int  # products of this folder whose file is gone, kept because the run did not prune
     skipped: tuple[SkippedFile, ...]  # files that could not be indexed, with the reason
     products: int  # products in the catalog after the run
     images_without_metadata: int | None  # None when no metadata file was used
@@ -202,32 +201,53 @@ def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
 
 def plan_update(
     files: list[ImageFile],
-    known: dict[str, FileStamp],
+    folder: str,
+    products: dict[str, StoredProduct],
     skipped: dict[str, SkippedFile],
     limit: int | None = None,
 ) -> UpdatePlan:
-    """Compare the files on disk with the catalog: what to embed, keep, drop, or leave skipped.
+    """Compare the files of `folder` with the catalog: what to embed, keep, leave skipped, or (if pruning) drop.
 
-    `limit` restricts the files considered for indexing to the first `limit` (in natural path order); products
-    are dropped only when their file is really gone, never because of the limit.
+    A file whose product id belongs to another folder's file takes the product over when that file is gone (a
+    folder that was moved) or holds the same picture (a copy); a different picture under that id is reported as a
+    conflict (such files are hashed here: the only files read while planning). `limit` restricts the files
+    considered for indexing to the first `limit` (in natural path order); it never makes a product count as gone.
     """
     present_ids = {f.product_id for f in files}
     present_paths = {f.stamp.path for f in files}
     plan = UpdatePlan(
         todo=[], unchanged=[],
-        removed=[product_id for product_id in known if product_id not in present_ids],
-        still_skipped=[], forgotten_skips=[path for path in skipped if path not in present_paths],
+        gone=[i for i, product in products.items() if product.folder == folder and i not in present_ids],
+        still_skipped=[], forgotten_skips=[path for path in skipped if path not in present_paths], conflicts=[],
     )
     for file in files[:limit] if limit is not None else files:
-        stamp, before = file.stamp, known.get(file.product_id)
+        stamp, before = file.stamp, products.get(file.product_id)
         failed = skipped.get(stamp.path)
-        if before and (before.path, before.size, before.mtime_ns) == (stamp.path, stamp.size, stamp.mtime_ns):
+        if before and before.folder != folder:
+            other = Path(before.folder) / before.stamp.path
+            if other.exists() and _content_hash(Path(folder) / stamp.path) != before.stamp.sha256:
+                plan.conflicts.append(SkippedFile(stamp.path, (
+                    f"product id {file.product_id!r} is already in the catalog from {other}, with another picture; "
+                    f"rename this file, or remove that one and index its folder with --prune"),
+                    stamp.size, stamp.mtime_ns))
+            else:  # moved or copied here with the same picture: the product follows it (no embedding if unchanged)
+                plan.todo.append(file)
+        elif before and (before.stamp.path, before.stamp.size, before.stamp.mtime_ns) == (
+                stamp.path, stamp.size, stamp.mtime_ns):
             plan.unchanged.append(file.product_id)
         elif before is None and failed and (failed.size, failed.mtime_ns) == (stamp.size, stamp.mtime_ns):
             plan.still_skipped.append(failed)
         else:
             plan.todo.append(file)
     return plan
+
+
+def _content_hash(path: Path) -> str:
+    """sha256 of a file's bytes ("" when it cannot be read: the reader reports why)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
 
 
 def read_image(
@@ -276,20 +296,22 @@ def index_images(
     weights: str | os.PathLike | None = None,
     batch_size: int | None = None,
     limit: int | None = None,
+    prune: bool = False,
     progress: bool = True,
     settings: Settings | None = None,
     engine: Engine | None = None,
 ) -> IndexReport:
-    """Index a folder of product images into a catalog, or bring an existing catalog up to date.
+    """Index a folder of product images into a catalog, or bring the catalog's products of that folder up to date.
 
     Args:
         images_dir: folder of images named `<product id>.<ext>` (searched recursively).
-        catalog_dir: the catalog folder; created if missing.
+        catalog_dir: the catalog folder; created if missing. It may hold products of other folders too.
         metadata: a styles.csv-like file with an `id` column; remembered for later runs.
         model: backbone for a new catalog (default from settings); must match an existing catalog's.
         weights: a weights file instead of the standard one (resnet50: a Keras .h5).
         batch_size: images per inference call (default from settings).
         limit: index at most the first `limit` images (natural order: 2.jpg before 10.jpg).
+        prune: remove the products of this folder whose files are gone (without it they are kept, and counted).
         progress: show progress on stderr: a bar (images/s, ETA) on a terminal, else a plain line per tenth of
             the run or per 30 s (a log, CI, a pipe).
         settings: defaults to `load_settings()`.
@@ -300,7 +322,8 @@ def index_images(
         An `IndexReport`: counts, skipped files with reasons, images/s.
 
     Raises:
-        CatalogError: the images folder is missing, or the catalog cannot be written.
+        CatalogError: the images folder is missing, holds no photo, or none of its photos can be read (then
+            nothing is changed); or the catalog cannot be written.
         ModelMismatchError: the catalog holds vectors of another model.
         MetadataError, ModelError, WeightsNotFoundError: as their names say.
 
@@ -314,103 +337,183 @@ def index_images(
     images_dir = _existing_dir(images_dir)
     if limit is not None and limit < 0:
         raise CatalogError(f"--limit must be 0 or more, got {limit}")
-    with CatalogStore(Path(catalog_dir), create=True) as store:
-        info = store.info()
-        table = _metadata_table(metadata, info)
-        embedder = _embedder_for(info, store.catalog_dir, model, weights, settings)
-        outdated = _drop_outdated_products(store, info, _model_info(embedder, images_dir, weights, table))
-        files, scan_skips = scan_images(images_dir)
-        known = store.stamps()
-        plan = plan_update(files, known, store.skipped(), limit)
-        store.remove(plan.removed, plan.forgotten_skips)
-        if table is not None:
-            removed = set(plan.removed)
-            store.update_metadata({i: table.get(i) for i in known if i not in removed})
-        pipeline_started = time.perf_counter()
-        engine = engine or LocalEngine(settings.decode_workers)
-        batches = engine.run(plan.todo, known, embedder, images_dir, batch_size or settings.batch_size)
-        embedded, restamped, new_skips = _store_batches(store, batches, len(plan.todo), table, progress)
-        pipeline_seconds = time.perf_counter() - pipeline_started
-        store.set_info(_typical_size_info(images_dir, store))
-        refresh_whitening(store, settings.whiten_dim)
-        products = store.count()
+    files, scan_skips = scan_images(images_dir)
+    if not files:
+        raise CatalogError(_nothing_readable(images_dir, scan_skips, "holds no product photo"))
+    catalog_dir = Path(catalog_dir).expanduser()
+    created = not (catalog_dir / DB_NAME).is_file()
+    try:
+        with CatalogStore(catalog_dir, create=True) as store:
+            run = _IndexRun.prepare(store, images_dir, files, metadata, model, weights, limit, prune, settings)
+            pipeline_started = time.perf_counter()
+            engine = engine or LocalEngine(settings.decode_workers)
+            batches = engine.run(run.plan.todo, run.known, run.embedder, images_dir,
+                                 batch_size or settings.batch_size)
+            embedded, restamped, new_skips = run.write(batches, progress)
+            pipeline_seconds = time.perf_counter() - pipeline_started
+            if not run.started:
+                raise CatalogError(_nothing_readable(images_dir, scan_skips + run.plan.conflicts + new_skips
+                                                     + run.plan.still_skipped, "has no photo fashionrec can read"))
+            store.set_info(_typical_size_info(store))
+            refresh_space(store, settings.whiten_dim)
+            products = store.count()
+    except BaseException:
+        if created:
+            _remove_new_catalog(catalog_dir)
+        raise
+    plan, table = run.plan, run.table
     ids_on_disk = {f.product_id for f in files}
     return IndexReport(
-        catalog_dir=Path(catalog_dir),
-        model=embedder.name,
-        model_id=embedder.model_id,
+        catalog_dir=catalog_dir,
+        model=run.embedder.name,
+        model_id=run.embedder.model_id,
         images_found=len(files),
         embedded=embedded,
         unchanged=len(plan.unchanged) + restamped,
-        removed=len(plan.removed),
-        skipped=tuple(sorted(scan_skips + plan.still_skipped + new_skips, key=lambda s: s.path)),
+        removed=len(plan.gone) if prune else 0,
+        gone_kept=0 if prune else len(plan.gone),
+        skipped=tuple(sorted(scan_skips + plan.conflicts + plan.still_skipped + new_skips, key=lambda s: s.path)),
         products=products,
         images_without_metadata=None if table is None else sum(table.get(i) is None for i in ids_on_disk),
         metadata_without_image=None if table is None else sum(i not in ids_on_disk for i in table.rows),
         seconds=time.perf_counter() - started,
-        outdated=outdated,
+        outdated=run.outdated,
         pipeline_seconds=pipeline_seconds,
         engine=engine.name,
     )
 
 
-def _drop_outdated_products(store: CatalogStore, info: dict[str, str], model_info: dict[str, str]) -> int:
-    """Record the model; if the catalog was embedded by an older build of it, drop its products first.
+@dataclass
+class _IndexRun:
+    """One indexing run's decisions, and its writer: nothing is written until the first image has been read."""
 
-    Returns how many products were dropped (their files, if still in the folder, are embedded again by this run).
+    store: CatalogStore
+    folder: str
+    plan: UpdatePlan
+    known: dict[str, FileStamp]  # stamps (content hashes) of the products this run may re-embed
+    embedder: Embedder
+    table: MetadataTable | None
+    model_info: dict[str, str]
+    prune: bool
+    outdated: int  # products of an older build of the model, dropped when writing starts
+    started: bool = False
+
+    @classmethod
+    def prepare(cls, store: CatalogStore, images_dir: Path, files: list[ImageFile],
+                metadata: str | os.PathLike | None, model: str | None, weights: str | os.PathLike | None,
+                limit: int | None, prune: bool, settings: Settings) -> _IndexRun:
+        """Load the model and plan the run, writing nothing."""
+        info = store.info()
+        table = _metadata_table(metadata, info)
+        embedder = _embedder_for(info, store.catalog_dir, model, weights, settings)
+        outdated = bool(info.get("model_id")) and outdated_model(info["model_id"]) is not None
+        products = {} if outdated else store.products()
+        folder = str(images_dir)
+        plan = plan_update(files, folder, products, {} if outdated else store.skipped(folder), limit)
+        run = cls(store, folder, plan, {i: p.stamp for i, p in products.items()}, embedder, table,
+                  _model_info(embedder, images_dir, weights, table), prune, store.count() if outdated else 0)
+        if plan.unchanged:  # something here is readable already: the writes need not wait
+            run.start()
+        return run
+
+    def start(self) -> None:
+        """The writes that wait for a readable image: the model, removals (when pruning), metadata."""
+        if self.started:
+            return
+        self.started = True
+        if self.outdated:
+            log.warning("the catalog %s was embedded by an older build of %s: its %d products are embedded again",
+                        self.store.catalog_dir, self.embedder.name, self.outdated)
+            self.store.drop_all_products(self.model_info)
+        else:
+            self.store.set_info(self.model_info)
+        gone = self.plan.gone if self.prune else []
+        self.store.remove(gone, [(self.folder, path) for path in self.plan.forgotten_skips])
+        if self.table is not None:
+            removed = set(gone)
+            here = [i for i, p in self.store.products().items() if p.folder == self.folder and i not in removed]
+            self.store.update_metadata({i: self.table.get(i) for i in here})
+
+    def write(self, batches: Iterable[EmbeddedBatch], progress: bool) -> tuple[int, int, list[SkippedFile]]:
+        """Commit each batch an engine hands back; returns (embedded, restamped, skipped). Failures read before the
+        first readable image are held back (a run that reads nothing must change nothing)."""
+        embedded = kept = 0
+        skipped: list[SkippedFile] = []
+        held: list[SkippedFile] = []
+        with _progress_bar(len(self.plan.todo), progress) as bar:
+            for batch in batches:
+                rows = [ProductRow(file.product_id, self.folder, replace(file.stamp, sha256=sha256), vector,
+                                   self.table.get(file.product_id) if self.table is not None else None)
+                        for file, sha256, vector in batch.embedded]
+                if rows or batch.restamped:
+                    self.start()
+                if self.started:
+                    self.store.write_batch(self.folder, rows, batch.restamped, held + batch.failed)
+                    held = []
+                else:
+                    held.extend(batch.failed)
+                bar.update(len(rows) + len(batch.restamped) + len(batch.failed))
+                embedded, kept = embedded + len(rows), kept + len(batch.restamped)
+                skipped.extend(batch.failed)
+        return embedded, kept, skipped
+
+
+def _nothing_readable(images_dir: Path, skipped: list[SkippedFile], what: str) -> str:
+    """The one line that refuses a folder with nothing to index, with an example of why."""
+    example = f"; e.g. {skipped[0].path}: {skipped[0].reason}" if skipped else ""
+    return (f"the folder {images_dir} {what} (files named <product id>.jpg, .png, .webp ...); nothing was changed"
+            f"{example}")
+
+
+def _remove_new_catalog(catalog_dir: Path) -> None:
+    """Undo the creation of a catalog by a run that failed before indexing anything."""
+    for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
+        (catalog_dir / name).unlink(missing_ok=True)
+    try:
+        catalog_dir.rmdir()
+    except OSError:
+        pass  # not empty: the folder was there before, or holds other files
+
+
+def refresh_space(store: CatalogStore, wanted_dim: int) -> None:
+    """Fit the catalog's whitening again if its products changed since the last fit or the wanted dimension changed
+    (or drop it when the catalog is too small), publishing the result as a new search space.
+
+    A tuning lives in the whitened space it was fitted in: a refit drops it (with a warning: tune again).
     """
-    if not info.get("model_id") or outdated_model(info["model_id"]) is None:
-        store.set_info(model_info)
-        return 0
-    dropped = store.count()
-    log.warning("the catalog %s was embedded by an older build of %s: its %d products are embedded again",
-                store.catalog_dir, info.get("model_name"), dropped)
-    store.drop_all_products(model_info)
-    return dropped
-
-
-def refresh_whitening(store: CatalogStore, wanted_dim: int) -> None:
-    """Fit the catalog's whitening again if its products changed since the last fit (or drop it if too few)."""
+    info = store.info()
     ids, hashes = store.id_hashes()
-    fingerprint = products_fingerprint(ids, hashes)
-    _drop_stale_tuning(store, fingerprint)
-    model_dim = int(store.info()["dim"])
-    dim = whitening_dim(len(ids), wanted_dim, model_dim)
+    digest = products_digest(ids, hashes)
+    current = _current_space(store, info)
+    dim = whitening_dim(len(ids), wanted_dim, int(info["dim"]))
+    whitening = current.whitening if current else None
     if dim == 0:
-        store.delete_arrays([MEAN_KEY, MATRIX_KEY], [FITTED_ON_KEY])
-        return
-    stored = store.get_array(MATRIX_KEY)
-    if store.info().get(FITTED_ON_KEY) == fingerprint and stored is not None and stored.shape[1] == dim:
-        return
-    log.info("fitting the catalog's whitening (%d products, %d dims)", len(ids), dim)
-    whitening = fit_whitening(store.vector_blocks(model_dim), dim, fingerprint)
-    store.put_arrays({MEAN_KEY: whitening.mean, MATRIX_KEY: whitening.matrix}, {FITTED_ON_KEY: fingerprint})
+        whitening = None
+    elif whitening is None or whitening.dim != dim or whitening.fitted_on != digest:
+        log.info("fitting the catalog's whitening (%d products, %d dims)", len(ids), dim)
+        whitening = fit_whitening(store.vector_blocks(int(info["dim"])), dim, digest)
+    same_whitening = current is not None and current.whitening is whitening
+    tuning = current.tuning if current is not None and (same_whitening or (current.whitening is None and
+                                                                             whitening is None)) else None
+    if current is not None and current.tuning is not None and tuning is None:
+        log.warning("the catalog's whitening was fitted again: its tuning (fitted in the old one) is dropped; "
+                    "run fashionrec tune again")
+    space = SearchSpace(info["model_id"], whitening, tuning) if whitening or tuning else None
+    digest_now = save_space(store.catalog_dir, space) if space else ""
+    store.set_space(digest_now)
+    remove_superseded(store.catalog_dir, [space_path(store.catalog_dir, digest_now).name] if space else [],
+                      SPACE_PREFIX)
 
 
-def _drop_stale_tuning(store: CatalogStore, fingerprint: str) -> None:
-    """A label tuning fitted on other products no longer fits the search space: forget it (tune again)."""
-    fitted_on = store.info().get(tuning.FITTED_ON_KEY)
-    if fitted_on is not None and fitted_on != fingerprint:
-        log.warning("the products changed: the catalog's tuning is dropped; rerun fashionrec tune")
-        store.delete_arrays(tuning.ARRAY_NAMES, tuning.INFO_KEYS)
-
-
-def _store_batches(
-    store: CatalogStore, batches: Iterable[EmbeddedBatch], total: int, table: MetadataTable | None, progress: bool
-) -> tuple[int, int, list[SkippedFile]]:
-    """The writer: commit each batch an engine hands back; returns (embedded, restamped, skipped)."""
-    embedded = kept = 0
-    skipped: list[SkippedFile] = []
-    with _progress_bar(total, progress) as bar:
-        for batch in batches:
-            rows = [ProductRow(file.product_id, replace(file.stamp, sha256=sha256), vector,
-                               table.get(file.product_id) if table is not None else None)
-                    for file, sha256, vector in batch.embedded]
-            store.write_batch(rows, batch.restamped, batch.failed)
-            bar.update(len(rows) + len(batch.restamped) + len(batch.failed))
-            embedded, kept = embedded + len(rows), kept + len(batch.restamped)
-            skipped.extend(batch.failed)
-    return embedded, kept, skipped
+def _current_space(store: CatalogStore, info: dict[str, str]) -> SearchSpace | None:
+    """The search space the catalog names, or None (none named, or its file is unusable: it is fitted again)."""
+    if not info.get(SPACE_KEY):
+        return None
+    try:
+        return load_space(store.catalog_dir, info[SPACE_KEY], info["model_id"])
+    except CatalogError as exc:
+        log.warning("%s", exc)
+        return None
 
 
 def _progress_bar(total: int, progress: bool) -> tqdm | LogProgress:
@@ -490,9 +593,9 @@ def group_results(
     yield ready, restamped, failed
 
 
-def _typical_size_info(images_dir: Path, store: CatalogStore) -> dict[str, str]:
+def _typical_size_info(store: CatalogStore) -> dict[str, str]:
     """The catalog's median image size, which queries are brought to (see images.match_catalog_look)."""
-    paths = [images_dir / stamp.path for stamp in store.stamps().values()]
+    paths = [Path(product.folder) / product.stamp.path for product in store.products().values()]
     size = typical_size(sorted(paths))
     return {"typical_image_size": f"{size[0]}x{size[1]}"} if size else {}
 

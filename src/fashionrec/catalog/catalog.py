@@ -1,19 +1,26 @@
-"""`Catalog`: a read-only snapshot of a stored catalog (vectors read on first use), what search and recommend read."""
+"""`Catalog`: one committed snapshot of a stored catalog, what search and recommend read.
+
+A snapshot is read in one read transaction (products, metadata, the search space it names), so it is never a
+mix of two indexing runs. Its search vectors are computed on first use, block by block, from the model vectors
+of the same generation: a server whose search runs elsewhere (Milvus) never reads them, and the model vectors
+are never all in memory at once.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from fashionrec.catalog.store import CatalogStore, SkippedFile, StoredProducts
-from fashionrec.catalog import tuning as tuning_keys
-from fashionrec.catalog.tuning import Tuning, load_tuning
-from fashionrec.catalog.whitening import FITTED_ON_KEY, MATRIX_KEY, MEAN_KEY, Whitening, products_fingerprint
+from fashionrec.catalog.derived import DerivedKeys, SearchSpace, catalog_keys, load_space
+from fashionrec.catalog.store import GENERATION_KEY, SPACE_KEY, CatalogStore, SkippedFile, StoredProducts
+from fashionrec.catalog.tuning import Tuning
+from fashionrec.catalog.whitening import Whitening
 from fashionrec.errors import CatalogError, ModelMismatchError, ProductNotFoundError
 from fashionrec.models import outdated_model
 
@@ -21,10 +28,9 @@ log = logging.getLogger(__name__)
 
 
 class Catalog:
-    """Products, their unit vectors (row-aligned with `ids`), metadata and image paths.
+    """Products, their search vectors (row-aligned with `ids`), metadata and image paths, as of one generation.
 
-    Open it once per process; reopen to see a later indexing run. The vectors are read from the store the
-    first time something asks for them, so a server whose search runs elsewhere (Milvus) never holds them.
+    Open it once per process; `Catalog.generation_of(dir)` tells cheaply whether a newer one has been committed.
 
     Example:
         >>> catalog = Catalog.open("my-catalog")
@@ -33,42 +39,48 @@ class Catalog:
     """
 
     def __init__(self, catalog_dir: Path, info: dict[str, str], stored: StoredProducts,
-                 skipped: list[SkippedFile], whitening: Whitening | None = None, tuning: Tuning | None = None) -> None:
+                 skipped: list[SkippedFile], space: SearchSpace | None = None) -> None:
         self.catalog_dir = catalog_dir
         self.info = info
+        self.generation = int(info.get(GENERATION_KEY, "0"))
         self.ids = stored.ids
-        self._model_vectors = stored.vectors
-        self.whitening = whitening
-        self.tuning = tuning
+        self.space = space
         self.content_hashes = stored.sha256  # row-aligned; equal hashes are exact-duplicate images
+        self._folders = stored.folders
         self._paths = stored.paths
         self._metadata = stored.metadata
         self.skipped = skipped
+        self._vectors: np.ndarray | None = None
 
     @classmethod
     def open(cls, catalog_dir: str | os.PathLike) -> Catalog:
-        """Load a catalog built by `fashionrec index`.
+        """Load the catalog's latest committed snapshot.
 
         Raises:
-            CatalogError: the folder is not a catalog, or no model was ever recorded in it.
+            CatalogError: the folder is not a catalog, no model was ever recorded in it, or its search space
+                file is missing or damaged.
+            ModelMismatchError: its vectors were made by an older build of the model (index it again).
         """
         catalog_dir = Path(catalog_dir).expanduser()
-        with CatalogStore(catalog_dir) as store:
+        with CatalogStore(catalog_dir) as store, store.snapshot():
             info = store.info()
             if "model_name" not in info:
                 raise CatalogError(f"the catalog {catalog_dir} was never indexed; run fashionrec index first")
             reason = outdated_model(info["model_id"])
             if reason:
                 raise ModelMismatchError(f"the catalog {catalog_dir} cannot be searched: {reason}; run "
-                                         f"fashionrec index {info['images_dir']} --catalog {catalog_dir} to embed its "
-                                         "images again")
-            stored = store.load(int(info["dim"]), vectors=False)
+                                         f"fashionrec index {info.get('images_dir', 'IMAGES_DIR')} --catalog "
+                                         f"{catalog_dir} to embed its images again")
+            stored = store.load()
             skipped = list(store.skipped().values())
-            fingerprint = products_fingerprint(stored.ids, stored.sha256)
-            whitening = _stored_whitening(store, info, fingerprint)
-            # A tuning lives in the space it was fitted in: not over raw vectors if a whitening was meant.
-            tuning = _stored_tuning(store, info, fingerprint) if whitening or FITTED_ON_KEY not in info else None
-        return cls(catalog_dir, info, stored, skipped, whitening, tuning)
+        space = load_space(catalog_dir, info[SPACE_KEY], info["model_id"]) if info.get(SPACE_KEY) else None
+        return cls(catalog_dir, info, stored, skipped, space)
+
+    @staticmethod
+    def generation_of(catalog_dir: str | os.PathLike) -> int:
+        """The catalog's latest committed generation, in one cheap query (to notice a change without reopening)."""
+        with CatalogStore(Path(catalog_dir).expanduser()) as store:
+            return store.generation()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -78,25 +90,30 @@ class Catalog:
 
     @property
     def model_vectors(self) -> np.ndarray:
-        """The vectors as the model gives them (unit length, the model's dim), read on first use.
+        """The vectors as the model gives them (unit length, the model's dim), read now (not kept).
 
         Raises:
-            CatalogError: an indexing run changed the catalog since it was opened (open it again).
+            CatalogError: the catalog changed since this snapshot was opened (open it again).
         """
-        if self._model_vectors is None:
-            with CatalogStore(self.catalog_dir) as store:
-                self._model_vectors = store.load_vectors(self.ids, self.dim)
-        return self._model_vectors
+        with CatalogStore(self.catalog_dir) as store:
+            return store.vectors_at(self.generation, len(self), self.dim)
 
     @property
     def vectors_loaded(self) -> bool:
-        """Whether the vectors have been read (a server searching Milvus never reads them)."""
-        return self._model_vectors is not None
+        """Whether the search vectors have been read (a server searching Milvus never reads them)."""
+        return self._vectors is not None
 
-    @cached_property
+    @property
     def vectors(self) -> np.ndarray:
-        """What search ranks: the model vectors, whitened and tuned when the catalog is."""
-        return self.project(self.model_vectors)
+        """What search ranks: the model vectors in the catalog's search space, computed block by block on first use.
+
+        Raises:
+            CatalogError: the catalog changed since this snapshot was opened (open it again).
+        """
+        if self._vectors is None:
+            with CatalogStore(self.catalog_dir) as store:
+                self._vectors = store.vectors_at(self.generation, len(self), self.dim, transform=self.project)
+        return self._vectors
 
     @cached_property
     def search_dim(self) -> int:
@@ -104,9 +121,30 @@ class Catalog:
         return int(self.project(np.zeros((1, self.dim), dtype=np.float32)).shape[1])
 
     def project(self, model_vectors: np.ndarray) -> np.ndarray:
-        """Query vectors from the model into the space `vectors` live in (whitened when the catalog is)."""
-        vectors = self.whitening.apply(model_vectors) if self.whitening else model_vectors
-        return self.tuning.apply(vectors) if self.tuning else vectors
+        """Vectors from the model into the space `vectors` live in (whitened and tuned when the catalog is)."""
+        return self.space.apply(model_vectors) if self.space else np.asarray(model_vectors, dtype=np.float32)
+
+    def look_part(self, search_vectors: np.ndarray) -> np.ndarray:
+        """The part of search vectors that did not come from `tune` (the look alone), at unit length.
+
+        The near-duplicate threshold was chosen on untuned vectors; a tuning appends label directions that two
+        different products of one class share, so near copies are told by this part only.
+        """
+        base = self.space.base_dim if self.space else None
+        if base is None:
+            return search_vectors
+        head = np.asarray(search_vectors, dtype=np.float32)[..., :base]
+        return head / np.maximum(np.linalg.norm(head, axis=-1, keepdims=True), 1e-12)
+
+    @property
+    def whitening(self) -> Whitening | None:
+        """The whitening of the catalog's search space, if any."""
+        return self.space.whitening if self.space else None
+
+    @property
+    def tuning(self) -> Tuning | None:
+        """The label tuning of the catalog's search space, if any (`fashionrec tune`)."""
+        return self.space.tuning if self.space else None
 
     @property
     def model_name(self) -> str:
@@ -120,13 +158,18 @@ class Catalog:
 
     @property
     def dim(self) -> int:
-        """Length of the vectors."""
+        """Length of the model vectors."""
         return int(self.info["dim"])
 
     @property
     def images_dir(self) -> Path:
-        """The folder the product images were indexed from."""
+        """The folder last indexed into the catalog (products may come from several: `folders`)."""
         return Path(self.info["images_dir"])
+
+    @property
+    def folders(self) -> list[Path]:
+        """Every folder the catalog's products were indexed from."""
+        return [Path(folder) for folder in sorted(set(self._folders))]
 
     @property
     def weights_path(self) -> str | None:
@@ -148,11 +191,15 @@ class Catalog:
         return json.loads(self.info.get("metadata_columns", "[]"))
 
     @cached_property
+    def keys(self) -> DerivedKeys:
+        """What derived data of this snapshot must be derived from (`catalog.derived`)."""
+        return catalog_keys(self.model_id, self.ids, self.content_hashes, self._metadata,
+                            self.info.get(SPACE_KEY, ""))
+
+    @property
     def fingerprint(self) -> str:
-        """Identifies these search vectors: the products, their images, and the whitening and tuning on them."""
-        tuned = self.tuning.describe() if self.tuning else "-"
-        shape = (len(self.ids), self.search_dim)
-        return products_fingerprint([*self.ids, str(shape), tuned], [*self.content_hashes, "", ""])
+        """Identifies everything a copy of this snapshot holds: model, search space, products, metadata."""
+        return self.keys.fingerprint
 
     @cached_property
     def _positions(self) -> dict[str, int]:
@@ -173,17 +220,17 @@ class Catalog:
         """The product's metadata ({} when the metadata file had no row for it)."""
         return dict(self._metadata[self.position(product_id)])
 
-    def metadata_at(self, position: int) -> dict[str, str | None]:
+    def metadata_at(self, position: int) -> Mapping[str, str | None]:
         """Metadata by row, for code that already holds positions (search results)."""
         return self._metadata[position]
 
     def image_path(self, product_id: str) -> Path:
         """Where the product's image file is."""
-        return self.images_dir / self._paths[self.position(product_id)]
+        return self.image_path_at(self.position(product_id))
 
     def image_path_at(self, position: int) -> Path:
         """Image file by row."""
-        return self.images_dir / self._paths[position]
+        return Path(self._folders[position]) / self._paths[position]
 
     def column_values(self, column: str) -> list[str | None]:
         """One metadata column for every product, row-aligned (for filters)."""
@@ -208,26 +255,3 @@ class Catalog:
         (the API's /filters and the web app's sidebar ask on every request)."""
         return {column: tuple(sorted({value for value in self.column_values(column) if value}, key=str.lower))
                 for column in self.columns}
-
-
-def _stored_whitening(store: CatalogStore, info: dict[str, str], fingerprint: str) -> Whitening | None:
-    """The catalog's whitening if it was fitted on exactly these products (a crash may leave it stale)."""
-    matrix = store.get_array(MATRIX_KEY)
-    if matrix is None:
-        return None
-    if info.get(FITTED_ON_KEY) != fingerprint:
-        log.warning("the catalog's whitening is older than its products; rerun fashionrec index to refit it")
-        return None
-    return Whitening(store.get_array(MEAN_KEY), matrix, fingerprint)
-
-
-def _stored_tuning(store: CatalogStore, info: dict[str, str], fingerprint: str) -> Tuning | None:
-    """The catalog's label tuning (`fashionrec tune`) if it was fitted on exactly these products."""
-    arrays = {name: array for name in tuning_keys.ARRAY_NAMES if (array := store.get_array(name)) is not None}
-    tuning = load_tuning(info, arrays)
-    if tuning is None:
-        return None
-    if tuning.fitted_on != fingerprint:
-        log.warning("the catalog's tuning is older than its products; rerun fashionrec tune")
-        return None
-    return tuning

@@ -1,15 +1,18 @@
 """The catalog on disk: one SQLite file (WAL) holding products, vectors, metadata and skipped files.
 
 SQLite gives atomic transactions: each indexing batch commits in one, so a crash (even `kill -9`)
-loses at most the batch in flight and never leaves a half-written catalog. Vectors are float32 BLOBs;
-metadata is JSON text. Nothing here is pickled.
+loses at most the batch in flight and never leaves a half-written catalog. Every transaction that changes the
+products or the search space also bumps the catalog's `generation`, so a reader can tell in one cheap query
+whether what it holds is still current, and a reader that reads inside `snapshot()` sees one committed state.
+Vectors are float32 BLOBs; metadata is JSON text. Nothing here is pickled. Derived data (the search space,
+indexes) lives in files beside it (`catalog.derived`); the info table names the space in use.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,29 +22,30 @@ import numpy as np
 from fashionrec.errors import CatalogError
 
 DB_NAME = "catalog.sqlite"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+BUSY_TIMEOUT_S = 30.0  # a writer waits this long for another writer's transaction before giving up
+GENERATION_KEY, SPACE_KEY = "generation", "space"
+KEPT_ON_RESET = ("schema_version", "images_dir", "metadata_path", "metadata_columns")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS products (
     id TEXT PRIMARY KEY,
-    path TEXT NOT NULL,          -- relative to the catalog's images_dir
+    folder TEXT NOT NULL,        -- the absolute images folder the file was indexed from
+    path TEXT NOT NULL,          -- relative to that folder
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
     sha256 TEXT NOT NULL,        -- of the image file's bytes: what decides whether to re-embed
     vector BLOB NOT NULL,        -- float32, unit length, info.dim values
     metadata TEXT                -- JSON object, or NULL when the metadata file has no row
 );
-CREATE TABLE IF NOT EXISTS arrays (  -- fitted transforms (the whitening): float32, C order
-    name TEXT PRIMARY KEY,
-    shape TEXT NOT NULL,         -- JSON list
-    data BLOB NOT NULL
-);
 CREATE TABLE IF NOT EXISTS skipped (
-    path TEXT PRIMARY KEY,
+    folder TEXT NOT NULL,
+    path TEXT NOT NULL,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
-    reason TEXT NOT NULL
+    reason TEXT NOT NULL,
+    PRIMARY KEY (folder, path)
 );
 """
 
@@ -50,7 +54,7 @@ CREATE TABLE IF NOT EXISTS skipped (
 class FileStamp:
     """What identifies a file's version cheaply (size, mtime) and surely (content hash)."""
 
-    path: str
+    path: str  # relative to its folder
     size: int
     mtime_ns: int
     sha256: str = ""
@@ -61,6 +65,7 @@ class ProductRow:
     """One product as written by the indexer."""
 
     id: str
+    folder: str
     stamp: FileStamp
     vector: np.ndarray
     metadata: dict[str, str | None] | None
@@ -77,12 +82,20 @@ class SkippedFile:
 
 
 @dataclass(frozen=True)
+class StoredProduct:
+    """Where a stored product's file is, and its stamp."""
+
+    folder: str
+    stamp: FileStamp
+
+
+@dataclass(frozen=True)
 class StoredProducts:
     """Every product of the catalog, row-aligned: ids[i] has paths[i], metadata[i] (and vectors[i] if loaded)."""
 
     ids: list[str]
+    folders: list[str]
     paths: list[str]
-    vectors: np.ndarray | None  # None when loaded without vectors (see `CatalogStore.load_vectors`)
     metadata: list[dict[str, str | None]]
     sha256: list[str]  # of each image file: equal hashes are exact-duplicate images
 
@@ -91,6 +104,11 @@ class CatalogStore:
     """Read and write one catalog's SQLite file. Not shared across threads; open one per thread."""
 
     def __init__(self, catalog_dir: Path, create: bool = False) -> None:
+        """Open the catalog; `create` also makes a new one, and brings one of an older format up to this one.
+
+        Raises:
+            CatalogError: not a catalog (and not `create`), unreadable, or of an older format (and not `create`).
+        """
         self.catalog_dir = Path(catalog_dir)
         db_path = self.catalog_dir / DB_NAME
         if not db_path.is_file():
@@ -103,17 +121,33 @@ class CatalogStore:
                 raise CatalogError(f"{self.catalog_dir} exists and is not a folder")
             self.catalog_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(db_path, isolation_level=None, timeout=30)
+            self._db = sqlite3.connect(db_path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            self._check_format(create)
         except sqlite3.DatabaseError as exc:
             raise CatalogError(f"{db_path} cannot be opened as a catalog: {exc}") from None
-        version = self.info().get("schema_version")
-        if version is None:
+
+    def _check_format(self, create: bool) -> None:
+        """Create the tables; refuse (or, creating, rebuild) a catalog of another format."""
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        version = self.info().get("schema_version") if "info" in tables else None
+        if version is not None and version != SCHEMA_VERSION:
+            if not create or version > SCHEMA_VERSION:
+                images = self.info().get("images_dir", "IMAGES_DIR")
+                raise CatalogError(
+                    f"the catalog {self.catalog_dir} has format {version} (this fashionrec reads {SCHEMA_VERSION}) "
+                    f"and vectors this version does not make; run fashionrec index {images} --catalog "
+                    f"{self.catalog_dir} to embed its images again")
+            # Format 1 was written by fashionrec 0.1, whose vectors every later model id refuses: keep only the
+            # facts that say where the images and the metadata are, and index again.
+            with self.transaction() as db:
+                for table in ("products", "skipped", "arrays"):
+                    db.execute(f"DROP TABLE IF EXISTS {table}")
+                db.execute(f"DELETE FROM info WHERE key NOT IN ({', '.join('?' * len(KEPT_ON_RESET))})", KEPT_ON_RESET)
+        self._db.executescript(_SCHEMA)
+        if version != SCHEMA_VERSION:
             self.set_info({"schema_version": SCHEMA_VERSION})
-        elif version != SCHEMA_VERSION:
-            raise CatalogError(f"{db_path} has catalog format {version}; this fashionrec reads {SCHEMA_VERSION}")
 
     def close(self) -> None:
         """Close the database (a checkpoint folds the WAL back into the main file)."""
@@ -127,8 +161,12 @@ class CatalogStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """All statements inside commit together, or none do."""
-        self._db.execute("BEGIN IMMEDIATE")
+        """All statements inside commit together, or none do; one writer at a time (others wait, then fail)."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise CatalogError(f"the catalog {self.catalog_dir} is busy: another program has been writing to it "
+                               f"for {BUSY_TIMEOUT_S:.0f} s ({exc}); try again when it is done") from None
         try:
             yield self._db
         except BaseException:
@@ -136,94 +174,127 @@ class CatalogStore:
             raise
         self._db.execute("COMMIT")
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read inside sees one committed state of the catalog (a read transaction)."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")
+
+    def _changed(self, db: sqlite3.Connection) -> None:
+        """Inside a writing transaction: the products or the space changed, so the generation moves on."""
+        db.execute("INSERT INTO info (key, value) VALUES (?, '1') ON CONFLICT(key) DO UPDATE SET "
+                   "value = CAST(value AS INTEGER) + 1", (GENERATION_KEY,))
+
     def info(self) -> dict[str, str]:
-        """The catalog's key/value facts: model name and id, dim, images_dir, columns, ..."""
+        """The catalog's key/value facts: model name and id, dim, images_dir, columns, generation, space..."""
         return dict(self._db.execute("SELECT key, value FROM info"))
+
+    def generation(self) -> int:
+        """The number of committed changes to the products or the search space (cheap: one row)."""
+        row = self._db.execute("SELECT value FROM info WHERE key = ?", (GENERATION_KEY,)).fetchone()
+        return int(row[0]) if row else 0
 
     def set_info(self, values: dict[str, str]) -> None:
         """Set several info keys in one transaction."""
         with self.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO info (key, value) VALUES (?, ?)", values.items())
 
+    def set_space(self, digest: str, expected: str | None = None) -> None:
+        """Make `digest` the catalog's search space ("" for none), atomically.
+
+        Raises:
+            CatalogError: `expected` is given and the catalog's space is no longer it (someone changed it meanwhile).
+        """
+        with self.transaction() as db:
+            row = db.execute("SELECT value FROM info WHERE key = ?", (SPACE_KEY,)).fetchone()
+            current = row[0] if row else ""
+            if expected is not None and current != expected:
+                raise CatalogError(f"the catalog {self.catalog_dir} changed its search space meanwhile; run the "
+                                   "command again")
+            if current != digest:
+                db.execute("INSERT OR REPLACE INTO info (key, value) VALUES (?, ?)", (SPACE_KEY, digest))
+                self._changed(db)
+
     def count(self) -> int:
         """Number of products."""
         return self._db.execute("SELECT COUNT(*) FROM products").fetchone()[0]
 
-    def stamps(self) -> dict[str, FileStamp]:
-        """{product id: its file's stamp}, to decide what a rerun must re-embed."""
-        rows = self._db.execute("SELECT id, path, size, mtime_ns, sha256 FROM products")
-        return {row[0]: FileStamp(*row[1:]) for row in rows}
+    def products(self) -> dict[str, StoredProduct]:
+        """{product id: its folder and file stamp}, to decide what a run must re-embed or may remove."""
+        rows = self._db.execute("SELECT id, folder, path, size, mtime_ns, sha256 FROM products")
+        return {row[0]: StoredProduct(row[1], FileStamp(*row[2:])) for row in rows}
 
-    def skipped(self) -> dict[str, SkippedFile]:
-        """{path: skipped file}: files that failed before and why."""
-        rows = self._db.execute("SELECT path, reason, size, mtime_ns FROM skipped ORDER BY path")
+    def skipped(self, folder: str | None = None) -> dict[str, SkippedFile]:
+        """{path: skipped file} of one folder (or of every folder, paths then absolute): files that failed and why."""
+        if folder is None:
+            rows = self._db.execute("SELECT folder, path, reason, size, mtime_ns FROM skipped ORDER BY folder, path")
+            return {str(Path(f) / p): SkippedFile(str(Path(f) / p), r, s, m) for f, p, r, s, m in rows}
+        rows = self._db.execute("SELECT path, reason, size, mtime_ns FROM skipped WHERE folder = ? ORDER BY path",
+                                (folder,))
         return {row[0]: SkippedFile(*row) for row in rows}
 
     def write_batch(
         self,
+        folder: str,
         products: Iterable[ProductRow] = (),
         restamped: Iterable[tuple[str, FileStamp]] = (),
         skipped: Iterable[SkippedFile] = (),
     ) -> None:
-        """Store one batch of the indexer's results in a single transaction."""
-        products = list(products)
+        """Store one batch of the indexer's results (files of `folder`) in a single transaction."""
+        products, restamped, skipped = list(products), list(restamped), list(skipped)
         with self.transaction() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO products (id, path, size, mtime_ns, sha256, vector, metadata) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(p.id, p.stamp.path, p.stamp.size, p.stamp.mtime_ns, p.stamp.sha256,
+                "INSERT OR REPLACE INTO products (id, folder, path, size, mtime_ns, sha256, vector, metadata) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(p.id, p.folder, p.stamp.path, p.stamp.size, p.stamp.mtime_ns, p.stamp.sha256,
                   np.asarray(p.vector, dtype="<f4").tobytes(), _json(p.metadata)) for p in products],
             )
             db.executemany(
-                "UPDATE products SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
-                [(s.path, s.size, s.mtime_ns, product_id) for product_id, s in restamped],
+                "UPDATE products SET folder = ?, path = ?, size = ?, mtime_ns = ? WHERE id = ?",
+                [(folder, s.path, s.size, s.mtime_ns, product_id) for product_id, s in restamped],
             )
-            db.executemany("DELETE FROM skipped WHERE path = ?", [(p.stamp.path,) for p in products])
+            db.executemany("DELETE FROM skipped WHERE folder = ? AND path = ?",
+                           [(p.folder, p.stamp.path) for p in products] + [(folder, s.path) for _, s in restamped])
             db.executemany(
-                "INSERT OR REPLACE INTO skipped (path, size, mtime_ns, reason) VALUES (?, ?, ?, ?)",
-                [(s.path, s.size, s.mtime_ns, s.reason) for s in skipped],
+                "INSERT OR REPLACE INTO skipped (folder, path, size, mtime_ns, reason) VALUES (?, ?, ?, ?, ?)",
+                [(folder, s.path, s.size, s.mtime_ns, s.reason) for s in skipped],
             )
+            if products or restamped:
+                self._changed(db)
 
-    def remove(self, product_ids: Iterable[str], skipped_paths: Iterable[str] = ()) -> None:
-        """Drop products (and skipped-file records) whose files are gone, in one transaction."""
+    def remove(self, product_ids: Iterable[str], skipped: Iterable[tuple[str, str]] = ()) -> None:
+        """Drop products, and skipped-file records given as (folder, path), in one transaction."""
+        product_ids = list(product_ids)
         with self.transaction() as db:
             db.executemany("DELETE FROM products WHERE id = ?", [(i,) for i in product_ids])
-            db.executemany("DELETE FROM skipped WHERE path = ?", [(p,) for p in skipped_paths])
+            db.executemany("DELETE FROM skipped WHERE folder = ? AND path = ?", list(skipped))
+            if product_ids:
+                self._changed(db)
 
     def drop_all_products(self, info: dict[str, str]) -> None:
-        """Forget every product and everything fitted on them (their vectors are unusable), and set `info`, in one
+        """Forget every product and the search space (their vectors are unusable), and set `info`, in one
         transaction: a crash leaves either the old catalog or an empty one under the new model, never a mix."""
         with self.transaction() as db:
             db.execute("DELETE FROM products")
-            db.execute("DELETE FROM arrays")
-            db.execute("DELETE FROM info WHERE key NOT IN ('schema_version', 'images_dir', 'metadata_path', "
-                       "'metadata_columns')")
+            db.execute(f"DELETE FROM info WHERE key NOT IN ({', '.join('?' * len(KEPT_ON_RESET))}, ?)",
+                       (*KEPT_ON_RESET, GENERATION_KEY))
             db.executemany("INSERT OR REPLACE INTO info (key, value) VALUES (?, ?)", info.items())
+            self._changed(db)
 
     def update_metadata(self, metadata: dict[str, dict[str, str | None] | None]) -> None:
-        """Replace the metadata of existing products (a new styles.csv), in one transaction."""
+        """Replace the metadata of existing products (a new styles.csv), in one transaction; only real changes
+        count as a change of the catalog."""
+        current = dict(self._db.execute("SELECT id, metadata FROM products"))
+        changed = [(_json(value), product_id) for product_id, value in metadata.items()
+                   if product_id in current and current[product_id] != _json(value)]
+        if not changed:
+            return
         with self.transaction() as db:
-            db.executemany("UPDATE products SET metadata = ? WHERE id = ?",
-                           [(_json(value), product_id) for product_id, value in metadata.items()])
-
-    def put_arrays(self, arrays: dict[str, np.ndarray], info: dict[str, str]) -> None:
-        """Store float32 arrays and the info keys that describe them, in one transaction."""
-        with self.transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO arrays (name, shape, data) VALUES (?, ?, ?)",
-                           [(name, json.dumps(list(a.shape)), np.ascontiguousarray(a, dtype="<f4").tobytes())
-                            for name, a in arrays.items()])
-            db.executemany("INSERT OR REPLACE INTO info (key, value) VALUES (?, ?)", info.items())
-
-    def get_array(self, name: str) -> np.ndarray | None:
-        """A stored array, or None."""
-        row = self._db.execute("SELECT shape, data FROM arrays WHERE name = ?", (name,)).fetchone()
-        return None if row is None else np.frombuffer(row[1], dtype="<f4").reshape(json.loads(row[0])).copy()
-
-    def delete_arrays(self, names: Sequence[str], info_keys: Sequence[str]) -> None:
-        """Forget arrays and their info keys, in one transaction."""
-        with self.transaction() as db:
-            db.executemany("DELETE FROM arrays WHERE name = ?", [(n,) for n in names])
-            db.executemany("DELETE FROM info WHERE key = ?", [(k,) for k in info_keys])
+            db.executemany("UPDATE products SET metadata = ? WHERE id = ?", changed)
+            self._changed(db)
 
     def vector_blocks(self, dim: int, rows: int = 65_536) -> Iterator[np.ndarray]:
         """Every product's vector, in blocks of `rows` (id order), without loading the catalog at once."""
@@ -236,34 +307,42 @@ class CatalogStore:
         rows = self._db.execute("SELECT id, sha256 FROM products ORDER BY id").fetchall()
         return [row[0] for row in rows], [row[1] for row in rows]
 
-    def load(self, dim: int, vectors: bool = True) -> StoredProducts:
-        """Every product, ordered by id, with its vectors as one (n, dim) float32 matrix (unless not wanted)."""
-        rows = self._db.execute("SELECT id, path, metadata, sha256 FROM products ORDER BY id").fetchall()
-        ids = [row[0] for row in rows]
+    def load(self) -> StoredProducts:
+        """Every product, ordered by id, without its vector."""
+        rows = self._db.execute("SELECT id, folder, path, metadata, sha256 FROM products ORDER BY id").fetchall()
         return StoredProducts(
-            ids=ids,
-            paths=[row[1] for row in rows],
-            vectors=self.load_vectors(ids, dim) if vectors else None,
-            metadata=[json.loads(row[2]) if row[2] else {} for row in rows],
-            sha256=[row[3] for row in rows],
+            ids=[row[0] for row in rows],
+            folders=[row[1] for row in rows],
+            paths=[row[2] for row in rows],
+            metadata=[json.loads(row[3]) if row[3] else {} for row in rows],
+            sha256=[row[4] for row in rows],
         )
 
-    def load_vectors(self, ids: list[str], dim: int) -> np.ndarray:
-        """The vectors of every product as one (n, dim) float32 matrix, row-aligned with `ids` (ordered by id).
+    def vectors_at(self, generation: int, count: int, dim: int,
+                   transform=None, rows: int = 65_536) -> np.ndarray:
+        """The vectors of every product (id order) as the catalog was at `generation`, each block passed through
+        `transform` (e.g. into the search space) as it is read, so the model vectors are never all in memory.
 
         Raises:
-            CatalogError: the products are no longer `ids` (an indexing run changed the catalog meanwhile).
+            CatalogError: the catalog changed since that generation (open it again).
         """
-        vectors = np.empty((len(ids), dim), dtype=np.float32)
-        count = 0
-        for index, (product_id, blob) in enumerate(self._db.execute("SELECT id, vector FROM products ORDER BY id")):
-            if index >= len(ids) or ids[index] != product_id:
-                break
-            vectors[index] = np.frombuffer(blob, dtype="<f4")
-            count += 1
-        if count != len(ids) or self.count() != len(ids):
-            raise CatalogError(f"the catalog {self.catalog_dir} changed since it was opened; open it again")
-        return vectors
+        with self.snapshot():
+            if self.generation() != generation:
+                raise CatalogError(f"the catalog {self.catalog_dir} changed since it was opened; open it again")
+            out = None
+            start = 0
+            for block in self.vector_blocks(dim, rows):
+                block = transform(block) if transform is not None else block.copy()
+                if out is None:
+                    out = np.empty((count, block.shape[1]), dtype=np.float32)
+                out[start:start + len(block)] = block
+                start += len(block)
+            if out is None:
+                width = transform(np.zeros((1, dim), np.float32)).shape[1] if transform is not None else dim
+                out = np.empty((0, width), dtype=np.float32)
+            if start != count:
+                raise CatalogError(f"the catalog {self.catalog_dir} changed since it was opened; open it again")
+        return out
 
 
 def _json(value: dict[str, str | None] | None) -> str | None:

@@ -3,20 +3,18 @@
 Why: pooled CNN features of product photos share a large common part ("an object on white"), so raw cosines
 are all high and that common part dominates the ranking. Whitening removes the mean and gives every principal
 direction the same weight; on the shared sample it raises leave-one-out precision@5 for articleType and for
-baseColour alike (docs/QUALITY.md). It is fitted per catalog when indexing ends, stored in the catalog, and
-applied to catalog and query vectors alike; it also shortens the vectors (faster search, less memory).
+baseColour alike (docs/QUALITY.md). It is fitted per catalog when indexing ends, stored as part of the catalog's
+search space (`catalog.derived`), and applied to catalog and query vectors alike; it also shortens the vectors
+(faster search, less memory).
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-MEAN_KEY, MATRIX_KEY = "whitening_mean", "whitening_matrix"  # the arrays in the catalog store
-FITTED_ON_KEY = "whitening_fitted_on"  # the info key naming the products it was fitted on
 PRODUCTS_PER_DIMENSION = 4  # fit only with at least this many products per output dimension
 EIGEN_FLOOR = 1e-6  # relative to the largest variance: directions weaker than this are not amplified
 
@@ -27,7 +25,7 @@ class Whitening:
 
     mean: np.ndarray  # (d,) float32
     matrix: np.ndarray  # (d, r) float32: principal axes divided by their standard deviation
-    fitted_on: str  # fingerprint of the products it was fitted on
+    fitted_on: str  # digest of the products it was fitted on (`derived.products_digest`)
 
     @property
     def dim(self) -> int:
@@ -72,11 +70,3 @@ def fit_whitening(blocks: Iterable[np.ndarray], dim: int, fitted_on: str) -> Whi
     floor = EIGEN_FLOOR * max(float(variances[order[0]]), 1e-12)
     matrix = axes[:, order] / np.sqrt(np.maximum(variances[order], floor))
     return Whitening(mean.astype(np.float32), matrix.astype(np.float32), fitted_on)
-
-
-def products_fingerprint(ids: Sequence[str], hashes: Sequence[str]) -> str:
-    """Identifies a catalog's set of products and image contents (a whitening fitted on another set is stale)."""
-    digest = hashlib.sha256()
-    for product_id, content in zip(ids, hashes):
-        digest.update(f"{product_id}\0{content}\n".encode())
-    return digest.hexdigest()[:32]
