@@ -297,3 +297,23 @@ def test_index_progress_on_a_terminal_is_a_redrawn_bar(tmp_path: Path, lite0) ->
     assert done.returncode == 0 and "Indexed 12 images" in done.stdout
     text = shown.decode()
     assert "\r" in text and "indexing: 100%|" in text and "12/12 [" in text  # tqdm's bar, drawn in place
+
+
+def test_without_catalog_commands_use_fashionrec_catalog_or_the_demo_catalog(catalog: Path, tmp_path: Path) -> None:
+    import os
+
+    empty_cache = dict(os.environ, FASHIONREC_CACHE=str(tmp_path / "cache"))
+    empty_cache.pop("FASHIONREC_CATALOG", None)
+    done = subprocess.run([sys.executable, "-m", "fashionrec.cli", "info"], capture_output=True, text=True,
+                          env=empty_cache, timeout=120)
+    assert done.returncode == 2 and "no demo catalog at" in done.stderr and "run fashionrec demo" in done.stderr
+    named = subprocess.run([sys.executable, "-m", "fashionrec.cli", "info", "--json"], capture_output=True, text=True,
+                           env=dict(empty_cache, FASHIONREC_CATALOG=str(catalog)), timeout=120)
+    assert named.returncode == 0 and json.loads(named.stdout)["products"] == 10
+    import shutil
+
+    shutil.copytree(catalog, tmp_path / "cache" / "demo-catalog")  # where fashionrec demo builds it
+    found = subprocess.run([sys.executable, "-m", "fashionrec.cli", "similar", "2", "-k", "2", "--json"],
+                           capture_output=True, text=True, env=empty_cache, timeout=120)
+    assert found.returncode == 0, found.stderr
+    assert len(json.loads(found.stdout)["results"]) == 2

@@ -145,6 +145,33 @@ def test_the_hnsw_index_gives_the_exact_answers_on_a_small_catalog(copies_catalo
     assert approximate.by_image(photo, k=3).results[0].id == "12"
 
 
+def test_a_stale_hnsw_file_is_never_opened_and_superseded_ones_are_removed(tmp_path: Path, lite0) -> None:
+    """Issue 13: the FAISS file was named by a fingerprint that left out the search space, so a file of other
+    vectors could be opened; now it is named by the search vectors it indexes, and old files are removed."""
+    pytest.importorskip("faiss", reason="approximate search needs faiss (pip install -e '.[ann]')")
+    from dataclasses import replace as with_fields
+
+    from fashionrec.config import load_settings
+
+    settings = with_fields(load_settings(), whiten_dim=8)
+    write_products(tmp_path / "images", range(1, 41))
+    index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False, settings=settings)
+    graphs = lambda: sorted(p.name for p in (tmp_path / "c" / "derived").glob("hnsw-*"))  # noqa: E731
+    first = Catalog.open(tmp_path / "c")
+    Recommender(first, lite0, search="hnsw")
+    assert graphs() == [f"hnsw-{first.keys.search}.faiss"]
+    write_products(tmp_path / "images", [41])  # new products: new search vectors, another file
+    index_images(tmp_path / "images", tmp_path / "c", progress=False, settings=settings)
+    second = Catalog.open(tmp_path / "c")
+    assert second.keys.search != first.keys.search
+    hnsw, exact = Recommender(second, lite0, search="hnsw"), Recommender(second, lite0, search="exact")
+    assert graphs() == [f"hnsw-{second.keys.search}.faiss"]  # built for these vectors; the old one removed
+    assert [m.id for m in hnsw.by_id("41", k=5).results] == [m.id for m in exact.by_id("41", k=5).results]
+    index_images(tmp_path / "images", tmp_path / "c", progress=False, settings=with_fields(settings, whiten_dim=4))
+    third = Catalog.open(tmp_path / "c")  # same products, another space: another file again
+    assert third.keys.products == second.keys.products and third.keys.search != second.keys.search
+
+
 def test_auto_index_is_exact_below_the_threshold_and_bad_names_are_refused(copies_catalog: Path, lite0) -> None:
     assert Recommender(Catalog.open(copies_catalog), lite0).index == "exact"
     with pytest.raises(FashionrecError, match="auto, exact, hnsw"):

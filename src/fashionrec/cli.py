@@ -17,6 +17,8 @@ from fashionrec.config import load_settings
 from fashionrec.errors import FashionrecError
 
 EXIT_USAGE = 2
+CATALOG_HELP = ("catalog folder (default: $FASHIONREC_CATALOG, else the demo catalog fashionrec demo built, in the "
+                "cache)")
 EXIT_INTERRUPTED = 130
 NAME_WIDTH = 48  # product names longer than this are cut, at a word, in tables
 
@@ -31,6 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
+        if getattr(args, "catalog", "") is None and args.run is not _demo:
+            args.catalog = default_catalog()
         return args.run(args)
     except FashionrecError as exc:
         print(f"fashionrec: error: {exc}", file=sys.stderr)
@@ -38,6 +42,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fashionrec: interrupted; everything committed so far is kept (rerun to resume)", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def default_catalog() -> Path:
+    """The catalog a command without --catalog uses: $FASHIONREC_CATALOG, else the demo's (if it was built).
+
+    Raises:
+        FashionrecError: neither exists; the message says how to make one.
+    """
+    from fashionrec.demo import demo_catalog_dir
+
+    settings = load_settings()
+    if settings.catalog_dir is not None:
+        return settings.catalog_dir
+    demo = demo_catalog_dir(settings)
+    if not (demo / "catalog.sqlite").is_file():
+        raise FashionrecError(f"no --catalog given, FASHIONREC_CATALOG is not set, and there is no demo catalog at "
+                              f"{demo} yet; run fashionrec demo, or pass --catalog CATALOG_DIR")
+    return demo
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     ):
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument(target[0], type=target[1], help=target[2])
-        sub.add_argument("--catalog", type=Path, required=True, help="catalog folder")
+        sub.add_argument("--catalog", type=Path, help=CATALOG_HELP)
         sub.add_argument("-k", type=int, default=5,
                          help="how many products (default 5; at most FASHIONREC_MAX_K, default 100)")
         sub.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE",
@@ -88,19 +110,19 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=_recommend if name == "recommend" else _similar)
 
     table = commands.add_parser("similar-all", help="the k most similar products of every product, to a file")
-    table.add_argument("--catalog", type=Path, required=True, help="catalog folder")
+    table.add_argument("--catalog", type=Path, help=CATALOG_HELP)
     table.add_argument("-k", type=int, default=10, help="how many per product (default 10)")
     table.add_argument("--out", type=Path, required=True, help="FILE.csv or FILE.parquet")
     table.add_argument("--show-duplicates", action="store_true", help="keep every copy of a duplicate image")
     table.set_defaults(run=_similar_all)
 
     info = commands.add_parser("info", help="what a catalog holds")
-    info.add_argument("--catalog", type=Path, required=True)
+    info.add_argument("--catalog", type=Path, help=CATALOG_HELP)
     info.add_argument("--json", action="store_true")
     info.set_defaults(run=_info)
 
     evaluate = commands.add_parser("evaluate", help="leave-one-out precision@k and mAP@k by label")
-    evaluate.add_argument("--catalog", type=Path, required=True, help="catalog folder")
+    evaluate.add_argument("--catalog", type=Path, help=CATALOG_HELP)
     evaluate.add_argument("--label", action="append", dest="labels", metavar="COLUMN",
                           help="metadata column that makes a result relevant, repeatable (default: articleType)")
     evaluate.add_argument("-k", type=int, default=5, help="cut-off (default 5)")
@@ -112,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=_evaluate)
 
     tune = commands.add_parser("tune", help="train a small projection on a label; kept only if it helps")
-    tune.add_argument("--catalog", type=Path, required=True, help="catalog folder")
+    tune.add_argument("--catalog", type=Path, help=CATALOG_HELP)
     tune.add_argument("--label", default="articleType", help="the label to emphasise (default articleType)")
     tune.add_argument("--look-label", default="baseColour", help="the label that must not suffer (default baseColour)")
     tune.add_argument("-k", type=int, default=5, help="cut-off of the precision compared (default 5)")
@@ -123,14 +145,14 @@ def _parser() -> argparse.ArgumentParser:
     tune.set_defaults(run=_tune)
 
     app = commands.add_parser("app", help="the web app: upload a photo or pick a product, see similar products")
-    app.add_argument("--catalog", type=Path, required=True, help="catalog folder")
+    app.add_argument("--catalog", type=Path, help=CATALOG_HELP)
     _add_server_options(app, port=8501)
     _add_index_option(app)
     app.add_argument("--no-browser", action="store_true", help="do not open a browser window")
     app.set_defaults(run=_app)
 
     push = commands.add_parser("push", help="copy a catalog's vectors and metadata into Milvus (only what changed)")
-    push.add_argument("--catalog", type=Path, required=True, help="catalog folder")
+    push.add_argument("--catalog", type=Path, help=CATALOG_HELP)
     push.add_argument("--to", required=True, metavar="ADDRESS",
                       help="milvus://HOST:19530/COLLECTION (milvuss:// for TLS; credentials from "
                            "FASHIONREC_MILVUS_TOKEN or FASHIONREC_MILVUS_TOKEN_FILE, never in the address), or a "
@@ -142,14 +164,15 @@ def _parser() -> argparse.ArgumentParser:
     push.set_defaults(run=_push)
 
     serve = commands.add_parser("serve", help="the JSON REST API (docs at /docs, schema at /openapi.json)")
-    serve.add_argument("--catalog", type=Path, required=True, help="catalog folder")
+    serve.add_argument("--catalog", type=Path, help=CATALOG_HELP)
     _add_server_options(serve, port=8000)
     _add_index_option(serve)
     serve.set_defaults(run=_serve)
 
     demo = commands.add_parser("demo", help="index the sample catalog, check its real photos, open the web app")
     demo.add_argument("--data", type=Path, help="the fashion-product-images folder (default: ../shared/data/...)")
-    demo.add_argument("--catalog", type=Path, help="catalog folder (default: in the cache)")
+    demo.add_argument("--catalog", type=Path, help="catalog folder (default: the demo catalog, which every other "
+                                                   "command uses when given no --catalog)")
     demo.add_argument("--limit", type=int, help="index at most the first N images")
     demo.add_argument("-k", type=int, default=5)
     _add_server_options(demo, port=8501)
@@ -387,8 +410,10 @@ def _demo(args: argparse.Namespace) -> int:
     in_catalog = sum(q.indexed for q in result.queries)
     print(f"\n{result.found} of {in_catalog} photos of indexed products found their product in the top {result.k}.")
     if args.no_app:
-        print(f"Next: fashionrec app --catalog {result.catalog_dir}   or   "
-              f"fashionrec recommend PHOTO.jpg --catalog {result.catalog_dir}")
+        print(f"The demo catalog is {result.catalog_dir}; every command uses it when given no --catalog:\n"
+              "  fashionrec app                      the web app, at http://localhost:8501\n"
+              "  fashionrec serve                    the REST API, at http://127.0.0.1:8000 (try it at /docs)\n"
+              "  fashionrec recommend PHOTO.jpg      products that look like a photo")
         return 0
     return _run_web_app(result.catalog_dir, args.host, args.port, open_browser=not args.no_browser,
                         examples_dir=result.examples_dir)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fashionrec.catalog import Catalog, IndexReport, index_images
-from fashionrec.config import load_settings
+from fashionrec.config import Settings, load_settings
 from fashionrec.errors import FashionrecError
 from fashionrec.recommend import Recommender
 
@@ -45,6 +45,11 @@ class DemoResult:
         return sum(q.rank is not None for q in self.queries)
 
 
+def demo_catalog_dir(settings: Settings) -> Path:
+    """Where `fashionrec demo` builds its catalog (and where other commands look when given no --catalog)."""
+    return settings.cache_dir / "demo-catalog"
+
+
 def find_sample_data(explicit: str | os.PathLike | None = None) -> Path:
     """The sample data folder: the one given, $FASHIONREC_DEMO_DATA, or `shared/data/...` beside a checkout.
 
@@ -69,7 +74,7 @@ def run_demo(data_dir: str | os.PathLike | None = None, catalog_dir: str | os.Pa
              limit: int | None = None, k: int = 5, progress: bool = True) -> DemoResult:
     """Index the sample (incrementally) and query it with every photo in `queries_fullres/`."""
     data = find_sample_data(data_dir)
-    catalog_dir = Path(catalog_dir) if catalog_dir else load_settings().cache_dir / "demo-catalog"
+    catalog_dir = Path(catalog_dir) if catalog_dir else demo_catalog_dir(load_settings())
     report = index_images(data / "images", catalog_dir, metadata=data / "styles.csv", limit=limit, progress=progress)
     catalog = Catalog.open(catalog_dir)
     recommender = Recommender(catalog)

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import pytest
 
 from fashionrec.catalog import Catalog, index_images
 from fashionrec.catalog.build import natural_key
+from fashionrec.config import load_settings
 from fashionrec.recommend import Recommender
 from fashionrec.errors import CatalogError, ModelMismatchError
 from PIL import Image, ImageOps
@@ -274,4 +276,49 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_catalog(tmp_path: Path, lite0
     _index(images, tmp_path / "whole", batch_size=32)  # another batching, uninterrupted
     resumed, whole = Catalog.open(tmp_path / "killed"), Catalog.open(tmp_path / "whole")
     assert len(resumed) == len(whole) == 400 and resumed.ids == whole.ids
+    assert np.array_equal(resumed.vectors, whole.vectors), "vectors must be identical, bit for bit"
+
+
+def test_ten_kills_at_random_points_each_leave_a_catalog_that_opens_and_resumes(tmp_path: Path, lite0) -> None:
+    """Issue 13: `kill -9` of `index` at ten points (while the model loads, between and inside batches, while the
+    whitening is fitted and published): after each, the catalog opens (or, killed before its first commit, says it
+    was never indexed) and the next run resumes; the end result equals an uninterrupted run, bit for bit."""
+    images = tmp_path / "images"
+    write_products(images, range(200))
+    env = dict(os.environ, FASHIONREC_WHITEN_DIM="8")  # 200 products: a whitening is fitted when each run ends
+    command = [sys.executable, "-m", "fashionrec.cli", "index", str(images), "--catalog", str(tmp_path / "killed"),
+               "--model", MODEL, "--batch-size", "8", "--no-progress"]
+    rng = np.random.default_rng(13)
+    # Product counts to kill at (random, rising), then two kills by time alone: at start-up and during the finish.
+    points: list[tuple[str, float]] = [("count", float(c)) for c in np.sort(rng.choice(np.arange(8, 192), 8, False))]
+    points = [("seconds", 0.3)] + points + [("finish", 0.0)]
+    outcomes = []
+    for kind, value in points:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        deadline = time.monotonic() + 120
+        if kind == "seconds":
+            time.sleep(value)
+        elif kind == "count":
+            while _count(tmp_path / "killed") < value and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+        else:  # all products written: the run is fitting and publishing the search space
+            while _count(tmp_path / "killed") < 200 and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        count = _count(tmp_path / "killed")
+        try:
+            opened = len(Catalog.open(tmp_path / "killed"))
+        except CatalogError as exc:
+            assert count == 0 and ("never indexed" in str(exc) or "not a fashionrec catalog" in str(exc)), exc
+            opened = 0
+        assert opened == count
+        outcomes.append((kind, value, count))
+    print("kills (kind, target, products after the kill):", outcomes)
+    assert len(outcomes) == 10 and sum(0 < count < 200 for _, _, count in outcomes) >= 6, outcomes
+    subprocess.run(command, check=True, capture_output=True, env=env)
+    settings = replace(load_settings(), whiten_dim=8)
+    index_images(images, tmp_path / "whole", model=MODEL, batch_size=32, progress=False, settings=settings)
+    resumed, whole = Catalog.open(tmp_path / "killed"), Catalog.open(tmp_path / "whole")
+    assert resumed.ids == whole.ids and len(resumed) == 200 and resumed.keys == whole.keys
     assert np.array_equal(resumed.vectors, whole.vectors), "vectors must be identical, bit for bit"

@@ -209,6 +209,19 @@ def test_pushes_are_incremental_and_a_stale_or_foreign_collection_is_refused(tmp
     assert push(changed, address).unchanged == 21  # the rerun finds everything sent, and completes
     MilvusIndex.open(address, changed).close()
 
+    # Issue 13: the fingerprint left out the metadata and the search space; a copy stale in either was accepted.
+    styles = tmp_path / "styles.csv"
+    styles.write_text("id,baseColour\n" + "".join(f"{i},Blue\n" for i in range(1, 23)))
+    index_images(images, tmp_path / "c", metadata=styles, progress=False)
+    assert push(Catalog.open(tmp_path / "c"), address, recreate=True).added == 21
+    styles.write_text("id,baseColour\n" + "".join(f"{i},{'Red' if i == 3 else 'Blue'}\n" for i in range(1, 23)))
+    index_images(images, tmp_path / "c", metadata=styles, progress=False)
+    relabelled = Catalog.open(tmp_path / "c")  # one product's colour changed, no vector did
+    with pytest.raises(CatalogError, match="older or unfinished copy"):
+        MilvusIndex.open(address, relabelled)
+    assert push(relabelled, address).updated == 1
+    MilvusIndex.open(address, relabelled).close()
+
     write_products(tmp_path / "other", range(1, 6))
     index_images(tmp_path / "other", tmp_path / "lite2", model="efficientnet-lite2", progress=False)
     other = Catalog.open(tmp_path / "lite2")

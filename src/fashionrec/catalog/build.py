@@ -475,9 +475,9 @@ def _remove_new_catalog(catalog_dir: Path) -> None:
         pass  # not empty: the folder was there before, or holds other files
 
 
-def refresh_space(store: CatalogStore, wanted_dim: int) -> None:
+def refresh_space(store: CatalogStore, wanted_dim: int, force: bool = False) -> None:
     """Fit the catalog's whitening again if its products changed since the last fit or the wanted dimension changed
-    (or drop it when the catalog is too small), publishing the result as a new search space.
+    (or `force`; or drop it when the catalog is too small), publishing the result as a new search space.
 
     A tuning lives in the whitened space it was fitted in: a refit drops it (with a warning: tune again).
     """
@@ -489,12 +489,11 @@ def refresh_space(store: CatalogStore, wanted_dim: int) -> None:
     whitening = current.whitening if current else None
     if dim == 0:
         whitening = None
-    elif whitening is None or whitening.dim != dim or whitening.fitted_on != digest:
+    elif force or whitening is None or whitening.dim != dim or whitening.fitted_on != digest:
         log.info("fitting the catalog's whitening (%d products, %d dims)", len(ids), dim)
         whitening = fit_whitening(store.vector_blocks(int(info["dim"])), dim, digest)
-    same_whitening = current is not None and current.whitening is whitening
-    tuning = current.tuning if current is not None and (same_whitening or (current.whitening is None and
-                                                                             whitening is None)) else None
+    untuned = SearchSpace(info["model_id"], whitening, None)
+    tuning = current.tuning if current is not None and current.without_tuning().digest == untuned.digest else None
     if current is not None and current.tuning is not None and tuning is None:
         log.warning("the catalog's whitening was fitted again: its tuning (fitted in the old one) is dropped; "
                     "run fashionrec tune again")
