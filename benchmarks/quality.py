@@ -234,6 +234,8 @@ def main() -> None:
     parser.add_argument("--model", default="efficientnet-lite2")
     parser.add_argument("--work", type=Path, default=load_settings().cache_dir / "quality")
     parser.add_argument("--write", type=Path, help="also write the tables into this Markdown file (docs/QUALITY.md)")
+    parser.add_argument("--also-models", default="efficientnet-lite0,efficientnet-lite1",
+                        help="other backbones whose own recipe is scored too, in a last section (comma-separated)")
     parser.add_argument("--default-only", action="store_true",
                         help="score only the model's own recipe, plain and mirrored (e.g. to compare backbones)")
     args = parser.parse_args()
@@ -268,6 +270,16 @@ def main() -> None:
         rows_by_section.append((title, rows))
         print(f"\n### {title}\n", flush=True)
         print("\n".join(table(rows, native, default, reference)), flush=True)
+    for other in [m for m in args.also_models.split(",") if m and m != args.model]:
+        other_spec = get_spec(other)
+        other_study = Study(catalog, photos, other, args.work)  # same products, the other backbone's features
+        own = Recipe(other_spec.preprocessing.resize, 0, other_spec.pooling, other_spec.mirror, other_spec.taps,
+                     load_settings().whiten_dim)
+        rows = [other_study.score(own), other_study.score(replace(own, mirror=True))]
+        title = f"{other} ({other_study.native} px), its own recipe"
+        rows_by_section.append((title, rows))
+        print(f"\n### {title}\n", flush=True)
+        print("\n".join(table(rows, other_study.native, own, reference)), flush=True)
     default_row = study.score(default)
     lines = [f"Catalog: {len(catalog)} products of the shared sample; backbone {args.model} ({native} px); "
              f"leave-one-out over every product, the query's exact-duplicate images left out; "

@@ -144,6 +144,11 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--json", action="store_true", help="print the held-out figures as JSON")
     tune.set_defaults(run=_tune)
 
+    refit = commands.add_parser("refit", help="fit the catalog's search space (its whitening) again, on its products "
+                                              "as they are now")
+    refit.add_argument("--catalog", type=Path, help=CATALOG_HELP)
+    refit.set_defaults(run=_refit)
+
     app = commands.add_parser("app", help="the web app: upload a photo or pick a product, see similar products")
     app.add_argument("--catalog", type=Path, help=CATALOG_HELP)
     _add_server_options(app, port=8501)
@@ -486,6 +491,31 @@ def _tune(args: argparse.Namespace) -> int:
     print(f"Weights {chosen} {verdict}: {report.label} P@{k} {report.before[0]:.4f} -> {report.after[0]:.4f}, "
           f"{report.look_label} P@{k} {report.before[1]:.4f} -> {report.after[1]:.4f} (held out).")
     return 0
+
+
+def _refit(args: argparse.Namespace) -> int:
+    from fashionrec.catalog import Catalog
+    from fashionrec.catalog.build import refit
+
+    before = Catalog.open(args.catalog) if _opens(args.catalog) else None
+    refit(args.catalog)
+    after = Catalog.open(args.catalog)
+    whitened = f"whitened to {after.whitening.dim} dimensions" if after.whitening else "not whitened (too few products)"
+    print(f"The catalog {after.catalog_dir} ({len(after)} products) has a new search space: {whitened}.")
+    if before is not None and before.tuning is not None and after.tuning is None:
+        print("Its tuning was fitted in the old space and is dropped: run fashionrec tune again.")
+    return 0
+
+
+def _opens(catalog_dir: Path) -> bool:
+    """Whether the catalog opens as it is (a refit also mends one whose search space file is lost)."""
+    from fashionrec.catalog import Catalog
+
+    try:
+        Catalog.open(catalog_dir)
+    except FashionrecError:
+        return False
+    return True
 
 
 def _app(args: argparse.Namespace) -> int:

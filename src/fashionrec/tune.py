@@ -10,7 +10,8 @@ unit length), so the look (the whole vector) is kept and the labels are emphasis
 
 The weights are chosen on a held-out split of the products (seeded): the projections are fitted on the rest, and
 the held-out products query the whole catalog. The chosen weights must raise the label's precision@k while the
-look label's precision@k drops by at most `LOOK_TOLERANCE`; among those, the highest label precision wins. The
+look label's precision@k drops by at most `LOOK_TOLERANCE`; among those, the weights that raise the two together
+the most (the highest sum of both precisions) win: a shop wants the kind of product and its look. The
 projections are then fitted again on every product and saved. If no weights qualify, nothing is saved.
 Measured on the shared sample: docs/QUALITY.md.
 """
@@ -194,7 +195,7 @@ def tune(catalog: Catalog, label: str = "articleType", look_label: str = "baseCo
         tuning = Tuning(label, look_label, _parts(fitted, weights), "")
         tried.append((weights, *scores(tuning.apply(vectors))))
     allowed = [t for t in tried if t[2] >= before[1] - LOOK_TOLERANCE and t[1] > before[0]]
-    best = max(allowed, key=lambda t: (t[1], t[2]), default=None)
+    best = max(allowed, key=lambda t: (t[1] + t[2], t[1]), default=None)
     report = TuneReport(label, look_label, k, len(test), before, (best[1], best[2]) if best else before,
                         best[0] if best else {}, tried)
     if best is None:

@@ -124,3 +124,17 @@ def test_a_damaged_or_missing_space_file_is_never_searched(tmp_path: Path) -> No
         Catalog.open(tmp_path / "c")
     index_images(tmp_path / "images", tmp_path / "c", progress=False, settings=settings)  # index fits it again
     assert Catalog.open(tmp_path / "c").whitening is not None and path.read_bytes() != b""
+
+
+def test_refit_makes_a_new_space_version_and_mends_a_lost_one(tmp_path: Path, monkeypatch, capsys) -> None:
+    from fashionrec.cli import main
+
+    monkeypatch.setenv("FASHIONREC_WHITEN_DIM", "8")
+    write_products(tmp_path / "images", range(1, 41))
+    index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False)
+    space = Catalog.open(tmp_path / "c").keys.space
+    space_path(tmp_path / "c", space).unlink()  # lost (a backup restored without derived/, say)
+    assert main(["refit", "--catalog", str(tmp_path / "c")]) == 0
+    assert "new search space: whitened to 8 dimensions" in capsys.readouterr().out
+    assert Catalog.open(tmp_path / "c").keys.space == space  # the same products fit the same space again
+    assert main(["refit", "--catalog", str(tmp_path / "nowhere")]) == 2

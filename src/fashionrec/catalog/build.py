@@ -504,6 +504,19 @@ def refresh_space(store: CatalogStore, wanted_dim: int, force: bool = False) -> 
                       SPACE_PREFIX)
 
 
+def refit(catalog_dir: str | os.PathLike, settings: Settings | None = None) -> None:
+    """Fit the catalog's search space (its whitening) again on its products as they are now, as a new version.
+
+    Raises:
+        CatalogError: not a catalog, or never indexed.
+    """
+    settings = settings or load_settings()
+    with CatalogStore(Path(catalog_dir).expanduser()) as store:
+        if "model_id" not in store.info():
+            raise CatalogError(f"the catalog {catalog_dir} was never indexed; run fashionrec index first")
+        refresh_space(store, settings.whiten_dim, force=True)
+
+
 def _current_space(store: CatalogStore, info: dict[str, str]) -> SearchSpace | None:
     """The search space the catalog names, or None (none named, or its file is unusable: it is fitted again)."""
     if not info.get(SPACE_KEY):
