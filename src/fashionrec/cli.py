@@ -415,10 +415,15 @@ def _demo(args: argparse.Namespace) -> int:
     in_catalog = sum(q.indexed for q in result.queries)
     print(f"\n{result.found} of {in_catalog} photos of indexed products found their product in the top {result.k}.")
     if args.no_app:
-        print(f"The demo catalog is {result.catalog_dir}; every command uses it when given no --catalog:\n"
-              "  fashionrec app                      the web app, at http://localhost:8501\n"
-              "  fashionrec serve                    the REST API, at http://127.0.0.1:8000 (try it at /docs)\n"
-              "  fashionrec recommend PHOTO.jpg      products that look like a photo")
+        from fashionrec.demo import demo_catalog_dir
+
+        default = result.catalog_dir.resolve() == demo_catalog_dir(load_settings()).resolve()
+        option = "" if default else f" --catalog {result.catalog_dir}"
+        where = ("; every command uses it when given no --catalog" if default else "")
+        print(f"The catalog is {result.catalog_dir}{where}:\n"
+              f"  fashionrec app{option}                      the web app, at http://localhost:8501\n"
+              f"  fashionrec serve{option}                    the REST API, at http://127.0.0.1:8000 (try it at /docs)\n"
+              f"  fashionrec recommend PHOTO.jpg{option}      products that look like a photo")
         return 0
     return _run_web_app(result.catalog_dir, args.host, args.port, open_browser=not args.no_browser,
                         examples_dir=result.examples_dir)
