@@ -1,12 +1,15 @@
-"""Load test of the REST API on loopback: concurrent clients POSTing real photos to /recommend.
+"""Load test of the REST API on loopback: concurrent clients POSTing real photos to /recommend, with and
+without a writer adding products at the same time.
 
-    python benchmarks/api_load.py [--catalog DIR] [--data DIR] [--clients 8] [--requests 200]
+    python benchmarks/api_load.py [--catalog DIR] [--data DIR] [--clients 8] [--requests 200] [--writes 200]
 
-Starts `fashionrec serve` as its own process (as in production) on a free loopback port, against DIR
-(default: the demo catalog in the cache, indexed from the whole sample if needed; incremental). Times
-process start to first answer, then runs one client alone and then `--clients` at once, each over its
-own keep-alive connection, uploading the sample's full-resolution photos in turn. Every answer is
-checked (status 200, k results). Prints a table: requests/s, latency p50/p95/p99, errors.
+Starts `fashionrec serve` as its own process (as in production) on a free loopback port, against a copy of DIR
+(default: the demo catalog in the cache, indexed from the whole sample if needed; incremental), with a write
+token. Times process start to first answer, then runs one client alone and then `--clients` at once, each over
+its own keep-alive connection, uploading the sample's full-resolution photos in turn. Then the mixed run: the
+same clients query for as long as one writer takes to add `--writes` products (PUT /products/{id} with sample
+photos, one after another), and every added product must answer "more like this" right after its write. Every
+answer is checked (status 200, k results). Prints a table: requests/s, latency p50/p95/p99, errors.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -55,12 +61,14 @@ def multipart(photo: bytes, name: str) -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary}"
 
 
-def run(port: int, bodies: list[tuple[bytes, str]], clients: int, requests: int) -> RunResult:
-    """`requests` uploads shared out over `clients` threads, each with its own connection."""
+def run(port: int, bodies: list[tuple[bytes, str]], clients: int, requests: int,
+        until: threading.Event | None = None) -> RunResult:
+    """`requests` uploads shared out over `clients` threads, each with its own connection (or, with `until`, as
+    many as they send until it is set)."""
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
-    counter = iter(range(requests))
+    counter = iter(range(requests)) if until is None else _until(until)
 
     def client() -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -88,7 +96,41 @@ def run(port: int, bodies: list[tuple[bytes, str]], clients: int, requests: int)
         thread.start()
     for thread in threads:
         thread.join()
-    return RunResult(clients, requests, errors[0], time.perf_counter() - start, latencies)
+    return RunResult(clients, len(latencies), errors[0], time.perf_counter() - start, latencies)
+
+
+def _until(event: threading.Event):
+    """0, 1, 2, ... until `event` is set."""
+    index = 0
+    while not event.is_set():
+        yield index
+        index += 1
+
+
+def write_products(port: int, token: str, photos: list[Path], done: threading.Event) -> RunResult:
+    """PUT each photo as a new product, one after another; each must then answer "more like this" at once."""
+    latencies, errors = [], 0
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        for index, photo in enumerate(photos):
+            boundary = uuid.uuid4().hex
+            body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{photo.name}\"\r\n"
+                    f"Content-Type: image/jpeg\r\n\r\n").encode() + photo.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+            product_id = f"live-{index}"
+            start = time.perf_counter()
+            connection.request("PUT", f"/products/{product_id}", body=body, headers={
+                "Content-Type": f"multipart/form-data; boundary={boundary}", "Authorization": f"Bearer {token}"})
+            response = connection.getresponse()
+            response.read()
+            latencies.append(time.perf_counter() - start)
+            connection.request("GET", f"/products/{product_id}/similar?k={K}")
+            answer = connection.getresponse()
+            ok = response.status == 201 and answer.status == 200 and len(json.loads(answer.read())["results"]) == K
+            errors += not ok
+    finally:
+        connection.close()
+        done.set()
+    return RunResult(1, len(photos), errors, sum(latencies), latencies)
 
 
 def free_port() -> int:
@@ -103,18 +145,25 @@ def main() -> None:
     parser.add_argument("--data", type=Path)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--writes", type=int, default=200, help="products the writer adds during the mixed run")
     args = parser.parse_args()
     data = find_sample_data(args.data)
     index_images(data / "images", args.catalog, metadata=data / "styles.csv")
-    catalog = Catalog.open(args.catalog)
+    work = Path(tempfile.mkdtemp(prefix="fashionrec-load-"))
+    shutil.copytree(args.catalog, work / "catalog")  # the writes go to a copy: the demo catalog stays as it was
+    catalog = Catalog.open(work / "catalog")
+    new_photos = [catalog.image_path_at(i) for i in range(0, len(catalog), max(1, len(catalog) // args.writes))]
+    new_photos = new_photos[:args.writes]
     photos = sorted((data / "queries_fullres").glob("*.jpg"))
     bodies = [multipart(photo.read_bytes(), photo.name) for photo in photos]
     mean_kb = statistics.mean(len(body) for body, _ in bodies) / 1000
 
     port = free_port()
     started = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-m", "fashionrec.cli", "serve", "--catalog", str(args.catalog),
-                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    token = uuid.uuid4().hex
+    server = subprocess.Popen([sys.executable, "-m", "fashionrec.cli", "serve", "--catalog", str(work / "catalog"),
+                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              env=dict(os.environ, FASHIONREC_API_TOKEN=token))
     try:
         wait_until_up(f"http://127.0.0.1:{port}", server, timeout=300, health_path="/health")
         first = run(port, bodies[:1], 1, 1)
@@ -122,8 +171,15 @@ def main() -> None:
         run(port, bodies, 2, 16)  # warm-up, not reported
         alone = run(port, bodies, 1, max(20, args.requests // 4))
         loaded = run(port, bodies, args.clients, args.requests)
+        done = threading.Event()
+        writes: list[RunResult] = []
+        writer = threading.Thread(target=lambda: writes.append(write_products(port, token, new_photos, done)))
+        writer.start()
+        mixed = run(port, bodies, args.clients, 0, until=done)
+        writer.join()
     finally:
         stop(server)
+        shutil.rmtree(work, ignore_errors=True)
     print(f"catalog: {len(catalog)} products, {catalog.model_name}; uploads: {len(photos)} full-resolution "
           f"photos, {mean_kb:.0f} kB on average; k={K}; server: one `fashionrec serve` process on loopback")
     print(f"process start to first answer: {to_first_answer:.2f} s (first request {first.latencies[0] * 1000:.0f} ms)")
@@ -131,7 +187,17 @@ def main() -> None:
     print("|--------:|---------:|-------:|-----------:|-------:|-------:|-------:|-------:|")
     print(alone.row())
     print(loaded.row())
-    if loaded.errors or alone.errors:
+    print(f"\nMixed: {args.clients} query clients for as long as one writer adds {len(new_photos)} products "
+          "(PUT /products/{id}, then GET its /similar):")
+    print("| run | requests | errors | requests/s | p50 ms | p95 ms | p99 ms | max ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| queries, read-only |{loaded.row().split('|', 2)[2]}")
+    print(f"| queries, with the writer |{mixed.row().split('|', 2)[2]}")
+    print(f"| writes (PUT) |{writes[0].row().split('|', 2)[2]}")
+    ratio = (statistics.quantiles(mixed.latencies, n=100, method="inclusive")[94]
+             / statistics.quantiles(loaded.latencies, n=100, method="inclusive")[94])
+    print(f"query p95 with the writer / read-only: {ratio:.2f}")
+    if loaded.errors or alone.errors or mixed.errors or writes[0].errors:
         sys.exit(1)
 
 

@@ -53,7 +53,7 @@ def upload(data: bytes, name: str = "photo.jpg") -> dict:
 def test_health_names_the_model_and_the_catalog(client: TestClient, recommender: Recommender) -> None:
     body = client.get("/health").json()
     assert body == {"status": "ok", "model": "efficientnet-lite0", "model_id": recommender.catalog.model_id,
-                    "dim": 1712, "products": 40}
+                    "dim": 1712, "products": 40, "generation": recommender.catalog.generation}
 
 
 def test_recommend_returns_the_cli_shape_with_image_urls(client: TestClient, recommender: Recommender,
@@ -406,3 +406,92 @@ def test_the_docs_pages_load_their_assets_from_this_server(client: TestClient) -
             asset = client.get(url)
             assert asset.status_code == 200 and len(asset.content) > 1000, url
     assert client.get("/docs/oauth2-redirect").status_code == 200
+
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture
+def writable(shop_catalog: Path, tmp_path: Path, lite0) -> tuple[TestClient, Path]:
+    """An API with writes on (a token), over a private copy of the shop catalog."""
+    import shutil
+
+    shutil.copytree(shop_catalog, tmp_path / "c")
+    settings = replace(load_settings(), api_token=TOKEN)
+    recommender = Recommender(Catalog.open(tmp_path / "c"), lite0, settings=settings)
+    return TestClient(create_app(recommender, settings)), tmp_path / "c"
+
+
+def bearer(token: str = TOKEN) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def photo_field(product_id: int, fmt: str = "PNG") -> dict:
+    buffer = io.BytesIO()
+    draw_product(product_id).save(buffer, fmt)
+    return {"image": (f"{product_id}.{fmt.lower()}", buffer.getvalue(), f"image/{fmt.lower()}")}
+
+
+def test_writes_need_the_token_and_reads_stay_open(writable, client: TestClient) -> None:
+    api, catalog_dir = writable
+    assert api.put("/products/n1", files=photo_field(501)).status_code == 401
+    assert api.put("/products/n1", files=photo_field(501), headers=bearer("wrong")).status_code == 403
+    assert api.delete("/products/3").status_code == 401
+    assert api.delete("/products/3", headers=bearer("wrong")).status_code == 403
+    assert api.post("/products:batch", files=[("images", ("9.png", b"x", "image/png"))]).status_code == 401
+    answer = api.delete("/products/3", headers={"Authorization": "Basic abc"})
+    assert answer.status_code == 401 and "Bearer" in answer.json()["detail"]
+    assert len(Catalog.open(catalog_dir)) == 40  # nothing was written
+    off = client.put("/products/n1", files=photo_field(501), headers=bearer())  # a server without a token
+    assert off.status_code == 403 and "FASHIONREC_API_TOKEN" in off.json()["detail"]
+    assert api.get("/products/3").status_code == 200 and api.get("/products/3/similar").status_code == 200
+
+
+def test_put_creates_then_replaces_and_the_product_answers_at_once(writable) -> None:
+    api, catalog_dir = writable
+    created = api.put("/products/n1", files=photo_field(501), data={"metadata": '{"gender": "Men"}'},
+                      headers=bearer())
+    assert created.status_code == 201, created.text
+    assert created.json() == {"id": "n1", "image": "/products/n1/image", "metadata": {"gender": "Men"},
+                              "created": True}
+    assert api.get("/products/n1/similar?k=3").status_code == 200  # no restart, no wait
+    assert api.get("/products/n1/image").content.startswith(b"\x89PNG")
+    assert api.get("/health").json()["products"] == 41
+    replaced = api.put("/products/n1", files=photo_field(502, "JPEG"), headers=bearer())
+    assert replaced.status_code == 200 and replaced.json()["created"] is False
+    assert replaced.json()["metadata"] == {"gender": "Men"}
+    found = api.post("/recommend", files={"file": photo_field(502, "JPEG")["image"]}).json()["results"]
+    assert found[0]["id"] == "n1"
+
+
+def test_delete_and_batch(writable) -> None:
+    api, catalog_dir = writable
+    assert api.delete("/products/5", headers=bearer()).json() == {"id": "5", "removed": True}
+    assert api.get("/products/5").status_code == 404
+    assert all(m["id"] != "5" for m in api.get("/products/6/similar?k=30").json()["results"])
+    assert api.delete("/products/5", headers=bearer()).status_code == 404
+    files = [("images", photo_field(600 + i)["image"]) for i in range(3)]
+    batch = api.post("/products:batch", files=files, headers=bearer(),
+                     data={"metadata": json.dumps({"600": {"gender": "Women"}})})
+    assert batch.status_code == 200, batch.text
+    assert (batch.json()["created"], batch.json()["replaced"]) == (3, 0)
+    assert api.get("/products/600").json()["metadata"] == {"gender": "Women"}
+    bad = [("images", photo_field(700)["image"]), ("images", ("701.png", b"not an image", "image/png"))]
+    refused = api.post("/products:batch", files=bad, headers=bearer())
+    assert refused.status_code == 422 and "product '701'" in refused.json()["detail"]
+    assert api.get("/products/700").status_code == 404  # all or none
+
+
+@pytest.mark.parametrize("product_id, status", [("a%20b", 422), (".hidden", 422), ("x" * 129, 422)])
+def test_a_write_with_an_id_that_cannot_be_a_file_name_is_422(writable, product_id: str, status: int) -> None:
+    api, _ = writable
+    answer = api.put(f"/products/{product_id}", files=photo_field(1), headers=bearer())
+    assert answer.status_code == status and "letters, digits" in answer.json()["detail"]
+
+
+def test_a_write_with_bad_metadata_says_which_columns_exist(writable) -> None:
+    api, _ = writable
+    for metadata, message in [('{"colour": "red"}', "columns the catalog does not have"),
+                              ("[1, 2]", "must hold a JSON object"), ("{oops", "must hold a JSON object")]:
+        answer = api.put("/products/n9", files=photo_field(9), data={"metadata": metadata}, headers=bearer())
+        assert answer.status_code == 400 and message in answer.json()["detail"], answer.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -176,3 +177,49 @@ def test_auto_index_is_exact_below_the_threshold_and_bad_names_are_refused(copie
     assert Recommender(Catalog.open(copies_catalog), lite0).index == "exact"
     with pytest.raises(FashionrecError, match="auto, exact, hnsw"):
         Recommender(Catalog.open(copies_catalog), lite0, search="annoy")
+
+
+def test_a_recommender_follows_the_catalog_snapshot_by_snapshot(tmp_path: Path, lite0) -> None:
+    """Issue 14: a serving process answered from the catalog it opened; new products stayed invisible until a
+    restart. Now refresh() swaps to the latest committed snapshot, reading only what changed, and a query in
+    flight keeps the snapshot it started on."""
+    import io
+
+    from fashionrec.catalog.write import ProductWrite, put_products, remove_products
+
+    write_products(tmp_path / "images", range(1, 21))
+    index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False)
+    recommender = Recommender(Catalog.open(tmp_path / "c"), lite0, search="exact")
+    old = recommender.catalog
+    assert recommender.refresh() is False  # nothing committed since
+    photo = io.BytesIO()
+    draw_product(500).save(photo, "PNG")
+    put_products(tmp_path / "c", [ProductWrite("500", photo.getvalue())], lite0)
+    remove_products(tmp_path / "c", ["7"])
+    assert "500" not in recommender.catalog  # not yet
+    assert recommender.refresh() is True
+    new = recommender.catalog
+    assert "500" in new and "7" not in new and new.generation > old.generation
+    assert recommender.by_image(photo.getvalue(), k=1).results[0].id == "500"
+    assert all(m.id != "7" for m in recommender.by_id("8", k=19).results)
+    fresh = Catalog.open(tmp_path / "c")  # the incremental snapshot equals one read from scratch
+    np.testing.assert_allclose(new.vectors, fresh.vectors, atol=1e-6)
+    assert "7" in old and old.vectors.shape[0] == 20  # the old snapshot is untouched (queries in flight)
+
+
+def test_following_in_the_background_picks_up_an_index_run(tmp_path: Path, lite0) -> None:
+    import time
+
+    write_products(tmp_path / "images", range(1, 11))
+    index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False)
+    recommender = Recommender(Catalog.open(tmp_path / "c"), lite0)
+    recommender.follow(0.1)
+    try:
+        write_products(tmp_path / "more", range(30, 35))
+        index_images(tmp_path / "more", tmp_path / "c", progress=False)
+        deadline = time.monotonic() + 5
+        while "34" not in recommender.catalog and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "34" in recommender.catalog and recommender.by_id("34", k=3).results
+    finally:
+        recommender.close()

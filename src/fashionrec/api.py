@@ -14,12 +14,15 @@ Run it with `fashionrec serve --catalog DIR`, or in any ASGI server with
 
 from __future__ import annotations
 
+import hmac
 import http
 import importlib.util
+import json
 import logging
 import mimetypes
 from collections.abc import Callable
 from pathlib import Path as FilePath
+from pathlib import PurePath
 from typing import Any
 from urllib.parse import quote
 
@@ -33,6 +36,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fashionrec.catalog import Catalog
+from fashionrec.catalog.write import ProductIdError
 from fashionrec.config import Settings, load_settings
 from fashionrec.errors import (
     CatalogError,
@@ -50,10 +54,12 @@ logger = logging.getLogger(__name__)
 
 RESERVED_PARAMETERS = ("k", "show_duplicates")  # query parameters that are not filters
 MULTIPART_SLACK_BYTES = 64 * 1024
+BATCH_UPLOADS = 100  # photos one POST /products:batch may carry (each within the upload limit)
 """Room for the multipart envelope around an upload of the maximum size."""
 
 _STATUS_OF_ERROR: list[tuple[type[FashionrecError], int]] = [
     (ProductNotFoundError, 404),
+    (ProductIdError, 422),
     (ImageTooLargeError, 413),
     (UnsupportedImageFormatError, 415),
     (ImageError, 422),
@@ -61,13 +67,17 @@ _STATUS_OF_ERROR: list[tuple[type[FashionrecError], int]] = [
     (CatalogError, 503),
 ]
 ERROR_MEANINGS = {
-    400: "A filter names a column the catalog does not have (the detail lists its columns).",
+    400: "A filter names a column the catalog does not have (the detail lists its columns), or a write's metadata is "
+         "not an object of the catalog's columns.",
+    401: "A product write sent no bearer token (Authorization: Bearer TOKEN).",
+    403: "A product write sent a wrong token, or writes are off on this server (FASHIONREC_API_TOKEN unset).",
     404: "No such product, or its image is no longer on the server.",
     413: "The upload has more bytes (FASHIONREC_MAX_UPLOAD_MB) or pixels (FASHIONREC_MAX_UPLOAD_PIXELS) than allowed.",
     415: "The upload is not in an accepted image format (the detail says which are).",
     422: "A parameter is out of range or missing, or the uploaded file is not a usable photo.",
     500: "A bug in the server: its log has the details.",
-    503: "The catalog's search cannot answer now (e.g. its Milvus server is unreachable, or holds an old copy).",
+    503: "The catalog's search cannot answer now (e.g. its Milvus server is unreachable, or holds an old copy), or "
+         "another program has been writing to the catalog too long (try the write again).",
 }
 DOCS_ASSETS = "/docs-assets"  # where the Swagger UI and ReDoc scripts are served from (no CDN)
 PHOTO_FORMATS = f"send a photo as {accepted_text()}"
@@ -100,6 +110,30 @@ class ProductOut(BaseModel):
     metadata: dict[str, str | None]
 
 
+class WrittenOut(BaseModel):
+    """A product as a write stored it (201: created; 200: it replaced the product of that id)."""
+
+    id: str
+    image: str
+    metadata: dict[str, str | None]
+    created: bool
+
+
+class BatchOut(BaseModel):
+    """What one batch write stored, all or nothing."""
+
+    products: list[WrittenOut]
+    created: int
+    replaced: int
+
+
+class RemovedOut(BaseModel):
+    """A product removed."""
+
+    id: str
+    removed: bool
+
+
 class HealthOut(BaseModel):
     """What this server answers from."""
 
@@ -108,6 +142,7 @@ class HealthOut(BaseModel):
     model_id: str
     dim: int
     products: int
+    generation: int = Field(description="the catalog snapshot answering: it moves on as products are written")
 
 
 class ErrorOut(BaseModel):
@@ -149,11 +184,14 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
     async def refuse_declared_large_bodies(request: Request, call_next: Callable) -> Any:
         """413 at once for a declared oversize body (bodies without a length are counted by the route)."""
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > settings.max_upload_bytes + MULTIPART_SLACK_BYTES:
+        limit = settings.max_upload_bytes + MULTIPART_SLACK_BYTES
+        if request.url.path.endswith("/products:batch"):  # many photos, each within the limit
+            limit *= BATCH_UPLOADS
+        if declared.isdigit() and int(declared) > limit:
             return JSONResponse({"detail": too_large}, status_code=413)
         return await call_next(request)
 
-    read_filters = _filters_reader(catalog.columns)
+    read_filters = _filters_reader(lambda: recommender.catalog.columns)
     jpeg_rule = (f" ({settings.max_upload_jpeg_pixels:,} for a JPEG)"
                  if recommender.embedder.spec.preprocessing.allow_draft else "")
     upload_rule = (f"a photo as {accepted_text()}; at most {_megabytes(settings.max_upload_bytes)} and "
@@ -168,13 +206,14 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
     @app.get("/health", response_model=HealthOut, responses=_errors())
     def health() -> HealthOut:
         """The model and catalog this server answers from."""
+        catalog = recommender.catalog
         return HealthOut(status="ok", model=catalog.model_name, model_id=catalog.model_id, dim=catalog.dim,
-                         products=len(catalog))
+                         products=len(catalog), generation=catalog.generation)
 
     @app.get("/filters", response_model=dict[str, list[str]], responses=_errors())
     def filters() -> dict[str, list[str]]:
         """The columns worth filtering on, with their values."""
-        return catalog.facets()
+        return recommender.catalog.facets()
 
     # The body limit on the route (not the app) so that its 413 goes through FastAPI's JSON error handler.
     @app.post("/recommend", response_model=RecommendationsOut, responses=_errors(400, 413, 415, 422, 503),
@@ -193,13 +232,14 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
     @app.get("/products/{product_id}", response_model=ProductOut, responses=_errors(404, 422))
     def product(request: Request, product_id: str = Path()) -> ProductOut:
         """A product's metadata and image URL."""
-        return ProductOut(id=product_id, image=_image_url(request, product_id), metadata=catalog.metadata(product_id))
+        return ProductOut(id=product_id, image=_image_url(request, product_id),
+                          metadata=recommender.catalog.metadata(product_id))
 
     @app.get("/products/{product_id}/image", name="product_image", response_class=FileResponse,
              responses=_errors(404, 422))
     def product_image(product_id: str = Path()) -> FileResponse:
         """The product's image file (found by id: no path ever comes from a request)."""
-        path = catalog.image_path(product_id)
+        path = recommender.catalog.image_path(product_id)
         if not path.is_file():
             raise HTTPException(404, f"the image of product {product_id!r} is no longer on the server: the shop must "
                                      "restore the file or index the catalog again")
@@ -214,8 +254,101 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
         found = await run_in_threadpool(recommender.by_id, product_id, k, where, show_duplicates)
         return _recommendations_out(request, found)
 
+    _add_write_routes(app, recommender, settings)
     _document_filters(app, catalog.columns)
     return app
+
+
+def _add_write_routes(app: FastAPI, recommender: Recommender, settings: Settings) -> None:
+    """PUT /products/{id}, DELETE /products/{id} and POST /products:batch: off unless FASHIONREC_API_TOKEN is set,
+    then only for requests that send it as a bearer token (reads stay open)."""
+    from fastapi import Depends, Form, Response
+
+    from fashionrec.catalog.write import MAX_BATCH, ProductWrite, put_products, remove_products
+    from fashionrec.images import PixelLimits
+
+    limits = PixelLimits.for_uploads(settings)
+    write_errors = _errors(401, 403, 404, 413, 415, 422, 503)
+
+    def writer(request: Request) -> None:
+        _check_token(request, settings.api_token)
+
+    async def store(items: list[ProductWrite]) -> list:
+        written = await run_in_threadpool(put_products, recommender.catalog.catalog_dir, items, recommender.embedder,
+                                          limits)
+        await run_in_threadpool(recommender.refresh)  # this process answers the new products at once
+        return written
+
+    def out(request: Request, written) -> WrittenOut:
+        return WrittenOut(id=written.id, image=_image_url(request, written.id), metadata=written.metadata,
+                          created=written.created)
+
+    @app.put("/products/{product_id}", response_model=WrittenOut, status_code=200, responses=write_errors,
+             dependencies=[Depends(writer)], max_body_size=settings.max_upload_bytes + MULTIPART_SLACK_BYTES)
+    async def put_product(request: Request, response: Response, product_id: str = Path(),
+                          image: UploadFile = File(description="the product's photo"),
+                          metadata: str | None = Form(None, description="a JSON object of the catalog's metadata "
+                                                      "columns (omitted: a replaced product keeps its metadata)")
+                          ) -> WrittenOut:
+        """Create or replace one product: its photo embedded once, stored in the catalog's image folder."""
+        data = await _read_upload(image, settings.max_upload_bytes)
+        written = (await store([ProductWrite(product_id, data, _json_object(metadata, "metadata"))]))[0]
+        response.status_code = 201 if written.created else 200
+        return out(request, written)
+
+    @app.delete("/products/{product_id}", response_model=RemovedOut, responses=write_errors,
+                dependencies=[Depends(writer)])
+    async def delete_product(product_id: str = Path()) -> RemovedOut:
+        """Remove one product (and its image, when the catalog's own folder holds it)."""
+        await run_in_threadpool(remove_products, recommender.catalog.catalog_dir, [product_id])
+        await run_in_threadpool(recommender.refresh)
+        return RemovedOut(id=product_id, removed=True)
+
+    @app.post("/products:batch", response_model=BatchOut, responses=write_errors, dependencies=[Depends(writer)],
+              max_body_size=BATCH_UPLOADS * (settings.max_upload_bytes + MULTIPART_SLACK_BYTES))
+    async def put_products_batch(request: Request,
+                                 images: list[UploadFile] = File(description="photos named <product id>.<ext>"),
+                                 metadata: str | None = Form(None, description="a JSON object: product id -> that "
+                                                             "product's metadata object")) -> BatchOut:
+        """Create or replace many products at once, all or none (a bad photo or id writes nothing)."""
+        if len(images) > min(MAX_BATCH, BATCH_UPLOADS):
+            raise FashionrecError(f"a batch takes at most {min(MAX_BATCH, BATCH_UPLOADS)} photos, got {len(images)}")
+        per_product = _json_object(metadata, "metadata") or {}
+        items = []
+        for upload in images:
+            product_id = PurePath(upload.filename or "").stem
+            meta = per_product.get(product_id)
+            items.append(ProductWrite(product_id, await _read_upload(upload, settings.max_upload_bytes), meta))
+        written = await store(items)
+        return BatchOut(products=[out(request, w) for w in written], created=sum(w.created for w in written),
+                        replaced=sum(not w.created for w in written))
+
+
+def _check_token(request: Request, token: str) -> None:
+    """401 without a bearer token, 403 with a wrong one (or when writes are off); compared in constant time."""
+    if not token:
+        raise HTTPException(403, "product writes are turned off on this server: its operator turns them on by setting "
+                                 "FASHIONREC_API_TOKEN")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        raise HTTPException(401, "this write needs the server's token: send the header 'Authorization: Bearer TOKEN'",
+                            headers={"WWW-Authenticate": "Bearer"})
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise HTTPException(403, "the bearer token sent is not this server's write token")
+
+
+def _json_object(text: str | None, field: str) -> dict | None:
+    """A form field holding a JSON object, or None when absent."""
+    if text is None or not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FashionrecError(f"the form field {field!r} must hold a JSON object, e.g. {{\"gender\": \"Men\"}}: "
+                              f"{exc.msg} at character {exc.pos}") from None
+    if not isinstance(value, dict):
+        raise FashionrecError(f"the form field {field!r} must hold a JSON object, got {type(value).__name__}")
+    return value
 
 
 def app_from_settings() -> FastAPI:
@@ -227,7 +360,9 @@ def app_from_settings() -> FastAPI:
     settings = load_settings()
     if settings.catalog_dir is None:
         raise CatalogError("set FASHIONREC_CATALOG to the catalog folder this API should serve")
-    return create_app(Recommender(Catalog.open(settings.catalog_dir), settings=settings), settings)
+    recommender = Recommender(Catalog.open(settings.catalog_dir), settings=settings)
+    recommender.follow()  # each worker process follows the catalog on its own
+    return create_app(recommender, settings)
 
 
 def _recommendations_out(request: Request, found: Recommendations) -> RecommendationsOut:
@@ -267,11 +402,13 @@ def _megabytes(count: int) -> str:
     return f"{count / 1_000_000:g} MB"
 
 
-def _filters_reader(columns: list[str]) -> Callable[[Request], dict[str, list[str]]]:
-    """A function reading metadata filters from a request's query string, refusing unknown parameters."""
-    allowed = set(columns)
+def _filters_reader(current_columns: Callable[[], list[str]]) -> Callable[[Request], dict[str, list[str]]]:
+    """A function reading metadata filters from a request's query string, refusing unknown parameters (the columns
+    of the snapshot being served)."""
 
     def read_filters(request: Request) -> dict[str, list[str]]:
+        columns = current_columns()
+        allowed = set(columns)
         where: dict[str, list[str]] = {}
         for name, value in request.query_params.multi_items():
             if name in RESERVED_PARAMETERS:

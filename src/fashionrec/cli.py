@@ -144,6 +144,20 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--json", action="store_true", help="print the held-out figures as JSON")
     tune.set_defaults(run=_tune)
 
+    add = commands.add_parser("add", help="add or replace one product (its photo is copied into the catalog)")
+    add.add_argument("product_id", help="the product's id (letters, digits, '.', '_', '-')")
+    add.add_argument("image", type=Path, help="its photo")
+    add.add_argument("--metadata", help='its metadata as a JSON object, e.g. \'{"gender": "Men"}\' (omitted: a replaced '
+                                        "product keeps its metadata)")
+    add.add_argument("--catalog", type=Path, help=CATALOG_HELP)
+    add.add_argument("--json", action="store_true", help="print the stored product as JSON")
+    add.set_defaults(run=_add)
+
+    remove = commands.add_parser("remove", help="remove products by id")
+    remove.add_argument("product_ids", nargs="+", metavar="PRODUCT_ID")
+    remove.add_argument("--catalog", type=Path, help=CATALOG_HELP)
+    remove.set_defaults(run=_remove)
+
     refit = commands.add_parser("refit", help="fit the catalog's search space (its whitening) again, on its products "
                                               "as they are now")
     refit.add_argument("--catalog", type=Path, help=CATALOG_HELP)
@@ -227,6 +241,10 @@ def _index(args: argparse.Namespace) -> int:
     print(f"Indexed {report.embedded} images into {report.catalog_dir} with {report.model}{where} "
           f"({report.images_per_second:.1f} images/s); {report.unchanged} unchanged, {report.removed} removed; "
           f"the catalog has {report.products} products.")
+    if report.space is not None and report.space.refitted:
+        print(f"The search space was fitted again ({report.space.reason}): every product's search vector changed, "
+              "so the next fashionrec push sends them all" + (", and the tuning is dropped (tune again)."
+                                                             if report.space.tuning_dropped else "."))
     if report.gone_kept:
         print(f"Kept {report.gone_kept} products of this folder whose files are gone; index it with --prune to "
               "remove them.")
@@ -391,6 +409,9 @@ def _info(args: argparse.Namespace) -> int:
              "model_id": catalog.model_id, "dim": catalog.dim,
              "whitened_to": catalog.whitening.dim if catalog.whitening else None,
              "tuned_for": catalog.tuning.describe() if catalog.tuning else None,
+             "generation": catalog.generation,
+             "drift": None if catalog.drift is None else round(catalog.drift, 4),
+             "refit_at_drift": load_settings().refit_drift,
              "images_dirs": [str(folder) for folder in catalog.folders],
              "metadata_columns": catalog.columns, "skipped_files": len(catalog.skipped)}
     if args.json:
@@ -498,29 +519,54 @@ def _tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add(args: argparse.Namespace) -> int:
+    from fashionrec.catalog import Catalog
+    from fashionrec.catalog.write import ProductWrite, put_products
+    from fashionrec.embed import load_model
+    from fashionrec.images import read_image_bytes
+
+    metadata = None
+    if args.metadata is not None:
+        try:
+            metadata = json.loads(args.metadata)
+        except json.JSONDecodeError as exc:
+            raise FashionrecError(f"--metadata must be a JSON object, e.g. '{{\"gender\": \"Men\"}}': {exc.msg}") from None
+    image = read_image_bytes(args.image)  # a missing file fails before the model loads
+    catalog = Catalog.open(args.catalog)
+    written = put_products(args.catalog, [ProductWrite(args.product_id, image, metadata)],
+                           load_model(catalog.model_name, catalog.weights_path))[0]
+    if args.json:
+        print(json.dumps({"id": written.id, "created": written.created, "image": str(written.image),
+                          "metadata": written.metadata}, indent=2, ensure_ascii=False))
+    else:
+        print(f"{'Added' if written.created else 'Replaced'} product {written.id} in {catalog.catalog_dir} "
+              f"(image {written.image}).")
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    from fashionrec.catalog.write import remove_products
+
+    removed = remove_products(args.catalog, args.product_ids)
+    print(f"Removed {removed} product{'s' if removed != 1 else ''} from {args.catalog}.")
+    return 0
+
+
 def _refit(args: argparse.Namespace) -> int:
     from fashionrec.catalog import Catalog
     from fashionrec.catalog.build import refit
 
-    before = Catalog.open(args.catalog) if _opens(args.catalog) else None
-    refit(args.catalog)
+    update = refit(args.catalog)
     after = Catalog.open(args.catalog)
-    whitened = f"whitened to {after.whitening.dim} dimensions" if after.whitening else "not whitened (too few products)"
-    print(f"The catalog {after.catalog_dir} ({len(after)} products) has a new search space: {whitened}.")
-    if before is not None and before.tuning is not None and after.tuning is None:
+    if not update.refitted:
+        print(f"The catalog {after.catalog_dir} keeps its search space: {update.reason}.")
+        return 0
+    print(f"The catalog {after.catalog_dir} ({len(after)} products) has a new search space, whitened to "
+          f"{after.whitening.dim} dimensions: every product's search vector changed, so the next fashionrec push "
+          "sends them all.")
+    if update.tuning_dropped:
         print("Its tuning was fitted in the old space and is dropped: run fashionrec tune again.")
     return 0
-
-
-def _opens(catalog_dir: Path) -> bool:
-    """Whether the catalog opens as it is (a refit also mends one whose search space file is lost)."""
-    from fashionrec.catalog import Catalog
-
-    try:
-        Catalog.open(catalog_dir)
-    except FashionrecError:
-        return False
-    return True
 
 
 def _app(args: argparse.Namespace) -> int:
@@ -585,6 +631,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     require_port_free(args.host, args.port)
     recommender = Recommender(Catalog.open(args.catalog), search=args.search)
+    recommender.follow()  # products indexed, added or removed meanwhile answer within a second or two
     print(f"Serving {len(recommender.catalog)} products ({recommender.catalog.model_name}, {recommender.index} search) on "
           f"http://{args.host}:{args.port}   (docs: /docs, Ctrl+C to stop)", flush=True)
     try:

@@ -16,7 +16,12 @@ DEFAULT_MODEL = "efficientnet-lite2"
 DUPLICATE_COSINE = 0.99
 # Exact search costs ~9 ms per query at 100k 512-d vectors and ~90 ms at 1M here (docs/PERFORMANCE.md).
 ANN_THRESHOLD = 200_000
-WHITEN_DIM = 512  # docs/QUALITY.md: the best of 128/256/512 on the sample
+WHITEN_DIM = 512  # docs/QUALITY.md: the best of 128/256/512/1024 on the sample
+# The search space stays put as products come and go; an index run fits it again once this share of the products it
+# was fitted on has been added, replaced or removed since (`catalog.derived.drift`; measured in docs/QUALITY.md).
+REFIT_DRIFT = 0.5
+# How often a serving process checks whether the catalog it serves has a new committed generation.
+FOLLOW_SECONDS = 1.0
 # Query photos (uploads) decoded in full: 4096 x 4096 holds a 5K screenshot and any shop's PNG or WebP, and costs
 # at most ~65 MB (RGBA) to decode; Pillow's own bomb limit (89 M pixels) would let a 130 kB PNG take 170 MB.
 MAX_UPLOAD_PIXELS = 4096 * 4096
@@ -55,6 +60,10 @@ class Settings:
     # where `ps` and shell history would show them); kept out of repr so a logged Settings never shows it
     milvus_token: str = field(repr=False)
     milvus_token_file: Path | None  # FASHIONREC_MILVUS_TOKEN_FILE: or a file holding them (e.g. a mounted secret)
+    refit_drift: float = REFIT_DRIFT  # FASHIONREC_REFIT_DRIFT: drift past which an index run refits the search space
+    follow_seconds: float = FOLLOW_SECONDS  # FASHIONREC_FOLLOW_SECONDS: a server's check for a newer catalog (0: off)
+    # FASHIONREC_API_TOKEN: the bearer token that turns the API's product writes on (unset: writes are off)
+    api_token: str = field(default="", repr=False)
 
     @property
     def models_dir(self) -> Path:
@@ -127,4 +136,7 @@ def load_settings() -> Settings:
         ann_threshold=max(0, _env_int("FASHIONREC_ANN_THRESHOLD", ANN_THRESHOLD)),
         milvus_token=os.environ.get("FASHIONREC_MILVUS_TOKEN", "").strip(),
         milvus_token_file=_env_path("FASHIONREC_MILVUS_TOKEN_FILE"),
+        refit_drift=max(0.0, _env_float("FASHIONREC_REFIT_DRIFT", REFIT_DRIFT)),
+        follow_seconds=max(0.0, _env_float("FASHIONREC_FOLLOW_SECONDS", FOLLOW_SECONDS)),
+        api_token=os.environ.get("FASHIONREC_API_TOKEN", "").strip(),
     )

@@ -561,3 +561,17 @@ def match_catalog_look(image: Image.Image, catalog_size: tuple[int, int], jpeg_q
     small.save(buffer, "JPEG", quality=jpeg_quality)
     buffer.seek(0)
     return Image.open(buffer).convert("RGB")
+
+
+def stored_suffix(data: bytes) -> str:
+    """The file name suffix an accepted image's bytes are stored under (".jpg", ".png", ...), from its content.
+
+    Raises:
+        ImageError: the bytes are not an image in an accepted format.
+    """
+    try:
+        with Image.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS)) as image:
+            kind = "JPEG" if image.format == "MPO" else image.format
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ImageError(f"not an image in an accepted format ({accepted_text()}): {exc}") from None
+    return ACCEPTED_FORMATS[kind][0]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Union
@@ -94,6 +96,10 @@ def parse_filters(expressions: Iterable[str]) -> dict[str, list[str]]:
 class Recommender:
     """Find the catalog products most similar to a photo or to another product.
 
+    It answers from one snapshot of the catalog at a time. `follow()` keeps it on the catalog's latest committed
+    snapshot as products are indexed, added or removed (a cheap generation check every second, then an
+    incremental swap): a query in flight finishes on the snapshot it started on, and none sees a mix.
+
     Example:
         >>> recommender = Recommender(Catalog.open("my-catalog"))
         >>> [m.id for m in recommender.by_id("15970", k=3).results]
@@ -110,41 +116,186 @@ class Recommender:
         `search` (default from settings: auto) picks the index: `exact`; `hnsw` or `faiss` (FAISS HNSW, built
         once and kept in the catalog folder); `auto` (hnsw from `ann_threshold` products when faiss is
         installed); a Milvus collection the catalog was pushed to (`milvus://HOST:PORT/COLLECTION`,
-        `milvuss://...` for TLS, `milvus-lite:///path/file.db`); or a ready `SearchBackend`.
+        `milvuss://...` for TLS, `milvus-lite:///path/file.db`); or a ready `SearchBackend` (which cannot follow
+        the catalog).
 
         Raises:
             ModelMismatchError: the embedder is not the model the catalog was built with.
             FashionrecError: an unknown index, hnsw without faiss, or a Milvus collection that does not hold
                 this catalog's current vectors.
         """
-        self.catalog = catalog
         self.embedder = embedder or load_model(catalog.model_name, catalog.weights_path, settings)
         if self.embedder.model_id != catalog.model_id:
             raise ModelMismatchError(
                 f"the catalog was built with {catalog.model_id}, but the model loaded is "
                 f"{self.embedder.model_id}; their vectors cannot be compared"
             )
-        self._lowered_columns: dict[str, np.ndarray] = {}
-        self._known_values: dict[str, frozenset[str]] = {}  # a column's lower-cased values, for filter notices
-        settings = settings or load_settings()
-        self._query_limits = PixelLimits.for_uploads(settings)  # a query photo is an upload: its lower limits
-        wants_matching = settings.match_queries if match_queries is None else match_queries
-        self._query_size = catalog.typical_image_size if wants_matching else None
-        # Raw pooled features are all alike (nearest-neighbour cosines around 0.99), so near copies are told
-        # apart only in a whitened catalog; exact copies (same file content) always are.
-        self._duplicate_cosine = settings.duplicate_cosine if catalog.whitening else np.inf
-        self._backend = search if not isinstance(search, (str, type(None))) else open_search(
-            catalog, search or settings.search, settings)
+        self._settings = settings or load_settings()
+        self._matching = self._settings.match_queries if match_queries is None else match_queries
+        self._search = search or self._settings.search
+        backend = search if not isinstance(search, (str, type(None))) else open_search(
+            catalog, self._search, self._settings)
+        self._view = _View(catalog, self.embedder, backend, self._settings, self._matching)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._follower: threading.Thread | None = None
+        self._retry_at = 0.0
+        self._failures = 0
+
+    @property
+    def catalog(self) -> Catalog:
+        """The snapshot of the catalog this recommender answers from now."""
+        return self._view.catalog
+
+    @property
+    def _backend(self) -> SearchBackend:
+        return self._view.backend
 
     @property
     def index(self) -> str:
         """The search in use: exact, hnsw or milvus."""
-        return self._backend.name
+        return self._view.backend.name
+
+    def by_image(self, image: ImageSource, k: int = DEFAULT_K, where: Filters | None = None,
+                 show_duplicates: bool = False) -> Recommendations:
+        """The `k` products that look most like `image` (a path, the file's bytes, or a PIL image).
+
+        Duplicate images (exact copies, or vectors closer than the `duplicate_cosine` setting) come back
+        once, as their nearest product, unless `show_duplicates`.
+
+        Raises:
+            ImageError: the image cannot be used.
+            CatalogError: the catalog is empty. FilterError: a filter names an unknown column.
+        """
+        return self._view.by_image(image, k, where, show_duplicates)
+
+    def by_id(self, product_id: str, k: int = DEFAULT_K, where: Filters | None = None,
+              show_duplicates: bool = False) -> Recommendations:
+        """The `k` products most like catalog product `product_id`, never the product itself.
+
+        Unless `show_duplicates`, copies of the product's image are left out too, and duplicates among
+        the results come back once (see `by_image`).
+
+        Raises:
+            ProductNotFoundError: the id is not in the catalog.
+        """
+        return self._view.by_id(product_id, k, where, show_duplicates)
+
+    def query_image(self, image: ImageSource) -> Image.Image:
+        """The query as the model will see it: decoded, upright, RGB, matched to the catalog's look.
+
+        Raises:
+            ImageError: the image cannot be used.
+        """
+        return self._view.query_image(image)
+
+    def refresh(self) -> bool:
+        """Swap to the catalog's latest committed snapshot if it has a newer one; returns whether it swapped.
+
+        Only what changed is read: the search vectors of unchanged products come from the current snapshot. A
+        Milvus-served recommender first sends the changes to Milvus (incrementally); if Milvus cannot be reached it
+        keeps answering from the current snapshot and tries again later (nothing is lost: the catalog holds every
+        write). An HNSW-served one answers exactly until the new graph is built (in the background).
+
+        Raises:
+            FashionrecError: the new snapshot cannot be served (e.g. another model); the current one stays.
+        """
+        with self._lock:
+            view = self._view
+            directory = view.catalog.catalog_dir
+            if Catalog.generation_of(directory) == view.catalog.generation:
+                return False
+            catalog = Catalog.open(directory)
+            if catalog.model_id != view.catalog.model_id:
+                raise ModelMismatchError(f"the catalog {directory} now holds {catalog.model_id} vectors; restart the "
+                                         "server to serve them")
+            if catalog.generation == view.catalog.generation:
+                return False
+            catalog.follow_from(view.catalog)
+            backend = self._next_backend(catalog, view)
+            self._view = _View(catalog, self.embedder, backend, self._settings, self._matching)
+        log.info("now serving generation %d of %s (%d products)", catalog.generation, directory, len(catalog))
+        return True
+
+    def _next_backend(self, catalog: Catalog, view: _View) -> SearchBackend:
+        """The backend for a new snapshot, built from what the current one holds where it can."""
+        if not isinstance(self._search, str):
+            return view.backend if getattr(view.backend, "name", "") != "exact" else ExactIndex(catalog.vectors)
+        if is_milvus_address(self._search):
+            from fashionrec.scale.milvus import push
+
+            push(catalog, self._search)  # only what changed since the copy's generation; raises if unreachable
+            return view.backend.for_catalog(catalog)
+        mode = search_mode(catalog, self._search, self._settings)
+        if mode == "exact":
+            return ExactIndex(catalog.vectors)
+        from fashionrec.catalog.derived import hnsw_path
+
+        if hnsw_path(catalog.catalog_dir, catalog.keys).is_file():
+            return open_search(catalog, "hnsw", self._settings)
+        threading.Thread(target=self._build_graph, args=(catalog,), daemon=True, name="fashionrec-hnsw").start()
+        return ExactIndex(catalog.vectors)  # exact (slower, never wrong) until the new graph is ready
+
+    def _build_graph(self, catalog: Catalog) -> None:
+        """Build the HNSW graph of a snapshot in the background, then serve it if that snapshot is still current."""
+        try:
+            backend = open_search(catalog, "hnsw", self._settings)
+        except FashionrecError as exc:
+            log.warning("the HNSW graph of generation %d was not built: %s", catalog.generation, exc)
+            return
+        with self._lock:
+            if self._view.catalog is catalog:
+                self._view = _View(catalog, self.embedder, backend, self._settings, self._matching)
+
+    def follow(self, seconds: float | None = None) -> None:
+        """Check every `seconds` (default: the `follow_seconds` setting) for a newer catalog and swap to it, in a
+        background thread, until `close()`. A failed refresh is logged and tried again, later each time."""
+        seconds = self._settings.follow_seconds if seconds is None else seconds
+        if seconds <= 0 or self._follower is not None:
+            return
+        self._follower = threading.Thread(target=self._follow, args=(seconds,), daemon=True, name="fashionrec-follow")
+        self._follower.start()
+
+    def _follow(self, seconds: float) -> None:
+        while not self._stop.wait(seconds):
+            if time.monotonic() < self._retry_at:
+                continue
+            try:
+                self.refresh()
+                self._failures = 0
+            except Exception as exc:  # noqa: BLE001 - the follower must outlive any one failed refresh
+                self._failures += 1
+                self._retry_at = time.monotonic() + min(60.0, seconds * 2 ** self._failures)
+                log.warning("could not serve the catalog's newer snapshot (will try again): %s", exc)
+
+    def close(self) -> None:
+        """Stop following, and release the search backend (a Milvus Lite file, which one program opens at a time)."""
+        self._stop.set()
+        if self._follower is not None:
+            self._follower.join(timeout=10)
+        getattr(self._view.backend, "close", lambda: None)()
+
+
+class _View:
+    """One snapshot of the catalog, its search backend, and the queries over them (what `Recommender` holds)."""
+
+    def __init__(self, catalog: Catalog, embedder: Embedder, backend: SearchBackend, settings: Settings,
+                 match_queries: bool) -> None:
+        self.catalog = catalog
+        self.embedder = embedder
+        self.backend = backend
+        self._lowered_columns: dict[str, np.ndarray] = {}
+        self._known_values: dict[str, frozenset[str]] = {}  # a column's lower-cased values, for filter notices
+        self._query_limits = PixelLimits.for_uploads(settings)  # a query photo is an upload: its lower limits
+        self._query_size = catalog.typical_image_size if match_queries else None
+        # Raw pooled features are all alike (nearest-neighbour cosines around 0.99), so near copies are told
+        # apart only in a whitened catalog; exact copies (same file content) always are.
+        self._duplicate_cosine = settings.duplicate_cosine if catalog.whitening else np.inf
 
     def _search(self, query: np.ndarray, k: int, allowed: Restriction) -> Neighbours:
         """k nearest allowed rows, by the index in use."""
-        found = self._backend.search(query, k, allowed)
-        if len(found.positions) == min(k, allowed.count(len(self.catalog))):
+        found = self.backend.search(query, k, allowed)
+        if len(found.positions) == min(k, allowed.count(len(self.catalog))) or self.backend.name != "hnsw":
             return found
         # A very selective filter can starve an approximate index's graph walk: answer that query exactly instead.
         return exact_search(self.catalog.vectors, query, k, allowed.mask)
@@ -189,7 +340,7 @@ class Recommender:
         self._check(k)
         position = self.catalog.position(str(product_id))
         allowed = self._allowed(where, exclude=position)
-        found = self._answer(self._backend.vector(position), k, allowed, None if show_duplicates else (position,))
+        found = self._answer(self.backend.vector(position), k, allowed, None if show_duplicates else (position,))
         return replace(found, notice=self._filter_notice(where, allowed))
 
     def _check(self, k: int) -> None:
@@ -319,6 +470,30 @@ class _LookRows(Mapping):
         return iter(range(len(self._catalog)))
 
 
+def is_milvus_address(spec: str) -> bool:
+    """Whether a search spec names a Milvus collection."""
+    return spec.strip().lower().startswith(("milvus://", "milvuss://", "milvus-lite://"))
+
+
+def search_mode(catalog: Catalog, spec: str, settings: Settings) -> str:
+    """"exact" or "hnsw": what a local search spec (auto, exact, hnsw, faiss) means for this catalog.
+
+    Raises:
+        FashionrecError: an unknown spec.
+    """
+    mode = {"faiss": "hnsw"}.get(spec.strip().lower(), spec.strip().lower())
+    if mode not in ("auto", "exact", "hnsw"):
+        raise FashionrecError(
+            f"the search must be auto, exact, hnsw (or faiss), or a milvus://, milvuss:// or milvus-lite:// address, "
+            f"got {spec!r}")
+    if mode == "exact" or len(catalog) == 0 or (mode == "auto" and len(catalog) < settings.ann_threshold):
+        return "exact"
+    if mode == "auto" and importlib.util.find_spec("faiss") is None:
+        log.warning("%d products: approximate search would be faster; pip install 'fashionrec[ann]'", len(catalog))
+        return "exact"
+    return "hnsw"
+
+
 def open_search(catalog: Catalog, spec: str, settings: Settings | None = None) -> SearchBackend:
     """The search backend `spec` names for `catalog` (see `Recommender`'s `search`).
 
@@ -326,20 +501,11 @@ def open_search(catalog: Catalog, spec: str, settings: Settings | None = None) -
         FashionrecError: an unknown spec, hnsw without faiss, or a Milvus collection that cannot serve.
     """
     settings = settings or load_settings()
-    spec = spec.strip()
-    if spec.lower().startswith(("milvus://", "milvuss://", "milvus-lite://")):
+    if is_milvus_address(spec):
         from fashionrec.scale.milvus import MilvusIndex  # optional: pymilvus is needed only here
 
-        return MilvusIndex.open(spec, catalog)
-    mode = {"faiss": "hnsw"}.get(spec.lower(), spec.lower())
-    if mode not in ("auto", "exact", "hnsw"):
-        raise FashionrecError(
-            f"the search must be auto, exact, hnsw (or faiss), or a milvus://, milvuss:// or milvus-lite:// address, "
-            f"got {spec!r}")
-    if mode == "exact" or len(catalog) == 0 or (mode == "auto" and len(catalog) < settings.ann_threshold):
-        return ExactIndex(catalog.vectors)
-    if mode == "auto" and importlib.util.find_spec("faiss") is None:
-        log.warning("%d products: approximate search would be faster; pip install 'fashionrec[ann]'", len(catalog))
+        return MilvusIndex.open(spec.strip(), catalog)
+    if search_mode(catalog, spec, settings) == "exact":
         return ExactIndex(catalog.vectors)
     from fashionrec.catalog.derived import HNSW_PREFIX, hnsw_path, remove_superseded
 

@@ -41,7 +41,9 @@ class Query:
 @st.cache_resource(show_spinner="Loading the model and the catalog...")
 def load_recommender(catalog_dir: str) -> Recommender:
     """The one `Recommender` of this process (model session and catalog vectors in memory)."""
-    return Recommender(Catalog.open(catalog_dir))
+    recommender = Recommender(Catalog.open(catalog_dir))
+    recommender.follow()  # products indexed, added or removed while the app runs show up within seconds
+    return recommender
 
 
 def main() -> None:

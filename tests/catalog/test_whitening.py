@@ -55,7 +55,9 @@ def test_dimension_rule_and_fingerprint() -> None:
     assert products_digest(["1", "2"], ["a", "b"]) != products_digest(["1"], ["a"])
 
 
-def test_the_catalog_is_whitened_refitted_when_products_change_and_queries_follow(tmp_path: Path, lite0) -> None:
+def test_the_whitening_stays_put_as_products_change_until_a_refit(tmp_path: Path, lite0) -> None:
+    from fashionrec.catalog.build import refit
+
     settings = replace(load_settings(), whiten_dim=8)  # 40 products >= 4 x 8
     write_products(tmp_path / "images", range(1, 41))
     index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False, settings=settings)
@@ -67,18 +69,21 @@ def test_the_catalog_is_whitened_refitted_when_products_change_and_queries_follo
     assert recommender.by_id("13", k=3).results[0].id != "13"
     space = catalog.keys.space
 
-    index_images(tmp_path / "images", tmp_path / "c", progress=False, settings=settings)
-    assert Catalog.open(tmp_path / "c").keys.space == space  # nothing changed: no refit
-
     (tmp_path / "images" / "40.jpg").unlink()
-    index_images(tmp_path / "images", tmp_path / "c", prune=True, progress=False, settings=settings)
+    report = index_images(tmp_path / "images", tmp_path / "c", prune=True, progress=False, settings=settings)
+    kept = Catalog.open(tmp_path / "c")  # one product of 40 gone: drift 0.025, the space stays
+    assert not report.space.refitted and kept.keys.space == space and kept.vectors.shape == (39, 8)
+    assert kept.drift == pytest.approx(1 / 40)
+    np.testing.assert_allclose(kept.vectors, catalog.vectors[[catalog.position(i) for i in kept.ids]], atol=1e-6)
+
+    update = refit(tmp_path / "c", settings)
     refitted = Catalog.open(tmp_path / "c")
-    assert refitted.keys.space != space and refitted.vectors.shape == (39, 8)
+    assert update.refitted and refitted.keys.space != space and refitted.drift == 0.0
     assert not space_path(tmp_path / "c", space).exists()  # the superseded space file is gone
     assert sorted(p.name for p in (tmp_path / "c" / DERIVED_DIR).iterdir()) == [
         space_path(tmp_path / "c", refitted.keys.space).name]
 
-    small = replace(settings, whiten_dim=16)  # 39 products < 4 x 16: whitening is dropped
+    small = replace(settings, whiten_dim=16)  # another dimension, and 39 products < 4 x 16: whitening is dropped
     index_images(tmp_path / "images", tmp_path / "c", progress=False, settings=small)
     assert Catalog.open(tmp_path / "c").whitening is None and Catalog.open(tmp_path / "c").vectors.shape == (39, 1712)
 
@@ -123,7 +128,8 @@ def test_a_damaged_or_missing_space_file_is_never_searched(tmp_path: Path) -> No
     with pytest.raises(CatalogError, match="is missing .* fashionrec refit"):
         Catalog.open(tmp_path / "c")
     index_images(tmp_path / "images", tmp_path / "c", progress=False, settings=settings)  # index fits it again
-    assert Catalog.open(tmp_path / "c").whitening is not None and path.read_bytes() != b""
+    mended = Catalog.open(tmp_path / "c")
+    assert mended.whitening is not None and space_path(tmp_path / "c", mended.keys.space).is_file()
 
 
 def test_refit_makes_a_new_space_version_and_mends_a_lost_one(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -135,6 +141,8 @@ def test_refit_makes_a_new_space_version_and_mends_a_lost_one(tmp_path: Path, mo
     space = Catalog.open(tmp_path / "c").keys.space
     space_path(tmp_path / "c", space).unlink()  # lost (a backup restored without derived/, say)
     assert main(["refit", "--catalog", str(tmp_path / "c")]) == 0
-    assert "new search space: whitened to 8 dimensions" in capsys.readouterr().out
-    assert Catalog.open(tmp_path / "c").keys.space == space  # the same products fit the same space again
+    out = capsys.readouterr().out
+    assert "new search space, whitened to 8 dimensions" in out and "next fashionrec push sends them all" in out
+    mended = Catalog.open(tmp_path / "c")
+    assert mended.whitening.dim == 8 and mended.whitening.fitted_on == mended.keys.products
     assert main(["refit", "--catalog", str(tmp_path / "nowhere")]) == 2

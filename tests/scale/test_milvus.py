@@ -313,3 +313,33 @@ def test_the_17_real_photos_get_the_exact_top_5_from_milvus_lite(sample_dir: Pat
         assert ids(milvus.by_id(photo.stem, k=5)) == ids(exact.by_id(photo.stem, k=5))
     assert not served.vectors_loaded
     milvus._backend.close()
+
+
+def test_added_products_are_all_a_push_sends_and_a_following_server_pushes_them(tmp_path: Path, lite0) -> None:
+    """Issue 14: a change of products refitted the whitening, so a push re-sent every vector. Now 100 added products
+    are 100 rows sent (counted); a server following the catalog sends them itself, then answers them."""
+    from fashionrec.catalog.write import ProductWrite, put_products, remove_products
+    from tests.conftest import draw_product
+
+    write_products(tmp_path / "images", range(1, 21))
+    index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False)
+    address = lite(tmp_path)
+    assert push(Catalog.open(tmp_path / "c"), address).added == 20
+    put_products(tmp_path / "c", [ProductWrite(f"n{i}", draw_product(3000 + i)) for i in range(100)], lite0)
+    report = push(Catalog.open(tmp_path / "c"), address)
+    assert (report.added, report.updated, report.removed, report.unchanged) == (100, 0, 0, 20)
+
+    served = Recommender(Catalog.open(tmp_path / "c"), lite0, search=address)
+    try:
+        put_products(tmp_path / "c", [ProductWrite("late", draw_product(4000))], lite0)
+        remove_products(tmp_path / "c", ["n5"])
+        assert served.refresh() is True  # pushed the two changes, then swapped
+        assert served.catalog.vectors_loaded is False  # a Milvus-served process still never reads the vectors
+        assert "late" in served.catalog and served.by_id("late", k=3).results
+        assert all(m.id != "n5" for m in served.by_id("n6", k=50).results)
+        exact = Recommender(Catalog.open(tmp_path / "c"), lite0, search="exact")
+        assert ids(served.by_id("late", k=10)) == ids(exact.by_id("late", k=10))
+    finally:
+        served.close()
+    again = push(Catalog.open(tmp_path / "c"), address)
+    assert (again.added, again.updated, again.removed) == (0, 0, 0)

@@ -30,8 +30,8 @@ from typing import Protocol, TextIO, TypeVar
 import numpy as np
 from tqdm import tqdm
 
-from fashionrec.catalog.derived import (SPACE_PREFIX, SearchSpace, load_space, products_digest, remove_superseded,
-                                       save_space, space_path)
+from fashionrec.catalog.derived import (SPACE_PREFIX, SearchSpace, drift, load_space, products_digest,
+                                       remove_superseded, save_space, space_path)
 from fashionrec.catalog.metadata import MetadataTable, read_metadata
 from fashionrec.catalog.store import DB_NAME, SPACE_KEY, CatalogStore, FileStamp, ProductRow, SkippedFile, StoredProduct
 from fashionrec.catalog.whitening import fit_whitening, whitening_dim
@@ -88,6 +88,7 @@ class IndexReport:
     metadata_without_image: int | None
     seconds: float  # the whole run, model loading and scanning included
     outdated: int  # products embedded by an older build of the model: dropped, and embedded again if their file is here
+    space: SpaceUpdate | None = None  # what happened to the search space
     pipeline_seconds: float = 0.0  # the read -> embed -> write pipeline alone (what grows with the images)
     engine: str = "local"  # what ran reader -> embedder: local (this process) or ray
 
@@ -355,7 +356,7 @@ def index_images(
                 raise CatalogError(_nothing_readable(images_dir, scan_skips + run.plan.conflicts + new_skips
                                                      + run.plan.still_skipped, "has no photo fashionrec can read"))
             store.set_info(_typical_size_info(store))
-            refresh_space(store, settings.whiten_dim)
+            space = refresh_space(store, settings.whiten_dim, drift_limit=settings.refit_drift)
             products = store.count()
     except BaseException:
         if created:
@@ -378,6 +379,7 @@ def index_images(
         metadata_without_image=None if table is None else sum(i not in ids_on_disk for i in table.rows),
         seconds=time.perf_counter() - started,
         outdated=run.outdated,
+        space=space,
         pipeline_seconds=pipeline_seconds,
         engine=engine.name,
     )
@@ -475,36 +477,71 @@ def _remove_new_catalog(catalog_dir: Path) -> None:
         pass  # not empty: the folder was there before, or holds other files
 
 
-def refresh_space(store: CatalogStore, wanted_dim: int, force: bool = False) -> None:
-    """Fit the catalog's whitening again if its products changed since the last fit or the wanted dimension changed
-    (or `force`; or drop it when the catalog is too small), publishing the result as a new search space.
+@dataclass(frozen=True)
+class SpaceUpdate:
+    """What `refresh_space` did to the catalog's search space, and why."""
 
-    A tuning lives in the whitened space it was fitted in: a refit drops it (with a warning: tune again).
+    refitted: bool  # a new whitening was fitted (search vectors of every product changed: a push sends them all)
+    reason: str  # why it was fitted, or why not
+    drift: float  # how far the products had moved from the fit (`derived.drift`) before this update
+    tuning_dropped: bool = False
+
+
+def refresh_space(store: CatalogStore, wanted_dim: int, force: bool = False,
+                  drift_limit: float = float("inf")) -> SpaceUpdate:
+    """Keep the catalog's search space, or fit its whitening again, publishing any change as a new version.
+
+    The space stays put as products come and go: products added later are whitened by the space as it is, so the
+    search vectors of unchanged products, a tuning and the copies of them elsewhere (Milvus) stay valid. It is
+    fitted when there is none yet and the catalog is large enough, when the wanted dimension changes, when `force`
+    (`fashionrec refit`), or when the products have drifted past `drift_limit` since the fit. A tuning lives in the
+    whitened space it was fitted in: a refit drops it (with a warning: tune again).
     """
-    info = store.info()
-    ids, hashes = store.id_hashes()
-    digest = products_digest(ids, hashes)
-    current = _current_space(store, info)
-    dim = whitening_dim(len(ids), wanted_dim, int(info["dim"]))
-    whitening = current.whitening if current else None
-    if dim == 0:
-        whitening = None
-    elif force or whitening is None or whitening.dim != dim or whitening.fitted_on != digest:
-        log.info("fitting the catalog's whitening (%d products, %d dims)", len(ids), dim)
-        whitening = fit_whitening(store.vector_blocks(int(info["dim"])), dim, digest)
+    with store.snapshot():
+        info = store.info()
+        generation = store.generation()
+        ids, hashes = store.id_hashes()
+        current = _current_space(store, info)
+        whitening = current.whitening if current else None
+        moved = 0.0
+        if whitening is not None:
+            written, kept = store.changed_since(whitening.generation)
+            moved = drift(whitening.products, kept, written)
+        fits = whitening_dim(len(ids), wanted_dim, int(info["dim"]))
+        wanted = min(wanted_dim, int(info["dim"]))
+        if wanted == 0:
+            whitening, reason = None, "whitening is turned off (FASHIONREC_WHITEN_DIM=0)"
+        elif whitening is not None and whitening.dim != wanted:
+            whitening, reason = None, f"the wanted dimension changed from {whitening.dim} to {wanted}"
+        elif force:
+            reason = "asked for (fashionrec refit)"
+        elif whitening is None:
+            reason = "none fitted yet"
+        elif moved > drift_limit:
+            reason = f"the products drifted {moved:.0%} from the fit (more than {drift_limit:.0%})"
+        else:
+            reason = ""
+        refit_now = bool(reason) and wanted > 0 and fits > 0
+        if refit_now:
+            log.info("fitting the catalog's whitening (%d products, %d dims): %s", len(ids), fits, reason)
+            whitening = fit_whitening(store.vector_blocks(int(info["dim"])), fits,
+                                      products_digest(ids, hashes), generation)
     untuned = SearchSpace(info["model_id"], whitening, None)
     tuning = current.tuning if current is not None and current.without_tuning().digest == untuned.digest else None
-    if current is not None and current.tuning is not None and tuning is None:
-        log.warning("the catalog's whitening was fitted again: its tuning (fitted in the old one) is dropped; "
+    dropped = current is not None and current.tuning is not None and tuning is None
+    if dropped:
+        log.warning("the catalog's whitening changed: its tuning (fitted in the old one) is dropped; "
                     "run fashionrec tune again")
     space = SearchSpace(info["model_id"], whitening, tuning) if whitening or tuning else None
     digest_now = save_space(store.catalog_dir, space) if space else ""
-    store.set_space(digest_now)
+    store.set_space(digest_now, expected=info.get(SPACE_KEY, ""))
     remove_superseded(store.catalog_dir, [space_path(store.catalog_dir, digest_now).name] if space else [],
                       SPACE_PREFIX)
+    return SpaceUpdate(refit_now, reason if refit_now or not reason else f"not fitted: {reason}, but too few "
+                       "products (4 per dimension)", moved, dropped)
 
 
-def refit(catalog_dir: str | os.PathLike, settings: Settings | None = None) -> None:
+def refit(catalog_dir: str | os.PathLike, settings: Settings | None = None) -> SpaceUpdate:
     """Fit the catalog's search space (its whitening) again on its products as they are now, as a new version.
 
     Raises:
@@ -514,7 +551,7 @@ def refit(catalog_dir: str | os.PathLike, settings: Settings | None = None) -> N
     with CatalogStore(Path(catalog_dir).expanduser()) as store:
         if "model_id" not in store.info():
             raise CatalogError(f"the catalog {catalog_dir} was never indexed; run fashionrec index first")
-        refresh_space(store, settings.whiten_dim, force=True)
+        return refresh_space(store, settings.whiten_dim, force=True)
 
 
 def _current_space(store: CatalogStore, info: dict[str, str]) -> SearchSpace | None:

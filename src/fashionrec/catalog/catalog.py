@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fashionrec.catalog.derived import DerivedKeys, SearchSpace, catalog_keys, load_space
+from fashionrec.catalog.derived import DerivedKeys, SearchSpace, catalog_keys, drift, load_space
 from fashionrec.catalog.store import GENERATION_KEY, SPACE_KEY, CatalogStore, SkippedFile, StoredProducts
 from fashionrec.catalog.tuning import Tuning
 from fashionrec.catalog.whitening import Whitening
@@ -46,6 +46,7 @@ class Catalog:
         self.ids = stored.ids
         self.space = space
         self.content_hashes = stored.sha256  # row-aligned; equal hashes are exact-duplicate images
+        self._generations = stored.generations
         self._folders = stored.folders
         self._paths = stored.paths
         self._metadata = stored.metadata
@@ -114,6 +115,41 @@ class Catalog:
             with CatalogStore(self.catalog_dir) as store:
                 self._vectors = store.vectors_at(self.generation, len(self), self.dim, transform=self.project)
         return self._vectors
+
+    def follow_from(self, older: Catalog) -> bool:
+        """Take the search vectors of products unchanged since `older` (an earlier snapshot of this catalog, in the
+        same search space) from it, and read only the others: what a server does when the catalog changes.
+
+        Returns whether it could (else the vectors are read in full on first use, as usual).
+        """
+        if (self._vectors is not None or not older.vectors_loaded or older.catalog_dir != self.catalog_dir
+                or older.keys.space != self.keys.space or older.model_id != self.model_id):
+            return False
+        old_rows = older._positions
+        kept = [(row, old_rows[product_id]) for row, product_id in enumerate(self.ids)
+                if product_id in old_rows and self._generations[row] <= older.generation]
+        fresh = sorted(set(range(len(self))) - {row for row, _ in kept})
+        with CatalogStore(self.catalog_dir) as store, store.snapshot():
+            if store.generation() != self.generation:
+                return False  # changed again meanwhile: a later snapshot will catch up
+            model_vectors = store.vectors_of([self.ids[row] for row in fresh], self.dim)
+        vectors = np.empty((len(self), older.vectors.shape[1]), dtype=np.float32)
+        if kept:
+            new_rows, old_rows_kept = map(list, zip(*kept))
+            vectors[new_rows] = older.vectors[old_rows_kept]
+        if fresh:
+            vectors[fresh] = self.project(np.stack([model_vectors[self.ids[row]] for row in fresh]))
+        self._vectors = vectors
+        return True
+
+    @property
+    def drift(self) -> float | None:
+        """How far the products have moved from those the whitening was fitted on (`derived.drift`), or None."""
+        whitening = self.whitening
+        if whitening is None:
+            return None
+        written = sum(generation > whitening.generation for generation in self._generations)
+        return drift(whitening.products, len(self) - written, written)
 
     @cached_property
     def search_dim(self) -> int:

@@ -117,7 +117,8 @@ class SearchSpace:
     def _meta(self) -> dict:
         meta: dict = {"model_id": self.model_id, "whitening": None, "tuning": None}
         if self.whitening is not None:
-            meta["whitening"] = {"fitted_on": self.whitening.fitted_on, "dim": self.whitening.dim}
+            meta["whitening"] = {"fitted_on": self.whitening.fitted_on, "dim": self.whitening.dim,
+                                 "generation": self.whitening.generation, "products": self.whitening.products}
         if self.tuning is not None:
             meta["tuning"] = {"label": self.tuning.label, "look_label": self.tuning.look_label,
                               "fitted_on": self.tuning.fitted_on, "weights": self.tuning.weights}
@@ -146,13 +147,28 @@ class SearchSpace:
         meta = json.loads(arrays.pop("meta").tobytes().decode())
         whitening = tuning = None
         if meta["whitening"] is not None:
-            whitening = Whitening(arrays["whitening_mean"], arrays["whitening_matrix"], meta["whitening"]["fitted_on"])
+            fit = meta["whitening"]
+            whitening = Whitening(arrays["whitening_mean"], arrays["whitening_matrix"], fit["fitted_on"],
+                                  fit.get("generation", 0), fit.get("products", 0))
         if meta["tuning"] is not None:
             info = meta["tuning"]
             parts = tuple(TuningPart(name, arrays[f"tuning_{name}"], float(weight))
                           for name, weight in info["weights"].items())
             tuning = Tuning(info["label"], info["look_label"], parts, info["fitted_on"])
         return cls(meta["model_id"], whitening, tuning)
+
+
+def drift(fitted_products: int, kept: int, written_since: int) -> float:
+    """How far a catalog has moved from the products its whitening was fitted on: the products written since the
+    fit (new or replaced) plus those gone since, as a share of the products it was fitted on.
+
+    The search space stays put while products come and go (so tunings, indexes and Milvus copies of unchanged
+    products stay valid); past `config.REFIT_DRIFT` an index run fits it again (docs/QUALITY.md measured the cost
+    of drift). Example: fitted on 1,000 products, 100 added and 50 removed since: 0.15.
+    """
+    if fitted_products <= 0:
+        return 0.0
+    return (written_since + max(0, fitted_products - kept)) / fitted_products
 
 
 def space_path(catalog_dir: Path, digest: str) -> Path:

@@ -22,7 +22,7 @@ import numpy as np
 from fashionrec.errors import CatalogError
 
 DB_NAME = "catalog.sqlite"
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 BUSY_TIMEOUT_S = 30.0  # a writer waits this long for another writer's transaction before giving up
 GENERATION_KEY, SPACE_KEY = "generation", "space"
 KEPT_ON_RESET = ("schema_version", "images_dir", "metadata_path", "metadata_columns")
@@ -37,8 +37,17 @@ CREATE TABLE IF NOT EXISTS products (
     mtime_ns INTEGER NOT NULL,
     sha256 TEXT NOT NULL,        -- of the image file's bytes: what decides whether to re-embed
     vector BLOB NOT NULL,        -- float32, unit length, info.dim values
-    metadata TEXT                -- JSON object, or NULL when the metadata file has no row
+    metadata TEXT,               -- JSON object, or NULL when the metadata file has no row
+    generation INTEGER NOT NULL,  -- the catalog generation that last wrote this row (what a copy must send again)
+    vector_generation INTEGER NOT NULL  -- ... that last wrote its vector (what a snapshot must read again)
 );
+CREATE TABLE IF NOT EXISTS removed (  -- products removed, and at which generation (what a live copy must drop)
+    id TEXT NOT NULL,
+    generation INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS removed_by_generation ON removed (generation);
+CREATE INDEX IF NOT EXISTS products_by_generation ON products (generation);
+CREATE INDEX IF NOT EXISTS products_by_vector_generation ON products (vector_generation);
 CREATE TABLE IF NOT EXISTS skipped (
     folder TEXT NOT NULL,
     path TEXT NOT NULL,
@@ -98,6 +107,7 @@ class StoredProducts:
     paths: list[str]
     metadata: list[dict[str, str | None]]
     sha256: list[str]  # of each image file: equal hashes are exact-duplicate images
+    generations: list[int]  # the generation that last wrote each product's vector
 
 
 class CatalogStore:
@@ -132,6 +142,12 @@ class CatalogStore:
         """Create the tables; refuse (or, creating, rebuild) a catalog of another format."""
         tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         version = self.info().get("schema_version") if "info" in tables else None
+        if version == "2":  # format 2 lacked the generation of each row: every row counts as written at 0
+            with self.transaction() as db:
+                db.execute("ALTER TABLE products ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
+                db.execute("ALTER TABLE products ADD COLUMN vector_generation INTEGER NOT NULL DEFAULT 0")
+                db.execute("UPDATE info SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
+            version = SCHEMA_VERSION
         if version is not None and version != SCHEMA_VERSION:
             if not create or version > SCHEMA_VERSION:
                 images = self.info().get("images_dir", "IMAGES_DIR")
@@ -183,10 +199,11 @@ class CatalogStore:
         finally:
             self._db.execute("COMMIT")
 
-    def _changed(self, db: sqlite3.Connection) -> None:
-        """Inside a writing transaction: the products or the space changed, so the generation moves on."""
+    def _changed(self, db: sqlite3.Connection) -> int:
+        """Inside a writing transaction: the products or the space changed, so the generation moves on; returns it."""
         db.execute("INSERT INTO info (key, value) VALUES (?, '1') ON CONFLICT(key) DO UPDATE SET "
                    "value = CAST(value AS INTEGER) + 1", (GENERATION_KEY,))
+        return int(db.execute("SELECT value FROM info WHERE key = ?", (GENERATION_KEY,)).fetchone()[0])
 
     def info(self) -> dict[str, str]:
         """The catalog's key/value facts: model name and id, dim, images_dir, columns, generation, space..."""
@@ -246,11 +263,13 @@ class CatalogStore:
         """Store one batch of the indexer's results (files of `folder`) in a single transaction."""
         products, restamped, skipped = list(products), list(restamped), list(skipped)
         with self.transaction() as db:
+            generation = self._changed(db) if products or restamped else 0
             db.executemany(
-                "INSERT OR REPLACE INTO products (id, folder, path, size, mtime_ns, sha256, vector, metadata) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO products (id, folder, path, size, mtime_ns, sha256, vector, metadata, "
+                "generation, vector_generation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(p.id, p.folder, p.stamp.path, p.stamp.size, p.stamp.mtime_ns, p.stamp.sha256,
-                  np.asarray(p.vector, dtype="<f4").tobytes(), _json(p.metadata)) for p in products],
+                  np.asarray(p.vector, dtype="<f4").tobytes(), _json(p.metadata), generation, generation)
+                 for p in products],
             )
             db.executemany(
                 "UPDATE products SET folder = ?, path = ?, size = ?, mtime_ns = ? WHERE id = ?",
@@ -262,27 +281,31 @@ class CatalogStore:
                 "INSERT OR REPLACE INTO skipped (folder, path, size, mtime_ns, reason) VALUES (?, ?, ?, ?, ?)",
                 [(folder, s.path, s.size, s.mtime_ns, s.reason) for s in skipped],
             )
-            if products or restamped:
-                self._changed(db)
 
-    def remove(self, product_ids: Iterable[str], skipped: Iterable[tuple[str, str]] = ()) -> None:
-        """Drop products, and skipped-file records given as (folder, path), in one transaction."""
+    def remove(self, product_ids: Iterable[str], skipped: Iterable[tuple[str, str]] = ()) -> int:
+        """Drop products, and skipped-file records given as (folder, path), in one transaction; returns how many
+        products were there to drop."""
         product_ids = list(product_ids)
         with self.transaction() as db:
-            db.executemany("DELETE FROM products WHERE id = ?", [(i,) for i in product_ids])
+            present = [i for i in product_ids
+                       if db.execute("SELECT 1 FROM products WHERE id = ?", (i,)).fetchone() is not None]
             db.executemany("DELETE FROM skipped WHERE folder = ? AND path = ?", list(skipped))
-            if product_ids:
-                self._changed(db)
+            if present:
+                generation = self._changed(db)
+                db.executemany("DELETE FROM products WHERE id = ?", [(i,) for i in present])
+                db.executemany("INSERT INTO removed (id, generation) VALUES (?, ?)", [(i, generation) for i in present])
+        return len(present)
 
     def drop_all_products(self, info: dict[str, str]) -> None:
         """Forget every product and the search space (their vectors are unusable), and set `info`, in one
         transaction: a crash leaves either the old catalog or an empty one under the new model, never a mix."""
         with self.transaction() as db:
+            generation = self._changed(db)
+            db.execute("INSERT INTO removed (id, generation) SELECT id, ? FROM products", (generation,))
             db.execute("DELETE FROM products")
             db.execute(f"DELETE FROM info WHERE key NOT IN ({', '.join('?' * len(KEPT_ON_RESET))}, ?)",
                        (*KEPT_ON_RESET, GENERATION_KEY))
             db.executemany("INSERT OR REPLACE INTO info (key, value) VALUES (?, ?)", info.items())
-            self._changed(db)
 
     def update_metadata(self, metadata: dict[str, dict[str, str | None] | None]) -> None:
         """Replace the metadata of existing products (a new styles.csv), in one transaction; only real changes
@@ -293,8 +316,36 @@ class CatalogStore:
         if not changed:
             return
         with self.transaction() as db:
-            db.executemany("UPDATE products SET metadata = ? WHERE id = ?", changed)
-            self._changed(db)
+            generation = self._changed(db)
+            db.executemany("UPDATE products SET metadata = ?, generation = ? WHERE id = ?",
+                           [(value, generation, product_id) for value, product_id in changed])
+
+    def metadata_of(self, product_id: str) -> dict[str, str | None] | None:
+        """One product's stored metadata (None: none stored, or no such product)."""
+        row = self._db.execute("SELECT metadata FROM products WHERE id = ?", (product_id,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    def written_since(self, generation: int) -> tuple[list[str], list[str]]:
+        """(ids of products written after `generation`, ids removed after it and not written again since)."""
+        written = [row[0] for row in self._db.execute("SELECT id FROM products WHERE generation > ?", (generation,))]
+        removed = {row[0] for row in self._db.execute("SELECT id FROM removed WHERE generation > ?", (generation,))}
+        return written, sorted(removed - set(written))
+
+    def changed_since(self, generation: int) -> tuple[int, int]:
+        """(products whose vector was written after `generation`, products whose vector is older)."""
+        after = self._db.execute("SELECT COUNT(*) FROM products WHERE vector_generation > ?",
+                                 (generation,)).fetchone()[0]
+        return after, self.count() - after
+
+    def vectors_of(self, product_ids: list[str], dim: int) -> dict[str, np.ndarray]:
+        """{id: model vector} of some products (the ones a live server must add to its snapshot)."""
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(product_ids), 500):
+            chunk = product_ids[start:start + 500]
+            rows = self._db.execute(f"SELECT id, vector FROM products WHERE id IN ({', '.join('?' * len(chunk))})",
+                                    chunk)
+            found.update((row[0], np.frombuffer(row[1], dtype="<f4").reshape(dim)) for row in rows)
+        return found
 
     def vector_blocks(self, dim: int, rows: int = 65_536) -> Iterator[np.ndarray]:
         """Every product's vector, in blocks of `rows` (id order), without loading the catalog at once."""
@@ -309,13 +360,15 @@ class CatalogStore:
 
     def load(self) -> StoredProducts:
         """Every product, ordered by id, without its vector."""
-        rows = self._db.execute("SELECT id, folder, path, metadata, sha256 FROM products ORDER BY id").fetchall()
+        rows = self._db.execute("SELECT id, folder, path, metadata, sha256, vector_generation FROM products "
+                                "ORDER BY id").fetchall()
         return StoredProducts(
             ids=[row[0] for row in rows],
             folders=[row[1] for row in rows],
             paths=[row[2] for row in rows],
             metadata=[json.loads(row[3]) if row[3] else {} for row in rows],
             sha256=[row[4] for row in rows],
+            generations=[row[5] for row in rows],
         )
 
     def vectors_at(self, generation: int, count: int, dim: int,

@@ -26,6 +26,8 @@ class Whitening:
     mean: np.ndarray  # (d,) float32
     matrix: np.ndarray  # (d, r) float32: principal axes divided by their standard deviation
     fitted_on: str  # digest of the products it was fitted on (`derived.products_digest`)
+    generation: int = 0  # the catalog generation it was fitted at (what changed since: `derived.drift`)
+    products: int = 0  # how many products it was fitted on
 
     @property
     def dim(self) -> int:
@@ -45,7 +47,7 @@ def whitening_dim(products: int, wanted: int, model_dim: int) -> int:
     return dim if dim > 0 and products >= PRODUCTS_PER_DIMENSION * dim else 0
 
 
-def fit_whitening(blocks: Iterable[np.ndarray], dim: int, fitted_on: str) -> Whitening:
+def fit_whitening(blocks: Iterable[np.ndarray], dim: int, fitted_on: str, generation: int = 0) -> Whitening:
     """Fit on vectors given as row blocks, in one streaming pass (memory: d x d, whatever the catalog size).
 
     Example:
@@ -69,4 +71,4 @@ def fit_whitening(blocks: Iterable[np.ndarray], dim: int, fitted_on: str) -> Whi
     order = np.argsort(variances)[::-1][:dim]
     floor = EIGEN_FLOOR * max(float(variances[order[0]]), 1e-12)
     matrix = axes[:, order] / np.sqrt(np.maximum(variances[order], floor))
-    return Whitening(mean.astype(np.float32), matrix.astype(np.float32), fitted_on)
+    return Whitening(mean.astype(np.float32), matrix.astype(np.float32), fitted_on, generation, total)

@@ -48,6 +48,7 @@ INDEX_TYPES = ("FLAT", "HNSW", "IVF_FLAT")
 HNSW_PARAMS = {"M": 32, "efConstruction": 80}  # as fashionrec's FAISS HNSW (docs/PERFORMANCE.md)
 HNSW_EF = 512  # search breadth: recall@10 0.969 at 1M for the FAISS graph with the same parameters
 MAX_TOPK = 16_384  # Milvus' limit on one search's k
+UNKNOWN_MARGIN = 16  # extra hits asked for, in case some are products a newer snapshot added
 PUSH_BATCH = 1_000  # rows per upsert request (512-d: 2 MB, far below gRPC's 64 MB)
 MAX_TEXT = 65_535  # Milvus' longest VARCHAR
 RESERVED_FIELDS = ("id", "vector", "digest", "metadata")
@@ -257,6 +258,10 @@ def push(catalog: Catalog, address: str, index: str = "FLAT", recreate: bool = F
             index = properties.get(_PROPERTY + "index", index)
         else:
             _create(client, target, catalog, fields, index)
+        properties = client.describe_collection(target.collection).get("properties", {})
+        if _can_send_changes_only(properties, catalog):
+            return _push_changes(client, target, catalog, fields, index, int(properties[_PROPERTY + "generation"]),
+                                 started)
         before = _stored_digests(client, target.collection)
         digests = [product_digest(catalog.vectors[row], catalog.metadata_at(row)) for row in range(len(catalog))]
         changed = [row for row, product_id in enumerate(catalog.ids) if before.get(product_id) != digests[row]]
@@ -269,11 +274,60 @@ def push(catalog: Catalog, address: str, index: str = "FLAT", recreate: bool = F
         for start in range(0, len(gone), PUSH_BATCH):
             client.delete(target.collection, ids=gone[start:start + PUSH_BATCH])
         client.flush(target.collection)  # seal what was written, so it is indexed rather than scanned
-        # Written last: until this push is complete the collection does not claim to hold this catalog.
-        client.alter_collection_properties(target.collection, {_PROPERTY + "fingerprint": catalog.fingerprint})
+        _mark_complete(client, target, catalog)
         added = sum(catalog.ids[row] not in before for row in changed)
         return PushReport(target, added, len(changed) - added, len(gone), len(catalog) - len(changed), len(catalog),
                           index, time.perf_counter() - started)
+
+
+def _can_send_changes_only(properties: Mapping[str, str], catalog: Catalog) -> bool:
+    """Whether the collection holds an earlier snapshot of this very catalog in this search space, so that the rows
+    written (and removed) since that snapshot's generation are all that differs."""
+    generation = properties.get(_PROPERTY + "generation", "")
+    return (generation.isdigit() and int(generation) <= catalog.generation
+            and properties.get(_PROPERTY + "space") == catalog.keys.space
+            and properties.get(_PROPERTY + "catalog") == str(catalog.catalog_dir.resolve()))
+
+
+def _push_changes(client: Any, target: MilvusTarget, catalog: Catalog, fields: dict[str, str], index: str,
+                  since: int, started: float) -> PushReport:
+    """Send the products written since generation `since`, delete those removed since; never read the others."""
+    from fashionrec.catalog.store import CatalogStore
+
+    with CatalogStore(catalog.catalog_dir) as store, store.snapshot():
+        if store.generation() != catalog.generation:
+            raise CatalogError(f"the catalog {catalog.catalog_dir} changed while it was being pushed; push again")
+        written, removed = store.written_since(since)
+        model_vectors = store.vectors_of(written, catalog.dim)
+    written = [product_id for product_id in written if product_id in catalog]
+    removed = [product_id for product_id in removed if product_id not in catalog]
+    vectors = {product_id: catalog.project(model_vectors[product_id]) for product_id in written}
+    digests = {product_id: product_digest(vectors[product_id], catalog.metadata(product_id)) for product_id in written}
+    before = {}
+    for start in range(0, len(written), PUSH_BATCH):
+        rows = client.get(target.collection, ids=written[start:start + PUSH_BATCH], output_fields=["id", "digest"])
+        before.update((row["id"], row["digest"]) for row in rows)
+    changed = [product_id for product_id in written if before.get(product_id) != digests[product_id]]
+    if changed or removed:
+        client.alter_collection_properties(target.collection, {_PROPERTY + "fingerprint": ""})
+    for start in range(0, len(changed), PUSH_BATCH):
+        client.upsert(target.collection, [_row(catalog, product_id, vectors[product_id], digests[product_id], fields)
+                                          for product_id in changed[start:start + PUSH_BATCH]])
+    for start in range(0, len(removed), PUSH_BATCH):
+        client.delete(target.collection, ids=removed[start:start + PUSH_BATCH])
+    if changed or removed:
+        client.flush(target.collection)
+    _mark_complete(client, target, catalog)
+    added = sum(product_id not in before for product_id in changed)
+    return PushReport(target, added, len(changed) - added, len(removed), len(catalog) - len(changed), len(catalog),
+                      index, time.perf_counter() - started)
+
+
+def _mark_complete(client: Any, target: MilvusTarget, catalog: Catalog) -> None:
+    """Written last: until a push is complete the collection does not claim to hold this catalog's snapshot."""
+    client.alter_collection_properties(target.collection, {
+        _PROPERTY + "fingerprint": catalog.fingerprint, _PROPERTY + "generation": str(catalog.generation),
+        _PROPERTY + "space": catalog.keys.space, _PROPERTY + "catalog": str(catalog.catalog_dir.resolve())})
 
 
 class MilvusIndex:
@@ -321,8 +375,21 @@ class MilvusIndex:
         return cls(client, target, catalog, fields,
                    search_params_for(index, int(properties.get(_PROPERTY + "nlist") or 0)))
 
+    def for_catalog(self, catalog: Catalog) -> MilvusIndex:
+        """This collection, on the same connection, for a newer snapshot of the catalog (pushed already).
+
+        Raises:
+            CatalogError: the collection does not hold that snapshot (push it first).
+        """
+        properties = self._client.describe_collection(self._target.collection).get("properties", {})
+        if properties.get(_PROPERTY + "fingerprint") != catalog.fingerprint:
+            raise CatalogError(f"the collection {self._target.collection!r} does not hold generation "
+                               f"{catalog.generation} of the catalog {catalog.catalog_dir} yet; push it first")
+        return MilvusIndex(self._client, self._target, catalog, self._fields, self.search_params)
+
     def search(self, query: np.ndarray, k: int, restriction: Restriction | None = None) -> Neighbours:
-        """See `SearchBackend.search`."""
+        """See `SearchBackend.search`. Rows this snapshot does not know (pushed by another server process following a
+        newer one) are passed over."""
         restriction = restriction or Restriction()
         k = min(k, restriction.count(len(self._catalog)), MAX_TOPK)
         if k < 1:
@@ -333,11 +400,13 @@ class MilvusIndex:
         if "ef" in params.get("params", {}):
             params["params"] = {"ef": max(params["params"]["ef"], k)}
         hits = self._client.search(self._target.collection, data=[np.asarray(query, dtype=np.float32).tolist()],
-                                   limit=k, filter=expression, output_fields=["id", "vector"], search_params=params)[0]
+                                   limit=min(k + UNKNOWN_MARGIN, MAX_TOPK), filter=expression,
+                                   output_fields=["id", "vector"], search_params=params)[0]
+        hits = [hit for hit in hits if hit["entity"]["id"] in self._catalog]
         positions = np.array([self._catalog.position(hit["entity"]["id"]) for hit in hits], dtype=np.int64)
         vectors = np.array([hit["entity"]["vector"] for hit in hits], dtype=np.float32).reshape(len(hits), -1)
         distances = np.linalg.norm(vectors - query[None, :], axis=1).astype(np.float32)
-        order = np.lexsort((positions, distances))
+        order = np.lexsort((positions, distances))[:k]
         return Neighbours(positions[order], distances[order], vectors[order])
 
     def vector(self, position: int) -> np.ndarray:
@@ -413,8 +482,13 @@ def ivf_nlist(products: int) -> int:
 
 def _entity(catalog: Catalog, row: int, digest: str, fields: dict[str, str]) -> dict[str, Any]:
     """One product as a collection row."""
-    metadata = catalog.metadata_at(row)
-    entity: dict[str, Any] = {"id": catalog.ids[row], "vector": catalog.vectors[row].tolist(), "digest": digest,
+    return _row(catalog, catalog.ids[row], catalog.vectors[row], digest, fields)
+
+
+def _row(catalog: Catalog, product_id: str, vector: np.ndarray, digest: str, fields: dict[str, str]) -> dict[str, Any]:
+    """A product's collection row, from its search vector."""
+    metadata = catalog.metadata(product_id)
+    entity: dict[str, Any] = {"id": product_id, "vector": np.asarray(vector).tolist(), "digest": digest,
                               "metadata": dict(metadata)}
     for column, field in fields.items():
         entity[field] = (metadata.get(column) or "").lower()[:MAX_TEXT]
