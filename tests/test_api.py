@@ -244,9 +244,10 @@ def _no_file(client: TestClient, path: str):
      "the form field 'file' is missing: send the photo as multipart/form-data in a field named file"),
     (lambda c: c.get("/product/1"), 404,
      "there is no GET /product/1 in this API: its routes are GET /health, GET /filters, POST /recommend, "
-     "GET /products/{product_id}, GET /products/{product_id}/image, GET /products/{product_id}/similar (see /docs)"),
+     "GET /products/{product_id}, GET /products/{product_id}/image, GET /products/{product_id}/similar, "
+     "PUT /products/{product_id}, DELETE /products/{product_id}, POST /products:batch (see /docs)"),
     (lambda c: c.get("/recommend"), 405, "GET is not allowed on /recommend: use POST"),
-    (lambda c: c.delete("/products/1"), 405, "DELETE is not allowed on /products/1: use GET"),
+    (lambda c: c.post("/products/1"), 405, "POST is not allowed on /products/1: use GET, PUT or DELETE"),
 ])
 def test_every_error_is_one_readable_detail(client: TestClient, ask, status: int, detail: str) -> None:
     response = ask(client)

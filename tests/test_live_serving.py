@@ -152,8 +152,9 @@ def test_every_acknowledged_write_survives_a_kill_9_of_the_server(live_catalog: 
     catalog = Catalog.open(live_catalog)  # opens cleanly
     assert len(acknowledged) >= 8 and all(product_id in catalog for product_id in acknowledged)
     assert len(catalog) in (40 + len(acknowledged), 40 + len(acknowledged) + 1)  # at most the write in flight more
-    restarted = start_server(live_catalog, port)
+    again = free_port()  # the killed server's port may linger in TIME_WAIT
+    restarted = start_server(live_catalog, again)
     try:
-        assert request(port, "GET", f"/products/{acknowledged[-1]}/similar?k=3")[0] == 200
+        assert request(again, "GET", f"/products/{acknowledged[-1]}/similar?k=3")[0] == 200
     finally:
         stop(restarted)

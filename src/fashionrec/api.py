@@ -26,7 +26,7 @@ from pathlib import PurePath
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, File, HTTPException, Path, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Path, Query, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -262,8 +262,6 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
 def _add_write_routes(app: FastAPI, recommender: Recommender, settings: Settings) -> None:
     """PUT /products/{id}, DELETE /products/{id} and POST /products:batch: off unless FASHIONREC_API_TOKEN is set,
     then only for requests that send it as a bearer token (reads stay open)."""
-    from fastapi import Depends, Form, Response
-
     from fashionrec.catalog.write import MAX_BATCH, ProductWrite, put_products, remove_products
     from fashionrec.images import PixelLimits
 
@@ -515,8 +513,11 @@ def _add_error_handlers(app: FastAPI, settings: Settings, too_large: str) -> Non
                 detail = (f"there is no {request.method} {request.url.path} in this API: its routes are "
                           f"{_routes(app)} (see /docs)")
             elif exc.status_code == 405:
-                allowed = [m for m in (exc.headers or {}).get("Allow", "").split(", ") if m and m != "HEAD"]
-                detail = f"{request.method} is not allowed on {request.url.path}: use {' or '.join(allowed)}"
+                allowed = [m for route in app.routes if isinstance(route, APIRoute)
+                           and route.path_regex.match(request.url.path) for m in sorted(route.methods) if m != "HEAD"]
+                allowed = sorted(set(allowed), key=["GET", "PUT", "POST", "DELETE"].index) or ["GET"]
+                named = allowed[0] if len(allowed) == 1 else f"{', '.join(allowed[:-1])} or {allowed[-1]}"
+                detail = f"{request.method} is not allowed on {request.url.path}: use {named}"
             elif exc.status_code == 413:
                 detail = too_large
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
