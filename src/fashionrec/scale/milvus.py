@@ -304,6 +304,7 @@ def _push_changes(client: Any, target: MilvusTarget, catalog: Catalog, fields: d
     vectors = {product_id: catalog.project(model_vectors[product_id]) for product_id in written}
     digests = {product_id: product_digest(vectors[product_id], catalog.metadata(product_id)) for product_id in written}
     before = {}
+    client.load_collection(target.collection)
     for start in range(0, len(written), PUSH_BATCH):
         rows = client.get(target.collection, ids=written[start:start + PUSH_BATCH], output_fields=["id", "digest"])
         before.update((row["id"], row["digest"]) for row in rows)
