@@ -163,7 +163,7 @@ def test_the_api_docs_render_without_internet(browser, shop: tuple[Path, Path, s
         operations.first.wait_for(timeout=WAIT_MS)
         paths = {text.replace("\u200b", "") for text in operations.all_inner_texts()}
         assert paths == {"/health", "/filters", "/recommend", "/products/{product_id}", "/products/{product_id}/image",
-                         "/products/{product_id}/similar"}
+                         "/products/{product_id}/similar", "/products:batch"}
         assert page.locator(".opblock-summary-path", has_text="/recommend").is_visible()
         assert elsewhere == [], elsewhere
         ARTIFACTS.mkdir(exist_ok=True)
