@@ -18,8 +18,10 @@ DUPLICATE_COSINE = 0.99
 ANN_THRESHOLD = 200_000
 WHITEN_DIM = 512  # docs/QUALITY.md: the best of 128/256/512/1024 on the sample
 # The search space stays put as products come and go; an index run fits it again once this share of the products it
-# was fitted on has been added, replaced or removed since (`catalog.derived.drift`; measured in docs/QUALITY.md).
-REFIT_DRIFT = 0.5
+# was fitted on has been added, replaced or removed since (`catalog.derived.drift`). Measured (docs/QUALITY.md,
+# benchmarks/drift.py): at 0.25 articleType P@5 is 0.003 under a refit when whole new kinds of product arrived (0.010
+# at 0.5), and 0.001 when more of the same did.
+REFIT_DRIFT = 0.25
 # How often a serving process checks whether the catalog it serves has a new committed generation.
 FOLLOW_SECONDS = 1.0
 # Query photos (uploads) decoded in full: 4096 x 4096 holds a 5K screenshot and any shop's PNG or WebP, and costs

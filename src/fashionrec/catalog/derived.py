@@ -117,8 +117,9 @@ class SearchSpace:
     def _meta(self) -> dict:
         meta: dict = {"model_id": self.model_id, "whitening": None, "tuning": None}
         if self.whitening is not None:
-            meta["whitening"] = {"fitted_on": self.whitening.fitted_on, "dim": self.whitening.dim,
-                                 "generation": self.whitening.generation, "products": self.whitening.products}
+            meta["whitening"] = {"fitted_on": self.whitening.fitted_on, "dim": self.whitening.dim}
+            if self.whitening.products:  # absent from spaces written before drift was measured (same digest)
+                meta["whitening"].update(generation=self.whitening.generation, products=self.whitening.products)
         if self.tuning is not None:
             meta["tuning"] = {"label": self.tuning.label, "look_label": self.tuning.look_label,
                               "fitted_on": self.tuning.fitted_on, "weights": self.tuning.weights}
