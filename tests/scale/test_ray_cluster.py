@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,10 @@ def ray_head(tmp_path: Path):
     if ray is None:
         pytest.skip("the ray command is not installed")
     port = free_port()
-    env = dict(os.environ, RAY_AUTH_MODE="token")  # drivers must present the cluster's token
+    # Drivers must present the cluster's token. Its own token file, not ~/.ray's: a fresh machine has none.
+    token = tmp_path / "ray_auth_token"
+    token.write_text(secrets.token_hex(32))
+    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
     started = subprocess.run([ray, "start", "--head", "--port", str(port), "--num-cpus", "2",
                               "--include-dashboard", "false", "--disable-usage-stats"],
                              capture_output=True, text=True, env=env, timeout=180)
@@ -34,7 +38,7 @@ def ray_head(tmp_path: Path):
     try:
         yield f"127.0.0.1:{port}", env
     finally:
-        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
+        subprocess.run([ray, "stop", "--force"], capture_output=True, env=env, timeout=120)
 
 
 def test_indexing_on_a_cluster_at_an_address_gives_the_in_process_catalog(tmp_path: Path, lite0, ray_head) -> None:
