@@ -186,7 +186,7 @@ def test_demo_indexes_checks_the_photos_then_opens_the_app(tmp_path: Path, lite0
     finally:
         demo.kill()
     again = fashionrec("demo", "--data", str(data), "--catalog", str(tmp_path / "c"), "--no-app")
-    assert again.returncode == 0 and "0 embedded now" in again.stdout and "fashionrec app --catalog" in again.stdout
+    assert again.returncode == 0 and "nothing to embed" in again.stdout and "fashionrec app --catalog" in again.stdout
 
 
 def test_show_duplicates_flag(copies_catalog: Path) -> None:

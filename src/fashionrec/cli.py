@@ -428,7 +428,8 @@ def _demo(args: argparse.Namespace) -> int:
     result = run_demo(data_dir=args.data, catalog_dir=args.catalog, limit=args.limit, k=args.k)
     report = result.report
     print(f"Catalog {result.catalog_dir}: {report.products} products ({report.model}); "
-          f"{report.embedded} embedded now at {report.images_per_second:.1f} images/s, {report.unchanged} unchanged.")
+          + (f"{report.embedded} embedded now at {report.images_per_second:.1f} images/s, " if report.embedded
+             else "nothing to embed, ") + f"{report.unchanged} unchanged.")
     print(f"\nReal full-resolution photos -> top {result.k} (the photo's own product marked *):")
     rows = [(q.product_id, str(q.rank or "-"),
              " ".join(f"*{i}" if i == q.product_id else i for i in q.top_ids)) for q in result.queries]
@@ -477,6 +478,10 @@ def _evaluate(args: argparse.Namespace) -> int:
             for s, d in zip(result.labels, result.deduplicated)]
     _print_table(("label", "queries", f"P@{k}", f"P@{k} macro", f"mAP@{k}", f"mAP@{k} macro",
                   f"P@{k} no copies", f"mAP@{k} no copies"), rows)
+    for s in result.labels:
+        if s.unscored:
+            print(f"{s.unscored} of the {result.queries} queries are not scored for {s.label}: they have no value, "
+                  "or no other product shares it")
     if result.photos:
         photos = result.photos
         print(f"Photos of {photos.photos} catalog products ({photos.not_in_catalog} of others skipped): "
