@@ -52,7 +52,7 @@ from fashionrec.recommend import DEFAULT_K, SIMILARITY_MEANING, Recommendations,
 
 logger = logging.getLogger(__name__)
 
-RESERVED_PARAMETERS = ("k", "show_duplicates")  # query parameters that are not filters
+RESERVED_PARAMETERS = ("k", "show_duplicates", "colour_weight")  # query parameters that are not filters
 MULTIPART_SLACK_BYTES = 64 * 1024
 BATCH_UPLOADS = 100  # photos one POST /products:batch may carry (each within the upload limit)
 """Room for the multipart envelope around an upload of the maximum size."""
@@ -84,6 +84,13 @@ PHOTO_FORMATS = f"send a photo as {accepted_text()}"
 _PLACES = {"query": "query parameter", "path": "path parameter", "body": "form field", "header": "header"}
 
 
+class SwatchOut(BaseModel):
+    """One dominant colour of a product."""
+
+    rgb: str = Field(description="sRGB hex, e.g. #a31f2b")
+    share: float = Field(description="its share of the product's own pixels, 0-1")
+
+
 class MatchOut(BaseModel):
     """One recommended product (the CLI's `--json` shape; `image` is this API's URL of the image)."""
 
@@ -91,12 +98,15 @@ class MatchOut(BaseModel):
     similarity: float = Field(description=SIMILARITY_MEANING)
     image: str = Field(description="path of the product image on this server")
     metadata: dict[str, str | None]
+    colours: list[SwatchOut] = Field(default_factory=list, description="the product's dominant colours, heaviest "
+                                                                       "first (none until its colour is computed)")
 
 
 class RecommendationsOut(BaseModel):
     """The answer to one query, nearest product first."""
 
     model: str
+    colour_weight: float = Field(description="how much colour counted, 0 (shape only) to 1 (the strongest setting)")
     results: list[MatchOut]
     notice: str | None = Field(None, description="set when a filter matched nothing: the filter, and the values "
                                                  "its column has (or that the filters together allow no product)")
@@ -203,6 +213,11 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
     def duplicates_query() -> Any:
         return Query(False, description="show every copy of a duplicate image (default: one product per group)")
 
+    def colour_query() -> Any:
+        return Query(None, ge=0, le=1, description=f"how much the product's colour counts beside its shape: 0 (shape "
+                                                   f"only) to 1 (the strongest colour setting); default "
+                                                   f"{settings.colour_weight:g}")
+
     @app.get("/health", response_model=HealthOut, responses=_errors())
     def health() -> HealthOut:
         """The model and catalog this server answers from."""
@@ -219,12 +234,13 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
     @app.post("/recommend", response_model=RecommendationsOut, responses=_errors(400, 413, 415, 422, 503),
               max_body_size=settings.max_upload_bytes + MULTIPART_SLACK_BYTES)
     async def recommend(request: Request, file: UploadFile = File(description=upload_rule),
-                        k: int = k_query(), show_duplicates: bool = duplicates_query()) -> RecommendationsOut:
+                        k: int = k_query(), show_duplicates: bool = duplicates_query(),
+                        colour_weight: float | None = colour_query()) -> RecommendationsOut:
         """The k products that look most like the uploaded photo."""
         where = read_filters(request)
         image = await _read_upload(file, settings.max_upload_bytes)
         try:
-            found = await run_in_threadpool(recommender.by_image, image, k, where, show_duplicates)
+            found = await run_in_threadpool(recommender.by_image, image, k, where, show_duplicates, colour_weight)
         except ImageError as exc:  # the same kind of error (so the same status), naming the file
             raise type(exc)(f"{_upload_name(file)}: {exc}") from None
         return _recommendations_out(request, found)
@@ -248,10 +264,11 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
     @app.get("/products/{product_id}/similar", response_model=RecommendationsOut,
              responses=_errors(400, 404, 422, 503))
     async def similar(request: Request, product_id: str = Path(), k: int = k_query(),
-                      show_duplicates: bool = duplicates_query()) -> RecommendationsOut:
+                      show_duplicates: bool = duplicates_query(),
+                      colour_weight: float | None = colour_query()) -> RecommendationsOut:
         """More like this product (never the product itself, nor a copy of its image)."""
         where = read_filters(request)
-        found = await run_in_threadpool(recommender.by_id, product_id, k, where, show_duplicates)
+        found = await run_in_threadpool(recommender.by_id, product_id, k, where, show_duplicates, colour_weight)
         return _recommendations_out(request, found)
 
     _add_write_routes(app, recommender, settings)
@@ -365,9 +382,11 @@ def app_from_settings() -> FastAPI:
 
 def _recommendations_out(request: Request, found: Recommendations) -> RecommendationsOut:
     """Recommendations with image URLs of this server in place of file paths."""
-    results = [MatchOut(id=m.id, similarity=m.similarity, image=_image_url(request, m.id), metadata=m.metadata)
+    results = [MatchOut(id=m.id, similarity=m.similarity, image=_image_url(request, m.id), metadata=m.metadata,
+                        colours=[SwatchOut(**colour) for colour in m.colours])
                for m in found.results]
-    return RecommendationsOut(model=found.model, results=results, notice=found.notice)
+    return RecommendationsOut(model=found.model, colour_weight=found.colour_weight, results=results,
+                              notice=found.notice)
 
 
 def _image_url(request: Request, product_id: str) -> str:
@@ -413,7 +432,7 @@ def _filters_reader(current_columns: Callable[[], list[str]]) -> Callable[[Reque
                 continue
             if name not in allowed:
                 known = ", ".join(columns) or "none (the catalog was indexed without metadata)"
-                raise FilterError(f"unknown query parameter {name!r}: use k, show_duplicates or a filter column "
+                raise FilterError(f"unknown query parameter {name!r}: use k, show_duplicates, colour_weight or a filter column "
                                   f"({known})")
             where.setdefault(name, []).append(value)
         return where
@@ -543,6 +562,7 @@ def _explain(error: dict[str, Any], max_k: int) -> str:
         return f"{what} is missing: {needed}"
     must = {"k": f"a whole number from 1 to {max_k} (this server's FASHIONREC_MAX_K)",
             "show_duplicates": "true or false",
+            "colour_weight": "a number from 0 (shape only) to 1 (the strongest colour setting)",
             "file": f"a file sent as multipart/form-data ({PHOTO_FORMATS})"}.get(name)
     if must is None:
         return f"{what} is not valid ({error.get('msg', 'no reason given')}), got {error.get('input')!r}"

@@ -106,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
         _add_index_option(sub)
         sub.add_argument("--show-duplicates", action="store_true",
                          help="show every copy of a duplicate image (default: one product per group)")
+        _add_colour_option(sub)
         sub.add_argument("--json", action="store_true", help="print JSON")
         sub.set_defaults(run=_recommend if name == "recommend" else _similar)
 
@@ -114,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     table.add_argument("-k", type=int, default=10, help="how many per product (default 10)")
     table.add_argument("--out", type=Path, required=True, help="FILE.csv or FILE.parquet")
     table.add_argument("--show-duplicates", action="store_true", help="keep every copy of a duplicate image")
+    _add_colour_option(table)
     table.set_defaults(run=_similar_all)
 
     info = commands.add_parser("info", help="what a catalog holds")
@@ -129,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--queries", type=int, help="score a seeded sample of N products (default: all)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of that sample (default 0)")
     evaluate.add_argument("--queries-dir", type=Path, help="outside photos named <product id>.jpg: recall@1/@5")
+    _add_colour_option(evaluate)
     evaluate.add_argument("--report", type=Path, metavar="OUT_DIR", help="write a Markdown report with plots here")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(run=_evaluate)
@@ -291,14 +294,33 @@ def _recommend(args: argparse.Namespace) -> int:
     _check_k(args.k)
     image = read_image_bytes(args.image)  # a missing file fails before the model loads
     recommender, filters = _recommender(args)
-    return _show(recommender.by_image(image, k=args.k, where=filters, show_duplicates=args.show_duplicates), args.json)
+    return _show(recommender.by_image(image, k=args.k, where=filters, show_duplicates=args.show_duplicates,
+                                      colour_weight=args.colour_weight), args.json)
 
 
 def _similar(args: argparse.Namespace) -> int:
     _check_k(args.k)
     recommender, filters = _recommender(args, product_id=args.product_id)
-    return _show(recommender.by_id(args.product_id, k=args.k, where=filters, show_duplicates=args.show_duplicates),
-                 args.json)
+    return _show(recommender.by_id(args.product_id, k=args.k, where=filters, show_duplicates=args.show_duplicates,
+                                   colour_weight=args.colour_weight), args.json)
+
+
+def _colour_weight(text: str) -> float:
+    """--colour-weight: a number from 0 to 1."""
+    try:
+        weight = float(text)
+    except ValueError:
+        weight = -1.0
+    if not 0 <= weight <= 1:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 (shape only) to 1 (colour counts most), got {text!r}")
+    return weight
+
+
+def _add_colour_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--colour-weight", "--color-weight", type=_colour_weight, metavar="W",
+                        help=f"how much the product's colour counts beside its shape, 0 (shape only) to 1 (the "
+                             f"strongest colour setting); default {load_settings().colour_weight:g} "
+                             "(FASHIONREC_COLOUR_WEIGHT)")
 
 
 def _check_k(k: int) -> None:
@@ -327,14 +349,14 @@ def _show(recommendations, as_json: bool) -> int:
     if recommendations.notice:
         print(f"fashionrec: {recommendations.notice}", file=sys.stderr)
     rows = [(str(rank), m.id, f"{m.similarity:.1%}", m.metadata.get("articleType") or "",
-             m.metadata.get("baseColour") or "", shorten(m.metadata.get("productDisplayName") or "", NAME_WIDTH),
-             m.image)
+             m.metadata.get("baseColour") or "", " ".join(c["rgb"] for c in m.colours),
+             shorten(m.metadata.get("productDisplayName") or "", NAME_WIDTH), m.image)
             for rank, m in enumerate(recommendations.results, start=1)]
-    print(f"model: {recommendations.model}")
+    print(f"model: {recommendations.model}, colour weight {recommendations.colour_weight:g}")
     if rows:
         from fashionrec.recommend import SIMILARITY_MEANING
 
-        _print_table(("#", "id", "similarity", "articleType", "colour", "name", "image"), rows)
+        _print_table(("#", "id", "similarity", "articleType", "colour", "dominant colours", "name", "image"), rows)
         print(f"({SIMILARITY_MEANING})")
     return 0
 
@@ -364,7 +386,8 @@ def _similar_all(args: argparse.Namespace) -> int:
     if suffix not in (".csv", ".parquet"):
         raise FashionrecError(f"--out must end in .csv or .parquet, got {args.out.name}")
     started = time.perf_counter()
-    table = similar_all(Catalog.open(args.catalog), k=args.k, show_duplicates=args.show_duplicates)
+    table = similar_all(Catalog.open(args.catalog), k=args.k, show_duplicates=args.show_duplicates,
+                        colour_weight=args.colour_weight)
     searched = time.perf_counter() - started
     _write_rows(args.out, list(table.rows()))
     print(f"Wrote the {args.k} most similar products of each of {len(table.ids)} products to {args.out} "
@@ -373,14 +396,13 @@ def _similar_all(args: argparse.Namespace) -> int:
 
 
 def _write_rows(path: Path, rows: list[tuple[str, int, str, float]]) -> None:
-    """(product_id, rank, similar_id, distance) rows as CSV or Parquet, the distance written as the similarity
-    every face shows, atomically."""
+    """(product_id, rank, similar_id, similarity) rows as CSV or Parquet (the similarity every face shows),
+    atomically."""
     import os
 
     header = ("product_id", "rank", "similar_id", "similarity")
-    from fashionrec.recommend import cosine_of_distance
 
-    rows = [(product_id, rank, other, cosine_of_distance(distance)) for product_id, rank, other, distance in rows]
+    rows = [(product_id, rank, other, float(similarity)) for product_id, rank, other, similarity in rows]
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".part")
     if path.suffix.lower() == ".parquet":
@@ -457,21 +479,25 @@ def _evaluate(args: argparse.Namespace) -> int:
     from fashionrec.catalog import Catalog
     from fashionrec.evaluate import DEFAULT_LABELS, evaluate, photo_recall
 
+    from fashionrec.recommend import colour_strength
+
     catalog = Catalog.open(args.catalog)
-    result = evaluate(catalog, args.labels or DEFAULT_LABELS, k=args.k, queries=args.queries, seed=args.seed)
+    asked, weight = colour_strength(args.colour_weight, load_settings())
+    result = evaluate(catalog, args.labels or DEFAULT_LABELS, k=args.k, queries=args.queries, seed=args.seed,
+                      colour_weight=weight if catalog.has_colour else 0.0)
     if args.queries_dir:
         from fashionrec.recommend import Recommender
 
-        result = replace(result, photos=photo_recall(Recommender(catalog), args.queries_dir))
+        result = replace(result, photos=photo_recall(Recommender(catalog), args.queries_dir, colour_weight=asked))
     if args.report:
         from fashionrec.report import write_report
 
         print(f"Report: {write_report(result, catalog, args.report, seed=args.seed)}", file=sys.stderr)
     if args.json:
-        print(json.dumps(asdict(result), indent=2))
+        print(json.dumps({**asdict(result), "colour_weight": asked}, indent=2))
         return 0
     k = result.k
-    print(f"{result.model}: leave-one-out over {result.queries} of {result.products} products "
+    print(f"{result.model}, colour weight {asked:g}: leave-one-out over {result.queries} of {result.products} products "
           f"({result.duplicate_groups} groups of exact-duplicate images)")
     rows = [(s.label, str(s.queries), f"{s.precision:.4f}", f"{s.precision_macro:.4f}", f"{s.map:.4f}",
              f"{s.map_macro:.4f}", f"{d.precision:.4f}", f"{d.map:.4f}")

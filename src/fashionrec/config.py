@@ -24,6 +24,9 @@ WHITEN_DIM = 512  # docs/QUALITY.md: the best of 128/256/512/1024 on the sample
 REFIT_DRIFT = 0.25
 # How often a serving process checks whether the catalog it serves has a new committed generation.
 FOLLOW_SECONDS = 1.0
+COLOUR_WEIGHT = 0.2  # the default "Match colour" (0-1), chosen on held-out products: docs/QUALITY.md, colour
+COLOUR_FULL = 1.5  # the raw colour weight w that colour_weight 1 means (the strongest setting offered): at it the
+# shared sample's baseColour P@5 passes 0.45 (docs/QUALITY.md). A query is [shape; w * colour].
 # Query photos (uploads) decoded in full: 4096 x 4096 holds a 5K screenshot and any shop's PNG or WebP, and costs
 # at most ~65 MB (RGBA) to decode; Pillow's own bomb limit (89 M pixels) would let a 130 kB PNG take 170 MB.
 MAX_UPLOAD_PIXELS = 4096 * 4096
@@ -64,6 +67,7 @@ class Settings:
     milvus_token_file: Path | None  # FASHIONREC_MILVUS_TOKEN_FILE: or a file holding them (e.g. a mounted secret)
     refit_drift: float = REFIT_DRIFT  # FASHIONREC_REFIT_DRIFT: drift past which an index run refits the search space
     follow_seconds: float = FOLLOW_SECONDS  # FASHIONREC_FOLLOW_SECONDS: a server's check for a newer catalog (0: off)
+    colour_weight: float = COLOUR_WEIGHT  # FASHIONREC_COLOUR_WEIGHT: how much colour matters by default, 0-1
     # FASHIONREC_API_TOKEN: the bearer token that turns the API's product writes on (unset: writes are off)
     api_token: str = field(default="", repr=False)
 
@@ -140,5 +144,6 @@ def load_settings() -> Settings:
         milvus_token_file=_env_path("FASHIONREC_MILVUS_TOKEN_FILE"),
         refit_drift=max(0.0, _env_float("FASHIONREC_REFIT_DRIFT", REFIT_DRIFT)),
         follow_seconds=max(0.0, _env_float("FASHIONREC_FOLLOW_SECONDS", FOLLOW_SECONDS)),
+        colour_weight=min(1.0, max(0.0, _env_float("FASHIONREC_COLOUR_WEIGHT", COLOUR_WEIGHT))),
         api_token=os.environ.get("FASHIONREC_API_TOKEN", "").strip(),
     )

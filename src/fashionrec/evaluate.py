@@ -76,7 +76,7 @@ class Evaluation:
 
 
 def evaluate(catalog: Catalog, labels: Sequence[str] = DEFAULT_LABELS, k: int = 5, queries: int | None = None,
-             seed: int = 0, vectors: np.ndarray | None = None) -> Evaluation:
+             seed: int = 0, vectors: np.ndarray | None = None, colour_weight: float = 0.0) -> Evaluation:
     """Leave-one-out precision@k and mAP@k of `catalog` for each label.
 
     Args:
@@ -86,6 +86,8 @@ def evaluate(catalog: Catalog, labels: Sequence[str] = DEFAULT_LABELS, k: int = 
         k: the cut-off.
         queries: score a seeded random sample of this many products (default: every product).
         seed: the sample's seed.
+        colour_weight: the raw colour weight w of the queries (`Catalog.query_vector`; the faces take 0-1 and
+            map it with `recommend.colour_strength`); 0 ranks by shape alone.
 
     Raises:
         FashionrecError: k below 1 or above the candidates a query has, a label the catalog has no column for,
@@ -100,8 +102,9 @@ def evaluate(catalog: Catalog, labels: Sequence[str] = DEFAULT_LABELS, k: int = 
     positions = _query_positions(len(catalog), queries, seed)
     depth = min(max(k, CURVE_DEPTH), len(catalog) - 1)
     groups = _duplicate_groups(catalog.content_hashes)
-    as_is = top_neighbours(vectors, positions, depth, exclude=lambda q: [q])
-    without_copies = top_neighbours(vectors, positions, depth, exclude=lambda q: groups.get(q, [q]))
+    as_query = (lambda rows: catalog.query_vector(rows, colour_weight)) if vectors.shape[1] == catalog.search_dim else None
+    as_is = top_neighbours(vectors, positions, depth, exclude=lambda q: [q], as_query=as_query)
+    without_copies = top_neighbours(vectors, positions, depth, exclude=lambda q: groups.get(q, [q]), as_query=as_query)
     columns = {label: np.array(catalog.column_values(label), dtype=object) for label in labels}
     return Evaluation(
         model=catalog.model_name, products=len(catalog), k=k, queries=len(positions),
@@ -191,7 +194,8 @@ def score_label(label: str, values: np.ndarray, positions: np.ndarray, neighbour
     )
 
 
-def photo_recall(recommender, photos_dir: str | os.PathLike, depth: int = 100) -> PhotoRecall:
+def photo_recall(recommender, photos_dir: str | os.PathLike, depth: int = 100,
+                 colour_weight: float | None = None) -> PhotoRecall:
     """Recall@1 and @5 of outside photos named `<product id>.<ext>` (e.g. the sample's queries_fullres/).
 
     Raises:
@@ -206,7 +210,8 @@ def photo_recall(recommender, photos_dir: str | os.PathLike, depth: int = 100) -
     ranks: dict[str, int | None] = {}
     for photo in photos:
         if photo.stem in catalog:
-            ids = [m.id for m in recommender.by_image(photo, k=min(depth, len(catalog))).results]
+            found = recommender.by_image(photo, k=min(depth, len(catalog)), colour_weight=colour_weight)
+            ids = [m.id for m in found.results]
             ranks[photo.stem] = ids.index(photo.stem) + 1 if photo.stem in ids else None
     scored = list(ranks.values())
     return PhotoRecall(

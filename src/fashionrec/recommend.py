@@ -12,14 +12,15 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Union
 
 import numpy as np
 from PIL import Image
 
 from fashionrec.catalog import Catalog
-from fashionrec.config import Settings, load_settings
+from fashionrec.colour import describe as describe_colour
+from fashionrec.config import COLOUR_FULL, Settings, load_settings
 from fashionrec.embed import Embedder, load_model
 from fashionrec.errors import CatalogError, FashionrecError, FilterError, ModelMismatchError
 from fashionrec.images import ImageSource, PixelLimits, match_catalog_look, open_image
@@ -30,9 +31,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_K = 5
 VALUES_NAMED = 30  # a notice names at most this many of a column's values
-SIMILARITY_MEANING = ("similarity: the cosine of the two images' vectors in the catalog's search space, from -1 to 1 "
-                      "(the CLI and the web app show it as a percentage: 100% is the same image); it ranks products by "
-                      "look, it is not a probability")
+SIMILARITY_MEANING = ("similarity: how alike two products look, from -1 to 1 (the CLI and the web app show it as a "
+                      "percentage: 100% is the same image): the cosine of their shape vectors in the catalog's search "
+                      "space, and with a colour weight w the weighted mean (shape + w * colour) / (1 + w) of that and "
+                      "the cosine of their colour vectors; it ranks products, it is not a probability")
 """What the one figure the CLI, the API and the web app show for a match means (they all show `Match.similarity`)."""
 Filters = Mapping[str, Union[str, Sequence[str]]]
 """Metadata filters: {column: value or values}. Values of one column are OR-ed, columns AND-ed;
@@ -44,14 +46,19 @@ class Match:
     """One recommended product."""
 
     id: str
-    distance: float  # Euclidean distance between unit vectors: 0 = identical, 2 = opposite
+    distance: float  # Euclidean distance between the query and the product's search vector (what search ranks by)
     image: str  # path of the product's image file
     metadata: dict[str, str | None]
+    similarity: float  # the figure every face shows (see SIMILARITY_MEANING): 1 = identical
+    colours: list[dict] = field(default_factory=list)  # dominant colours [{"rgb": "#a31f2b", "share": 0.62}, ...]
 
-    @property
-    def similarity(self) -> float:
-        """The figure every face shows (see SIMILARITY_MEANING): the cosine, from the distance (1 = identical)."""
-        return cosine_of_distance(self.distance)
+
+def similarity_scores(query: np.ndarray, vectors: np.ndarray, weight: float) -> np.ndarray:
+    """The similarity (SIMILARITY_MEANING) of search vectors to a query [shape; w * colour]: their inner product over
+    1 + w, so that the same image scores 1 at any weight and w = 0 gives the shape cosine."""
+    if len(vectors) == 0:
+        return np.zeros(0, dtype=np.float32)
+    return (np.asarray(vectors, dtype=np.float32) @ np.asarray(query, dtype=np.float32)) / (1.0 + weight)
 
 
 def cosine_of_distance(distance: float) -> float:
@@ -66,12 +73,26 @@ class Recommendations:
     model: str
     results: list[Match]
     notice: str | None = None  # set when a filter matched nothing: which one, and the values there are
+    colour_weight: float = 0.0  # how much colour counted (0-1; see `Recommender.by_image`)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape shared by the CLI (`--json`) and the REST API: each match's figure is `similarity`."""
-        results = [{"id": m.id, "similarity": m.similarity, "image": m.image, "metadata": m.metadata}
-                   for m in self.results]
-        return {"model": self.model, "results": results, "notice": self.notice}
+        results = [{"id": m.id, "similarity": m.similarity, "image": m.image, "metadata": m.metadata,
+                    "colours": m.colours} for m in self.results]
+        return {"model": self.model, "colour_weight": self.colour_weight, "results": results, "notice": self.notice}
+
+
+def colour_strength(colour_weight: float | None, settings: Settings) -> tuple[float, float]:
+    """(the weight asked, 0-1; the raw weight w it means: COLOUR_FULL at 1). None means the default setting.
+
+    Raises:
+        FashionrecError: not a number from 0 to 1.
+    """
+    weight = settings.colour_weight if colour_weight is None else colour_weight
+    if isinstance(weight, bool) or not isinstance(weight, (int, float, np.floating)) or not 0 <= weight <= 1:
+        raise FashionrecError(f"the colour weight must be a number from 0 (shape only) to 1 (colour counts most), "
+                              f"got {colour_weight!r}")
+    return float(weight), float(weight) * COLOUR_FULL
 
 
 def parse_filters(expressions: Iterable[str]) -> dict[str, list[str]]:
@@ -157,29 +178,33 @@ class Recommender:
         return self._view.backend.name
 
     def by_image(self, image: ImageSource, k: int = DEFAULT_K, where: Filters | None = None,
-                 show_duplicates: bool = False) -> Recommendations:
+                 show_duplicates: bool = False, colour_weight: float | None = None) -> Recommendations:
         """The `k` products that look most like `image` (a path, the file's bytes, or a PIL image).
 
         Duplicate images (exact copies, or vectors closer than the `duplicate_cosine` setting) come back
         once, as their nearest product, unless `show_duplicates`.
 
+        `colour_weight` (0-1, default from settings) says how much the product's colour counts beside its shape:
+        0 ranks by shape alone, 1 is the strongest colour setting offered (`config.COLOUR_FULL`).
+
         Raises:
             ImageError: the image cannot be used.
             CatalogError: the catalog is empty. FilterError: a filter names an unknown column.
+            FashionrecError: a colour weight outside 0-1.
         """
-        return self._view.by_image(image, k, where, show_duplicates)
+        return self._view.by_image(image, k, where, show_duplicates, colour_weight)
 
     def by_id(self, product_id: str, k: int = DEFAULT_K, where: Filters | None = None,
-              show_duplicates: bool = False) -> Recommendations:
+              show_duplicates: bool = False, colour_weight: float | None = None) -> Recommendations:
         """The `k` products most like catalog product `product_id`, never the product itself.
 
         Unless `show_duplicates`, copies of the product's image are left out too, and duplicates among
-        the results come back once (see `by_image`).
+        the results come back once (see `by_image`, also for `colour_weight`).
 
         Raises:
             ProductNotFoundError: the id is not in the catalog.
         """
-        return self._view.by_id(product_id, k, where, show_duplicates)
+        return self._view.by_id(product_id, k, where, show_duplicates, colour_weight)
 
     def query_image(self, image: ImageSource) -> Image.Image:
         """The query as the model will see it: decoded, upright, RGB, matched to the catalog's look.
@@ -288,6 +313,7 @@ class _View:
         self._known_values: dict[str, frozenset[str]] = {}  # a column's lower-cased values, for filter notices
         self._query_limits = PixelLimits.for_uploads(settings)  # a query photo is an upload: its lower limits
         self._query_size = catalog.typical_image_size if match_queries else None
+        self._settings = settings
         # Raw pooled features are all alike (nearest-neighbour cosines around 0.99), so near copies are told
         # apart only in a whitened catalog; exact copies (same file content) always are.
         self._duplicate_cosine = settings.duplicate_cosine if catalog.whitening else np.inf
@@ -301,21 +327,24 @@ class _View:
         return exact_search(self.catalog.vectors, query, k, allowed.mask)
 
     def by_image(self, image: ImageSource, k: int = DEFAULT_K, where: Filters | None = None,
-                 show_duplicates: bool = False) -> Recommendations:
-        """The `k` products that look most like `image` (a path, the file's bytes, or a PIL image).
-
-        Duplicate images (exact copies, or vectors closer than the `duplicate_cosine` setting) come back
-        once, as their nearest product, unless `show_duplicates`.
-
-        Raises:
-            ImageError: the image cannot be used.
-            CatalogError: the catalog is empty. FilterError: a filter names an unknown column.
-        """
+                 show_duplicates: bool = False, colour_weight: float | None = None) -> Recommendations:
+        """See `Recommender.by_image`."""
         self._check(k)
-        query = self.catalog.project(self.embedder.embed_image(self.query_image(image)))
+        asked, weight = colour_strength(colour_weight, self._settings)
+        decoded = self._decode(image)
+        matched = match_catalog_look(decoded, self._query_size) if self._query_size else decoded
+        model_vector = self.embedder.embed_image(matched)
+        histogram = describe_colour(decoded).histogram if self.catalog.has_colour else None
+        search_vector = self.catalog.search_vectors(model_vector[None], None if histogram is None else histogram[None])
+        query = self.catalog.query_vector(search_vector[0], weight)
         allowed = self._allowed(where, exclude=None)
-        found = self._answer(query, k, allowed, None if show_duplicates else ())
-        return replace(found, notice=self._filter_notice(where, allowed))
+        found = self._answer(query, k, allowed, None if show_duplicates else (), weight)
+        return replace(found, notice=self._filter_notice(where, allowed), colour_weight=asked)
+
+    def _decode(self, image: ImageSource) -> Image.Image:
+        """The query photo decoded, upright, RGB (an upload: the upload pixel limits apply)."""
+        prep = self.embedder.spec.preprocessing
+        return open_image(image, self._query_limits, draft_size=2 * prep.size if prep.allow_draft else None)
 
     def query_image(self, image: ImageSource) -> Image.Image:
         """The query as the model will see it: decoded, upright, RGB, matched to the catalog's look.
@@ -323,25 +352,19 @@ class _View:
         Raises:
             ImageError: the image cannot be used.
         """
-        prep = self.embedder.spec.preprocessing
-        decoded = open_image(image, self._query_limits, draft_size=2 * prep.size if prep.allow_draft else None)
+        decoded = self._decode(image)
         return match_catalog_look(decoded, self._query_size) if self._query_size else decoded
 
     def by_id(self, product_id: str, k: int = DEFAULT_K, where: Filters | None = None,
-              show_duplicates: bool = False) -> Recommendations:
-        """The `k` products most like catalog product `product_id`, never the product itself.
-
-        Unless `show_duplicates`, copies of the product's image are left out too, and duplicates among
-        the results come back once (see `by_image`).
-
-        Raises:
-            ProductNotFoundError: the id is not in the catalog.
-        """
+              show_duplicates: bool = False, colour_weight: float | None = None) -> Recommendations:
+        """See `Recommender.by_id`."""
         self._check(k)
+        asked, weight = colour_strength(colour_weight, self._settings)
         position = self.catalog.position(str(product_id))
         allowed = self._allowed(where, exclude=position)
-        found = self._answer(self.backend.vector(position), k, allowed, None if show_duplicates else (position,))
-        return replace(found, notice=self._filter_notice(where, allowed))
+        query = self.catalog.query_vector(self.backend.vector(position), weight)
+        found = self._answer(query, k, allowed, None if show_duplicates else (position,), weight)
+        return replace(found, notice=self._filter_notice(where, allowed), colour_weight=asked)
 
     def _check(self, k: int) -> None:
         """Refuse a k below 1 and an empty catalog, with messages a user can act on."""
@@ -351,17 +374,22 @@ class _View:
             raise CatalogError(f"the catalog {self.catalog.catalog_dir} is empty: index some images first")
 
     def _answer(self, query: np.ndarray, k: int, allowed: Restriction,
-                seen: tuple[int, ...] | None) -> Recommendations:
+                seen: tuple[int, ...] | None, weight: float) -> Recommendations:
         """Search and turn rows into `Match`es; `seen`: None keeps duplicates, else rows already 'shown'."""
         found = self._search(query, k, allowed) if seen is None else self._distinct(query, k, allowed, seen)
+        vectors = found.vectors if found.vectors is not None else self.catalog.vectors[found.positions]
+        similarities = similarity_scores(query, vectors, weight if self.catalog.has_colour else 0.0)
         results = [
             Match(
                 id=self.catalog.ids[position],
                 distance=float(distance),
                 image=str(self.catalog.image_path_at(position)),
                 metadata=dict(self.catalog.metadata_at(position)),
+                similarity=float(similarity),
+                colours=self.catalog.swatches_at(position),
             )
-            for position, distance in zip(found.positions.tolist(), found.distances.tolist())
+            for position, distance, similarity in zip(found.positions.tolist(), found.distances.tolist(),
+                                                      similarities.tolist())
         ]
         return Recommendations(model=self.catalog.model_name, results=results)
 
@@ -382,7 +410,8 @@ class _View:
                                  seen_hashes=[hashes[p] for p in seen],
                                  seen_vectors=self.catalog.look_part(query) if seen else None)
             if len(keep) == k or fetch >= available:
-                return Neighbours(found.positions[keep], found.distances[keep])
+                kept_vectors = found.vectors[keep] if found.vectors is not None else None
+                return Neighbours(found.positions[keep], found.distances[keep], kept_vectors)
 
     def _vectors_of(self, found: Neighbours) -> Mapping[int, np.ndarray] | np.ndarray:
         """The found rows' look vectors (`Catalog.look_part`) for near-duplicate checks: from the vectors the backend
@@ -391,7 +420,8 @@ class _View:
             return dict(zip(found.positions.tolist(), self.catalog.look_part(found.vectors)))
         if not np.isfinite(self._duplicate_cosine):
             return {}
-        return self.catalog.vectors if self.catalog.tuning is None else _LookRows(self.catalog)
+        plain = self.catalog.tuning is None and not self.catalog.colour_dim  # search vectors are look vectors
+        return self.catalog.vectors if plain else _LookRows(self.catalog)
 
     def _allowed(self, where: Filters | None, exclude: int | None) -> Restriction:
         """The rows a query may return: a mask over the catalog, and the lower-cased filters it came from."""
@@ -522,21 +552,21 @@ class SimilarTable:
     ids: list[str]  # the catalog's products, row by row
     similar: list[list[str]]  # similar[i]: ids most like ids[i], nearest first (fewer than k in tiny catalogs,
     # or when more than k + 8 of a product's neighbours are duplicates of one another)
-    distances: list[list[float]]  # Euclidean distances between unit vectors, aligned with `similar`
+    similarities: list[list[float]]  # `Match.similarity` of each, aligned with `similar`
 
     def rows(self) -> Iterable[tuple[str, int, str, float]]:
-        """(product id, rank from 1, similar product id, distance), product by product."""
-        for product_id, similar, distances in zip(self.ids, self.similar, self.distances):
-            for rank, (other, distance) in enumerate(zip(similar, distances), start=1):
-                yield product_id, rank, other, distance
+        """(product id, rank from 1, similar product id, similarity), product by product."""
+        for product_id, similar, similarities in zip(self.ids, self.similar, self.similarities):
+            for rank, (other, similarity) in enumerate(zip(similar, similarities), start=1):
+                yield product_id, rank, other, similarity
 
 
 def similar_all(catalog: Catalog, k: int = 10, show_duplicates: bool = False,
-                settings: Settings | None = None) -> SimilarTable:
+                settings: Settings | None = None, colour_weight: float | None = None) -> SimilarTable:
     """"More like this" for every product at once, by blocked matrix products over the whole catalog.
 
     Same answers as `Recommender.by_id` for each product (never itself; one product per duplicate group unless
-    `show_duplicates`), without loading a model.
+    `show_duplicates`; `colour_weight` as there), without loading a model.
 
     Example:
         >>> table = similar_all(Catalog.open("my-catalog"), k=10)
@@ -546,20 +576,22 @@ def similar_all(catalog: Catalog, k: int = 10, show_duplicates: bool = False,
     if k < 1:
         raise FashionrecError(f"k must be at least 1, got {k}")
     settings = settings or load_settings()
+    _, weight = colour_strength(colour_weight, settings)
+    weight = weight if catalog.has_colour else 0.0
     vectors, hashes = catalog.vectors, catalog.content_hashes
     count = len(catalog)
     depth = min(count - 1, k if show_duplicates else 2 * k + 8)
     if depth < 1:
         return SimilarTable(list(catalog.ids), [[] for _ in range(count)], [[] for _ in range(count)])
-    found = block_neighbours(vectors, np.arange(count), depth)
+    found = block_neighbours(vectors, np.arange(count), depth, as_query=lambda rows: catalog.query_vector(rows, weight))
     cosine = settings.duplicate_cosine if catalog.whitening else np.inf
     looks = catalog.look_part(vectors) if np.isfinite(cosine) else vectors  # near copies: the untuned part
-    similar, distances = [], []
+    similar, similarities = [], []
     for row in range(count):
         keep = (np.arange(min(k, depth)) if show_duplicates else
                 distinct_rows(found.positions[row], hashes, looks, k, cosine, seen_hashes=[hashes[row]],
                               seen_vectors=looks[row]))
         chosen = found.positions[row, keep]
         similar.append([catalog.ids[p] for p in chosen.tolist()])
-        distances.append(np.linalg.norm(vectors[chosen] - vectors[row], axis=1).tolist())  # as exact_search does
-    return SimilarTable(list(catalog.ids), similar, distances)
+        similarities.append(similarity_scores(catalog.query_vector(vectors[row], weight), vectors[chosen], weight).tolist())
+    return SimilarTable(list(catalog.ids), similar, similarities)

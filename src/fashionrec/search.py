@@ -173,35 +173,41 @@ class BlockNeighbours:
 
 
 def block_neighbours(vectors: np.ndarray, positions: np.ndarray, depth: int,
-                     exclude: Callable[[int], Sequence[int]] = lambda q: [q]) -> BlockNeighbours:
+                     exclude: Callable[[int], Sequence[int]] = lambda q: [q],
+                     as_query: Callable[[np.ndarray], np.ndarray] | None = None) -> BlockNeighbours:
     """The `depth` nearest rows to each query row `positions[i]`, by blocked matrix products.
 
-    `exclude(q)` names the rows query q may not return (at least q itself). Memory stays at one block of
-    queries times the catalog, so a whole catalog can be searched against itself.
+    `exclude(q)` names the rows query q may not return (at least q itself). `as_query` turns rows into the
+    queries searched with (e.g. `Catalog.query_vector`, which weighs the colour part); default: the rows
+    themselves. Memory stays at one block of queries times the catalog, so a whole catalog can be searched
+    against itself. `similarities` are the inner products of query and row.
     """
     found = np.empty((len(positions), depth), dtype=np.int64)
     similar = np.empty((len(positions), depth), dtype=np.float32)
     wide = min(depth + EXTRA_CANDIDATES, len(vectors) - 1)
     for start in range(0, len(positions), BLOCK_ROWS):
         block = positions[start:start + BLOCK_ROWS]
-        scores = vectors[block] @ vectors.T
+        queries = vectors[block] if as_query is None else as_query(vectors[block])
+        scores = queries @ vectors.T
         for row, query in enumerate(block):
             scores[row, list(exclude(int(query)))] = -np.inf
         top = np.argpartition(-scores, wide - 1, axis=1)[:, :wide]
         for row, query in enumerate(block.tolist()):
             finite = np.isfinite(scores[row, top[row]])
-            ranked, distances = rank_by_distance(vectors, top[row][finite], vectors[query])
+            ranked, _ = rank_by_distance(vectors, top[row][finite], queries[row])
             # Too few rows allowed (a tiny catalog): the excluded ones fill the end, as worst, in row order.
             ranked = np.concatenate([ranked, np.sort(top[row][~finite])])[:depth]
-            cosines = np.concatenate([1 - distances.astype(np.float32) ** 2 / 2, np.full(depth, -np.inf, np.float32)])
+            inner = vectors[ranked[:len(ranked) - int((~finite).sum())]] @ queries[row]
+            cosines = np.concatenate([inner.astype(np.float32), np.full(depth, -np.inf, np.float32)])
             found[start + row], similar[start + row] = ranked, cosines[:depth]
     return BlockNeighbours(found, similar)
 
 
 def top_neighbours(vectors: np.ndarray, positions: np.ndarray, depth: int,
-                   exclude: Callable[[int], Sequence[int]] = lambda q: [q]) -> np.ndarray:
+                   exclude: Callable[[int], Sequence[int]] = lambda q: [q],
+                   as_query: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """Just the rows of `block_neighbours` (queries, depth), nearest first."""
-    return block_neighbours(vectors, positions, depth, exclude).positions
+    return block_neighbours(vectors, positions, depth, exclude, as_query).positions
 
 
 class AnnIndex:

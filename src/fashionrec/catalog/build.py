@@ -38,8 +38,10 @@ from fashionrec.catalog.whitening import fit_whitening, whitening_dim
 from fashionrec.config import Settings, load_settings
 from fashionrec.embed import Embedder, load_model
 from fashionrec.errors import CatalogError, ImageError, ModelMismatchError
-from fashionrec.images import (Preprocessing, is_image_file, load_model_input, read_image_bytes, refused_file_reason,
-                               typical_size)
+from fashionrec.colour import ColourDescriptor
+from fashionrec.colour import describe as describe_colour
+from fashionrec.images import (Preprocessing, is_image_file, open_image, preprocess, read_image_bytes,
+                               refused_file_reason, typical_size)
 from fashionrec.models import outdated_model
 
 log = logging.getLogger(__name__)
@@ -111,13 +113,15 @@ class ReadResult:
     sha256: str = ""
     pixels: np.ndarray | None = None
     error: str | None = None
+    colour: ColourDescriptor | None = None
 
 
 @dataclass(frozen=True)
 class EmbeddedBatch:
     """What an engine hands the writer for one batch, in the order of the files it was given."""
 
-    embedded: list[tuple[ImageFile, str, np.ndarray]]  # (file, content sha256, unit vector)
+    embedded: list[tuple[ImageFile, str, np.ndarray, ColourDescriptor | None]]  # (file, content sha256, unit vector,
+    # colour: None when the engine did not compute it, and the run's colour backfill does)
     restamped: list[tuple[str, FileStamp]]  # same content as the catalog holds: only the stamp changes
     failed: list[SkippedFile]  # could not be read or decoded, with the reason
 
@@ -156,7 +160,7 @@ class LocalEngine:
         window = max(4 * batch_size, 64)  # read-ahead: the readers never leave the model waiting
         for ready, restamped, failed in group_results(ordered_map(reader, todo, self.workers, window), batch_size):
             vectors = embedder.embed_batch(np.stack([r.pixels for r in ready])) if ready else []
-            yield EmbeddedBatch([(r.file, r.sha256, v) for r, v in zip(ready, vectors)], restamped, failed)
+            yield EmbeddedBatch([(r.file, r.sha256, v, r.colour) for r, v in zip(ready, vectors)], restamped, failed)
 
 
 def scan_images(images_dir: Path) -> tuple[list[ImageFile], list[SkippedFile]]:
@@ -267,7 +271,8 @@ def read_image(
     if known_sha256 == sha256:
         return ReadResult(file, sha256=sha256)  # touched, not changed: keep the vector
     try:
-        return ReadResult(file, sha256=sha256, pixels=load_model_input(data, prep, max_pixels))
+        image = open_image(data, max_pixels, draft_size=2 * prep.size if prep.allow_draft else None)
+        return ReadResult(file, sha256=sha256, pixels=preprocess(image, prep), colour=describe_colour(image))
     except ImageError as exc:
         return ReadResult(file, sha256=sha256, error=str(exc))
 
@@ -356,6 +361,7 @@ def index_images(
                 raise CatalogError(_nothing_readable(images_dir, scan_skips + run.plan.conflicts + new_skips
                                                      + run.plan.still_skipped, "has no photo fashionrec can read"))
             store.set_info(_typical_size_info(store))
+            backfill_colours(store, settings.decode_workers, settings.max_image_pixels)
             space = refresh_space(store, settings.whiten_dim, drift_limit=settings.refit_drift)
             products = store.count()
     except BaseException:
@@ -445,8 +451,8 @@ class _IndexRun:
         with _progress_bar(len(self.plan.todo), progress) as bar:
             for batch in batches:
                 rows = [ProductRow(file.product_id, self.folder, replace(file.stamp, sha256=sha256), vector,
-                                   self.table.get(file.product_id) if self.table is not None else None)
-                        for file, sha256, vector in batch.embedded]
+                                   self.table.get(file.product_id) if self.table is not None else None, colour)
+                        for file, sha256, vector, colour in batch.embedded]
                 if rows or batch.restamped:
                     self.start()
                 if self.started:
@@ -458,6 +464,35 @@ class _IndexRun:
                 embedded, kept = embedded + len(rows), kept + len(batch.restamped)
                 skipped.extend(batch.failed)
         return embedded, kept, skipped
+
+
+def backfill_colours(store: CatalogStore, workers: int, max_pixels: int, chunk: int = 256) -> int:
+    """Compute the colour of every product that lacks one of this version (indexed before colour existed, or by an
+    engine that does not compute it) from its image file, without the CNN; returns how many were computed.
+
+    A product whose file cannot be read now keeps no colour (its colour part stays zero) and is tried again next run.
+    """
+    missing = store.without_colour()
+    if not missing:
+        return 0
+
+    def describe_file(item: tuple[str, StoredProduct]) -> tuple[str, ColourDescriptor | None]:
+        product_id, product = item
+        try:
+            return product_id, describe_colour(open_image(Path(product.folder) / product.stamp.path, max_pixels))
+        except ImageError as exc:
+            log.warning("no colour for product %s: %s", product_id, exc)
+            return product_id, None
+
+    done = 0
+    items = sorted(missing.items())
+    log.info("computing the colour of %d products indexed without it", len(items))
+    for start in range(0, len(items), chunk):
+        found = dict(ordered_map(describe_file, items[start:start + chunk], workers, chunk))
+        colours = {product_id: colour for product_id, colour in found.items() if colour is not None}
+        store.set_colours(colours)
+        done += len(colours)
+    return done
 
 
 def _nothing_readable(images_dir: Path, skipped: list[SkippedFile], what: str) -> str:

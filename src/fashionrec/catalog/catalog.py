@@ -21,6 +21,7 @@ from fashionrec.catalog.derived import DerivedKeys, SearchSpace, catalog_keys, d
 from fashionrec.catalog.store import GENERATION_KEY, SPACE_KEY, CatalogStore, SkippedFile, StoredProducts
 from fashionrec.catalog.tuning import Tuning
 from fashionrec.catalog.whitening import Whitening
+from fashionrec.colour import COLOUR_VERSION, HISTOGRAM_DIM, colour_vectors
 from fashionrec.errors import CatalogError, ModelMismatchError, ProductNotFoundError
 from fashionrec.models import outdated_model
 
@@ -50,6 +51,8 @@ class Catalog:
         self._folders = stored.folders
         self._paths = stored.paths
         self._metadata = stored.metadata
+        self._colour_versions = stored.colour_versions
+        self._swatches = stored.swatches
         self.skipped = skipped
         self._vectors: np.ndarray | None = None
 
@@ -113,8 +116,56 @@ class Catalog:
         """
         if self._vectors is None:
             with CatalogStore(self.catalog_dir) as store:
-                self._vectors = store.vectors_at(self.generation, len(self), self.dim, transform=self.project)
+                self._vectors = store.vectors_at(self.generation, len(self), self.dim, transform=self.search_vectors,
+                                                 with_colour=self.has_colour)
         return self._vectors
+
+    @cached_property
+    def has_colour(self) -> bool:
+        """Whether search vectors carry a colour part: some product has a colour histogram of this version (the
+        others, until an index run computes theirs, have a zero colour part and rank by shape alone)."""
+        return COLOUR_VERSION in self._colour_versions
+
+    @property
+    def colour_dim(self) -> int:
+        """Length of the colour part at the end of each search vector (0: none)."""
+        return HISTOGRAM_DIM if self.has_colour else 0
+
+    @property
+    def colour_missing(self) -> int:
+        """How many products have no colour histogram of this version yet (an index run computes them)."""
+        return sum(version != COLOUR_VERSION for version in self._colour_versions)
+
+    def search_vectors(self, model_vectors: np.ndarray, histograms: np.ndarray | None = None) -> np.ndarray:
+        """Model vectors (and colour histograms) to search vectors: [shape in the search space; colour vector].
+
+        Each part is unit length (a colour part of zeros where no histogram is known), so the inner product of a
+        query [shape; w * colour] with a product is shape.shape' + w * colour.colour'.
+        """
+        shape = self.project(model_vectors)
+        if not self.has_colour:
+            return shape
+        if histograms is None:
+            histograms = np.zeros((*shape.shape[:-1], HISTOGRAM_DIM), dtype=np.float32)
+        return np.concatenate([shape, colour_vectors(histograms)], axis=-1)
+
+    def query_vector(self, search_vector: np.ndarray, colour_weight: float) -> np.ndarray:
+        """A search vector (a product's, or a photo's from `search_vectors`) as a query: its colour part times
+        `colour_weight` (the raw weight w; 0 ranks by shape alone)."""
+        query = np.array(search_vector, dtype=np.float32)
+        if self.colour_dim:
+            query[-self.colour_dim:] *= colour_weight
+        return query
+
+    def shape_part(self, search_vectors: np.ndarray) -> np.ndarray:
+        """Search vectors without their colour part."""
+        vectors = np.asarray(search_vectors, dtype=np.float32)
+        return vectors[..., :vectors.shape[-1] - self.colour_dim] if self.colour_dim else vectors
+
+    def swatches_at(self, position: int) -> list[dict]:
+        """The product's dominant colours, [{"rgb": "#a31f2b", "share": 0.62}, ...] ([] when not computed yet)."""
+        text = self._swatches[position]
+        return json.loads(text) if text and self._colour_versions[position] == COLOUR_VERSION else []
 
     def follow_from(self, older: Catalog) -> bool:
         """Take the search vectors of products unchanged since `older` (an earlier snapshot of this catalog, in the
@@ -123,7 +174,8 @@ class Catalog:
         Returns whether it could (else the vectors are read in full on first use, as usual).
         """
         if (self._vectors is not None or not older.vectors_loaded or older.catalog_dir != self.catalog_dir
-                or older.keys.space != self.keys.space or older.model_id != self.model_id):
+                or older.keys.space != self.keys.space or older.model_id != self.model_id
+                or older.has_colour != self.has_colour):
             return False
         old_rows = older._positions
         kept = [(row, old_rows[product_id]) for row, product_id in enumerate(self.ids)
@@ -133,12 +185,15 @@ class Catalog:
             if store.generation() != self.generation:
                 return False  # changed again meanwhile: a later snapshot will catch up
             model_vectors = store.vectors_of([self.ids[row] for row in fresh], self.dim)
+            histograms = store.colours_of([self.ids[row] for row in fresh]) if self.has_colour else {}
         vectors = np.empty((len(self), older.vectors.shape[1]), dtype=np.float32)
         if kept:
             new_rows, old_rows_kept = map(list, zip(*kept))
             vectors[new_rows] = older.vectors[old_rows_kept]
         if fresh:
-            vectors[fresh] = self.project(np.stack([model_vectors[self.ids[row]] for row in fresh]))
+            fresh_ids = [self.ids[row] for row in fresh]
+            vectors[fresh] = self.search_vectors(np.stack([model_vectors[i] for i in fresh_ids]),
+                                                 np.stack([histograms[i] for i in fresh_ids]) if histograms else None)
         self._vectors = vectors
         return True
 
@@ -153,8 +208,8 @@ class Catalog:
 
     @cached_property
     def search_dim(self) -> int:
-        """Length of `vectors` (and of projected queries), known without reading the vectors."""
-        return int(self.project(np.zeros((1, self.dim), dtype=np.float32)).shape[1])
+        """Length of `vectors` (and of queries), known without reading the vectors."""
+        return int(self.project(np.zeros((1, self.dim), dtype=np.float32)).shape[1]) + self.colour_dim
 
     def project(self, model_vectors: np.ndarray) -> np.ndarray:
         """Vectors from the model into the space `vectors` live in (whitened and tuned when the catalog is)."""
@@ -166,10 +221,11 @@ class Catalog:
         The near-duplicate threshold was chosen on untuned vectors; a tuning appends label directions that two
         different products of one class share, so near copies are told by this part only.
         """
+        shape = self.shape_part(search_vectors)
         base = self.space.base_dim if self.space else None
         if base is None:
-            return search_vectors
-        head = np.asarray(search_vectors, dtype=np.float32)[..., :base]
+            return shape
+        head = shape[..., :base]
         return head / np.maximum(np.linalg.norm(head, axis=-1, keepdims=True), 1e-12)
 
     @property
@@ -230,7 +286,7 @@ class Catalog:
     def keys(self) -> DerivedKeys:
         """What derived data of this snapshot must be derived from (`catalog.derived`)."""
         return catalog_keys(self.model_id, self.ids, self.content_hashes, self._metadata,
-                            self.info.get(SPACE_KEY, ""))
+                            self.info.get(SPACE_KEY, ""), self._colour_versions)
 
     @property
     def fingerprint(self) -> str:

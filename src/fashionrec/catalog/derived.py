@@ -56,11 +56,18 @@ class DerivedKeys:
 
 
 def catalog_keys(model_id: str, ids: Sequence[str], hashes: Sequence[str],
-                 metadata: Sequence[Mapping[str, str | None]], space: str) -> DerivedKeys:
-    """The keys of a snapshot: products, metadata, space, and the keys derived from them."""
+                 metadata: Sequence[Mapping[str, str | None]], space: str,
+                 colour_versions: Sequence[int] = ()) -> DerivedKeys:
+    """The keys of a snapshot: products, metadata, space, and the keys derived from them.
+
+    A product's colour histogram is a function of its image content and the colour version, so the search vectors
+    are named by the products, the space and each product's colour version (none, while one is missing).
+    """
     products = products_digest(ids, hashes)
     meta = _digest(json.dumps([dict(row) for row in metadata], sort_keys=True, ensure_ascii=False).encode())
     search = _digest(f"{model_id}\0{space}\0{products}".encode())
+    if any(colour_versions):  # catalogs without colour keep the names their derived files already have
+        search = _digest(f"{search}\0colour\0{','.join(map(str, colour_versions))}".encode())
     return DerivedKeys(products, meta, space, search, _digest(f"{search}\0{meta}".encode()))
 
 

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from fashionrec.colour import COLOUR_VERSION, HISTOGRAM_DIM, ColourDescriptor
 from fashionrec.errors import CatalogError
 
 DB_NAME = "catalog.sqlite"
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 BUSY_TIMEOUT_S = 30.0  # a writer waits this long for another writer's transaction before giving up
 GENERATION_KEY, SPACE_KEY = "generation", "space"
 KEPT_ON_RESET = ("schema_version", "images_dir", "metadata_path", "metadata_columns")
@@ -39,7 +40,10 @@ CREATE TABLE IF NOT EXISTS products (
     vector BLOB NOT NULL,        -- float32, unit length, info.dim values
     metadata TEXT,               -- JSON object, or NULL when the metadata file has no row
     generation INTEGER NOT NULL,  -- the catalog generation that last wrote this row (what a copy must send again)
-    vector_generation INTEGER NOT NULL  -- ... that last wrote its vector (what a snapshot must read again)
+    vector_generation INTEGER NOT NULL,  -- ... that last wrote its vector (what a snapshot must read again)
+    colour BLOB,                 -- float16 colour histogram (fashionrec.colour), NULL until computed
+    swatches TEXT,               -- JSON [{"rgb": "#a31f2b", "share": 0.62}, ...], the product's dominant colours
+    colour_version INTEGER NOT NULL DEFAULT 0  -- colour.COLOUR_VERSION of that histogram (0: none yet)
 );
 CREATE TABLE IF NOT EXISTS removed (  -- products removed, and at which generation (what a live copy must drop)
     id TEXT NOT NULL,
@@ -78,6 +82,7 @@ class ProductRow:
     stamp: FileStamp
     vector: np.ndarray
     metadata: dict[str, str | None] | None
+    colour: ColourDescriptor | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,8 @@ class StoredProducts:
     metadata: list[dict[str, str | None]]
     sha256: list[str]  # of each image file: equal hashes are exact-duplicate images
     generations: list[int]  # the generation that last wrote each product's vector
+    colour_versions: list[int]  # colour.COLOUR_VERSION of each product's colour histogram (0: none)
+    swatches: list[str | None]  # each product's dominant colours as stored (JSON text), parsed when shown
 
 
 class CatalogStore:
@@ -146,6 +153,13 @@ class CatalogStore:
             with self.transaction() as db:
                 db.execute("ALTER TABLE products ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
                 db.execute("ALTER TABLE products ADD COLUMN vector_generation INTEGER NOT NULL DEFAULT 0")
+                db.execute("UPDATE info SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
+            version = "3"
+        if version == "3":  # format 3 had no colour: every product gets it on the next index run, without the CNN
+            with self.transaction() as db:
+                db.execute("ALTER TABLE products ADD COLUMN colour BLOB")
+                db.execute("ALTER TABLE products ADD COLUMN swatches TEXT")
+                db.execute("ALTER TABLE products ADD COLUMN colour_version INTEGER NOT NULL DEFAULT 0")
                 db.execute("UPDATE info SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
             version = SCHEMA_VERSION
         if version is not None and version != SCHEMA_VERSION:
@@ -266,10 +280,11 @@ class CatalogStore:
             generation = self._changed(db) if products or restamped else 0
             db.executemany(
                 "INSERT OR REPLACE INTO products (id, folder, path, size, mtime_ns, sha256, vector, metadata, "
-                "generation, vector_generation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "generation, vector_generation, colour, swatches, colour_version) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(p.id, p.folder, p.stamp.path, p.stamp.size, p.stamp.mtime_ns, p.stamp.sha256,
-                  np.asarray(p.vector, dtype="<f4").tobytes(), _json(p.metadata), generation, generation)
-                 for p in products],
+                  np.asarray(p.vector, dtype="<f4").tobytes(), _json(p.metadata), generation, generation,
+                  *_colour_columns(p.colour)) for p in products],
             )
             db.executemany(
                 "UPDATE products SET folder = ?, path = ?, size = ?, mtime_ns = ? WHERE id = ?",
@@ -281,6 +296,24 @@ class CatalogStore:
                 "INSERT OR REPLACE INTO skipped (folder, path, size, mtime_ns, reason) VALUES (?, ?, ?, ?, ?)",
                 [(folder, s.path, s.size, s.mtime_ns, s.reason) for s in skipped],
             )
+
+    def set_colours(self, colours: dict[str, ColourDescriptor]) -> None:
+        """Store the colour of products indexed before it was computed (a backfill), in one transaction: their search
+        vectors change, so the generation moves on and their vectors count as written now."""
+        if not colours:
+            return
+        with self.transaction() as db:
+            generation = self._changed(db)
+            db.executemany("UPDATE products SET colour = ?, swatches = ?, colour_version = ?, generation = ?, "
+                           "vector_generation = ? WHERE id = ?",
+                           [(*_colour_columns(descriptor), generation, generation, product_id)
+                            for product_id, descriptor in colours.items()])
+
+    def without_colour(self) -> dict[str, StoredProduct]:
+        """The products whose colour is missing or of another version (what a backfill must compute)."""
+        rows = self._db.execute("SELECT id, folder, path, size, mtime_ns, sha256 FROM products WHERE colour_version != ?",
+                                (COLOUR_VERSION,))
+        return {row[0]: StoredProduct(row[1], FileStamp(*row[2:])) for row in rows}
 
     def remove(self, product_ids: Iterable[str], skipped: Iterable[tuple[str, str]] = ()) -> int:
         """Drop products, and skipped-file records given as (folder, path), in one transaction; returns how many
@@ -347,11 +380,27 @@ class CatalogStore:
             found.update((row[0], np.frombuffer(row[1], dtype="<f4").reshape(dim)) for row in rows)
         return found
 
+    def colours_of(self, product_ids: list[str]) -> dict[str, np.ndarray]:
+        """{id: colour histogram (zeros when none is stored)} of some products."""
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(product_ids), 500):
+            chunk = product_ids[start:start + 500]
+            rows = self._db.execute(f"SELECT id, colour, colour_version FROM products WHERE id IN "
+                                    f"({', '.join('?' * len(chunk))})", chunk)
+            found.update((row[0], _histogram(row[1], row[2])) for row in rows)
+        return found
+
     def vector_blocks(self, dim: int, rows: int = 65_536) -> Iterator[np.ndarray]:
         """Every product's vector, in blocks of `rows` (id order), without loading the catalog at once."""
         cursor = self._db.execute("SELECT vector FROM products ORDER BY id")
         while batch := cursor.fetchmany(rows):
             yield np.frombuffer(b"".join(row[0] for row in batch), dtype="<f4").reshape(len(batch), dim)
+
+    def colour_blocks(self, rows: int = 65_536) -> Iterator[np.ndarray]:
+        """Every product's colour histogram (zeros where none is stored), in blocks of `rows` (id order)."""
+        cursor = self._db.execute("SELECT colour, colour_version FROM products ORDER BY id")
+        while batch := cursor.fetchmany(rows):
+            yield np.stack([_histogram(blob, version) for blob, version in batch])
 
     def id_hashes(self) -> tuple[list[str], list[str]]:
         """Ids and image content hashes of every product, in id order."""
@@ -360,8 +409,8 @@ class CatalogStore:
 
     def load(self) -> StoredProducts:
         """Every product, ordered by id, without its vector."""
-        rows = self._db.execute("SELECT id, folder, path, metadata, sha256, vector_generation FROM products "
-                                "ORDER BY id").fetchall()
+        rows = self._db.execute("SELECT id, folder, path, metadata, sha256, vector_generation, colour_version, "
+                                "swatches FROM products ORDER BY id").fetchall()
         return StoredProducts(
             ids=[row[0] for row in rows],
             folders=[row[1] for row in rows],
@@ -369,33 +418,57 @@ class CatalogStore:
             metadata=[json.loads(row[3]) if row[3] else {} for row in rows],
             sha256=[row[4] for row in rows],
             generations=[row[5] for row in rows],
+            colour_versions=[row[6] for row in rows],
+            swatches=[row[7] for row in rows],
         )
 
     def vectors_at(self, generation: int, count: int, dim: int,
-                   transform=None, rows: int = 65_536) -> np.ndarray:
+                   transform=None, rows: int = 65_536, with_colour: bool = False) -> np.ndarray:
         """The vectors of every product (id order) as the catalog was at `generation`, each block passed through
         `transform` (e.g. into the search space) as it is read, so the model vectors are never all in memory.
+        `with_colour`: `transform(vectors, colour histograms)` gets each block's colour histograms too.
 
         Raises:
             CatalogError: the catalog changed since that generation (open it again).
         """
+        def apply(block: np.ndarray, colours: np.ndarray | None) -> np.ndarray:
+            if transform is None:
+                return block.copy()
+            return transform(block, colours) if with_colour else transform(block)
+
         with self.snapshot():
             if self.generation() != generation:
                 raise CatalogError(f"the catalog {self.catalog_dir} changed since it was opened; open it again")
             out = None
             start = 0
-            for block in self.vector_blocks(dim, rows):
-                block = transform(block) if transform is not None else block.copy()
+            colour_blocks = self.colour_blocks(rows) if with_colour else iter(lambda: None, 0)
+            for block, colours in zip(self.vector_blocks(dim, rows), colour_blocks):
+                block = apply(block, colours)
                 if out is None:
                     out = np.empty((count, block.shape[1]), dtype=np.float32)
                 out[start:start + len(block)] = block
                 start += len(block)
             if out is None:
-                width = transform(np.zeros((1, dim), np.float32)).shape[1] if transform is not None else dim
-                out = np.empty((0, width), dtype=np.float32)
+                empty = apply(np.zeros((1, dim), np.float32), np.zeros((1, HISTOGRAM_DIM), np.float32))
+                out = np.empty((0, empty.shape[1]), dtype=np.float32)
             if start != count:
                 raise CatalogError(f"the catalog {self.catalog_dir} changed since it was opened; open it again")
         return out
+
+
+def _colour_columns(descriptor: ColourDescriptor | None) -> tuple[bytes | None, str | None, int]:
+    """A colour descriptor as the (colour, swatches, colour_version) columns."""
+    if descriptor is None:
+        return None, None, 0
+    swatches = json.dumps([swatch.to_dict() for swatch in descriptor.swatches], separators=(",", ":"))
+    return np.asarray(descriptor.histogram, dtype="<f2").tobytes(), swatches, COLOUR_VERSION
+
+
+def _histogram(blob: bytes | None, version: int) -> np.ndarray:
+    """A stored colour histogram as float32; zeros when none of this version is stored."""
+    if blob is None or version != COLOUR_VERSION:
+        return np.zeros(HISTOGRAM_DIM, dtype=np.float32)
+    return np.frombuffer(blob, dtype="<f2").astype(np.float32)
 
 
 def _json(value: dict[str, str | None] | None) -> str | None:

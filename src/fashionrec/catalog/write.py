@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from fashionrec.colour import ColourDescriptor
+from fashionrec.colour import describe as describe_colour
 from fashionrec.catalog.derived import publish
 from fashionrec.catalog.store import CatalogStore, FileStamp, ProductRow
 from fashionrec.embed import Embedder
@@ -101,18 +103,18 @@ def put_products(catalog_dir: str | os.PathLike, items: Sequence[ProductWrite], 
     columns = _columns(info)
     prepared = [_prepare(item, embedder, limits or PixelLimits.uniform(embedder.max_pixels), columns)
                 for item in items]
-    vectors = embedder.embed_batch(np.stack([pixels for _, _, pixels in prepared]))
+    vectors = embedder.embed_batch(np.stack([pixels for _, _, pixels, _ in prepared]))
     folder = catalog_dir / IMAGES_FOLDER
     written_files = [_store_image(folder, item.product_id, data, suffix)
-                     for item, (data, suffix, _) in zip(items, prepared)]
+                     for item, (data, suffix, _, _) in zip(items, prepared)]
     with CatalogStore(catalog_dir) as store:
         before = store.products()
         rows, results = [], []
-        for item, path, vector in zip(items, written_files, vectors):
+        for item, path, vector, (_, _, _, colour) in zip(items, written_files, vectors, prepared):
             old = before.get(item.product_id)
             metadata = _metadata_for(item, old, store)
             stamp = FileStamp(path.name, path.stat().st_size, path.stat().st_mtime_ns, _sha256(path))
-            rows.append(ProductRow(item.product_id, str(folder), stamp, vector, metadata))
+            rows.append(ProductRow(item.product_id, str(folder), stamp, vector, metadata, colour))
             results.append(WrittenProduct(item.product_id, old is None, path, dict(metadata or {})))
         store.write_batch(str(folder), rows)
     for item, path in zip(items, written_files):  # a replaced image of another format is no longer the product's
@@ -159,8 +161,8 @@ def _columns(info: dict[str, str]) -> list[str]:
 
 
 def _prepare(item: ProductWrite, embedder: Embedder, limits: PixelLimits,
-             columns: list[str]) -> tuple[bytes, str, np.ndarray]:
-    """(the image's bytes, its stored suffix, the model input), or an error naming the product."""
+             columns: list[str]) -> tuple[bytes, str, np.ndarray, ColourDescriptor]:
+    """(the image's bytes, its stored suffix, the model input, its colour), or an error naming the product."""
     if item.metadata is not None:
         _check_metadata(item.product_id, item.metadata, columns)
     try:
@@ -170,7 +172,7 @@ def _prepare(item: ProductWrite, embedder: Embedder, limits: PixelLimits,
         image = open_image(data, limits, draft_size=2 * prep.size if prep.allow_draft else None)
     except ImageError as exc:
         raise type(exc)(f"the image of product {item.product_id!r}: {exc}") from None
-    return data, suffix, preprocess(image, prep)
+    return data, suffix, preprocess(image, prep), describe_colour(image)
 
 
 def _image_bytes(image: ImageSource) -> bytes:

@@ -123,7 +123,7 @@ def to_embedded_batch(batch: dict[str, np.ndarray]) -> EmbeddedBatch:
         state, product_id = str(batch["state"][row]), str(batch["product_id"][row])
         if state == "embedded":
             vector = np.asarray(batch["vector"][row], dtype=np.float32)
-            embedded.append((ImageFile(product_id, stamp), str(batch["sha256"][row]), vector))
+            embedded.append((ImageFile(product_id, stamp), str(batch["sha256"][row]), vector, None))
         elif state == "same":
             restamped.append((product_id, stamp))
         else:
