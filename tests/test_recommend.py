@@ -35,7 +35,7 @@ def test_a_catalog_photo_finds_itself_first(recommender: Recommender, catalog_di
     photo = Catalog.open(catalog_dir).image_path("7")
     for source in (photo, photo.read_bytes(), Image.open(photo)):
         result = recommender.by_image(source, k=5)
-        assert result.results[0].id == "7" and result.results[0].distance < 1e-3 and len(result.results) == 5
+        assert result.results[0].id == "7" and result.results[0].similarity > 0.999 and len(result.results) == 5
 
 
 def test_by_id_never_returns_the_product_itself(recommender: Recommender) -> None:
@@ -55,7 +55,7 @@ def test_filters_and_or_and_case(recommender: Recommender) -> None:
 def test_json_shape(recommender: Recommender) -> None:
     data = recommender.by_id("4", k=2).to_dict()
     assert data["model"] == "efficientnet-lite0" and len(data["results"]) == 2
-    assert set(data["results"][0]) == {"id", "similarity", "image", "metadata"} and isinstance(data["results"][0]["id"], str)
+    assert set(data["results"][0]) == {"id", "similarity", "image", "metadata", "colours"} and isinstance(data["results"][0]["id"], str)
 
 
 def test_errors_are_clear(recommender: Recommender) -> None:
@@ -122,13 +122,14 @@ def test_similar_all_equals_by_id_for_every_product(copies_catalog: Path, lite0,
 
     catalog = Catalog.open(copies_catalog)
     recommender = Recommender(catalog, lite0)
-    table = similar_all(catalog, k=6, show_duplicates=show_duplicates)
-    assert table.ids == catalog.ids
-    for product_id, similar, distances in zip(table.ids, table.similar, table.distances):
-        expected = recommender.by_id(product_id, k=6, show_duplicates=show_duplicates).results
-        assert similar == [m.id for m in expected]
-        assert distances == pytest.approx([m.distance for m in expected], abs=1e-4)
-    assert len(list(table.rows())) == 6 * len(catalog)
+    for weight in (None, 0.0, 1.0):
+        table = similar_all(catalog, k=6, show_duplicates=show_duplicates, colour_weight=weight)
+        assert table.ids == catalog.ids
+        for product_id, similar, similarities in zip(table.ids, table.similar, table.similarities):
+            expected = recommender.by_id(product_id, k=6, show_duplicates=show_duplicates, colour_weight=weight).results
+            assert similar == [m.id for m in expected]
+            assert similarities == pytest.approx([m.similarity for m in expected], abs=1e-4)
+        assert len(list(table.rows())) == 6 * len(catalog)
 
 
 def test_the_hnsw_index_gives_the_exact_answers_on_a_small_catalog(copies_catalog: Path, lite0) -> None:
@@ -138,12 +139,18 @@ def test_the_hnsw_index_gives_the_exact_answers_on_a_small_catalog(copies_catalo
     approximate = Recommender(catalog, lite0, search="hnsw")
     assert (exact.index, approximate.index) == ("exact", "hnsw")
     assert list((copies_catalog / "derived").glob("hnsw-*.faiss"))
-    for product_id in ("1", "7", "30"):
-        for where in (None, {"gender": "Men"}):
-            assert ([m.id for m in approximate.by_id(product_id, k=8, where=where).results]
-                    == [m.id for m in exact.by_id(product_id, k=8, where=where).results])
-    photo = catalog.image_path("12")
-    assert approximate.by_image(photo, k=3).results[0].id == "12"
+    assert catalog.has_colour
+    for weight in (0.0, 0.5, 1.0):  # one index, any colour weight (issue 15)
+        for product_id in ("1", "7", "30"):
+            for where in (None, {"gender": "Men"}):
+                want = exact.by_id(product_id, k=8, where=where, colour_weight=weight).results
+                got = approximate.by_id(product_id, k=8, where=where, colour_weight=weight).results
+                assert [m.id for m in got] == [m.id for m in want]
+                assert [m.similarity for m in got] == pytest.approx([m.similarity for m in want], abs=1e-5)
+        photo = catalog.image_path("12")
+        assert ([m.id for m in approximate.by_image(photo, k=5, colour_weight=weight).results]
+                == [m.id for m in exact.by_image(photo, k=5, colour_weight=weight).results])
+        assert approximate.by_image(photo, k=3, colour_weight=weight).results[0].id == "12"
 
 
 def test_a_stale_hnsw_file_is_never_opened_and_superseded_ones_are_removed(tmp_path: Path, lite0) -> None:

@@ -17,9 +17,12 @@ neighbouring bins instead of to another bin; L has only 4 bins, so brightness ma
 computed on a 48 x 64 thumbnail: colour needs few pixels, and the cost stays far below the CNN's.
 
 The colour vector (what search uses): the square root of the histogram (Hellinger: many small bins count), minus
-the typical histogram of fashion photos (`PRIOR_MEAN`, a constant shipped with the package like ImageNet's channel
-means: without it two mostly-white photos look alike whatever the colour of their product), at unit length.
-Its inner product is high for two products sharing an unusual colour, near zero for unrelated ones.
+the typical histogram of fashion photos (without it two mostly-white photos look alike whatever the colour of their
+product), projected on its 16 main axes of variation, at unit length. The typical histogram and the axes are
+constants shipped with the package (`colour_prior.npy`, like ImageNet's channel means), made once from the shared
+sample: so a product's colour vector depends on its image alone, and 16 numbers a product keep indexes small (the
+1,024-bin histogram ranks the same: docs/QUALITY.md). Its inner product is high for two products sharing an
+unusual colour, near zero for unrelated ones.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ BACKGROUND_DE, SHADOW_DAB, SHADOW_DL = 10.0, 6.0, 30.0
 CENTRE_SIGMA = 0.25
 SWATCHES, SWATCH_MIN_SHARE, SWATCH_CELL = 3, 0.08, 20.0  # up to 3 dominant colours, each >= 8% of the product
 PRIOR_FILE = "colour_prior.npy"
+COLOUR_DIM = 16  # length of the colour vector: the histogram's 16 main axes keep its ranking (docs/QUALITY.md)
 
 _SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
                          [0.0193339, 0.1191920, 0.9503041]])
@@ -181,23 +185,26 @@ def dominant_colours(cells: np.ndarray, mass: np.ndarray) -> tuple[Swatch, ...]:
 
 
 @lru_cache(maxsize=1)
-def prior_mean() -> np.ndarray:
-    """The typical square-rooted histogram of fashion product photos (see the module doc; `benchmarks/colour_prior.py`
-    made it from the shared sample)."""
+def _prior() -> tuple[np.ndarray, np.ndarray]:
+    """(the typical square-rooted histogram of fashion photos (HISTOGRAM_DIM,), its main axes of variation
+    (COLOUR_DIM, HISTOGRAM_DIM)): constants of the package, made from the shared sample by
+    `benchmarks/colour_prior.py`."""
     with resources.files("fashionrec").joinpath(PRIOR_FILE).open("rb") as handle:
-        mean = np.load(handle, allow_pickle=False)
-    if mean.shape != (HISTOGRAM_DIM,):
-        raise ValueError(f"{PRIOR_FILE} holds shape {mean.shape}, not ({HISTOGRAM_DIM},)")
-    return mean.astype(np.float32)
+        prior = np.load(handle, allow_pickle=False)
+    if prior.shape != (1 + COLOUR_DIM, HISTOGRAM_DIM):
+        raise ValueError(f"{PRIOR_FILE} holds shape {prior.shape}, not ({1 + COLOUR_DIM}, {HISTOGRAM_DIM})")
+    return prior[0].astype(np.float32), prior[1:].astype(np.float32)
 
 
 def colour_vectors(histograms: np.ndarray) -> np.ndarray:
-    """Histograms (n, HISTOGRAM_DIM) or (HISTOGRAM_DIM,) to colour vectors: sqrt, minus the prior, unit length.
+    """Histograms (n, HISTOGRAM_DIM) or (HISTOGRAM_DIM,) to colour vectors (COLOUR_DIM): the square root, minus the
+    typical one, along its main axes, at unit length.
 
     A histogram of zeros (no colour known) gives a zero vector: it adds nothing to any ranking.
     """
+    mean, axes = _prior()
     histograms = np.asarray(histograms, dtype=np.float32)
     known = histograms.sum(-1, keepdims=True) > 0
-    centred = (np.sqrt(np.maximum(histograms, 0)) - prior_mean()) * known
-    norms = np.linalg.norm(centred, axis=-1, keepdims=True)
-    return (centred / np.maximum(norms, 1e-12)).astype(np.float32)
+    projected = ((np.sqrt(np.maximum(histograms, 0)) - mean) @ axes.T) * known
+    norms = np.linalg.norm(projected, axis=-1, keepdims=True)
+    return (projected / np.maximum(norms, 1e-12)).astype(np.float32)

@@ -76,7 +76,8 @@ class Evaluation:
 
 
 def evaluate(catalog: Catalog, labels: Sequence[str] = DEFAULT_LABELS, k: int = 5, queries: int | None = None,
-             seed: int = 0, vectors: np.ndarray | None = None, colour_weight: float = 0.0) -> Evaluation:
+             seed: int = 0, vectors: np.ndarray | None = None, colour_weight: float = 0.0,
+             rows: Sequence[int] | None = None) -> Evaluation:
     """Leave-one-out precision@k and mAP@k of `catalog` for each label.
 
     Args:
@@ -88,6 +89,7 @@ def evaluate(catalog: Catalog, labels: Sequence[str] = DEFAULT_LABELS, k: int = 
         seed: the sample's seed.
         colour_weight: the raw colour weight w of the queries (`Catalog.query_vector`; the faces take 0-1 and
             map it with `recommend.colour_strength`); 0 ranks by shape alone.
+        rows: score exactly these products (catalog rows) as queries, e.g. a held-out half; overrides `queries`.
 
     Raises:
         FashionrecError: k below 1 or above the candidates a query has, a label the catalog has no column for,
@@ -99,7 +101,7 @@ def evaluate(catalog: Catalog, labels: Sequence[str] = DEFAULT_LABELS, k: int = 
     """
     vectors = catalog.vectors if vectors is None else vectors
     _check(catalog, labels, k, vectors)
-    positions = _query_positions(len(catalog), queries, seed)
+    positions = _query_positions(len(catalog), queries, seed) if rows is None else np.sort(np.asarray(rows, np.int64))
     depth = min(max(k, CURVE_DEPTH), len(catalog) - 1)
     groups = _duplicate_groups(catalog.content_hashes)
     as_query = (lambda rows: catalog.query_vector(rows, colour_weight)) if vectors.shape[1] == catalog.search_dim else None

@@ -8,6 +8,7 @@ file as a script: start it with `fashionrec app --catalog DIR`, which sets FASHI
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,10 @@ class Options:
     k: int
     where: dict[str, list[str]]
     show_duplicates: bool
+    colour_weight: float
+
+
+_HEX = re.compile(r"#[0-9a-f]{6}")
 
 
 def _sidebar(recommender: Recommender, settings: Settings) -> Options:
@@ -83,6 +88,10 @@ def _sidebar(recommender: Recommender, settings: Settings) -> Options:
         st.header("Results")
         k = st.slider("How many products", 1, min(MAX_K_SLIDER, settings.max_k), min(DEFAULT_K, settings.max_k),
                       key="k")
+        colour_weight = st.slider("Match colour", 0.0, 1.0, settings.colour_weight, 0.05, key="colour-weight",
+                                  help="How much the product's colour counts beside its shape: 0 finds the cut in any "
+                                       "colour, 1 puts products of the same colour first.",
+                                  disabled=not catalog.has_colour)
         show_duplicates = st.checkbox("Show duplicate images", key="show-duplicates",
                                       help="By default a product photographed with the same image is shown once.")
         facets = catalog.facets()
@@ -96,7 +105,7 @@ def _sidebar(recommender: Recommender, settings: Settings) -> Options:
         st.header("Catalog")
         st.caption(f"{len(catalog):,} products · model {catalog.model_name} ({catalog.dim}-d vectors)")
         st.caption(f"{catalog.catalog_dir}")
-    return Options(k, where, show_duplicates)
+    return Options(k, where, show_duplicates, colour_weight)
 
 
 def _filter_order(column: str) -> tuple[int, str]:
@@ -163,7 +172,8 @@ def _show(recommender: Recommender, query: Query, options: Options) -> None:
         st.image(query.picture, caption=query.title, width="stretch")
     with results_column:
         try:
-            ask = dict(k=options.k, where=options.where, show_duplicates=options.show_duplicates)
+            ask = dict(k=options.k, where=options.where, show_duplicates=options.show_duplicates,
+                       colour_weight=options.colour_weight)
             found = (recommender.by_id(query.product_id, **ask) if query.product_id
                      else recommender.by_image(query.photo, **ask))
         except FashionrecError as exc:
@@ -196,7 +206,20 @@ def _card(match: Match) -> None:
     st.markdown(f"**{name}**")
     details = [value for value in (match.metadata.get("articleType"), match.metadata.get("baseColour")) if value]
     st.caption(" · ".join([*details, f"similarity {match.similarity:.1%}", f"id {match.id}"]), help=SIMILARITY_MEANING)
+    if match.colours:
+        st.markdown(_swatches_html(match.colours), unsafe_allow_html=True)
     st.button("More like this", key=f"more-{match.id}", on_click=_more_like, args=(match.id,))
+
+
+def _swatches_html(colours: list[dict]) -> str:
+    """The product's dominant colours as a row of swatches, each as wide as its share (hex values only: they come
+    from the catalog's own computation, never from user text)."""
+    cells = "".join(
+        f'<span title="{c["rgb"]} · {c["share"]:.0%}" style="display:inline-block;height:14px;'
+        f'width:{max(8, round(120 * c["share"]))}px;background:{c["rgb"]};border:1px solid #ccc;'
+        f'margin-right:2px;border-radius:3px"></span>'
+        for c in colours if _HEX.fullmatch(str(c.get("rgb", ""))))
+    return f'<div class="swatches" data-testid="swatches">{cells}</div>'
 
 
 def _more_like(product_id: str) -> None:

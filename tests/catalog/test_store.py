@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fashionrec.catalog.store import DB_NAME, CatalogStore, FileStamp, ProductRow, SkippedFile, StoredProduct
+from fashionrec.catalog.store import DB_NAME, SCHEMA_VERSION, CatalogStore, FileStamp, ProductRow, SkippedFile, StoredProduct
 from fashionrec.errors import CatalogError
 
 
@@ -63,7 +63,7 @@ def test_a_catalog_of_format_1_is_refused_and_rebuilt_by_index(tmp_path: Path) -
     with pytest.raises(CatalogError, match="format 1 .* run fashionrec index /shop --catalog"):
         CatalogStore(tmp_path)
     with CatalogStore(tmp_path, create=True) as store:  # what index does
-        assert store.count() == 0 and store.info() == {"schema_version": "3", "images_dir": "/shop"}
+        assert store.count() == 0 and store.info() == {"schema_version": SCHEMA_VERSION, "images_dir": "/shop"}
 
 
 def test_a_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:

@@ -148,14 +148,18 @@ def test_a_flat_collection_answers_exactly_like_exact_search(shop_catalog: Path,
     served = Catalog.open(shop_catalog)
     milvus = Recommender(served, lite0, search=lite(tmp_path))
     assert milvus.index == "milvus"
-    for where in (None, {"gender": "men"}, {"articleType": ["Shoes", "TSHIRTS"], "gender": "Women"},
-                  {"baseColour": "no such colour"}):
+    for where, weight in ((None, 0.0), (None, 1.0), ({"gender": "men"}, None), ({"gender": "men"}, 0.6),
+                          ({"articleType": ["Shoes", "TSHIRTS"], "gender": "Women"}, None),
+                          ({"baseColour": "no such colour"}, None)):
+        ask = dict(k=6, where=where, colour_weight=weight)
         for product_id in ("1", "12", "33"):
-            want, got = exact.by_id(product_id, k=6, where=where), milvus.by_id(product_id, k=6, where=where)
+            want, got = exact.by_id(product_id, **ask), milvus.by_id(product_id, **ask)
             assert ids(got) == ids(want)
             assert [m.distance for m in got.results] == pytest.approx([m.distance for m in want.results], abs=1e-6)
+            assert [m.similarity for m in got.results] == pytest.approx([m.similarity for m in want.results], abs=1e-5)
+            assert [m.colours for m in got.results] == [m.colours for m in want.results]
         photo = catalog.image_path("20")
-        assert ids(milvus.by_image(photo, k=5, where=where)) == ids(exact.by_image(photo, k=5, where=where))
+        assert ids(milvus.by_image(photo, **ask)) == ids(exact.by_image(photo, **ask))
     with pytest.raises(FilterError, match="unknown filter column"):
         milvus.by_id("1", where={"season": "Summer"})
     assert not served.vectors_loaded  # every vector came from Milvus

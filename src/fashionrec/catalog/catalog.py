@@ -21,7 +21,7 @@ from fashionrec.catalog.derived import DerivedKeys, SearchSpace, catalog_keys, d
 from fashionrec.catalog.store import GENERATION_KEY, SPACE_KEY, CatalogStore, SkippedFile, StoredProducts
 from fashionrec.catalog.tuning import Tuning
 from fashionrec.catalog.whitening import Whitening
-from fashionrec.colour import COLOUR_VERSION, HISTOGRAM_DIM, colour_vectors
+from fashionrec.colour import COLOUR_DIM, COLOUR_VERSION, HISTOGRAM_DIM, colour_vectors
 from fashionrec.errors import CatalogError, ModelMismatchError, ProductNotFoundError
 from fashionrec.models import outdated_model
 
@@ -129,7 +129,7 @@ class Catalog:
     @property
     def colour_dim(self) -> int:
         """Length of the colour part at the end of each search vector (0: none)."""
-        return HISTOGRAM_DIM if self.has_colour else 0
+        return COLOUR_DIM if self.has_colour else 0
 
     @property
     def colour_missing(self) -> int:
@@ -154,7 +154,7 @@ class Catalog:
         `colour_weight` (the raw weight w; 0 ranks by shape alone)."""
         query = np.array(search_vector, dtype=np.float32)
         if self.colour_dim:
-            query[-self.colour_dim:] *= colour_weight
+            query[..., -self.colour_dim:] *= colour_weight
         return query
 
     def shape_part(self, search_vectors: np.ndarray) -> np.ndarray:
