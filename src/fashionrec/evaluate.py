@@ -88,7 +88,8 @@ def evaluate(catalog: Catalog, labels: Sequence[str] = DEFAULT_LABELS, k: int = 
         queries: score a seeded random sample of this many products (default: every product).
         seed: the sample's seed.
         colour_weight: the raw colour weight w of the queries (`Catalog.query_vector`; the faces take 0-1 and
-            map it with `recommend.colour_strength`); 0 ranks by shape alone.
+            map it with `recommend.colour_strength`); 0 ranks by shape alone. Only for the catalog's own vectors
+            (given `vectors` are ranked as they are).
         rows: score exactly these products (catalog rows) as queries, e.g. a held-out half; overrides `queries`.
 
     Raises:
@@ -99,12 +100,12 @@ def evaluate(catalog: Catalog, labels: Sequence[str] = DEFAULT_LABELS, k: int = 
         >>> evaluate(Catalog.open("my-catalog"), ["articleType"], k=5).labels[0].precision
         0.71
     """
+    as_query = (lambda rows: catalog.query_vector(rows, colour_weight)) if vectors is None else None  # own vectors
     vectors = catalog.vectors if vectors is None else vectors
     _check(catalog, labels, k, vectors)
     positions = _query_positions(len(catalog), queries, seed) if rows is None else np.sort(np.asarray(rows, np.int64))
     depth = min(max(k, CURVE_DEPTH), len(catalog) - 1)
     groups = _duplicate_groups(catalog.content_hashes)
-    as_query = (lambda rows: catalog.query_vector(rows, colour_weight)) if vectors.shape[1] == catalog.search_dim else None
     as_is = top_neighbours(vectors, positions, depth, exclude=lambda q: [q], as_query=as_query)
     without_copies = top_neighbours(vectors, positions, depth, exclude=lambda q: groups.get(q, [q]), as_query=as_query)
     columns = {label: np.array(catalog.column_values(label), dtype=object) for label in labels}
