@@ -432,6 +432,8 @@ def _info(args: argparse.Namespace) -> int:
              "whitened_to": catalog.whitening.dim if catalog.whitening else None,
              "tuned_for": catalog.tuning.describe() if catalog.tuning else None,
              "generation": catalog.generation,
+             "colour": (f"{len(catalog) - catalog.colour_missing} of {len(catalog)} products ({catalog.colour_dim}-d)"
+                        if catalog.has_colour else "none yet: run fashionrec index to compute it"),
              "drift": None if catalog.drift is None else round(catalog.drift, 4),
              "refit_at_drift": load_settings().refit_drift,
              "images_dirs": [str(folder) for folder in catalog.folders],

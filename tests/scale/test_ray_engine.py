@@ -39,6 +39,9 @@ def assert_same_catalog(left: Path, right: Path) -> None:
     assert a.content_hashes == b.content_hashes
     assert [a.metadata_at(i) for i in range(len(a))] == [b.metadata_at(i) for i in range(len(b))]
     assert sorted((s.path, s.reason) for s in a.skipped) == sorted((s.path, s.reason) for s in b.skipped)
+    assert a.has_colour and b.has_colour and a.colour_missing == b.colour_missing == 0  # the actors send colour too
+    np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-4, rtol=0)
+    assert [a.swatches_at(i) for i in range(len(a))] == [b.swatches_at(i) for i in range(len(b))]
 
 
 def shop_with_bad_files(folder: Path) -> Path:
@@ -49,11 +52,14 @@ def shop_with_bad_files(folder: Path) -> Path:
     return images
 
 
-def test_ray_engine_gives_the_in_process_catalog_with_the_same_skipped_files(tmp_path: Path, lite0, local_ray) -> None:
+def test_ray_engine_gives_the_in_process_catalog_with_the_same_skipped_files(tmp_path: Path, lite0, local_ray,
+                                                                           caplog) -> None:
     images = shop_with_bad_files(tmp_path)
     local = index_images(images, tmp_path / "local", model="efficientnet-lite0", progress=False)
-    remote = index_images(images, tmp_path / "ray", model="efficientnet-lite0", progress=False, batch_size=4,
-                          engine=RayEngine(workers=2))
+    with caplog.at_level("INFO", logger="fashionrec.catalog.build"):
+        remote = index_images(images, tmp_path / "ray", model="efficientnet-lite0", progress=False, batch_size=4,
+                              engine=RayEngine(workers=2))
+    assert "indexed without it" not in caplog.text  # the colour came from the actors, not from a backfill
     assert (local.engine, remote.engine) == ("local", "ray")
     assert (remote.embedded, remote.products, len(remote.skipped)) == (30, 30, 3)
     assert [(s.path, s.reason) for s in remote.skipped] == [(s.path, s.reason) for s in local.skipped]

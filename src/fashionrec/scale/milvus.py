@@ -459,7 +459,7 @@ def _check_fits(client: Any, target: MilvusTarget, catalog: Catalog, fields: dic
                                  f"{catalog.model_id}; push to another collection, or push --recreate")
     if properties.get(_PROPERTY + "dim") != str(catalog.search_dim):
         raise CatalogError(f"the collection {target.collection!r} holds {properties.get(_PROPERTY + 'dim')}-d "
-                           f"vectors, the catalog now {catalog.search_dim}-d (its whitening changed); "
+                           f"vectors, the catalog now {catalog.search_dim}-d (its whitening or its colour changed); "
                            f"push --recreate")
     if json.loads(properties.get(_PROPERTY + "fields", "{}")) != fields:
         raise CatalogError(f"the collection {target.collection!r} has other metadata fields than the catalog's "

@@ -3,7 +3,7 @@
 The files to index stream through an actor pool (`map_batches`). Each actor opens its own ONNX Runtime
 session inside the actor, from the model's bytes (shipped once through Ray's object store, so workers need
 no model cache), then reads, hashes, decodes and embeds its batches with the same `read_image` and
-`Embedder` the in-process engine uses. Batches come back to this process in order, where the catalog's
+`Embedder` the in-process engine uses (so the colour too). Batches come back to this process in order, where the catalog's
 writer commits them exactly as in-process: same ids, same vectors, same skipped-file report, incremental
 (only new or changed files are sent) and resumable (each batch is one transaction).
 
@@ -14,6 +14,7 @@ retried batch is neither lost nor written twice.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -28,6 +29,7 @@ import numpy as np
 
 from fashionrec.catalog.build import EmbeddedBatch, ImageFile, read_image
 from fashionrec.catalog.store import FileStamp, SkippedFile
+from fashionrec.colour import HISTOGRAM_DIM, ColourDescriptor, Swatch
 from fashionrec.config import load_settings
 from fashionrec.embed import Embedder
 from fashionrec.errors import FashionrecError
@@ -90,7 +92,8 @@ class EmbedFiles:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Files in (product_id, path, size, mtime_ns, known_sha256) -> the same rows with sha256, state,
-        error and vector (zeros unless the state is "embedded")."""
+        error, vector (zeros unless the state is "embedded"), and the colour: histogram (zeros when none) and
+        swatches (JSON text)."""
         embedder = self._embedder
         results = [
             read_image(ImageFile(str(product_id), FileStamp(str(path), int(size), int(mtime_ns))), self._images_dir,
@@ -110,12 +113,16 @@ class EmbedFiles:
             "state": np.array(states, dtype=object),
             "error": np.array([r.error or "" for r in results], dtype=object),
             "vector": vectors,
+            "colour": np.stack([r.colour.histogram if r.colour is not None
+                                else np.zeros(HISTOGRAM_DIM, np.float32) for r in results]),
+            "swatches": np.array([json.dumps([s.to_dict() for s in r.colour.swatches]) if r.colour is not None
+                                  else "" for r in results], dtype=object),
         }
 
 
 def to_embedded_batch(batch: dict[str, np.ndarray]) -> EmbeddedBatch:
     """An actor's output columns back into what the catalog writer takes."""
-    embedded: list[tuple[ImageFile, str, np.ndarray]] = []
+    embedded: list[tuple[ImageFile, str, np.ndarray, ColourDescriptor | None]] = []
     restamped: list[tuple[str, FileStamp]] = []
     failed: list[SkippedFile] = []
     for row in range(len(batch["product_id"])):
@@ -123,12 +130,20 @@ def to_embedded_batch(batch: dict[str, np.ndarray]) -> EmbeddedBatch:
         state, product_id = str(batch["state"][row]), str(batch["product_id"][row])
         if state == "embedded":
             vector = np.asarray(batch["vector"][row], dtype=np.float32)
-            embedded.append((ImageFile(product_id, stamp), str(batch["sha256"][row]), vector, None))
+            embedded.append((ImageFile(product_id, stamp), str(batch["sha256"][row]), vector, _colour(batch, row)))
         elif state == "same":
             restamped.append((product_id, stamp))
         else:
             failed.append(SkippedFile(stamp.path, str(batch["error"][row]), stamp.size, stamp.mtime_ns))
     return EmbeddedBatch(embedded, restamped, failed)
+
+
+def _colour(batch: dict[str, np.ndarray], row: int) -> ColourDescriptor | None:
+    """The colour an actor computed for one row (None if it sent none: the run's backfill computes it)."""
+    if "colour" not in batch or not str(batch["swatches"][row]):
+        return None
+    swatches = tuple(Swatch(s["rgb"], float(s["share"])) for s in json.loads(str(batch["swatches"][row])))
+    return ColourDescriptor(np.asarray(batch["colour"][row], dtype=np.float32), swatches)
 
 
 def _item(file: ImageFile, known: dict[str, FileStamp]) -> dict[str, Any]:
