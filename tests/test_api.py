@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -22,9 +23,11 @@ from fashionrec.config import load_settings
 from fashionrec.errors import CatalogError
 from fashionrec.images import DECODE_SLOTS
 from fashionrec.launch import stop, wait_until_up
-from fashionrec.recommend import SIMILARITY_MEANING, Recommender
+from fashionrec.recommend import SIMILARITY_MEANING, Recommender, colour_strength
 from tests.conftest import draw_product, free_port
 from tests.image_corpus import BadInput, bad_inputs, png_bomb
+
+DEFAULT_COLOUR = load_settings().colour_weight
 
 UPLOAD_LIMIT = 300_000
 
@@ -68,8 +71,10 @@ def test_recommend_returns_the_cli_shape_with_image_urls(client: TestClient, rec
     assert body["results"][0]["id"] == "7" and len(body["results"]) == 5
     assert body["notice"] is None
     for got, want in zip(body["results"], expected["results"]):
-        assert set(got) == {"id", "similarity", "image", "metadata"}
+        assert set(got) == {"id", "similarity", "image", "metadata", "colours"}
         assert got["similarity"] == pytest.approx(want["similarity"], abs=1e-6) and got["metadata"] == want["metadata"]
+        assert got["colours"] == want["colours"] and 1 <= len(got["colours"]) <= 3
+        assert all(re.fullmatch("#[0-9a-f]{6}", c["rgb"]) and 0 < c["share"] <= 1 for c in got["colours"])
         assert got["image"] == f"/products/{got['id']}/image"
     assert body["results"][0]["similarity"] > 0.99 > body["results"][-1]["similarity"]
     image = client.get(body["results"][1]["image"])
@@ -99,10 +104,45 @@ def test_similar_never_returns_the_product_and_matches_the_library(client: TestC
     expected = recommender.by_id("5", k=4, where={"gender": "Men"})
     assert [m["id"] for m in body["results"]] == [m.id for m in expected.results]
     assert "5" not in [m["id"] for m in body["results"]] and len(body["results"]) == 4
-    vectors, position = recommender.catalog.vectors, recommender.catalog.position
-    cosines = [float(vectors[position("5")] @ vectors[position(m["id"])]) for m in body["results"]]
-    assert [m["similarity"] for m in body["results"]] == pytest.approx(cosines, abs=1e-5)
+    catalog = recommender.catalog
+    vectors, position, weight = catalog.vectors, catalog.position, colour_strength(None, load_settings())[1]
+    query = catalog.query_vector(vectors[position("5")], weight)  # [shape; w * colour]
+    scores = [float(vectors[position(m["id"])] @ query) / (1 + weight) for m in body["results"]]
+    assert [m["similarity"] for m in body["results"]] == pytest.approx(scores, abs=1e-5)
+    shape_only = client.get("/products/5/similar?k=4&gender=Men&colour_weight=0").json()["results"]
+    shape = catalog.shape_part(vectors)
+    cosines = [float(shape[position("5")] @ shape[position(m["id"])]) for m in shape_only]
+    assert [m["similarity"] for m in shape_only] == pytest.approx(cosines, abs=1e-5)
     assert all(m["metadata"]["gender"] == "Men" for m in body["results"])
+
+
+def _rgb(hex_colour: str) -> np.ndarray:
+    return np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)], dtype=float)
+
+
+def test_colour_weight_is_the_shoppers_choice_and_matches_the_library(client: TestClient,
+                                                                     recommender: Recommender) -> None:
+    """Issue 15: `colour_weight` 0-1 on both searches; at 1 the results' dominant colours are nearer the query's."""
+    distance = {0.0: [], 1.0: []}
+    for product_id in ("5", "7", "12"):
+        own = client.get(f"/products/{product_id}").json()
+        for weight in distance:
+            body = client.get(f"/products/{product_id}/similar?k=5&colour_weight={weight}").json()
+            expected = recommender.by_id(product_id, k=5, colour_weight=weight)
+            assert body["colour_weight"] == weight and [m["id"] for m in body["results"]] == [m.id for m in expected.results]
+            assert [m["colours"] for m in body["results"]] == [m.colours for m in expected.results]
+            query = _rgb(recommender.catalog.swatches_at(recommender.catalog.position(product_id))[0]["rgb"])
+            distance[weight] += [np.linalg.norm(query - _rgb(m["colours"][0]["rgb"])) for m in body["results"]]
+        assert own["id"] == product_id
+    assert np.mean(distance[1.0]) < 0.7 * np.mean(distance[0.0])
+    photo = jpeg(7)
+    for weight in (0, 0.5, 1):
+        body = client.post(f"/recommend?k=3&colour_weight={weight}", files=upload(photo)).json()
+        expected = recommender.by_image(photo, k=3, colour_weight=weight)
+        assert [m["id"] for m in body["results"]] == [m.id for m in expected.results] and body["results"][0]["id"] == "7"
+    for bad in ("1.5", "-0.1", "red", "nan"):
+        response = client.get(f"/products/5/similar?colour_weight={bad}")
+        assert response.status_code == 422 and "colour_weight" in response.text, (bad, response.text)
 
 
 def test_product_metadata(client: TestClient) -> None:
@@ -273,7 +313,8 @@ def test_openapi_documents_every_endpoint_and_the_filters(client: TestClient) ->
     assert {"/health", "/filters", "/recommend", "/products/{product_id}", "/products/{product_id}/image",
             "/products/{product_id}/similar"} <= set(schema["paths"])
     names = [p["name"] for p in schema["paths"]["/recommend"]["post"]["parameters"]]
-    assert names == ["k", "show_duplicates", "gender", "articleType", "baseColour", "productDisplayName"]
+    assert names == ["k", "show_duplicates", "colour_weight", "gender", "articleType", "baseColour",
+                     "productDisplayName"]
     assert "413" in schema["paths"]["/recommend"]["post"]["responses"]
     error = {"$ref": "#/components/schemas/ErrorOut"}
     for path, operations in schema["paths"].items():
@@ -372,7 +413,7 @@ def test_filters_are_computed_once_per_catalog(shop_catalog: Path, lite0) -> Non
 def test_a_filter_value_no_product_has_is_named_with_the_values_there_are(client: TestClient) -> None:
     typo = client.get("/products/5/similar?gender=Mne")
     assert typo.status_code == 200
-    assert typo.json() == {"model": "efficientnet-lite0", "results": [],
+    assert typo.json() == {"model": "efficientnet-lite0", "results": [], "colour_weight": DEFAULT_COLOUR,
                            "notice": "no product has gender=Mne; its values are: Men, Women"}
     partial = client.get("/products/5/similar?k=3&baseColour=Red&baseColour=Rde").json()
     assert [m["metadata"]["baseColour"] for m in partial["results"]] == ["Red"] * 3
@@ -391,7 +432,7 @@ def test_filters_that_together_allow_nothing_say_so(client: TestClient) -> None:
     assert body["notice"] == ("no product has gender=Women, articleType=Shoes and baseColour=Blue or White together "
                               "(each value exists on its own): remove a filter to see more")
     only_itself = client.get("/products/5/similar?productDisplayName=Drawn%20product%205").json()
-    assert only_itself == {"model": "efficientnet-lite0", "results": [],
+    assert only_itself == {"model": "efficientnet-lite0", "results": [], "colour_weight": DEFAULT_COLOUR,
                            "notice": "no product other than 5 has productDisplayName=Drawn product 5"}
 
 

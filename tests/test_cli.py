@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fashionrec.config import load_settings
 from fashionrec.recommend import SIMILARITY_MEANING
 from tests.conftest import write_products
 
@@ -87,6 +88,21 @@ def test_info(catalog: Path) -> None:
 def test_user_errors_exit_2_with_one_line(catalog: Path, args: list[str], message: str) -> None:
     done = fashionrec(*args, "--catalog", str(catalog))
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_colour_weight_on_similar_and_recommend(catalog: Path) -> None:
+    """Issue 15: --colour-weight (and --color-weight) 0-1; --json carries it and each result's dominant colours."""
+    photo = catalog.parent / "images" / "3.jpg"
+    for args in (["similar", "2"], ["recommend", str(photo)]):
+        full = json.loads(fashionrec(*args, "--catalog", str(catalog), "--colour-weight", "1", "--json").stdout)
+        assert full["colour_weight"] == 1 and all(r["colours"] and r["colours"][0]["rgb"].startswith("#")
+                                                  for r in full["results"])
+        table = fashionrec(*args, "--catalog", str(catalog), "--color-weight", "0")
+        assert table.returncode == 0 and table.stdout.splitlines()[0].endswith("colour weight 0")
+        for bad in ("1.5", "-1", "red", "nan"):
+            done = fashionrec(*args, "--catalog", str(catalog), "--colour-weight", bad)
+            assert done.returncode == 2 and "--colour-weight" in done.stderr, done.stderr
+            assert "from 0 (shape only) to 1" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_not_a_catalog_and_not_an_image(tmp_path: Path, catalog: Path) -> None:
@@ -239,7 +255,8 @@ def test_k_is_bounded_by_the_same_setting_as_the_api(catalog: Path, command: str
 
 def test_a_filter_that_matches_nothing_says_so(catalog: Path) -> None:
     typo = fashionrec("similar", "2", "--catalog", str(catalog), "--where", "gender=Mne")
-    assert typo.returncode == 0 and typo.stdout.strip() == "model: efficientnet-lite0"
+    assert typo.returncode == 0
+    assert typo.stdout.strip() == f"model: efficientnet-lite0, colour weight {load_settings().colour_weight:g}"
     assert typo.stderr == "fashionrec: no product has gender=Mne; its values are: Men, Women\n"
     data = json.loads(fashionrec("similar", "2", "--catalog", str(catalog), "--where", "gender=Mne", "--json").stdout)
     assert data["results"] == [] and data["notice"] == "no product has gender=Mne; its values are: Men, Women"

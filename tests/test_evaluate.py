@@ -12,10 +12,11 @@ from PIL import Image
 
 from fashionrec.catalog import Catalog
 from fashionrec.cli import main
+from fashionrec.config import load_settings
 from fashionrec.errors import FashionrecError
 from fashionrec.evaluate import evaluate, photo_recall, score_label
 from fashionrec.search import top_neighbours
-from fashionrec.recommend import Recommender
+from fashionrec.recommend import Recommender, colour_strength
 
 
 def unit_rows(count: int, dim: int, seed: int) -> np.ndarray:
@@ -114,6 +115,19 @@ def test_cli_json_and_report(copies_catalog: Path, tmp_path: Path, capsys: pytes
         assert name in text
         with Image.open(tmp_path / "report" / name) as plot:
             assert plot.format == "PNG" and plot.width > 300
+
+
+def test_cli_evaluates_any_point_of_the_colour_curve(copies_catalog: Path, capsys: pytest.CaptureFixture) -> None:
+    """`evaluate --colour-weight W --json` scores the ranking the faces give at W (the raw weight W x COLOUR_FULL)."""
+    catalog = Catalog.open(copies_catalog)
+    for weight in (0.0, 1.0):
+        assert main(["evaluate", "--catalog", str(copies_catalog), "--label", "baseColour", "-k", "3",
+                     "--colour-weight", str(weight), "--json"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        want = evaluate(catalog, ["baseColour"], k=3, colour_weight=colour_strength(weight, load_settings())[1])
+        assert data["colour_weight"] == weight and data["labels"][0]["precision"] == pytest.approx(want.labels[0].precision)
+    shape, full = (evaluate(catalog, ["baseColour"], k=3, colour_weight=w).labels[0].precision_curve for w in (0.0, 1.5))
+    assert shape != full  # the colour changes the ranking
 
 
 def test_cli_table_and_errors(copies_catalog: Path, capsys: pytest.CaptureFixture) -> None:

@@ -12,6 +12,7 @@ import pytest
 from fashionrec.catalog import Catalog, index_images
 from fashionrec.catalog.tuning import Tuning, TuningPart
 from fashionrec.cli import main
+from fashionrec.colour import COLOUR_DIM
 from fashionrec.errors import FashionrecError
 from fashionrec.recommend import Recommender
 from fashionrec.tune import HeadSettings, fit_head, fit_lda, remove_tuning, save_tuning, tune
@@ -97,17 +98,20 @@ def test_tune_reports_the_held_out_choice(shop_copy: Path) -> None:
 def test_a_saved_tuning_is_applied_to_catalog_and_queries_and_lives_in_its_space(shop_copy: Path, lite0) -> None:
     catalog = Catalog.open(shop_copy)
     labels = catalog.column_values("articleType")
+    shape = catalog.shape_part(catalog.vectors)
+    with pytest.raises(FashionrecError, match="another length than the catalog's shape vectors"):
+        save_tuning(catalog, _lda_tuning(fit_lda(catalog.vectors, labels, 4), 1.0, catalog_space(catalog)))
     with pytest.raises(FashionrecError, match="fitted in another search space"):
-        save_tuning(catalog, _lda_tuning(fit_lda(catalog.vectors, labels, 4), 1.0, "another-space"))
-    save_tuning(catalog, _lda_tuning(fit_lda(catalog.vectors, labels, 4), 1.0, catalog_space(catalog)))
+        save_tuning(catalog, _lda_tuning(fit_lda(shape, labels, 4), 1.0, "another-space"))
+    save_tuning(catalog, _lda_tuning(fit_lda(shape, labels, 4), 1.0, catalog_space(catalog)))
     tuned = Catalog.open(shop_copy)
-    assert tuned.tuning is not None and tuned.vectors.shape == (40, 1713)
+    assert tuned.tuning is not None and tuned.vectors.shape == (40, 1713 + COLOUR_DIM)
     recommender = Recommender(tuned, lite0)
     assert recommender.by_image(tuned.image_path("9"), k=2).results[0].id == "9"
     with pytest.raises(FashionrecError, match="tune --reset"):
         tune(tuned)
     with pytest.raises(FashionrecError, match="changed its search space meanwhile"):
-        save_tuning(catalog, _lda_tuning(fit_lda(catalog.vectors, labels, 4), 2.0, catalog_space(catalog)))
+        save_tuning(catalog, _lda_tuning(fit_lda(shape, labels, 4), 2.0, catalog_space(catalog)))
     (tuned.images_dir / "40.jpg").unlink()
     index_images(tuned.images_dir, shop_copy, prune=True, progress=False)
     after = Catalog.open(shop_copy)  # the space (the model's own vectors, tuned) did not change: the tuning stays

@@ -485,8 +485,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     catalog = Catalog.open(args.catalog)
     asked, weight = colour_strength(args.colour_weight, load_settings())
+    weight = weight if catalog.has_colour else 0.0
     result = evaluate(catalog, args.labels or DEFAULT_LABELS, k=args.k, queries=args.queries, seed=args.seed,
-                      colour_weight=weight if catalog.has_colour else 0.0)
+                      colour_weight=weight)
     if args.queries_dir:
         from fashionrec.recommend import Recommender
 
@@ -494,7 +495,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.report:
         from fashionrec.report import write_report
 
-        print(f"Report: {write_report(result, catalog, args.report, seed=args.seed)}", file=sys.stderr)
+        print(f"Report: {write_report(result, catalog, args.report, seed=args.seed, colour_weight=weight)}", file=sys.stderr)
     if args.json:
         print(json.dumps({**asdict(result), "colour_weight": asked}, indent=2))
         return 0

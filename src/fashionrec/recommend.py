@@ -377,7 +377,12 @@ class _View:
                 seen: tuple[int, ...] | None, weight: float) -> Recommendations:
         """Search and turn rows into `Match`es; `seen`: None keeps duplicates, else rows already 'shown'."""
         found = self._search(query, k, allowed) if seen is None else self._distinct(query, k, allowed, seen)
-        vectors = found.vectors if found.vectors is not None else self.catalog.vectors[found.positions]
+        if found.vectors is not None:
+            vectors = found.vectors
+        elif len(found.positions):
+            vectors = self.catalog.vectors[found.positions]
+        else:  # nothing found: never read the catalog's vectors for it (a server searching Milvus has none loaded)
+            vectors = np.zeros((0, query.shape[-1]), dtype=np.float32)
         similarities = similarity_scores(query, vectors, weight if self.catalog.has_colour else 0.0)
         results = [
             Match(

@@ -20,8 +20,10 @@ EXAMPLE_QUERIES = 4
 EXAMPLE_RESULTS = 5
 
 
-def write_report(evaluation: Evaluation, catalog: Catalog, out_dir: str | os.PathLike, seed: int = 0) -> Path:
-    """Write `report.md` and its plots into `out_dir`; returns the Markdown file.
+def write_report(evaluation: Evaluation, catalog: Catalog, out_dir: str | os.PathLike, seed: int = 0,
+                 colour_weight: float = 0.0) -> Path:
+    """Write `report.md` and its plots into `out_dir`; returns the Markdown file. The example queries rank with the
+    raw colour weight `colour_weight` (`Catalog.query_vector`), as the evaluation did.
 
     Raises:
         FashionrecError: matplotlib is not installed.
@@ -32,7 +34,7 @@ def write_report(evaluation: Evaluation, catalog: Catalog, out_dir: str | os.Pat
     _precision_curve(plt, evaluation, out / "precision_at_k.png")
     first = evaluation.deduplicated[0]
     _worst_classes(plt, first, out / "worst_classes.png")
-    _examples(plt, catalog, first.label, out / "examples.png", seed)
+    _examples(plt, catalog, first.label, out / "examples.png", seed, colour_weight)
     report = out / "report.md"
     report.write_text(_markdown(evaluation), encoding="utf-8")
     return report
@@ -112,13 +114,14 @@ def _worst_classes(plt, scores: LabelScores, path: Path) -> None:
     plt.close(figure)
 
 
-def _examples(plt, catalog: Catalog, label: str, path: Path, seed: int) -> None:
+def _examples(plt, catalog: Catalog, label: str, path: Path, seed: int, colour_weight: float) -> None:
     from PIL import Image
 
     rng = np.random.default_rng(seed)
     queries = np.sort(rng.choice(len(catalog), size=min(EXAMPLE_QUERIES, len(catalog)), replace=False))
     depth = min(EXAMPLE_RESULTS, len(catalog) - 1)
-    neighbours = top_neighbours(catalog.vectors, queries, depth)
+    neighbours = top_neighbours(catalog.vectors, queries, depth,
+                                as_query=lambda rows: catalog.query_vector(rows, colour_weight))
     figure, grid = plt.subplots(len(queries), depth + 1, figsize=(1.6 * (depth + 1), 2.3 * len(queries)),
                                 squeeze=False)
     for row, query in enumerate(queries.tolist()):

@@ -178,7 +178,7 @@ def tune(catalog: Catalog, label: str = "articleType", look_label: str = "baseCo
                               "remove that first with: fashionrec tune --reset --catalog " + str(catalog.catalog_dir))
     if len(catalog) < 10:
         raise FashionrecError(f"tuning needs at least 10 products; the catalog has {len(catalog)}")
-    vectors = catalog.vectors
+    vectors = catalog.shape_part(catalog.vectors)  # the tuning acts on the shape; the colour part stays apart
     values = {c: np.array(catalog.column_values(c), dtype=object) for c in (label, look_label)}
     order = np.random.default_rng(seed).permutation(len(catalog))
     test = np.sort(order[: max(1, int(held_out * len(catalog)))])
@@ -235,12 +235,16 @@ def save_tuning(catalog: Catalog, tuning: Tuning) -> None:
 
     Raises:
         FashionrecError: the tuning was fitted in another space than the catalog's (the catalog was refitted
-            meanwhile: tune again).
+            meanwhile: tune again), or on vectors of another length than the catalog's shape vectors.
     """
     untuned = _untuned(catalog)
     if tuning.fitted_on != untuned.digest:
         raise FashionrecError("this tuning was fitted in another search space than the catalog's; run fashionrec "
                               "tune again")
+    wrong = [part.name for part in tuning.parts if part.matrix.shape[0] != catalog.shape_dim]
+    if wrong:
+        raise FashionrecError(f"the tuning's {', '.join(wrong)} projection takes vectors of another length than the "
+                              f"catalog's shape vectors ({catalog.shape_dim}; fit it on Catalog.shape_part(vectors))")
     _switch_space(catalog, untuned.with_tuning(tuning))
 
 

@@ -13,6 +13,7 @@ import pytest
 from fashionrec.catalog import Catalog, index_images
 from fashionrec.catalog.derived import DERIVED_DIR, products_digest, space_path
 from fashionrec.catalog.whitening import fit_whitening, whitening_dim
+from fashionrec.colour import COLOUR_DIM
 from fashionrec.errors import CatalogError
 from fashionrec.config import load_settings
 from fashionrec.recommend import Recommender
@@ -62,7 +63,7 @@ def test_the_whitening_stays_put_as_products_change_until_a_refit(tmp_path: Path
     write_products(tmp_path / "images", range(1, 41))
     index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False, settings=settings)
     catalog = Catalog.open(tmp_path / "c")
-    assert catalog.vectors.shape == (40, 8) and catalog.model_vectors.shape == (40, 1712)
+    assert catalog.vectors.shape == (40, 8 + COLOUR_DIM) and catalog.model_vectors.shape == (40, 1712)
     assert catalog.whitening is not None and space_path(tmp_path / "c", catalog.keys.space).is_file()
     recommender = Recommender(catalog, lite0)
     assert recommender.by_image(catalog.image_path("13"), k=3).results[0].id == "13"
@@ -72,7 +73,7 @@ def test_the_whitening_stays_put_as_products_change_until_a_refit(tmp_path: Path
     (tmp_path / "images" / "40.jpg").unlink()
     report = index_images(tmp_path / "images", tmp_path / "c", prune=True, progress=False, settings=settings)
     kept = Catalog.open(tmp_path / "c")  # one product of 40 gone: drift 0.025, the space stays
-    assert not report.space.refitted and kept.keys.space == space and kept.vectors.shape == (39, 8)
+    assert not report.space.refitted and kept.keys.space == space and kept.vectors.shape == (39, 8 + COLOUR_DIM)
     assert kept.drift == pytest.approx(1 / 40)
     np.testing.assert_allclose(kept.vectors, catalog.vectors[[catalog.position(i) for i in kept.ids]], atol=1e-6)
 
@@ -85,7 +86,7 @@ def test_the_whitening_stays_put_as_products_change_until_a_refit(tmp_path: Path
 
     small = replace(settings, whiten_dim=16)  # another dimension, and 39 products < 4 x 16: whitening is dropped
     index_images(tmp_path / "images", tmp_path / "c", progress=False, settings=small)
-    assert Catalog.open(tmp_path / "c").whitening is None and Catalog.open(tmp_path / "c").vectors.shape == (39, 1712)
+    assert Catalog.open(tmp_path / "c").whitening is None and Catalog.open(tmp_path / "c").vectors.shape == (39, 1712 + COLOUR_DIM)
 
 
 def test_a_new_whitening_dimension_drops_the_tuning_fitted_in_the_old_space(tmp_path: Path, caplog) -> None:
@@ -102,11 +103,11 @@ def test_a_new_whitening_dimension_drops_the_tuning_fitted_in_the_old_space(tmp_
     save_tuning(catalog, Tuning("articleType", "baseColour", (TuningPart("lda", np.eye(8, 2, dtype=np.float32), 1.0),),
                                 catalog.space.digest))
     tuned = Catalog.open(tmp_path / "c")
-    assert tuned.tuning is not None and tuned.vectors.shape == (40, 10) and tuned.keys.space != untuned
+    assert tuned.tuning is not None and tuned.vectors.shape == (40, 10 + COLOUR_DIM) and tuned.keys.space != untuned
     with caplog.at_level(logging.WARNING):
         index_images(tmp_path / "images", tmp_path / "c", progress=False, settings=replace(eight, whiten_dim=4))
     reopened = Catalog.open(tmp_path / "c")
-    assert reopened.tuning is None and reopened.whitening.dim == 4 and reopened.vectors.shape == (40, 4)
+    assert reopened.tuning is None and reopened.whitening.dim == 4 and reopened.vectors.shape == (40, 4 + COLOUR_DIM)
     assert "tuning (fitted in the old one) is dropped" in caplog.text
     assert Recommender(reopened).by_id("3", k=2).results
 

@@ -209,7 +209,12 @@ class Catalog:
     @cached_property
     def search_dim(self) -> int:
         """Length of `vectors` (and of queries), known without reading the vectors."""
-        return int(self.project(np.zeros((1, self.dim), dtype=np.float32)).shape[1]) + self.colour_dim
+        return self.shape_dim + self.colour_dim
+
+    @cached_property
+    def shape_dim(self) -> int:
+        """Length of the shape part of `vectors` (the model vectors in the search space)."""
+        return int(self.project(np.zeros((1, self.dim), dtype=np.float32)).shape[1])
 
     def project(self, model_vectors: np.ndarray) -> np.ndarray:
         """Vectors from the model into the space `vectors` live in (whitened and tuned when the catalog is)."""

@@ -299,9 +299,11 @@ def _push_changes(client: Any, target: MilvusTarget, catalog: Catalog, fields: d
             raise CatalogError(f"the catalog {catalog.catalog_dir} changed while it was being pushed; push again")
         written, removed = store.written_since(since)
         model_vectors = store.vectors_of(written, catalog.dim)
+        histograms = store.colours_of(written) if catalog.has_colour else {}
     written = [product_id for product_id in written if product_id in catalog]
     removed = [product_id for product_id in removed if product_id not in catalog]
-    vectors = {product_id: catalog.project(model_vectors[product_id]) for product_id in written}
+    vectors = {product_id: _search_vector(catalog, model_vectors[product_id], histograms.get(product_id))
+               for product_id in written}
     digests = {product_id: product_digest(vectors[product_id], catalog.metadata(product_id)) for product_id in written}
     before = {}
     client.load_collection(target.collection)
@@ -322,6 +324,11 @@ def _push_changes(client: Any, target: MilvusTarget, catalog: Catalog, fields: d
     added = sum(product_id not in before for product_id in changed)
     return PushReport(target, added, len(changed) - added, len(removed), len(catalog) - len(changed), len(catalog),
                       index, time.perf_counter() - started)
+
+
+def _search_vector(catalog: Catalog, model_vector: np.ndarray, histogram: np.ndarray | None) -> np.ndarray:
+    """One product's search vector (what `Catalog.vectors` holds for it) from its model vector and colour."""
+    return catalog.search_vectors(model_vector[None], None if histogram is None else histogram[None])[0]
 
 
 def _mark_complete(client: Any, target: MilvusTarget, catalog: Catalog) -> None:
