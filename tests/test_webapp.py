@@ -107,6 +107,23 @@ def test_picking_a_product_and_more_like_this(app: AppTest, shop_catalog: Path) 
     assert len(second) == 5 and first[0] not in second
 
 
+def test_the_match_colour_slider_sets_the_weight_and_cards_show_swatches(app: AppTest, shop_catalog: Path) -> None:
+    recommender = Recommender(Catalog.open(shop_catalog))
+    slider = app.sidebar.slider(key="colour-weight")
+    assert slider.label == "Match colour" and slider.value == pytest.approx(0.05) and not slider.disabled
+    app.radio(key="mode").set_value("Pick a product").run()
+    app.selectbox(key="product").set_value("7").run()
+    for weight in (0.0, 1.0):
+        app.sidebar.slider(key="colour-weight").set_value(weight).run()
+        assert not app.exception
+        expected = recommender.by_id("7", k=5, colour_weight=weight).results
+        assert result_ids(app) == [m.id for m in expected]
+        swatches = [m.value for m in app.markdown if 'data-testid="swatches"' in m.value]
+        assert len(swatches) == 5 and all(c["rgb"] in html for m, html in zip(expected, swatches) for c in m.colours)
+    assert [m.id for m in recommender.by_id("7", k=5, colour_weight=1.0).results] != \
+        [m.id for m in recommender.by_id("7", k=5, colour_weight=0.0).results]  # the slider matters
+
+
 def test_filters_restrict_the_results(app: AppTest) -> None:
     app.sidebar.multiselect(key="filter-gender").set_value(["Women"]).run()
     app.sidebar.multiselect(key="filter-baseColour").set_value(["Red", "Blue"]).run()

@@ -123,6 +123,49 @@ def test_upload_a_photo_and_see_k_result_images(browser, app_url: str, shop: tup
         page.close()
 
 
+SWATCHES = """() => [...document.querySelectorAll('.st-key-results [data-testid="stElementContainer"]')]
+    .map(box => [...box.querySelectorAll('span[title^="#"]')].map(span => span.title.split(' ')[0]))
+    .filter(colours => colours.length > 0)"""
+
+
+def test_the_match_colour_slider_reranks_and_each_card_shows_its_colours(browser, app_url: str,
+                                                                          shop: tuple[Path, Path, str]) -> None:
+    """Issue 15: every card shows the product's dominant colours as swatches; moving "Match colour" to 1 gives
+    the library's ranking at full colour."""
+    from fashionrec.catalog import Catalog
+    from fashionrec.recommend import Recommender
+
+    catalog_dir, photo, _ = shop
+    recommender = Recommender(Catalog.open(catalog_dir))
+    full = [m.id for m in recommender.by_image(photo, k=5, colour_weight=1.0).results]
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(app_url)
+        page.get_by_text("Upload a photo of a fashion product").first.wait_for(timeout=WAIT_MS)
+        page.locator("input[type=file]").set_input_files(str(photo))
+        page.wait_for_function(ALL_RESULT_IMAGES_LOADED, arg=5, timeout=WAIT_MS)
+        shown = [m.id for m in recommender.by_image(photo, k=5).results]
+        assert [text.rsplit("id ", 1)[1] for text in card_captions(page)] == shown and shown != full
+        slider = page.locator(".st-key-colour-weight input[type=range]")
+        assert slider.input_value() == "0.05" and slider.is_enabled()  # the default, COLOUR_WEIGHT
+        slider.focus()
+        slider.press("End")  # the strongest colour setting
+        page.locator(".st-key-colour-weight [data-testid='stSliderThumbValue']", has_text="1.00").wait_for(
+            timeout=WAIT_MS)
+        page.wait_for_function(
+            """(ids) => [...document.querySelectorAll('.st-key-results [data-testid="stCaptionContainer"]')]
+                .map(c => c.innerText.trim().split('id ').pop()).join(',') === ids.join(',')""",
+            arg=full, timeout=WAIT_MS)
+        page.wait_for_function(ALL_RESULT_IMAGES_LOADED, arg=5, timeout=WAIT_MS)
+        swatches = page.evaluate(SWATCHES)
+        catalog = recommender.catalog
+        assert swatches == [[c["rgb"] for c in catalog.swatches_at(catalog.position(i))] for i in full], swatches
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "webapp-match-colour.png"), full_page=True)
+    finally:
+        page.close()
+
+
 def test_a_bad_upload_shows_a_message_not_a_traceback(browser, app_url: str, tmp_path: Path) -> None:
     fake = tmp_path / "holiday.jpg"
     fake.write_text("this is a text file with a .jpg name")
