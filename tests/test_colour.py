@@ -65,9 +65,14 @@ def test_the_colour_vector_is_robust_to_light_and_tells_colours_apart() -> None:
     warm = colour.colour_vectors(colour.describe(warmer).histogram)
     navy = colour.colour_vectors(colour.describe(garment(NAVY)).histogram)
     green = colour.colour_vectors(colour.describe(garment(GREEN, shape="bag")).histogram)
+    red_bag = colour.colour_vectors(colour.describe(garment(RED, shape="bag")).histogram)
     assert red.shape == (colour.COLOUR_DIM,) and np.linalg.norm(red) == pytest.approx(1.0, abs=1e-5)
     assert float(red @ brighter) > 0.9 and float(red @ warm) > 0.9
-    assert float(red @ navy) < 0.5 and float(red @ green) < 0.5
+    # The same colour in another cut stays close; another colour in the same cut does not (the layout part shares
+    # the cut's silhouette, so the other colour is not at zero).
+    assert float(red @ red_bag) > 0.8 > 0.6 > max(float(red @ navy), float(red @ green))
+    whole = slice(colour.LAYOUT_DIM, None)  # the whole product's colour, cut aside: the same red is the same
+    assert float(red[whole] @ red_bag[whole]) / (1 - colour.LAYOUT_SHARE) > 0.95
 
 
 def test_an_unknown_colour_is_a_zero_vector() -> None:
@@ -127,7 +132,7 @@ def garment_catalog(tmp_path_factory, lite0) -> tuple[Path, dict[str, str]]:
 def test_colour_weight_one_puts_the_same_colour_first_and_zero_ranks_by_shape(garment_catalog, lite0) -> None:
     catalog_dir, fills = garment_catalog
     catalog = Catalog.open(catalog_dir)
-    assert catalog.has_colour and catalog.colour_missing == 0 and catalog.search_dim == catalog.dim + 16
+    assert catalog.has_colour and catalog.colour_missing == 0 and catalog.search_dim == catalog.dim + colour.COLOUR_DIM
     recommender = Recommender(catalog, lite0, search="exact")
     agree = {}
     for weight in (0.0, 1.0):

@@ -1,9 +1,9 @@
-"""The colour of a product: a CIELAB histogram of its own pixels, its dominant colours, and the colour vector search
-joins to the shape vector.
+"""The colour of a product: where its colours are, its dominant colours, and the colour vector search joins to
+the shape vector.
 
 Why a separate descriptor: the CNN vector ranks by shape, and colour only rides along in it (of a product's five
-neighbours about one shares its baseColour). A shopper who wants "this, in red" needs colour as its own part of
-the ranking, with a weight they choose (`recommend.Recommender`, `colour_weight`).
+neighbours about one and a half share its baseColour). A shopper who wants "this, in red" needs colour as its own
+part of the ranking, with a weight they choose (`recommend.Recommender`, `colour_weight`).
 
 How the product's own pixels are found (fashion photos are studio shots on a plain background):
 - the background is the median colour of the image's border; pixels within dE 10 of it are not the product;
@@ -11,18 +11,21 @@ How the product's own pixels are found (fashion photos are studio shots on a pla
 - the rest is weighted towards the centre (a Gaussian, sigma a quarter of the size), where the product is;
 - an image where nothing differs from its border (a product filling the frame) counts every pixel, centre-weighted.
 
-The histogram: 4 L x 16 a x 16 b soft bins (a, b in [-80, 80]; each pixel spread over neighbouring bins by a
-Gaussian one bin wide), so a small shift of hue or lightness (another camera, another light) moves mass between
-neighbouring bins instead of to another bin; L has only 4 bins, so brightness matters little and hue much. It is
-computed on a 48 x 64 thumbnail: colour needs few pixels, and the cost stays far below the CNN's.
+The histogram (what the catalog stores): each pixel's colour is one of a palette of 128 CIELAB colours (the
+nearest; the palette is k-means of fashion photos' product pixels), counted per horizontal band of the image
+(8 bands, top to bottom): a colour layout, so "a red top over blue jeans" and "a blue top over red trousers" are
+told apart, and the layout of the product's pixels says something of its cut too. It is computed on a 48 x 64
+thumbnail through a 4,096-colour CIELAB table: colour needs few pixels, and the cost stays far below the CNN's.
 
-The colour vector (what search uses): the square root of the histogram (Hellinger: many small bins count), minus
-the typical histogram of fashion photos (without it two mostly-white photos look alike whatever the colour of their
-product), projected on its 16 main axes of variation, at unit length. The typical histogram and the axes are
-constants shipped with the package (`colour_prior.npy`, like ImageNet's channel means), made once from the shared
-sample: so a product's colour vector depends on its image alone, and 16 numbers a product keep indexes small (the
-1,024-bin histogram ranks the same: docs/QUALITY.md). Its inner product is high for two products sharing an
-unusual colour, near zero for unrelated ones.
+The colour vector (what search uses) has two parts, each the square root of a histogram (Hellinger: many small
+bins count), minus the typical one of fashion photos (without it two mostly-white photos look alike whatever the
+colour of their product), on its main axes of variation, at unit length:
+- the layout: each band's histogram, 64 axes; it raises baseColour at little articleType cost;
+- the whole product's histogram, 32 axes; it is what colour alone ranks best by (the strongest setting).
+They are joined as [sqrt(0.8) layout; sqrt(0.2) whole], a unit vector. The palette, the typical histograms and the
+axes are constants shipped with the package (`colour_prior.npz`, like ImageNet's channel means), made once from
+the shared sample (`benchmarks/colour_prior.py`): so a product's colour vector depends on its image alone. The
+choices are measured in docs/QUALITY.md.
 """
 
 from __future__ import annotations
@@ -34,16 +37,23 @@ from importlib import resources
 import numpy as np
 from PIL import Image
 
-COLOUR_VERSION = 1  # bump when the histogram changes: stored histograms of another version are computed again
+COLOUR_VERSION = 2  # bump when the histogram changes: stored histograms of another version are computed again
 THUMBNAIL = (48, 64)  # (width, height) the histogram is computed at
-LUT_BITS = 4  # sRGB quantised to 5 bits a channel for the CIELAB table (at most ~2 dE off)
-BINS_L, BINS_AB, AB_LIMIT = 4, 16, 80.0
-HISTOGRAM_DIM = BINS_L * BINS_AB * BINS_AB
+LUT_BITS = 4  # sRGB quantised to 4 bits a channel for the CIELAB table (4,096 colours)
+PALETTE_SIZE = 128  # colours of the palette each pixel is counted as
+BANDS = 8  # horizontal bands of the image, top to bottom, each with its own histogram
+HISTOGRAM_DIM = BANDS * PALETTE_SIZE
 BACKGROUND_DE, SHADOW_DAB, SHADOW_DL = 10.0, 6.0, 30.0
 CENTRE_SIGMA = 0.25
 SWATCHES, SWATCH_MIN_SHARE, SWATCH_CELL = 3, 0.08, 20.0  # up to 3 dominant colours, each >= 8% of the product
-PRIOR_FILE = "colour_prior.npy"
-COLOUR_DIM = 16  # length of the colour vector: the histogram's 16 main axes keep its ranking (docs/QUALITY.md)
+PRIOR_FILE = "colour_prior.npz"
+LAYOUT_DIM, WHOLE_DIM = 64, 32  # main axes kept of the layout and of the whole product's histogram
+LAYOUT_SHARE = 0.8  # the layout's share of the colour vector's squared length (the whole product has the rest)
+COLOUR_DIM = LAYOUT_DIM + WHOLE_DIM  # length of the colour vector
+PRIOR_ARRAYS = {  # what colour_prior.npz holds, and each array's shape
+    "palette": (PALETTE_SIZE, 3), "band_roots_mean": (BANDS, PALETTE_SIZE), "layout_mean": (HISTOGRAM_DIM,),
+    "layout_axes": (LAYOUT_DIM, HISTOGRAM_DIM), "whole_roots_mean": (PALETTE_SIZE,),
+    "whole_mean": (PALETTE_SIZE,), "whole_axes": (WHOLE_DIM, PALETTE_SIZE)}
 
 _SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
                          [0.0193339, 0.1191920, 0.9503041]])
@@ -78,14 +88,35 @@ def describe(image: Image.Image) -> ColourDescriptor:
         >>> d.histogram.shape, round(float(d.histogram.sum()), 3)
         ((1024,), 1.0)
     """
+    codes, weights = product_pixels(image)
+    # Pixels summed per quantised colour (an image has a few hundred): the swatches work on those alone.
+    mass = np.bincount(codes.reshape(-1), weights=weights.reshape(-1), minlength=len(_lab_table()))
+    cells = np.flatnonzero(mass > 1e-6)
+    return ColourDescriptor(band_histogram(codes, weights, _palette_of_cell()), dominant_colours(cells, mass[cells]))
+
+
+def product_pixels(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    """(each thumbnail pixel's quantised colour, an index into the CIELAB table (h, w); its weight as part of the
+    product (h, w): 0 for background and shadow, more towards the centre)."""
     rgb = np.asarray(image.convert("RGB").resize(THUMBNAIL, Image.BILINEAR), dtype=np.uint8)
     codes = (rgb >> (8 - LUT_BITS)).astype(np.int32)
     codes = (codes[..., 0] << (2 * LUT_BITS)) | (codes[..., 1] << LUT_BITS) | codes[..., 2]
-    weights = product_weights(_lab_table()[codes])
-    # Pixels summed per quantised colour (an image has a few hundred): the rest works on those alone.
-    mass = np.bincount(codes.reshape(-1), weights=weights.reshape(-1), minlength=len(_lab_table()))
-    cells = np.flatnonzero(mass > 1e-6)
-    return ColourDescriptor(soft_histogram(cells, mass[cells]), dominant_colours(cells, mass[cells]))
+    return codes, product_weights(_lab_table()[codes])
+
+
+def band_histogram(codes: np.ndarray, weights: np.ndarray, palette_of_cell: np.ndarray) -> np.ndarray:
+    """The product's pixels counted per band (top to bottom) and palette colour, summing to 1 (HISTOGRAM_DIM,)."""
+    band = (np.arange(codes.shape[0]) * BANDS // codes.shape[0])[:, None]
+    index = band * PALETTE_SIZE + palette_of_cell[codes]
+    histogram = np.bincount(index.reshape(-1), weights=weights.reshape(-1), minlength=HISTOGRAM_DIM)
+    return (histogram / max(float(histogram.sum()), 1e-12)).astype(np.float32)
+
+
+def palette_of_cell(palette: np.ndarray) -> np.ndarray:
+    """For every colour of the CIELAB table, the index of the nearest palette colour (CIELAB distance)."""
+    lab = _lab_table()
+    distances = (lab ** 2).sum(1)[:, None] - 2 * lab @ palette.T + (palette ** 2).sum(1)[None, :]
+    return distances.argmin(1).astype(np.int64)
 
 
 def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -129,36 +160,12 @@ def _centre_weights(h: int, w: int) -> np.ndarray:
         np.float32)
 
 
-def soft_histogram(cells: np.ndarray, mass: np.ndarray) -> np.ndarray:
-    """The soft L x a x b histogram of quantised colours `cells` weighing `mass`, summing to 1 (HISTOGRAM_DIM,)."""
-    spread_l, spread_a, spread_b = _spread_tables()
-    mass = mass.astype(np.float32)
-    la = (spread_l[cells] * mass[:, None])[:, :, None] * spread_a[cells][:, None, :]
-    histogram = (la.reshape(len(cells), -1).T @ spread_b[cells]).reshape(-1)
-    return histogram / max(float(histogram.sum()), 1e-12)
-
-
 @lru_cache(maxsize=1)
 def _lab_table() -> np.ndarray:
     """CIELAB of every quantised sRGB colour (LUT_BITS per channel, each cell's centre): (2**(3*LUT_BITS), 3)."""
     levels = (np.arange(2 ** LUT_BITS, dtype=np.float32) + 0.5) / 2 ** LUT_BITS
     r, g, b = np.meshgrid(levels, levels, levels, indexing="ij")
     return srgb_to_lab(np.stack([r, g, b], -1).reshape(-1, 3)).astype(np.float32)
-
-
-@lru_cache(maxsize=1)
-def _spread_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For every quantised colour, its soft assignment to the L, a and b bins (Gaussian, one bin step wide)."""
-    lab = _lab_table()
-    centres_l = np.linspace(0, 100, BINS_L, dtype=np.float32)
-    centres_ab = np.linspace(-AB_LIMIT, AB_LIMIT, BINS_AB, dtype=np.float32)
-    return _soft_assign(lab[:, 0], centres_l), _soft_assign(lab[:, 1], centres_ab), _soft_assign(lab[:, 2], centres_ab)
-
-
-def _soft_assign(values: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """Each value spread over the bins by a Gaussian one bin step wide; rows sum to 1."""
-    k = np.exp(-0.5 * ((values[:, None] - centres[None, :]) / (centres[1] - centres[0])) ** 2)
-    return (k / k.sum(1, keepdims=True)).astype(np.float32)
 
 
 def dominant_colours(cells: np.ndarray, mass: np.ndarray) -> tuple[Swatch, ...]:
@@ -185,26 +192,53 @@ def dominant_colours(cells: np.ndarray, mass: np.ndarray) -> tuple[Swatch, ...]:
 
 
 @lru_cache(maxsize=1)
-def _prior() -> tuple[np.ndarray, np.ndarray]:
-    """(the typical square-rooted histogram of fashion photos (HISTOGRAM_DIM,), its main axes of variation
-    (COLOUR_DIM, HISTOGRAM_DIM)): constants of the package, made from the shared sample by
-    `benchmarks/colour_prior.py`."""
-    with resources.files("fashionrec").joinpath(PRIOR_FILE).open("rb") as handle:
-        prior = np.load(handle, allow_pickle=False)
-    if prior.shape != (1 + COLOUR_DIM, HISTOGRAM_DIM):
-        raise ValueError(f"{PRIOR_FILE} holds shape {prior.shape}, not ({1 + COLOUR_DIM}, {HISTOGRAM_DIM})")
-    return prior[0].astype(np.float32), prior[1:].astype(np.float32)
+def _prior() -> dict[str, np.ndarray]:
+    """The palette, typical histograms and main axes (`PRIOR_ARRAYS`): constants of the package, made from the
+    shared sample by `benchmarks/colour_prior.py`."""
+    with resources.files("fashionrec").joinpath(PRIOR_FILE).open("rb") as handle, \
+            np.load(handle, allow_pickle=False) as stored:
+        prior = {name: stored[name].astype(np.float32) for name in stored.files}
+    for name, shape in PRIOR_ARRAYS.items():
+        if prior.get(name, np.zeros(0)).shape != shape:
+            raise ValueError(f"{PRIOR_FILE}: {name} should have shape {shape}")
+    return prior
+
+
+@lru_cache(maxsize=1)
+def _palette_of_cell() -> np.ndarray:
+    return palette_of_cell(_prior()["palette"])
+
+
+def layout_roots(histograms: np.ndarray, band_roots_mean: np.ndarray) -> np.ndarray:
+    """Each band's histogram, square-rooted, minus the typical one, at unit length, the bands joined at unit length
+    (..., HISTOGRAM_DIM): the layout part before its axes (a band without product pixels is all 'typical')."""
+    bands = np.asarray(histograms, dtype=np.float32).reshape(*np.shape(histograms)[:-1], BANDS, PALETTE_SIZE)
+    shares = bands / np.maximum(bands.sum(-1, keepdims=True), 1e-12)
+    centred = _unit(np.sqrt(shares) - band_roots_mean)
+    return centred.reshape(*centred.shape[:-2], HISTOGRAM_DIM) / np.sqrt(BANDS)
+
+
+def whole_roots(histograms: np.ndarray, whole_roots_mean: np.ndarray) -> np.ndarray:
+    """The whole product's histogram, square-rooted, minus the typical one, at unit length (..., PALETTE_SIZE)."""
+    bands = np.asarray(histograms, dtype=np.float32).reshape(*np.shape(histograms)[:-1], BANDS, PALETTE_SIZE)
+    whole = bands.sum(-2)
+    return _unit(np.sqrt(whole / np.maximum(whole.sum(-1, keepdims=True), 1e-12)) - whole_roots_mean)
 
 
 def colour_vectors(histograms: np.ndarray) -> np.ndarray:
-    """Histograms (n, HISTOGRAM_DIM) or (HISTOGRAM_DIM,) to colour vectors (COLOUR_DIM): the square root, minus the
-    typical one, along its main axes, at unit length.
+    """Histograms (n, HISTOGRAM_DIM) or (HISTOGRAM_DIM,) to colour vectors (COLOUR_DIM): [sqrt(LAYOUT_SHARE)
+    layout; sqrt(1 - LAYOUT_SHARE) whole product], each part on its main axes at unit length.
 
     A histogram of zeros (no colour known) gives a zero vector: it adds nothing to any ranking.
     """
-    mean, axes = _prior()
+    prior = _prior()
     histograms = np.asarray(histograms, dtype=np.float32)
     known = histograms.sum(-1, keepdims=True) > 0
-    projected = ((np.sqrt(np.maximum(histograms, 0)) - mean) @ axes.T) * known
-    norms = np.linalg.norm(projected, axis=-1, keepdims=True)
-    return (projected / np.maximum(norms, 1e-12)).astype(np.float32)
+    layout = _unit((layout_roots(histograms, prior["band_roots_mean"]) - prior["layout_mean"]) @ prior["layout_axes"].T)
+    whole = _unit((whole_roots(histograms, prior["whole_roots_mean"]) - prior["whole_mean"]) @ prior["whole_axes"].T)
+    joined = np.concatenate([np.sqrt(LAYOUT_SHARE) * layout, np.sqrt(1 - LAYOUT_SHARE) * whole], axis=-1)
+    return (joined * known).astype(np.float32)
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)

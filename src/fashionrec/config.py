@@ -24,8 +24,8 @@ WHITEN_DIM = 512  # docs/QUALITY.md: the best of 128/256/512/1024 on the sample
 REFIT_DRIFT = 0.25
 # How often a serving process checks whether the catalog it serves has a new committed generation.
 FOLLOW_SECONDS = 1.0
-COLOUR_WEIGHT = 0.05  # the default "Match colour" (0-1), chosen on held-out products: docs/QUALITY.md, colour
-COLOUR_FULL = 1.5  # the raw colour weight w that colour_weight 1 means (the strongest setting offered): at it the
+COLOUR_WEIGHT = 0.12  # the default "Match colour" (0-1), chosen on held-out products: docs/QUALITY.md, colour
+COLOUR_FULL = 2.5  # the raw colour weight w that colour_weight 1 means (the strongest setting offered): at it the
 # shared sample's baseColour P@5 passes 0.45 (docs/QUALITY.md). A query is [shape; w * colour].
 # Query photos (uploads) decoded in full: 4096 x 4096 holds a 5K screenshot and any shop's PNG or WebP, and costs
 # at most ~65 MB (RGBA) to decode; Pillow's own bomb limit (89 M pixels) would let a 130 kB PNG take 170 MB.
