@@ -11,6 +11,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from fashionrec.catalog import Catalog
+from fashionrec.config import load_settings
 from fashionrec.launch import WEBAPP_SCRIPT
 from fashionrec.recommend import SIMILARITY_MEANING, Recommender
 from tests.conftest import draw_product, shop_metadata
@@ -110,7 +111,8 @@ def test_picking_a_product_and_more_like_this(app: AppTest, shop_catalog: Path) 
 def test_the_match_colour_slider_sets_the_weight_and_cards_show_swatches(app: AppTest, shop_catalog: Path) -> None:
     recommender = Recommender(Catalog.open(shop_catalog))
     slider = app.sidebar.slider(key="colour-weight")
-    assert slider.label == "Match colour" and slider.value == pytest.approx(0.05) and not slider.disabled
+    assert slider.label == "Match colour" and slider.value == pytest.approx(load_settings().colour_weight)
+    assert not slider.disabled
     app.radio(key="mode").set_value("Pick a product").run()
     app.selectbox(key="product").set_value("7").run()
     for weight in (0.0, 1.0):

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from fashionrec.catalog import index_images
+from fashionrec.config import load_settings
 from fashionrec.launch import start_web_app, stop, wait_until_up
 from tests.conftest import free_port, write_products
 
@@ -147,7 +148,7 @@ def test_the_match_colour_slider_reranks_and_each_card_shows_its_colours(browser
         shown = [m.id for m in recommender.by_image(photo, k=5).results]
         assert [text.rsplit("id ", 1)[1] for text in card_captions(page)] == shown and shown != full
         slider = page.locator(".st-key-colour-weight input[type=range]")
-        assert slider.input_value() == "0.05" and slider.is_enabled()  # the default, COLOUR_WEIGHT
+        assert float(slider.input_value()) == load_settings().colour_weight and slider.is_enabled()  # the default
         slider.focus()
         slider.press("End")  # the strongest colour setting
         page.locator(".st-key-colour-weight [data-testid='stSliderThumbValue']", has_text="1.00").wait_for(

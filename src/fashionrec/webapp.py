@@ -88,7 +88,7 @@ def _sidebar(recommender: Recommender, settings: Settings) -> Options:
         st.header("Results")
         k = st.slider("How many products", 1, min(MAX_K_SLIDER, settings.max_k), min(DEFAULT_K, settings.max_k),
                       key="k")
-        colour_weight = st.slider("Match colour", 0.0, 1.0, settings.colour_weight, 0.05, key="colour-weight",
+        colour_weight = st.slider("Match colour", 0.0, 1.0, settings.colour_weight, 0.01, key="colour-weight",
                                   help="How much the product's colour counts beside its shape: 0 finds the cut in any "
                                        "colour, 1 puts products of the same colour first.",
                                   disabled=not catalog.has_colour)
