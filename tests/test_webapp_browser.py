@@ -97,14 +97,19 @@ def card_captions(page) -> list[str]:
     return [text.strip() for text in page.locator(".st-key-results [data-testid='stCaptionContainer']").all_inner_texts()]
 
 
+def upload(page, app_url: str, photo: Path) -> None:
+    """Open the app, upload `photo` the way a shopper does, and wait until the 5 result images have loaded."""
+    page.goto(app_url)
+    page.get_by_text("Upload a photo of a fashion product").first.wait_for(timeout=WAIT_MS)
+    page.locator("input[type=file]").set_input_files(str(photo))
+    page.wait_for_function(ALL_RESULT_IMAGES_LOADED, arg=5, timeout=WAIT_MS)
+
+
 def test_upload_a_photo_and_see_k_result_images(browser, app_url: str, shop: tuple[Path, Path, str]) -> None:
     _, photo, product_id = shop
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        page.goto(app_url)
-        page.get_by_text("Upload a photo of a fashion product").first.wait_for(timeout=WAIT_MS)
-        page.locator("input[type=file]").set_input_files(str(photo))
-        page.wait_for_function(ALL_RESULT_IMAGES_LOADED, arg=5, timeout=WAIT_MS)
+        upload(page, app_url, photo)
         page.get_by_text(f"Your photo ({photo.name})").wait_for(timeout=WAIT_MS)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "webapp-upload.png"), full_page=True)
@@ -141,10 +146,7 @@ def test_the_match_colour_slider_reranks_and_each_card_shows_its_colours(browser
     full = [m.id for m in recommender.by_image(photo, k=5, colour_weight=1.0).results]
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        page.goto(app_url)
-        page.get_by_text("Upload a photo of a fashion product").first.wait_for(timeout=WAIT_MS)
-        page.locator("input[type=file]").set_input_files(str(photo))
-        page.wait_for_function(ALL_RESULT_IMAGES_LOADED, arg=5, timeout=WAIT_MS)
+        upload(page, app_url, photo)
         shown = [m.id for m in recommender.by_image(photo, k=5).results]
         assert [text.rsplit("id ", 1)[1] for text in card_captions(page)] == shown and shown != full
         slider = page.locator(".st-key-colour-weight input[type=range]")
