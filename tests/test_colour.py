@@ -4,6 +4,7 @@ weight end to end on a catalog of drawn products."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,10 @@ from PIL import Image, ImageDraw, ImageEnhance
 
 from fashionrec import colour
 from fashionrec.catalog import Catalog, index_images
+from fashionrec.config import load_settings
 from fashionrec.errors import FashionrecError
 from fashionrec.recommend import Recommender
+from tests.conftest import write_products
 
 RED, NAVY, GREEN = (200, 30, 40), (20, 30, 110), (40, 150, 60)
 
@@ -170,3 +173,27 @@ def test_a_catalog_indexed_before_colour_gets_it_without_the_cnn(tmp_path: Path)
     assert after.keys.search not in (before.keys.search,) and after.keys.search == with_colour.keys.search
     np.testing.assert_allclose(after.vectors, expected, atol=1e-6)
     assert json.dumps(after.swatches_at(0)) == json.dumps(with_colour.swatches_at(0))
+
+
+def test_a_new_colour_version_is_backfilled_without_refitting_the_whitening_and_a_follower_rereads_it(
+        tmp_path: Path) -> None:
+    """A colour backfill changes search vectors, not model vectors: the whitening (and so the search space, a
+    tuning, Milvus' copy of the other products) stays put, and a snapshot following the old one re-reads exactly
+    the products whose colour changed."""
+    import sqlite3
+
+    settings = replace(load_settings(), whiten_dim=8)  # 40 products >= 4 x 8: whitened
+    write_products(tmp_path / "images", range(1, 41))
+    index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False, settings=settings)
+    fresh = Catalog.open(tmp_path / "c")
+    expected = fresh.vectors
+    with sqlite3.connect(tmp_path / "c" / "catalog.sqlite") as db:  # half the catalog holds an older colour
+        db.execute("UPDATE products SET colour_version = ? WHERE CAST(id AS INTEGER) <= 20", (colour.COLOUR_VERSION - 1,))
+    older = Catalog.open(tmp_path / "c")
+    assert older.colour_missing == 20 and older.vectors.shape == expected.shape
+    report = index_images(tmp_path / "images", tmp_path / "c", progress=False, settings=settings)
+    after = Catalog.open(tmp_path / "c")
+    assert report.embedded == 0 and not report.space.refitted and after.keys.space == fresh.keys.space
+    assert after.colour_missing == 0 and after.keys.search == fresh.keys.search != older.keys.search
+    assert after.follow_from(older)
+    np.testing.assert_allclose(after.vectors, expected, atol=1e-6)

@@ -179,7 +179,8 @@ class Catalog:
             return False
         old_rows = older._positions
         kept = [(row, old_rows[product_id]) for row, product_id in enumerate(self.ids)
-                if product_id in old_rows and self._generations[row] <= older.generation]
+                if product_id in old_rows and self._generations[row] <= older.generation
+                and self._colour_versions[row] == older._colour_versions[old_rows[product_id]]]  # not backfilled
         fresh = sorted(set(range(len(self))) - {row for row, _ in kept})
         with CatalogStore(self.catalog_dir) as store, store.snapshot():
             if store.generation() != self.generation:

@@ -299,14 +299,16 @@ class CatalogStore:
 
     def set_colours(self, colours: dict[str, ColourDescriptor]) -> None:
         """Store the colour of products indexed before it was computed (a backfill), in one transaction: their search
-        vectors change, so the generation moves on and their vectors count as written now."""
+        vectors change, so the generation moves on and the products count as written now (a push sends them). Their
+        model vectors do not change, so `vector_generation` stays: a backfill is no drift for the whitening; a
+        snapshot that follows another tells their new colour by its version (`Catalog.follow_from`)."""
         if not colours:
             return
         with self.transaction() as db:
             generation = self._changed(db)
-            db.executemany("UPDATE products SET colour = ?, swatches = ?, colour_version = ?, generation = ?, "
-                           "vector_generation = ? WHERE id = ?",
-                           [(*_colour_columns(descriptor), generation, generation, product_id)
+            db.executemany("UPDATE products SET colour = ?, swatches = ?, colour_version = ?, generation = ? "
+                           "WHERE id = ?",
+                           [(*_colour_columns(descriptor), generation, product_id)
                             for product_id, descriptor in colours.items()])
 
     def without_colour(self) -> dict[str, StoredProduct]:
