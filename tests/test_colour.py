@@ -169,7 +169,7 @@ def test_a_catalog_indexed_before_colour_gets_it_without_the_cnn(tmp_path: Path)
     assert Recommender(before, search="exact").by_id("1", k=2, colour_weight=1.0).results  # shape only, no error
     report = index_images(tmp_path / "images", tmp_path / "c", progress=False)
     after = Catalog.open(tmp_path / "c")
-    assert report.embedded == 0 and after.has_colour and after.colour_missing == 0
+    assert report.embedded == 0 and report.coloured == 12 and after.has_colour and after.colour_missing == 0
     assert after.keys.search not in (before.keys.search,) and after.keys.search == with_colour.keys.search
     np.testing.assert_allclose(after.vectors, expected, atol=1e-6)
     assert json.dumps(after.swatches_at(0)) == json.dumps(with_colour.swatches_at(0))

@@ -91,3 +91,35 @@ def test_hnsw_index_matches_exact_search_with_and_without_a_mask(tmp_path) -> No
     again = AnnIndex.build(vectors, tmp_path / "hnsw.faiss")  # loaded from the file, not rebuilt
     assert again.search(vectors[0], 1).positions.tolist() == [0]
     assert index.search(vectors[0], 5, Restriction(np.zeros(2000, dtype=bool))).positions.size == 0
+
+
+def test_every_search_ranks_by_inner_product_even_when_products_differ_in_length() -> None:
+    """Issue 15: a product whose colour is not known yet has a zero colour part, so it is shorter than the others and
+    a weighted query is longer than any: ranking by distance would then differ from the similarity shown."""
+    from fashionrec.search import block_neighbours
+
+    rng = np.random.default_rng(3)
+    shape, colour = l2_normalize(rng.normal(size=(200, 12))), l2_normalize(rng.normal(size=(200, 4)))
+    colour[::3] = 0.0  # every third product: colour unknown
+    vectors = np.concatenate([shape, colour], axis=1).astype(np.float32)
+    query = vectors[7] * np.r_[np.ones(12), np.full(4, 2.5)].astype(np.float32)
+    scores = vectors @ query
+    scores[7] = -np.inf
+    wanted = np.argsort(-scores, kind="stable")[:10]
+    allowed = np.ones(200, dtype=bool)
+    allowed[7] = False
+    assert exact_search(vectors, query, 10, allowed).positions.tolist() == wanted.tolist()
+    found = block_neighbours(vectors, np.array([7]), 10,
+                             as_query=lambda rows: rows * np.r_[np.ones(12), np.full(4, 2.5)].astype(np.float32))
+    assert found.positions[0].tolist() == wanted.tolist()
+    np.testing.assert_allclose(found.similarities[0], scores[wanted], rtol=1e-5)
+
+
+def test_block_neighbours_reports_every_allowed_row_when_some_are_excluded() -> None:
+    from fashionrec.search import block_neighbours
+
+    vectors = l2_normalize(np.random.default_rng(4).normal(size=(12, 6))).astype(np.float32)
+    found = block_neighbours(vectors, np.array([0]), 5, exclude=lambda q: [0, 1])
+    scores = vectors[2:] @ vectors[0]
+    assert np.isfinite(found.similarities).all()
+    np.testing.assert_allclose(found.similarities[0], np.sort(scores)[::-1][:5], rtol=1e-5)

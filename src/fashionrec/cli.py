@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from fashionrec.config import load_settings
+from fashionrec.config import COLOUR_WEIGHT, load_settings
 from fashionrec.errors import FashionrecError
 
 EXIT_USAGE = 2
@@ -244,6 +244,9 @@ def _index(args: argparse.Namespace) -> int:
     print(f"Indexed {report.embedded} images into {report.catalog_dir} with {report.model}{where} "
           f"({report.images_per_second:.1f} images/s); {report.unchanged} unchanged, {report.removed} removed; "
           f"the catalog has {report.products} products.")
+    if report.coloured:
+        print(f"Computed the colour of {report.coloured} products indexed before it (from their files; the model "
+              "was not run for them).")
     if report.space is not None and report.space.refitted:
         print(f"The search space was fitted again ({report.space.reason}): every product's search vector changed, "
               "so the next fashionrec push sends them all" + (", and the tuning is dropped (tune again)."
@@ -280,7 +283,7 @@ def _report_dict(report) -> dict:
         "images_found": report.images_found, "embedded": report.embedded, "unchanged": report.unchanged,
         "removed": report.removed, "gone_kept": report.gone_kept, "products": report.products,
         "engine": report.engine,
-        "outdated": report.outdated,
+        "outdated": report.outdated, "coloured": report.coloured,
         "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped],
         "images_without_metadata": report.images_without_metadata,
         "metadata_without_image": report.metadata_without_image,
@@ -319,8 +322,7 @@ def _colour_weight(text: str) -> float:
 def _add_colour_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--colour-weight", "--color-weight", type=_colour_weight, metavar="W",
                         help=f"how much the product's colour counts beside its shape, 0 (shape only) to 1 (the "
-                             f"strongest colour setting); default {load_settings().colour_weight:g} "
-                             "(FASHIONREC_COLOUR_WEIGHT)")
+                             f"strongest colour setting); default {COLOUR_WEIGHT:g}, or FASHIONREC_COLOUR_WEIGHT")
 
 
 def _check_k(k: int) -> None:

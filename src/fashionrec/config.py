@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fashionrec.errors import SettingsError
+
 DEFAULT_MODEL = "efficientnet-lite2"
 # Near-duplicate images: cosine of whitened vectors at or above this. On the sample, pairs above 0.99 are the same
 # photo under two ids (shade variants shot identically); 0.95-0.97 are already different colours of one product.
@@ -87,6 +89,14 @@ def _env_float(name: str, default: float) -> float:
     return _env_number(name, default, float, "a number")
 
 
+def _env_fraction(name: str, default: float) -> float:
+    """A number from 0 to 1 from the environment; anything else is refused, never clamped."""
+    value = _env_float(name, default)
+    if not 0 <= value <= 1:
+        raise SettingsError(f"{name} must be a number from 0 to 1, got {os.environ.get(name)!r}")
+    return value
+
+
 def _env_number(name: str, default: float, parse: type, what: str) -> float:
     """Parse one environment variable with `parse`, naming the variable when it is wrong."""
     raw = os.environ.get(name)
@@ -95,7 +105,7 @@ def _env_number(name: str, default: float, parse: type, what: str) -> float:
     try:
         return parse(raw)
     except ValueError:
-        raise ValueError(f"{name} must be {what}, got {raw!r}") from None
+        raise SettingsError(f"{name} must be {what}, got {raw!r}") from None
 
 
 def _env_path(name: str) -> Path | None:
@@ -144,6 +154,6 @@ def load_settings() -> Settings:
         milvus_token_file=_env_path("FASHIONREC_MILVUS_TOKEN_FILE"),
         refit_drift=max(0.0, _env_float("FASHIONREC_REFIT_DRIFT", REFIT_DRIFT)),
         follow_seconds=max(0.0, _env_float("FASHIONREC_FOLLOW_SECONDS", FOLLOW_SECONDS)),
-        colour_weight=min(1.0, max(0.0, _env_float("FASHIONREC_COLOUR_WEIGHT", COLOUR_WEIGHT))),
+        colour_weight=_env_fraction("FASHIONREC_COLOUR_WEIGHT", COLOUR_WEIGHT),
         api_token=os.environ.get("FASHIONREC_API_TOKEN", "").strip(),
     )

@@ -9,6 +9,10 @@ class FashionrecError(Exception):
     """Base class: something the user can fix (bad input, missing file, wrong settings)."""
 
 
+class SettingsError(FashionrecError, ValueError):
+    """A FASHIONREC_* environment variable holds a value the setting cannot take."""
+
+
 class ImageError(FashionrecError):
     """An image could not be used: unreadable, truncated, not an image, or too large."""
 

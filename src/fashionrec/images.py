@@ -134,6 +134,13 @@ class Preprocessing:
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
     allow_draft: bool = True
 
+    @property
+    def draft_size(self) -> int | None:
+        """The `open_image` draft size for this model's input (twice its side), None when drafts are off. Every
+        decode of a catalog's images (indexing, API writes, colour backfills) and of queries uses it, so the same
+        file gives the same pixels wherever it is read."""
+        return 2 * self.size if self.allow_draft else None
+
 
 @dataclass(frozen=True)
 class PixelLimits:

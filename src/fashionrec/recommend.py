@@ -344,7 +344,7 @@ class _View:
     def _decode(self, image: ImageSource) -> Image.Image:
         """The query photo decoded, upright, RGB (an upload: the upload pixel limits apply)."""
         prep = self.embedder.spec.preprocessing
-        return open_image(image, self._query_limits, draft_size=2 * prep.size if prep.allow_draft else None)
+        return open_image(image, self._query_limits, draft_size=prep.draft_size)
 
     def query_image(self, image: ImageSource) -> Image.Image:
         """The query as the model will see it: decoded, upright, RGB, matched to the catalog's look.

@@ -113,19 +113,26 @@ def exact_search(vectors: np.ndarray, query: np.ndarray, k: int, allowed: np.nda
         kth = np.partition(scores, len(scores) - k)[len(scores) - k]
         near = scores >= kth - TIE_SLACK
         candidates = candidates[near]
-    positions, distances = rank_by_distance(vectors, candidates, query)
+    positions, distances = rank_by_similarity(vectors, candidates, query)
     return Neighbours(positions[:k], distances[:k])
 
 
-def rank_by_distance(vectors: np.ndarray, positions: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`positions` nearest first by their exact Euclidean distance to `query`, ties by row, and those distances.
+def rank_by_similarity(vectors: np.ndarray, positions: np.ndarray,
+                       query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`positions` best first by their exact inner product with `query`, ties by row, and their Euclidean distances.
 
-    Each distance is computed from its own row alone (no BLAS blocking), so equal vectors get equal distances
-    wherever they sit: every backend orders exact copies the same way.
+    The inner product is what every backend ranks by (FAISS and Milvus use it too): with a colour weight the
+    query [shape; w * colour] is longer than a product's vector, and a product whose colour is not known yet has a
+    zero colour part (no colour match), so distance and inner product need not agree. Each score is computed from
+    its own row alone (no BLAS blocking), so equal vectors get equal scores wherever they sit: every backend orders
+    exact copies the same way.
     """
     positions = np.asarray(positions, dtype=np.int64)
-    distances = np.linalg.norm(vectors[positions] - query[None, :], axis=1).astype(np.float32)
-    order = np.lexsort((positions, distances))
+    rows = vectors[positions]
+    query = np.asarray(query, dtype=np.float32)
+    scores = (rows * query[None, :]).sum(axis=1)
+    order = np.lexsort((positions, -scores))
+    distances = np.linalg.norm(rows - query[None, :], axis=1).astype(np.float32)
     return positions[order], distances[order]
 
 
@@ -194,10 +201,10 @@ def block_neighbours(vectors: np.ndarray, positions: np.ndarray, depth: int,
         top = np.argpartition(-scores, wide - 1, axis=1)[:, :wide]
         for row, query in enumerate(block.tolist()):
             finite = np.isfinite(scores[row, top[row]])
-            ranked, _ = rank_by_distance(vectors, top[row][finite], queries[row])
+            ranked, _ = rank_by_similarity(vectors, top[row][finite], queries[row])
             # Too few rows allowed (a tiny catalog): the excluded ones fill the end, as worst, in row order.
             ranked = np.concatenate([ranked, np.sort(top[row][~finite])])[:depth]
-            inner = vectors[ranked[:len(ranked) - int((~finite).sum())]] @ queries[row]
+            inner = vectors[ranked[:min(int(finite.sum()), depth)]] @ queries[row]  # the excluded rows: -inf
             cosines = np.concatenate([inner.astype(np.float32), np.full(depth, -np.inf, np.float32)])
             found[start + row], similar[start + row] = ranked, cosines[:depth]
     return BlockNeighbours(found, similar)
@@ -269,7 +276,7 @@ class AnnIndex:
             bitmap = np.packbits(allowed.astype(np.uint8), bitorder="little")
             params.sel = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
         _, found = self._index.search(query[None, :].astype(np.float32), k, params=params)
-        positions, distances = rank_by_distance(self._vectors, found[0][found[0] >= 0], query)
+        positions, distances = rank_by_similarity(self._vectors, found[0][found[0] >= 0], query)
         return Neighbours(positions, distances)
 
 

@@ -93,6 +93,7 @@ class IndexReport:
     space: SpaceUpdate | None = None  # what happened to the search space
     pipeline_seconds: float = 0.0  # the read -> embed -> write pipeline alone (what grows with the images)
     engine: str = "local"  # what ran reader -> embedder: local (this process) or ray
+    coloured: int = 0  # products indexed before their colour existed (or of an older version) given it now
 
     @property
     def images_per_second(self) -> float:
@@ -271,7 +272,7 @@ def read_image(
     if known_sha256 == sha256:
         return ReadResult(file, sha256=sha256)  # touched, not changed: keep the vector
     try:
-        image = open_image(data, max_pixels, draft_size=2 * prep.size if prep.allow_draft else None)
+        image = open_image(data, max_pixels, draft_size=prep.draft_size)
         return ReadResult(file, sha256=sha256, pixels=preprocess(image, prep), colour=describe_colour(image))
     except ImageError as exc:
         return ReadResult(file, sha256=sha256, error=str(exc))
@@ -361,7 +362,8 @@ def index_images(
                 raise CatalogError(_nothing_readable(images_dir, scan_skips + run.plan.conflicts + new_skips
                                                      + run.plan.still_skipped, "has no photo fashionrec can read"))
             store.set_info(_typical_size_info(store))
-            backfill_colours(store, settings.decode_workers, settings.max_image_pixels)
+            coloured = backfill_colours(store, settings.decode_workers, settings.max_image_pixels,
+                                        run.embedder.spec.preprocessing.draft_size)
             space = refresh_space(store, settings.whiten_dim, drift_limit=settings.refit_drift)
             products = store.count()
     except BaseException:
@@ -388,6 +390,7 @@ def index_images(
         space=space,
         pipeline_seconds=pipeline_seconds,
         engine=engine.name,
+        coloured=coloured,
     )
 
 
@@ -466,9 +469,11 @@ class _IndexRun:
         return embedded, kept, skipped
 
 
-def backfill_colours(store: CatalogStore, workers: int, max_pixels: int, chunk: int = 256) -> int:
+def backfill_colours(store: CatalogStore, workers: int, max_pixels: int, draft_size: int | None = None,
+                     chunk: int = 256) -> int:
     """Compute the colour of every product that lacks one of this version (indexed before colour existed, or by an
     engine that does not compute it) from its image file, without the CNN; returns how many were computed.
+    `draft_size`: the catalog model's (`Preprocessing.draft_size`), so a file is decoded as indexing decodes it.
 
     A product whose file cannot be read now keeps no colour (its colour part stays zero) and is tried again next run.
     """
@@ -479,7 +484,8 @@ def backfill_colours(store: CatalogStore, workers: int, max_pixels: int, chunk: 
     def describe_file(item: tuple[str, StoredProduct]) -> tuple[str, ColourDescriptor | None]:
         product_id, product = item
         try:
-            return product_id, describe_colour(open_image(Path(product.folder) / product.stamp.path, max_pixels))
+            image = open_image(Path(product.folder) / product.stamp.path, max_pixels, draft_size=draft_size)
+            return product_id, describe_colour(image)
         except ImageError as exc:
             log.warning("no colour for product %s: %s", product_id, exc)
             return product_id, None

@@ -123,7 +123,7 @@ class Catalog:
     @cached_property
     def has_colour(self) -> bool:
         """Whether search vectors carry a colour part: some product has a colour histogram of this version (the
-        others, until an index run computes theirs, have a zero colour part and rank by shape alone)."""
+        others, until an index run computes theirs, have a zero colour part: their colour counts as no match)."""
         return COLOUR_VERSION in self._colour_versions
 
     @property

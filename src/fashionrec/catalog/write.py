@@ -169,7 +169,7 @@ def _prepare(item: ProductWrite, embedder: Embedder, limits: PixelLimits,
         data = _image_bytes(item.image)
         suffix = stored_suffix(data)
         prep = embedder.spec.preprocessing
-        image = open_image(data, limits, draft_size=2 * prep.size if prep.allow_draft else None)
+        image = open_image(data, limits, draft_size=prep.draft_size)
     except ImageError as exc:
         raise type(exc)(f"the image of product {item.product_id!r}: {exc}") from None
     return data, suffix, preprocess(image, prep), describe_colour(image)

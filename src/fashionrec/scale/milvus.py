@@ -413,9 +413,10 @@ class MilvusIndex:
         hits = [hit for hit in hits if hit["entity"]["id"] in self._catalog]
         positions = np.array([self._catalog.position(hit["entity"]["id"]) for hit in hits], dtype=np.int64)
         vectors = np.array([hit["entity"]["vector"] for hit in hits], dtype=np.float32).reshape(len(hits), -1)
-        distances = np.linalg.norm(vectors - query[None, :], axis=1).astype(np.float32)
-        order = np.lexsort((positions, distances))[:k]
-        return Neighbours(positions[order], distances[order], vectors[order])
+        scores = (vectors * np.asarray(query, dtype=np.float32)[None, :]).sum(axis=1)  # as `rank_by_similarity`
+        order = np.lexsort((positions, -scores))[:k]
+        distances = np.linalg.norm(vectors[order] - query[None, :], axis=1).astype(np.float32)
+        return Neighbours(positions[order], distances, vectors[order])
 
     def vector(self, position: int) -> np.ndarray:
         """See `SearchBackend.vector`: read from the collection (the catalog's own copy stays unread)."""
