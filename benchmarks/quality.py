@@ -127,7 +127,7 @@ def run_pass(session: ort.InferenceSession, images: list, prep) -> dict[str, np.
     max_pixels = load_settings().max_image_pixels
 
     def load(item):
-        image = item if not isinstance(item, Path) else open_image(item, max_pixels, draft_size=2 * prep.size)
+        image = item if not isinstance(item, Path) else open_image(item, max_pixels, draft_size=prep.draft_size)
         return preprocess(image, prep)
 
     with ThreadPoolExecutor(2) as pool:

@@ -37,7 +37,8 @@ from importlib import resources
 import numpy as np
 from PIL import Image
 
-COLOUR_VERSION = 2  # bump when the histogram changes: stored histograms of another version are computed again
+COLOUR_VERSION = 3  # bump when the histogram changes: stored histograms of another version are computed again
+# (3: a photo larger than 3x the thumbnail is box-reduced before it is resampled, `product_pixels`)
 THUMBNAIL = (48, 64)  # (width, height) the histogram is computed at
 LUT_BITS = 4  # sRGB quantised to 4 bits a channel for the CIELAB table (4,096 colours)
 PALETTE_SIZE = 128  # colours of the palette each pixel is counted as

@@ -530,8 +530,7 @@ def load_model_input(source: ImageSource, prep: Preprocessing, max_pixels: int |
     Raises:
         ImageError: as `open_image`.
     """
-    draft = 2 * prep.size if prep.allow_draft else None
-    return preprocess(open_image(source, max_pixels, draft_size=draft), prep)
+    return preprocess(open_image(source, max_pixels, draft_size=prep.draft_size), prep)
 
 
 def typical_size(paths: list[os.PathLike | str], sample: int = 256) -> tuple[int, int] | None:
