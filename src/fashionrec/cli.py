@@ -497,7 +497,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.report:
         from fashionrec.report import write_report
 
-        print(f"Report: {write_report(result, catalog, args.report, seed=args.seed, colour_weight=weight)}", file=sys.stderr)
+        report = write_report(result, catalog, args.report, seed=args.seed, colour_weight=weight)
+        print(f"Report: {report}", file=sys.stderr)
     if args.json:
         print(json.dumps({**asdict(result), "colour_weight": asked}, indent=2))
         return 0

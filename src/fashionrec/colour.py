@@ -37,6 +37,8 @@ from importlib import resources
 import numpy as np
 from PIL import Image
 
+from fashionrec.embed import l2_normalize
+
 COLOUR_VERSION = 3  # bump when the histogram changes: stored histograms of another version are computed again
 # (3: a photo larger than 3x the thumbnail is box-reduced before it is resampled, `product_pixels`)
 THUMBNAIL = (48, 64)  # (width, height) the histogram is computed at
@@ -234,7 +236,7 @@ def layout_roots(histograms: np.ndarray, band_roots_mean: np.ndarray) -> np.ndar
     band at unit length: 'nothing here' is itself part of the layout (a shoe leaves the top bands empty)."""
     bands = np.asarray(histograms, dtype=np.float32).reshape(*np.shape(histograms)[:-1], BANDS, PALETTE_SIZE)
     shares = bands / np.maximum(bands.sum(-1, keepdims=True), 1e-12)
-    centred = _unit(np.sqrt(shares) - band_roots_mean)
+    centred = l2_normalize(np.sqrt(shares) - band_roots_mean)
     return centred.reshape(*centred.shape[:-2], HISTOGRAM_DIM) / np.sqrt(BANDS)
 
 
@@ -242,7 +244,7 @@ def whole_roots(histograms: np.ndarray, whole_roots_mean: np.ndarray) -> np.ndar
     """The whole product's histogram, square-rooted, minus the typical one, at unit length (..., PALETTE_SIZE)."""
     bands = np.asarray(histograms, dtype=np.float32).reshape(*np.shape(histograms)[:-1], BANDS, PALETTE_SIZE)
     whole = bands.sum(-2)
-    return _unit(np.sqrt(whole / np.maximum(whole.sum(-1, keepdims=True), 1e-12)) - whole_roots_mean)
+    return l2_normalize(np.sqrt(whole / np.maximum(whole.sum(-1, keepdims=True), 1e-12)) - whole_roots_mean)
 
 
 def colour_vectors(histograms: np.ndarray) -> np.ndarray:
@@ -254,11 +256,8 @@ def colour_vectors(histograms: np.ndarray) -> np.ndarray:
     prior = _prior()
     histograms = np.asarray(histograms, dtype=np.float32)
     known = histograms.sum(-1, keepdims=True) > 0
-    layout = _unit((layout_roots(histograms, prior["band_roots_mean"]) - prior["layout_mean"]) @ prior["layout_axes"].T)
-    whole = _unit((whole_roots(histograms, prior["whole_roots_mean"]) - prior["whole_mean"]) @ prior["whole_axes"].T)
+    layout = layout_roots(histograms, prior["band_roots_mean"]) - prior["layout_mean"]
+    whole = whole_roots(histograms, prior["whole_roots_mean"]) - prior["whole_mean"]
+    layout, whole = l2_normalize(layout @ prior["layout_axes"].T), l2_normalize(whole @ prior["whole_axes"].T)
     joined = np.concatenate([np.sqrt(LAYOUT_SHARE) * layout, np.sqrt(1 - LAYOUT_SHARE) * whole], axis=-1)
     return (joined * known).astype(np.float32)
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)

@@ -61,11 +61,6 @@ def similarity_scores(query: np.ndarray, vectors: np.ndarray, weight: float) -> 
     return (np.asarray(vectors, dtype=np.float32) @ np.asarray(query, dtype=np.float32)) / (1.0 + weight)
 
 
-def cosine_of_distance(distance: float) -> float:
-    """The cosine of two unit vectors `distance` apart (Euclidean): what `Match.similarity` reports."""
-    return 1.0 - distance**2 / 2.0
-
-
 @dataclass(frozen=True)
 class Recommendations:
     """The answer to one query: the model that produced it and the matches, nearest first."""

@@ -128,12 +128,17 @@ def rank_by_similarity(vectors: np.ndarray, positions: np.ndarray,
     exact copies the same way.
     """
     positions = np.asarray(positions, dtype=np.int64)
-    rows = vectors[positions]
+    order, distances = rank_rows(vectors[positions], positions, query)
+    return positions[order], distances
+
+
+def rank_rows(rows: np.ndarray, positions: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`rank_by_similarity` for rows already at hand (a backend that returns its hits' vectors): the order of
+    `rows` best first (ties by their catalog `positions`), and their Euclidean distances to `query` in that order."""
     query = np.asarray(query, dtype=np.float32)
     scores = (rows * query[None, :]).sum(axis=1)
     order = np.lexsort((positions, -scores))
-    distances = np.linalg.norm(rows - query[None, :], axis=1).astype(np.float32)
-    return positions[order], distances[order]
+    return order, np.linalg.norm(rows[order] - query[None, :], axis=1).astype(np.float32)
 
 
 def distinct_rows(positions: np.ndarray, hashes: Sequence[str], vectors: np.ndarray | Mapping[int, np.ndarray], k: int,

@@ -36,7 +36,7 @@ import numpy as np
 from fashionrec.catalog import Catalog
 from fashionrec.config import Settings, load_settings
 from fashionrec.errors import CatalogError, FashionrecError, FilterError, ModelMismatchError
-from fashionrec.search import Neighbours, Restriction
+from fashionrec.search import Neighbours, Restriction, rank_rows
 
 log = logging.getLogger(__name__)
 
@@ -413,10 +413,8 @@ class MilvusIndex:
         hits = [hit for hit in hits if hit["entity"]["id"] in self._catalog]
         positions = np.array([self._catalog.position(hit["entity"]["id"]) for hit in hits], dtype=np.int64)
         vectors = np.array([hit["entity"]["vector"] for hit in hits], dtype=np.float32).reshape(len(hits), -1)
-        scores = (vectors * np.asarray(query, dtype=np.float32)[None, :]).sum(axis=1)  # as `rank_by_similarity`
-        order = np.lexsort((positions, -scores))[:k]
-        distances = np.linalg.norm(vectors[order] - query[None, :], axis=1).astype(np.float32)
-        return Neighbours(positions[order], distances, vectors[order])
+        order, distances = rank_rows(vectors, positions, query)  # as every backend ranks
+        return Neighbours(positions[order[:k]], distances[:k], vectors[order[:k]])
 
     def vector(self, position: int) -> np.ndarray:
         """See `SearchBackend.vector`: read from the collection (the catalog's own copy stays unread)."""
