@@ -30,7 +30,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from fashionrec.catalog import Catalog, index_images
+from fashionrec.catalog.catalog import Catalog
+from fashionrec.index.run import index_images
 from fashionrec.config import load_settings
 from fashionrec.demo import find_sample_data
 from fashionrec.launch import stop, wait_until_up

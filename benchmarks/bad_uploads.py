@@ -37,7 +37,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from fashionrec.catalog import Catalog, index_images
+from fashionrec.catalog.catalog import Catalog
+from fashionrec.index.run import index_images
 from fashionrec.config import load_settings
 from fashionrec.demo import find_sample_data
 from fashionrec.launch import stop, wait_until_up

@@ -19,26 +19,27 @@ import tempfile
 import time
 from pathlib import Path
 
-from fashionrec import colour
-from fashionrec.catalog import build, index_images
+from fashionrec.imaging import colour
+from fashionrec.index import read, run
+from fashionrec.index.run import index_images
 from fashionrec.demo import find_sample_data
-from fashionrec.images import open_image
+from fashionrec.imaging.decode import open_image
 
 
 def index_seconds(images_dir: Path, work: Path, model: str, limit: int, with_colour: bool) -> tuple[float, float]:
     """(wall seconds of the pipeline, CPU seconds of the whole run) of one index run (model loaded and cached
     before: the first round is a warm-up)."""
-    shipped = (build.describe_colour, build.backfill_colours)
+    shipped = (read.describe_colour, run.backfill_colours)
     if not with_colour:
-        build.describe_colour = lambda image: None
-        build.backfill_colours = lambda *args, **kwargs: 0
+        read.describe_colour = lambda image: None
+        run.backfill_colours = lambda *args, **kwargs: 0
     target = work / f"c-{time.monotonic_ns()}"
     cpu = time.process_time()
     try:
         report = index_images(images_dir, target, model=model, limit=limit, progress=False)
         cpu = time.process_time() - cpu
     finally:
-        build.describe_colour, build.backfill_colours = shipped
+        read.describe_colour, run.backfill_colours = shipped
         shutil.rmtree(target, ignore_errors=True)
     return report.pipeline_seconds, cpu
 

@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from fashionrec import colour
-from fashionrec.images import open_image
+from fashionrec.imaging import colour
+from fashionrec.imaging.decode import open_image
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/fashion-product-images/images"
 TARGET = Path(__file__).resolve().parents[1] / "src/fashionrec" / colour.PRIOR_FILE

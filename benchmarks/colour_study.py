@@ -22,9 +22,9 @@ import numpy as np
 from fashionrec.catalog.catalog import Catalog
 from fashionrec.config import load_settings
 from fashionrec.demo import demo_catalog_dir
-from fashionrec.embed import l2_normalize as unit
-from fashionrec.evaluate import evaluate
-from fashionrec.images import open_image
+from fashionrec.vectors import l2_normalize as unit
+from fashionrec.quality.evaluate import evaluate
+from fashionrec.imaging.decode import open_image
 
 SIZE = (60, 80)  # every image is read at the shared sample's size: colour needs few pixels
 

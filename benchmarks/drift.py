@@ -18,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fashionrec.catalog import Catalog, index_images
-from fashionrec.catalog.derived import drift
+from fashionrec.catalog.catalog import Catalog
+from fashionrec.index.run import index_images
+from fashionrec.catalog.space import drift
 from fashionrec.catalog.whitening import fit_whitening
 from fashionrec.config import load_settings
 from fashionrec.demo import find_sample_data
-from fashionrec.evaluate import evaluate
+from fashionrec.quality.evaluate import evaluate
 
 DRIFTS = (0.1, 0.25, 0.5, 1.0, 2.0)
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fashionrec.catalog import index_images
+from fashionrec.index.run import index_images
 from fashionrec.config import load_settings
 from fashionrec.demo import find_sample_data
-from fashionrec.embed import load_model
+from fashionrec.models.embed import load_model
 from fashionrec.errors import WeightsNotFoundError
 from fashionrec.models import get_spec, list_models
 from fashionrec.models.weights import locate_weights

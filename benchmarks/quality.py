@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,12 +28,15 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from fashionrec.catalog import Catalog, index_images
+from fashionrec.catalog.catalog import Catalog
+from fashionrec.index.run import index_images
 from fashionrec.catalog.whitening import fit_whitening
 from fashionrec.config import load_settings
 from fashionrec.demo import find_sample_data
-from fashionrec.evaluate import evaluate
-from fashionrec.images import match_catalog_look, open_image, preprocess
+from fashionrec.quality.evaluate import evaluate
+from fashionrec.imaging.look import match_catalog_look
+from fashionrec.imaging.decode import open_image
+from fashionrec.imaging.preprocess import preprocess
 from fashionrec.models import get_spec
 from fashionrec.models.weights import file_sha256, locate_weights
 
@@ -314,16 +316,16 @@ def colour_curve(catalog: Catalog, photos: list[Path], plot: Path | None) -> lis
     gain at an articleType drop of at most 0.01 from shape alone), and half B and the whole sample show what it
     gives on products it was not chosen on.
     """
-    from fashionrec.recommend import Recommender, colour_strength
-    from fashionrec.evaluate import photo_recall
+    from fashionrec.recommend.recommender import Recommender
+    from fashionrec.recommend.query import colour_gain
+    from fashionrec.quality.evaluate import photo_recall
 
     settings = load_settings()
     order = np.random.default_rng(HELD_OUT_SEED).permutation(len(catalog))
     halves = {"A": order[: len(order) // 2], "B": order[len(order) // 2:], "all": None}
 
     def p5(weight: float, rows) -> tuple[float, float]:
-        raw = colour_strength(weight, settings)[1]
-        scores = evaluate(catalog, LABELS, k=5, colour_weight=raw, rows=rows).deduplicated
+        scores = evaluate(catalog, LABELS, k=5, colour_weight=weight, rows=rows).deduplicated
         return scores[0].precision, scores[1].precision
 
     curve = {name: [p5(w, rows) for w in COLOUR_GRID] for name, rows in halves.items()}
@@ -332,7 +334,7 @@ def colour_curve(catalog: Catalog, photos: list[Path], plot: Path | None) -> lis
     chosen = COLOUR_GRID[max(allowed, key=lambda i: curve["A"][i][1])]
     lines = [f"The colour weight W (`--colour-weight`, API `colour_weight`, the web app's \"Match colour\") runs from 0 "
              f"(shape only) to 1, the strongest setting offered: a query [shape; w * colour] with w = W x "
-             f"{colour_strength(1.0, settings)[1]:g}. Leave-one-out P@5, the query's exact copies left out; half A "
+             f"{colour_gain(1.0, settings)[1]:g}. Leave-one-out P@5, the query's exact copies left out; half A "
              f"and half B are a seeded split of the products (seed {HELD_OUT_SEED}).",
              "", f"Default chosen on half A (largest baseColour gain at an articleType drop of at most 0.01): "
                  f"**W = {chosen:g}** (the shipped default is {settings.colour_weight:g}).", "",

@@ -12,11 +12,12 @@ import argparse
 import time
 from pathlib import Path
 
-from fashionrec.catalog import Catalog, index_images
+from fashionrec.catalog.catalog import Catalog
+from fashionrec.index.run import index_images
 from fashionrec.config import load_settings
 from fashionrec.demo import find_sample_data
-from fashionrec.embed import load_model
-from fashionrec.recommend import Recommender
+from fashionrec.models.embed import load_model
+from fashionrec.recommend.recommender import Recommender
 
 DEPTH = 100
 

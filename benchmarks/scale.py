@@ -24,13 +24,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from index_speed import random_resnet50_h5  # noqa: E402
 
-from fashionrec.catalog import Catalog, index_images  # noqa: E402
-from fashionrec.catalog.build import Engine, LocalEngine  # noqa: E402
+from fashionrec.catalog.catalog import Catalog
+from fashionrec.index.run import index_images  # noqa: E402
+from fashionrec.index.engine import Engine, LocalEngine  # noqa: E402
 from fashionrec.config import load_settings  # noqa: E402
 from fashionrec.demo import find_sample_data  # noqa: E402
 from fashionrec.scale.milvus import HNSW_PARAMS, MilvusIndex, ivf_nlist, push, search_params_for  # noqa: E402
 from fashionrec.scale.ray_engine import RayEngine  # noqa: E402
-from fashionrec.search import exact_search  # noqa: E402
+from fashionrec.search.exact import exact_search  # noqa: E402
 
 MODELS = ("efficientnet-lite0", "efficientnet-lite2", "resnet50")
 START, END = "<!-- measured:start -->", "<!-- measured:end -->"

@@ -36,13 +36,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from index_speed import ceiling, random_resnet50_h5  # noqa: E402
 
-from fashionrec.catalog import Catalog, index_images  # noqa: E402
+from fashionrec.catalog.catalog import Catalog
+from fashionrec.index.run import index_images  # noqa: E402
 from fashionrec.config import load_settings  # noqa: E402
 from fashionrec.demo import find_sample_data  # noqa: E402
-from fashionrec.embed import load_model  # noqa: E402
-from fashionrec.images import read_image_bytes  # noqa: E402
-from fashionrec.recommend import Recommender, similar_all  # noqa: E402
-from fashionrec.search import AnnIndex, exact_search  # noqa: E402
+from fashionrec.models.embed import load_model  # noqa: E402
+from fashionrec.imaging.decode import read_image_bytes  # noqa: E402
+from fashionrec.recommend.recommender import Recommender
+from fashionrec.recommend.similar_all import similar_all  # noqa: E402
+from fashionrec.search.hnsw import AnnIndex
+from fashionrec.search.exact import exact_search  # noqa: E402
 
 BATCHES = (8, 16, 32)
 ROUNDS = 5
@@ -116,7 +119,7 @@ def embed_catalog(path: Path, embedder, catalog: Catalog) -> np.ndarray:
     import onnxruntime as ort
     from concurrent.futures import ThreadPoolExecutor
 
-    from fashionrec.embed import l2_normalize
+    from fashionrec.vectors import l2_normalize
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
@@ -132,7 +135,7 @@ def embed_catalog(path: Path, embedder, catalog: Catalog) -> np.ndarray:
 def precision_at_5(catalog: Catalog, model_vectors: np.ndarray) -> float:
     """Leave-one-out articleType P@5 (copies left out) of model vectors, whitened as the catalog is."""
     from fashionrec.catalog.whitening import fit_whitening
-    from fashionrec.evaluate import evaluate
+    from fashionrec.quality.evaluate import evaluate
 
     vectors = model_vectors
     if catalog.whitening is not None:

@@ -69,7 +69,7 @@ def write_bad_files(folder: Path, truncate_from: Path) -> list[str]:
 @pytest.fixture(scope="session")
 def lite0():
     """The small real backbone (ImageNet EfficientNet-Lite0), exported once per session."""
-    from fashionrec.embed import load_model
+    from fashionrec.models.embed import load_model
 
     return load_model("efficientnet-lite0")
 
@@ -98,7 +98,7 @@ def shop_metadata(product_id: int) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def shop_catalog(tmp_path_factory, lite0) -> Path:
     """A 40-product catalog of drawn images with styles.csv-like metadata, indexed with EfficientNet-Lite0."""
-    from fashionrec.catalog import index_images
+    from fashionrec.index.run import index_images
 
     root = tmp_path_factory.mktemp("shop")
     write_products(root / "images", range(1, 41))
@@ -115,7 +115,7 @@ def copies_catalog(tmp_path_factory, lite0) -> Path:
     """40 drawn products (shop metadata) plus 3 byte-identical copies under other ids."""
     import shutil
 
-    from fashionrec.catalog import index_images
+    from fashionrec.index.run import index_images
 
     root = tmp_path_factory.mktemp("copies")
     write_products(root / "images", range(1, 41))

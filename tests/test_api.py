@@ -18,12 +18,14 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from fashionrec.api import app_from_settings, create_app
-from fashionrec.catalog import Catalog
+from fashionrec.catalog.catalog import Catalog
 from fashionrec.config import load_settings
 from fashionrec.errors import CatalogError
-from fashionrec.images import DECODE_SLOTS
+from fashionrec.imaging.decode import DECODE_SLOTS
 from fashionrec.launch import stop, wait_until_up
-from fashionrec.recommend import SIMILARITY_MEANING, Recommender, colour_strength
+from fashionrec.recommend.answers import SIMILARITY_MEANING
+from fashionrec.recommend.recommender import Recommender
+from fashionrec.recommend.query import colour_gain
 from tests.conftest import draw_product, free_port
 from tests.image_corpus import BadInput, bad_inputs, png_bomb
 
@@ -105,7 +107,7 @@ def test_similar_never_returns_the_product_and_matches_the_library(client: TestC
     assert [m["id"] for m in body["results"]] == [m.id for m in expected.results]
     assert "5" not in [m["id"] for m in body["results"]] and len(body["results"]) == 4
     catalog = recommender.catalog
-    vectors, position, weight = catalog.vectors, catalog.position, colour_strength(None, load_settings())[1]
+    vectors, position, weight = catalog.vectors, catalog.position, colour_gain(None, load_settings())[1]
     query = catalog.query_vector(vectors[position("5")], weight)  # [shape; w * colour]
     scores = [float(vectors[position(m["id"])] @ query) / (1 + weight) for m in body["results"]]
     assert [m["similarity"] for m in body["results"]] == pytest.approx(scores, abs=1e-5)
@@ -174,7 +176,7 @@ def test_an_image_is_found_by_id_only(client: TestClient, path: str) -> None:
 
 def test_an_image_gone_from_disk_is_404(tmp_path: Path, lite0) -> None:
     from tests.conftest import write_products
-    from fashionrec.catalog import index_images
+    from fashionrec.index.run import index_images
 
     write_products(tmp_path / "images", range(1, 4))
     index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fashionrec.config import load_settings
-from fashionrec.recommend import SIMILARITY_MEANING
+from fashionrec.recommend.answers import SIMILARITY_MEANING
 from tests.conftest import write_products
 
 

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance
 
-from fashionrec import colour
-from fashionrec.catalog import Catalog, index_images
+from fashionrec.imaging import colour
+from fashionrec.catalog.catalog import Catalog
+from fashionrec.index.run import index_images
 from fashionrec.config import load_settings
 from fashionrec.errors import FashionrecError
-from fashionrec.recommend import Recommender
+from fashionrec.recommend.recommender import Recommender
 from tests.conftest import write_products
 
 RED, NAVY, GREEN = (200, 30, 40), (20, 30, 110), (40, 150, 60)

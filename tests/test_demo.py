@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fashionrec.catalog import Catalog
+from fashionrec.catalog.catalog import Catalog
 from fashionrec.demo import run_demo
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fashionrec.embed import l2_normalize, load_model
+from fashionrec.vectors import l2_normalize
+from fashionrec.models.embed import load_model
 from fashionrec.models import list_models
 from tests.conftest import draw_product
 

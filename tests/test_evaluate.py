@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fashionrec.catalog import Catalog
+from fashionrec.catalog.catalog import Catalog
 from fashionrec.cli import main
-from fashionrec.config import load_settings
 from fashionrec.errors import FashionrecError
-from fashionrec.evaluate import evaluate, photo_recall, score_label
-from fashionrec.search import top_neighbours
-from fashionrec.recommend import Recommender, colour_strength
+from fashionrec.quality.evaluate import evaluate, photo_recall, score_label
+from fashionrec.search.block import top_neighbours
+from fashionrec.recommend.recommender import Recommender
 
 
 def unit_rows(count: int, dim: int, seed: int) -> np.ndarray:
@@ -124,9 +123,9 @@ def test_cli_evaluates_any_point_of_the_colour_curve(copies_catalog: Path, capsy
         assert main(["evaluate", "--catalog", str(copies_catalog), "--label", "baseColour", "-k", "3",
                      "--colour-weight", str(weight), "--json"]) == 0
         data = json.loads(capsys.readouterr().out)
-        want = evaluate(catalog, ["baseColour"], k=3, colour_weight=colour_strength(weight, load_settings())[1])
+        want = evaluate(catalog, ["baseColour"], k=3, colour_weight=weight)
         assert data["colour_weight"] == weight and data["labels"][0]["precision"] == pytest.approx(want.labels[0].precision)
-    shape, full = (evaluate(catalog, ["baseColour"], k=3, colour_weight=w).labels[0].precision_curve for w in (0.0, 1.5))
+    shape, full = (evaluate(catalog, ["baseColour"], k=3, colour_weight=w).labels[0].precision_curve for w in (0.0, 0.6))
     assert shape != full  # the colour changes the ranking
 
 

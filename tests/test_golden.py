@@ -38,7 +38,7 @@ def _subset(sample_dir: Path, count: int, seed: int, keep: list[str]) -> list[st
 
 def _index(sample_dir: Path, ids: list[str], root: Path) -> Path:
     """Copy the products `ids` into `root/images` and index them (with the sample's styles.csv)."""
-    from fashionrec.catalog import index_images
+    from fashionrec.index.run import index_images
 
     images = root / "images"
     images.mkdir(parents=True)
@@ -56,7 +56,7 @@ def _pairs(recommendations) -> dict:
 def compute_answers(sample_dir: Path, work_dir: Path) -> dict:
     """Every pinned answer, computed with the library as it is now."""
     from fashionrec import Catalog, Recommender
-    from fashionrec.recommend import similar_all
+    from fashionrec.recommend.similar_all import similar_all
 
     photos = sorted((sample_dir / "queries_fullres").glob("*.jpg"))
     photographed = [path.stem for path in photos]

@@ -13,19 +13,9 @@ from PIL import Image
 
 from fashionrec.config import load_settings
 from fashionrec.errors import ImageError, ImageTooLargeError, UnsupportedImageFormatError
-from fashionrec.images import (
-    ACCEPTED_FORMATS,
-    DECODE_SLOTS,
-    IMAGE_SUFFIXES,
-    PixelLimits,
-    Preprocessing,
-    is_image_file,
-    load_model_input,
-    open_image,
-    preprocess,
-    refused_file_reason,
-    resize,
-)
+from fashionrec.imaging.formats import ACCEPTED_FORMATS, IMAGE_SUFFIXES, is_image_file, refused_file_reason
+from fashionrec.imaging.decode import DECODE_SLOTS, PixelLimits, open_image
+from fashionrec.imaging.preprocess import Preprocessing, load_model_input, preprocess, resize
 from tests.image_corpus import (
     BLUE,
     RED,
@@ -317,8 +307,8 @@ def test_concurrent_decodes_are_bounded_by_the_process_slots() -> None:
 
 @pytest.fixture(scope="module")
 def shop_recommender(shop_catalog: Path, lite0):
-    from fashionrec.catalog import Catalog
-    from fashionrec.recommend import Recommender
+    from fashionrec.catalog.catalog import Catalog
+    from fashionrec.recommend.recommender import Recommender
 
     return Recommender(Catalog.open(shop_catalog), lite0)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from fashionrec.catalog import Catalog
+from fashionrec.catalog.catalog import Catalog
 from fashionrec.launch import stop, wait_until_up
 from tests.conftest import draw_product, free_port, write_products
 

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fashionrec.catalog import Catalog, index_images
+from fashionrec.catalog.catalog import Catalog
+from fashionrec.index.run import index_images
 from fashionrec.config import load_settings
-from fashionrec.evaluate import evaluate
+from fashionrec.quality.evaluate import evaluate
 
 PRODUCTS = 1000
 SEED = 0

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fashionrec.catalog import Catalog, index_images
+from fashionrec.catalog.catalog import Catalog
+from fashionrec.index.run import index_images
 from fashionrec.errors import CatalogError, FashionrecError, FilterError, ModelMismatchError, ProductNotFoundError
-from fashionrec.images import match_catalog_look
-from fashionrec.recommend import Recommender, parse_filters
+from fashionrec.imaging.look import match_catalog_look
+from fashionrec.recommend.recommender import Recommender
+from fashionrec.recommend.query import parse_filters
 from tests.conftest import draw_product, write_products
 
 
@@ -81,7 +83,7 @@ def test_an_empty_catalog_says_so(tmp_path: Path, lite0) -> None:
 
 
 def test_the_catalog_model_must_match(catalog_dir: Path) -> None:
-    from fashionrec.embed import load_model
+    from fashionrec.models.embed import load_model
 
     with pytest.raises(ModelMismatchError, match="cannot be compared"):
         Recommender(Catalog.open(catalog_dir), load_model("efficientnet-lite2"))
@@ -118,7 +120,7 @@ def test_filters_that_match_nothing_give_no_results(recommender: Recommender) ->
 
 @pytest.mark.parametrize("show_duplicates", [False, True])
 def test_similar_all_equals_by_id_for_every_product(copies_catalog: Path, lite0, show_duplicates: bool) -> None:
-    from fashionrec.recommend import similar_all
+    from fashionrec.recommend.similar_all import similar_all
 
     catalog = Catalog.open(copies_catalog)
     recommender = Recommender(catalog, lite0)
@@ -192,7 +194,7 @@ def test_a_recommender_follows_the_catalog_snapshot_by_snapshot(tmp_path: Path, 
     flight keeps the snapshot it started on."""
     import io
 
-    from fashionrec.catalog.write import ProductWrite, put_products, remove_products
+    from fashionrec.index.write import ProductWrite, put_products, remove_products
 
     write_products(tmp_path / "images", range(1, 21))
     index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False)

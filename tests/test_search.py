@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fashionrec.embed import l2_normalize
-from fashionrec.search import exact_search
+from fashionrec.vectors import l2_normalize
+from fashionrec.search.exact import exact_search
 
 
 def _brute_force(vectors: np.ndarray, query: np.ndarray, k: int, allowed: np.ndarray) -> list[int]:
@@ -47,7 +47,7 @@ def test_bad_arguments() -> None:
 
 
 def test_distinct_rows_skips_exact_and_near_copies() -> None:
-    from fashionrec.search import distinct_rows
+    from fashionrec.search.dedupe import distinct_rows
 
     vectors = np.eye(6, dtype=np.float32)
     vectors[5] = 0.9999 * vectors[1] + 0.01 * vectors[2]
@@ -69,12 +69,14 @@ def test_distinct_rows_skips_exact_and_near_copies() -> None:
 
 def test_hnsw_index_matches_exact_search_with_and_without_a_mask(tmp_path) -> None:
     pytest.importorskip("faiss", reason="approximate search needs faiss (pip install -e '.[ann]')")
-    from fashionrec.search import AnnIndex, Restriction
+    from fashionrec.search.hnsw import AnnIndex
+    from fashionrec.search.backend import Restriction
 
     rng = np.random.default_rng(3)
     vectors = rng.normal(size=(2000, 32)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    index = AnnIndex.build(vectors, tmp_path / "hnsw.faiss", ef_search=256)
+    index = AnnIndex.build(vectors, ef_search=256)
+    index.write(str(tmp_path / "hnsw.faiss"))
     assert (tmp_path / "hnsw.faiss").is_file()
     allowed = rng.random(2000) < 0.1
     hits = total = 0
@@ -88,7 +90,7 @@ def test_hnsw_index_matches_exact_search_with_and_without_a_mask(tmp_path) -> No
             total += 10
             assert np.all(np.diff(got.distances) >= 0)
     assert hits / total >= 0.95
-    again = AnnIndex.build(vectors, tmp_path / "hnsw.faiss")  # loaded from the file, not rebuilt
+    again = AnnIndex.load(tmp_path / "hnsw.faiss", vectors)  # loaded from the file, not rebuilt
     assert again.search(vectors[0], 1).positions.tolist() == [0]
     assert index.search(vectors[0], 5, Restriction(np.zeros(2000, dtype=bool))).positions.size == 0
 
@@ -96,7 +98,7 @@ def test_hnsw_index_matches_exact_search_with_and_without_a_mask(tmp_path) -> No
 def test_every_search_ranks_by_inner_product_even_when_products_differ_in_length() -> None:
     """Issue 15: a product whose colour is not known yet has a zero colour part, so it is shorter than the others and
     a weighted query is longer than any: ranking by distance would then differ from the similarity shown."""
-    from fashionrec.search import block_neighbours
+    from fashionrec.search.block import block_neighbours
 
     rng = np.random.default_rng(3)
     shape, colour = l2_normalize(rng.normal(size=(200, 12))), l2_normalize(rng.normal(size=(200, 4)))
@@ -116,7 +118,7 @@ def test_every_search_ranks_by_inner_product_even_when_products_differ_in_length
 
 
 def test_block_neighbours_reports_every_allowed_row_when_some_are_excluded() -> None:
-    from fashionrec.search import block_neighbours
+    from fashionrec.search.block import block_neighbours
 
     vectors = l2_normalize(np.random.default_rng(4).normal(size=(12, 6))).astype(np.float32)
     found = block_neighbours(vectors, np.array([0]), 5, exclude=lambda q: [0, 1])

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fashionrec.catalog import Catalog, index_images
+from fashionrec.catalog.catalog import Catalog
+from fashionrec.index.run import index_images
 from fashionrec.catalog.tuning import Tuning, TuningPart
 from fashionrec.cli import main
-from fashionrec.colour import COLOUR_DIM
+from fashionrec.imaging.colour import COLOUR_DIM
 from fashionrec.errors import FashionrecError
-from fashionrec.recommend import Recommender
-from fashionrec.tune import HeadSettings, fit_head, fit_lda, remove_tuning, save_tuning, tune
+from fashionrec.recommend.recommender import Recommender
+from fashionrec.quality.tune import HeadSettings, fit_head, fit_lda, remove_tuning, save_tuning, tune
 
 
 def _lda_tuning(matrix: np.ndarray, weight: float, fitted_on: str = "") -> Tuning:
@@ -120,7 +120,7 @@ def test_a_saved_tuning_is_applied_to_catalog_and_queries_and_lives_in_its_space
 
 def catalog_space(catalog: Catalog) -> str:
     """The digest of the space a tuning of this catalog is fitted in (here: the model's own vectors)."""
-    from fashionrec.catalog.derived import SearchSpace
+    from fashionrec.catalog.space import SearchSpace
 
     return SearchSpace(catalog.model_id, None, None).digest
 

@@ -10,10 +10,11 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from fashionrec.catalog import Catalog
+from fashionrec.catalog.catalog import Catalog
 from fashionrec.config import load_settings
 from fashionrec.launch import WEBAPP_SCRIPT
-from fashionrec.recommend import SIMILARITY_MEANING, Recommender
+from fashionrec.recommend.answers import SIMILARITY_MEANING
+from fashionrec.recommend.recommender import Recommender
 from tests.conftest import draw_product, shop_metadata
 from tests.image_corpus import corrupt_exif_jpeg, png_bomb, psd_file
 

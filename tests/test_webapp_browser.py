@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from fashionrec.catalog import index_images
+from fashionrec.index.run import index_images
 from fashionrec.config import load_settings
 from fashionrec.launch import start_web_app, stop, wait_until_up
 from tests.conftest import free_port, write_products
@@ -138,8 +138,8 @@ def test_the_match_colour_slider_reranks_and_each_card_shows_its_colours(browser
                                                                           shop: tuple[Path, Path, str]) -> None:
     """Issue 15: every card shows the product's dominant colours as swatches; moving "Match colour" to 1 gives
     the library's ranking at full colour."""
-    from fashionrec.catalog import Catalog
-    from fashionrec.recommend import Recommender
+    from fashionrec.catalog.catalog import Catalog
+    from fashionrec.recommend.recommender import Recommender
 
     catalog_dir, photo, _ = shop
     recommender = Recommender(Catalog.open(catalog_dir))

@@ -18,16 +18,17 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Catalog": "fashionrec.catalog",
-    "IndexReport": "fashionrec.catalog",
-    "index_images": "fashionrec.catalog",
-    "read_metadata": "fashionrec.catalog",
-    "Embedder": "fashionrec.embed",
-    "load_model": "fashionrec.embed",
+    "IndexReport": "fashionrec.index",
+    "index_images": "fashionrec.index",
+    "read_metadata": "fashionrec.index",
+    "Embedder": "fashionrec.models.embed",
+    "load_model": "fashionrec.models.embed",
     "list_models": "fashionrec.models",
     "Recommender": "fashionrec.recommend",
     "Recommendations": "fashionrec.recommend",
     "Match": "fashionrec.recommend",
     "FashionrecError": "fashionrec.errors",
+    "evaluate": "fashionrec.quality.evaluate",
 }
 
 __all__ = sorted(_EXPORTS)

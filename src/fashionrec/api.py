@@ -35,8 +35,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fashionrec.catalog import Catalog
-from fashionrec.catalog.write import ProductIdError
+from fashionrec.catalog.catalog import Catalog
 from fashionrec.config import Settings, load_settings
 from fashionrec.errors import (
     CatalogError,
@@ -47,8 +46,10 @@ from fashionrec.errors import (
     ProductNotFoundError,
     UnsupportedImageFormatError,
 )
-from fashionrec.images import accepted_text
-from fashionrec.recommend import DEFAULT_K, SIMILARITY_MEANING, Recommendations, Recommender
+from fashionrec.imaging.formats import accepted_text
+from fashionrec.index.write import ProductIdError
+from fashionrec.recommend.answers import DEFAULT_K, SIMILARITY_MEANING, Recommendations
+from fashionrec.recommend.recommender import Recommender
 
 logger = logging.getLogger(__name__)
 
@@ -279,8 +280,8 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
 def _add_write_routes(app: FastAPI, recommender: Recommender, settings: Settings) -> None:
     """PUT /products/{id}, DELETE /products/{id} and POST /products:batch: off unless FASHIONREC_API_TOKEN is set,
     then only for requests that send it as a bearer token (reads stay open)."""
-    from fashionrec.catalog.write import MAX_BATCH, ProductWrite, put_products, remove_products
-    from fashionrec.images import PixelLimits
+    from fashionrec.imaging.decode import PixelLimits
+    from fashionrec.index.write import MAX_BATCH, ProductWrite, put_products, remove_products
 
     limits = PixelLimits.for_uploads(settings)
     write_errors = _errors(401, 403, 404, 413, 415, 422, 503)

@@ -229,7 +229,7 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from fashionrec.catalog import index_images
+    from fashionrec.index.run import index_images
 
     report = index_images(args.images_dir, args.catalog, metadata=args.metadata, model=args.model,
                           weights=args.weights, batch_size=args.batch_size, limit=args.limit, prune=args.prune,
@@ -292,7 +292,7 @@ def _report_dict(report) -> dict:
 
 
 def _recommend(args: argparse.Namespace) -> int:
-    from fashionrec.images import read_image_bytes
+    from fashionrec.imaging.decode import read_image_bytes
 
     _check_k(args.k)
     image = read_image_bytes(args.image)  # a missing file fails before the model loads
@@ -334,8 +334,9 @@ def _check_k(k: int) -> None:
 
 
 def _recommender(args: argparse.Namespace, product_id: str | None = None):
-    from fashionrec.catalog import Catalog
-    from fashionrec.recommend import Recommender, parse_filters
+    from fashionrec.catalog.catalog import Catalog
+    from fashionrec.recommend.query import parse_filters
+    from fashionrec.recommend.recommender import Recommender
 
     filters = parse_filters(args.where)
     catalog = Catalog.open(args.catalog)
@@ -356,7 +357,7 @@ def _show(recommendations, as_json: bool) -> int:
             for rank, m in enumerate(recommendations.results, start=1)]
     print(f"model: {recommendations.model}, colour weight {recommendations.colour_weight:g}")
     if rows:
-        from fashionrec.recommend import SIMILARITY_MEANING
+        from fashionrec.recommend.answers import SIMILARITY_MEANING
 
         _print_table(("#", "id", "similarity", "articleType", "colour", "dominant colours", "name", "image"), rows)
         print(f"({SIMILARITY_MEANING})")
@@ -381,8 +382,8 @@ def shorten(text: str, width: int) -> str:
 def _similar_all(args: argparse.Namespace) -> int:
     import time
 
-    from fashionrec.catalog import Catalog
-    from fashionrec.recommend import similar_all
+    from fashionrec.catalog.catalog import Catalog
+    from fashionrec.recommend.similar_all import similar_all
 
     suffix = args.out.suffix.lower()
     if suffix not in (".csv", ".parquet"):
@@ -426,7 +427,7 @@ def _write_rows(path: Path, rows: list[tuple[str, int, str, float]]) -> None:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from fashionrec.catalog import Catalog
+    from fashionrec.catalog.catalog import Catalog
 
     catalog = Catalog.open(args.catalog)
     facts = {"catalog": str(catalog.catalog_dir), "products": len(catalog), "model": catalog.model_name,
@@ -480,27 +481,24 @@ def _demo(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from dataclasses import asdict, replace
 
-    from fashionrec.catalog import Catalog
-    from fashionrec.evaluate import DEFAULT_LABELS, evaluate, photo_recall
-
-    from fashionrec.recommend import colour_strength
+    from fashionrec.catalog.catalog import Catalog
+    from fashionrec.quality.evaluate import DEFAULT_LABELS, evaluate, photo_recall
 
     catalog = Catalog.open(args.catalog)
-    asked, weight = colour_strength(args.colour_weight, load_settings())
-    weight = weight if catalog.has_colour else 0.0
     result = evaluate(catalog, args.labels or DEFAULT_LABELS, k=args.k, queries=args.queries, seed=args.seed,
-                      colour_weight=weight)
+                      colour_weight=args.colour_weight)
+    asked = result.colour_weight
     if args.queries_dir:
-        from fashionrec.recommend import Recommender
+        from fashionrec.recommend.recommender import Recommender
 
         result = replace(result, photos=photo_recall(Recommender(catalog), args.queries_dir, colour_weight=asked))
     if args.report:
-        from fashionrec.report import write_report
+        from fashionrec.quality.report import write_report
 
-        report = write_report(result, catalog, args.report, seed=args.seed, colour_weight=weight)
+        report = write_report(result, catalog, args.report, seed=args.seed)
         print(f"Report: {report}", file=sys.stderr)
     if args.json:
-        print(json.dumps({**asdict(result), "colour_weight": asked}, indent=2))
+        print(json.dumps(asdict(result), indent=2))
         return 0
     k = result.k
     print(f"{result.model}, colour weight {asked:g}: leave-one-out over {result.queries} of {result.products} products "
@@ -522,8 +520,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from fashionrec.catalog import Catalog
-    from fashionrec.tune import remove_tuning, save_tuning, tune
+    from fashionrec.catalog.catalog import Catalog
+    from fashionrec.quality.tune import remove_tuning, save_tuning, tune
 
     catalog = Catalog.open(args.catalog)
     if args.reset:
@@ -557,10 +555,10 @@ def _tune(args: argparse.Namespace) -> int:
 
 
 def _add(args: argparse.Namespace) -> int:
-    from fashionrec.catalog import Catalog
-    from fashionrec.catalog.write import ProductWrite, put_products
-    from fashionrec.embed import load_model
-    from fashionrec.images import read_image_bytes
+    from fashionrec.catalog.catalog import Catalog
+    from fashionrec.imaging.decode import read_image_bytes
+    from fashionrec.index.write import ProductWrite, put_products
+    from fashionrec.models.embed import load_model
 
     metadata = None
     if args.metadata is not None:
@@ -582,7 +580,7 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
-    from fashionrec.catalog.write import remove_products
+    from fashionrec.index.write import remove_products
 
     removed = remove_products(args.catalog, args.product_ids)
     print(f"Removed {removed} product{'s' if removed != 1 else ''} from {args.catalog}.")
@@ -590,8 +588,8 @@ def _remove(args: argparse.Namespace) -> int:
 
 
 def _refit(args: argparse.Namespace) -> int:
-    from fashionrec.catalog import Catalog
-    from fashionrec.catalog.build import refit
+    from fashionrec.catalog.catalog import Catalog
+    from fashionrec.catalog.space import refit
 
     update = refit(args.catalog)
     after = Catalog.open(args.catalog)
@@ -607,8 +605,8 @@ def _refit(args: argparse.Namespace) -> int:
 
 
 def _app(args: argparse.Namespace) -> int:
-    from fashionrec.catalog import Catalog
-    from fashionrec.recommend import open_search
+    from fashionrec.catalog.catalog import Catalog
+    from fashionrec.recommend.recommender import open_search
 
     catalog = Catalog.open(args.catalog)  # a wrong folder fails here, in one line, not inside the server
     if args.search:
@@ -640,7 +638,7 @@ def _run_web_app(catalog_dir: Path, host: str, port: int, open_browser: bool, ex
 
 
 def _push(args: argparse.Namespace) -> int:
-    from fashionrec.catalog import Catalog
+    from fashionrec.catalog.catalog import Catalog
     from fashionrec.scale.milvus import push
 
     report = push(Catalog.open(args.catalog), args.to, index=args.index, recreate=args.recreate)
@@ -662,9 +660,9 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from fashionrec.api import create_app
-    from fashionrec.catalog import Catalog
+    from fashionrec.catalog.catalog import Catalog
     from fashionrec.launch import require_port_free
-    from fashionrec.recommend import Recommender
+    from fashionrec.recommend.recommender import Recommender
 
     require_port_free(args.host, args.port)
     recommender = Recommender(Catalog.open(args.catalog), search=args.search)

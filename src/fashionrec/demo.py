@@ -10,10 +10,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from fashionrec.catalog import Catalog, IndexReport, index_images
+from fashionrec.catalog.catalog import Catalog
 from fashionrec.config import Settings, load_settings
 from fashionrec.errors import FashionrecError
-from fashionrec.recommend import Recommender
+from fashionrec.index.run import IndexReport, index_images
+from fashionrec.recommend.recommender import Recommender
 
 SAMPLE_NAME = "fashion-product-images"
 

@@ -15,11 +15,13 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image
 
-from fashionrec.catalog import Catalog
+from fashionrec.catalog.catalog import Catalog
 from fashionrec.config import Settings, load_settings
 from fashionrec.errors import FashionrecError
-from fashionrec.images import IMAGE_SUFFIXES, PixelLimits, open_image
-from fashionrec.recommend import DEFAULT_K, SIMILARITY_MEANING, Match, Recommendations, Recommender
+from fashionrec.imaging.decode import PixelLimits, open_image
+from fashionrec.imaging.formats import IMAGE_SUFFIXES
+from fashionrec.recommend.answers import DEFAULT_K, SIMILARITY_MEANING, Match, Recommendations
+from fashionrec.recommend.recommender import Recommender
 
 GRID_COLUMNS = 5
 MAX_K_SLIDER = 20

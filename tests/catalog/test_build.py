@@ -16,15 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fashionrec.catalog import Catalog, index_images
-from fashionrec.catalog.build import natural_key
-from fashionrec.colour import COLOUR_DIM
+from fashionrec.catalog.catalog import Catalog
+from fashionrec.index.run import index_images
+from fashionrec.index.plan import natural_key
+from fashionrec.imaging.colour import COLOUR_DIM
 from fashionrec.config import load_settings
-from fashionrec.recommend import Recommender
+from fashionrec.recommend.recommender import Recommender
 from fashionrec.errors import CatalogError, ModelMismatchError
 from PIL import Image, ImageOps
 
-from fashionrec.recommend import Recommender
 from tests.conftest import draw_product, write_bad_files, write_products
 from tests.image_corpus import bad_inputs
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fashionrec.catalog.metadata import read_metadata
+from fashionrec.index.metadata import read_metadata
 from fashionrec.errors import MetadataError
 
 HEADER = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName\n"

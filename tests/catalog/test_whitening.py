@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fashionrec.catalog import Catalog, index_images
+from fashionrec.catalog.catalog import Catalog
+from fashionrec.index.run import index_images
 from fashionrec.catalog.derived import DERIVED_DIR, products_digest, space_path
 from fashionrec.catalog.whitening import fit_whitening, whitening_dim
-from fashionrec.colour import COLOUR_DIM
+from fashionrec.imaging.colour import COLOUR_DIM
 from fashionrec.errors import CatalogError
 from fashionrec.config import load_settings
-from fashionrec.recommend import Recommender
+from fashionrec.recommend.recommender import Recommender
 from tests.conftest import write_products
 
 
@@ -57,7 +58,7 @@ def test_dimension_rule_and_fingerprint() -> None:
 
 
 def test_the_whitening_stays_put_as_products_change_until_a_refit(tmp_path: Path, lite0) -> None:
-    from fashionrec.catalog.build import refit
+    from fashionrec.catalog.space import refit
 
     settings = replace(load_settings(), whiten_dim=8)  # 40 products >= 4 x 8
     write_products(tmp_path / "images", range(1, 41))
@@ -93,7 +94,7 @@ def test_a_new_whitening_dimension_drops_the_tuning_fitted_in_the_old_space(tmp_
     """Issue 13: tuned, then re-indexed with another FASHIONREC_WHITEN_DIM, the catalog opened nowhere (a tuning
     applied to vectors of another length). A tuning lives in its space: a refit drops it, and everything opens."""
     from fashionrec.catalog.tuning import Tuning, TuningPart
-    from fashionrec.tune import save_tuning
+    from fashionrec.quality.tune import save_tuning
 
     write_products(tmp_path / "images", range(1, 41))
     eight = replace(load_settings(), whiten_dim=8)
@@ -118,7 +119,7 @@ def test_a_damaged_or_missing_space_file_is_never_searched(tmp_path: Path) -> No
     index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False, settings=settings)
     path = space_path(tmp_path / "c", Catalog.open(tmp_path / "c").keys.space)
     original = path.read_bytes()
-    from fashionrec.catalog.derived import SearchSpace
+    from fashionrec.catalog.space import SearchSpace
 
     space = SearchSpace.from_bytes(original)
     changed = replace(space, whitening=replace(space.whitening, mean=space.whitening.mean + 0.01))

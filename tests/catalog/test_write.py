@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fashionrec.catalog import Catalog, index_images
-from fashionrec.catalog.write import ProductIdError, ProductWrite, check_product_id, put_products, remove_products
+from fashionrec.catalog.catalog import Catalog
+from fashionrec.index.run import index_images
+from fashionrec.index.write import ProductIdError, ProductWrite, check_product_id, put_products, remove_products
 from fashionrec.config import load_settings
 from fashionrec.errors import FashionrecError, ImageError, ProductNotFoundError
-from fashionrec.recommend import Recommender
+from fashionrec.recommend.recommender import Recommender
 from tests.conftest import draw_product, write_products
 
 
@@ -88,7 +89,7 @@ def test_added_products_keep_the_search_space_and_its_tuning(tmp_path: Path, lit
     """Issue 14: any change of products refitted the whitening (every search vector changed) and dropped the
     tuning. Now the space stays put: 100 products added later are whitened by it, unchanged."""
     from fashionrec.catalog.tuning import Tuning, TuningPart
-    from fashionrec.tune import save_tuning
+    from fashionrec.quality.tune import save_tuning
 
     monkeypatch.setenv("FASHIONREC_WHITEN_DIM", "8")
     monkeypatch.setenv("FASHIONREC_REFIT_DRIFT", "1000")  # here: never refit by drift

@@ -17,7 +17,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="the export needs torch")
 
 from fashionrec.config import load_settings  # noqa: E402
-from fashionrec.images import load_model_input  # noqa: E402
+from fashionrec.imaging.preprocess import load_model_input  # noqa: E402
 from fashionrec.models import get_spec, list_models  # noqa: E402
 from fashionrec.models.efficientnet_lite import load_network  # noqa: E402
 from fashionrec.models.export import export_onnx, network_name  # noqa: E402

@@ -41,7 +41,7 @@ def _exactness_images(sample_dir: Path | None, tmp_path: Path) -> list[Path]:
 
 @pytest.mark.parametrize("data", ["real", "drawn"])
 def test_vectors_match_keras(data: str, request, keras_resnet50_h5: Path, reference_model, tmp_path: Path) -> None:
-    from fashionrec.embed import load_model
+    from fashionrec.models.embed import load_model
 
     sample = request.getfixturevalue("sample_dir") if data == "real" else None
     paths = _exactness_images(sample, tmp_path)
@@ -56,7 +56,7 @@ def test_vectors_match_keras(data: str, request, keras_resnet50_h5: Path, refere
 def test_a_file_of_another_network_is_refused(tmp_path: Path) -> None:
     import h5py
 
-    from fashionrec.embed import load_model
+    from fashionrec.models.embed import load_model
     from fashionrec.errors import ModelError
 
     path = tmp_path / "other.h5"

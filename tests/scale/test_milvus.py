@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from fashionrec.catalog import Catalog, index_images
+from fashionrec.catalog.catalog import Catalog
+from fashionrec.index.run import index_images
 from fashionrec.errors import CatalogError, FashionrecError, FilterError, ModelMismatchError
-from fashionrec.recommend import Recommender
+from fashionrec.recommend.recommender import Recommender
 from tests.conftest import write_products
 
 pytest.importorskip("pymilvus", reason="Milvus search needs pymilvus: pip install -e '.[scale]'")
@@ -322,7 +323,7 @@ def test_the_17_real_photos_get_the_exact_top_5_from_milvus_lite(sample_dir: Pat
 def test_added_products_are_all_a_push_sends_and_a_following_server_pushes_them(tmp_path: Path, lite0) -> None:
     """Issue 14: a change of products refitted the whitening, so a push re-sent every vector. Now 100 added products
     are 100 rows sent (counted); a server following the catalog sends them itself, then answers them."""
-    from fashionrec.catalog.write import ProductWrite, put_products, remove_products
+    from fashionrec.index.write import ProductWrite, put_products, remove_products
     from tests.conftest import draw_product
 
     write_products(tmp_path / "images", range(1, 21))

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fashionrec.catalog import Catalog, index_images
+from fashionrec.catalog.catalog import Catalog
+from fashionrec.index.run import index_images
 from tests.conftest import free_port, write_products
 
 pytest.importorskip("ray", reason="the Ray engine needs ray: pip install -e '.[scale]'")

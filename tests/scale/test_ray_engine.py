@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fashionrec.catalog import Catalog, index_images
+from fashionrec.catalog.catalog import Catalog
+from fashionrec.index.run import index_images
 from tests.conftest import write_bad_files, write_products
 
 ray = pytest.importorskip("ray", reason="the Ray engine needs ray: pip install -e '.[scale]'")

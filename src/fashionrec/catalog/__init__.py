@@ -1,8 +1,6 @@
-"""The stored catalog: metadata reader, SQLite store, the build/update pipeline, and `Catalog`."""
+"""The stored catalog: the SQLite store (only this package opens it), `Catalog` snapshots, the search space, and the
+keys and publishing rules of everything derived from the products."""
 
-from fashionrec.catalog.build import IndexReport, index_images
 from fashionrec.catalog.catalog import Catalog
-from fashionrec.catalog.metadata import MetadataTable, read_metadata
-from fashionrec.catalog.store import SkippedFile
 
-__all__ = ["Catalog", "IndexReport", "MetadataTable", "SkippedFile", "index_images", "read_metadata"]
+__all__ = ["Catalog"]

@@ -9,7 +9,6 @@ are never all in memory at once.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections.abc import Mapping
 from functools import cached_property
@@ -17,15 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from fashionrec.catalog.derived import DerivedKeys, SearchSpace, catalog_keys, drift, load_space
+from fashionrec.catalog.derived import DerivedKeys, catalog_keys
+from fashionrec.catalog.space import SearchSpace, drift, load_space
 from fashionrec.catalog.store import GENERATION_KEY, SPACE_KEY, CatalogStore, SkippedFile, StoredProducts
 from fashionrec.catalog.tuning import Tuning
 from fashionrec.catalog.whitening import Whitening
-from fashionrec.colour import COLOUR_DIM, COLOUR_VERSION, HISTOGRAM_DIM, colour_vectors
 from fashionrec.errors import CatalogError, ModelMismatchError, ProductNotFoundError
+from fashionrec.imaging.colour import COLOUR_DIM, COLOUR_VERSION, HISTOGRAM_DIM, colour_vectors
 from fashionrec.models import outdated_model
-
-log = logging.getLogger(__name__)
 
 
 class Catalog:
@@ -149,12 +147,12 @@ class Catalog:
             histograms = np.zeros((*shape.shape[:-1], HISTOGRAM_DIM), dtype=np.float32)
         return np.concatenate([shape, colour_vectors(histograms)], axis=-1)
 
-    def query_vector(self, search_vector: np.ndarray, colour_weight: float) -> np.ndarray:
-        """A search vector (a product's, or a photo's from `search_vectors`) as a query: its colour part times
-        `colour_weight` (the raw weight w; 0 ranks by shape alone)."""
+    def query_vector(self, search_vector: np.ndarray, gain: float) -> np.ndarray:
+        """A search vector (a product's, or a photo's from `search_vectors`) as a query: its colour part times `gain`
+        (what the shopper's 0-1 colour weight means: `recommend.query.colour_gain`; 0 ranks by shape alone)."""
         query = np.array(search_vector, dtype=np.float32)
         if self.colour_dim:
-            query[..., -self.colour_dim:] *= colour_weight
+            query[..., -self.colour_dim:] *= gain
         return query
 
     def shape_part(self, search_vectors: np.ndarray) -> np.ndarray:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fashionrec.colour import COLOUR_VERSION, HISTOGRAM_DIM, ColourDescriptor
 from fashionrec.errors import CatalogError
+from fashionrec.imaging.colour import COLOUR_VERSION, HISTOGRAM_DIM, ColourDescriptor
 
 DB_NAME = "catalog.sqlite"
 SCHEMA_VERSION = "4"

@@ -18,7 +18,6 @@ from torch import nn
 
 from fashionrec.errors import ModelError
 
-
 TAPS = ("head", "last", "mid")  # the feature maps a spec may pool (see `_Features`)
 
 

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from fashionrec.errors import ModelError
-from fashionrec.images import Preprocessing
+from fashionrec.imaging.preprocess import Preprocessing
 from fashionrec.models.spec import KerasWeights, ModelSpec, PackageWeights
 
 _KERAS_RESNET50_NOTOP = KerasWeights(

@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Literal, Union
 
-from fashionrec.images import Preprocessing
+from fashionrec.imaging.preprocess import Preprocessing
 
 # Bump when the exported graph changes for the same spec and weights: old ONNX files are rebuilt, and catalogs
 # built with the old graph are refused (their model id differs) until `fashionrec index` embeds them again.

@@ -33,10 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from fashionrec.catalog import Catalog
+from fashionrec.catalog.catalog import Catalog
 from fashionrec.config import Settings, load_settings
 from fashionrec.errors import CatalogError, FashionrecError, FilterError, ModelMismatchError
-from fashionrec.search import Neighbours, Restriction, rank_rows
+from fashionrec.search.backend import Neighbours, Restriction
+from fashionrec.search.exact import rank_rows
 
 log = logging.getLogger(__name__)
 

@@ -27,15 +27,16 @@ from typing import Any
 
 import numpy as np
 
-from fashionrec.catalog.build import EmbeddedBatch, ImageFile, read_image
 from fashionrec.catalog.store import FileStamp, SkippedFile
-from fashionrec.colour import HISTOGRAM_DIM, ColourDescriptor, Swatch
 from fashionrec.config import load_settings
-from fashionrec.embed import Embedder
 from fashionrec.errors import FashionrecError
+from fashionrec.imaging.colour import HISTOGRAM_DIM, ColourDescriptor, Swatch
+from fashionrec.index.engine import EmbeddedBatch
+from fashionrec.index.plan import ImageFile
+from fashionrec.index.read import read_image
 from fashionrec.models import get_spec
+from fashionrec.models.embed import Embedder
 
-log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RayEngine:

@@ -11,7 +11,6 @@ processes that follow the catalog answer them within a second or two.
 from __future__ import annotations
 
 import io
-import logging
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -21,15 +20,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fashionrec.colour import ColourDescriptor
-from fashionrec.colour import describe as describe_colour
 from fashionrec.catalog.derived import publish
 from fashionrec.catalog.store import CatalogStore, FileStamp, ProductRow
-from fashionrec.embed import Embedder
 from fashionrec.errors import CatalogError, FashionrecError, ImageError, ModelMismatchError, ProductNotFoundError
-from fashionrec.images import ImageSource, PixelLimits, open_image, preprocess, read_image_bytes, stored_suffix
-
-log = logging.getLogger(__name__)
+from fashionrec.imaging.colour import ColourDescriptor
+from fashionrec.imaging.decode import ImageSource, PixelLimits, read_image_bytes
+from fashionrec.imaging.formats import stored_suffix
+from fashionrec.index.read import decode_picture, read_picture
+from fashionrec.models.embed import Embedder
 
 IMAGES_FOLDER = "images"  # the catalog's own image folder, under the catalog folder
 PRODUCT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -169,10 +167,10 @@ def _prepare(item: ProductWrite, embedder: Embedder, limits: PixelLimits,
         data = _image_bytes(item.image)
         suffix = stored_suffix(data)
         prep = embedder.spec.preprocessing
-        image = open_image(data, limits, draft_size=prep.draft_size)
+        picture = read_picture(decode_picture(data, limits, prep), prep)
     except ImageError as exc:
         raise type(exc)(f"the image of product {item.product_id!r}: {exc}") from None
-    return data, suffix, preprocess(image, prep), describe_colour(image)
+    return data, suffix, picture.pixels, picture.colour
 
 
 def _image_bytes(image: ImageSource) -> bytes:

@@ -7,7 +7,6 @@ process: the indexer, the API and the web app each load it once.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,18 +15,11 @@ import numpy as np
 
 from fashionrec.config import Settings, load_settings
 from fashionrec.errors import ModelError
-from fashionrec.images import ImageSource, load_model_input
+from fashionrec.imaging.decode import ImageSource
+from fashionrec.imaging.preprocess import load_model_input
 from fashionrec.models import ModelSpec, get_spec
 from fashionrec.models.weights import file_sha256, locate_weights
-
-log = logging.getLogger(__name__)
-
-
-def l2_normalize(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (float32); an all-zero row stays zero instead of becoming NaN."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.maximum(norms, np.float32(1e-12))
+from fashionrec.vectors import l2_normalize
 
 
 class Embedder:

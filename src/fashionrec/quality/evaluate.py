@@ -16,9 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from fashionrec.catalog import Catalog
+from fashionrec.catalog.catalog import Catalog
+from fashionrec.config import load_settings
 from fashionrec.errors import FashionrecError
-from fashionrec.search import top_neighbours
+from fashionrec.recommend.query import colour_gain
+from fashionrec.search.block import top_neighbours
 
 DEFAULT_LABELS = ("articleType",)
 CURVE_DEPTH = 20  # precision@i is reported for i = 1..max(k, CURVE_DEPTH)
@@ -73,10 +75,11 @@ class Evaluation:
     labels: list[LabelScores]
     deduplicated: list[LabelScores]
     photos: PhotoRecall | None = None
+    colour_weight: float = 0.0  # how much colour counted in the queries (0-1, as on every face)
 
 
 def evaluate(catalog: Catalog, labels: Sequence[str] = DEFAULT_LABELS, k: int = 5, queries: int | None = None,
-             seed: int = 0, vectors: np.ndarray | None = None, colour_weight: float = 0.0,
+             seed: int = 0, vectors: np.ndarray | None = None, colour_weight: float | None = 0.0,
              rows: Sequence[int] | None = None) -> Evaluation:
     """Leave-one-out precision@k and mAP@k of `catalog` for each label.
 
@@ -87,9 +90,8 @@ def evaluate(catalog: Catalog, labels: Sequence[str] = DEFAULT_LABELS, k: int = 
         k: the cut-off.
         queries: score a seeded random sample of this many products (default: every product).
         seed: the sample's seed.
-        colour_weight: the raw colour weight w of the queries (`Catalog.query_vector`; the faces take 0-1 and
-            map it with `recommend.colour_strength`); 0 ranks by shape alone. Only for the catalog's own vectors
-            (given `vectors` are ranked as they are).
+        colour_weight: how much colour counts in the queries, 0 (shape alone) to 1, as on every face (None: the
+            settings' default). Only for the catalog's own vectors (given `vectors` are ranked as they are).
         rows: score exactly these products (catalog rows) as queries, e.g. a held-out half; overrides `queries`.
 
     Raises:
@@ -100,7 +102,8 @@ def evaluate(catalog: Catalog, labels: Sequence[str] = DEFAULT_LABELS, k: int = 
         >>> evaluate(Catalog.open("my-catalog"), ["articleType"], k=5).labels[0].precision
         0.71
     """
-    as_query = (lambda rows: catalog.query_vector(rows, colour_weight)) if vectors is None else None  # own vectors
+    asked, gain = colour_gain(colour_weight, load_settings(), catalog.has_colour)
+    as_query = (lambda rows: catalog.query_vector(rows, gain)) if vectors is None else None  # own vectors
     vectors = catalog.vectors if vectors is None else vectors
     _check(catalog, labels, k, vectors)
     positions = _query_positions(len(catalog), queries, seed) if rows is None else np.sort(np.asarray(rows, np.int64))
@@ -114,6 +117,7 @@ def evaluate(catalog: Catalog, labels: Sequence[str] = DEFAULT_LABELS, k: int = 
         duplicate_groups=len({tuple(g) for g in groups.values()}),
         labels=[score_label(label, columns[label], positions, as_is, k, {}) for label in labels],
         deduplicated=[score_label(label, columns[label], positions, without_copies, k, groups) for label in labels],
+        colour_weight=asked,
     )
 
 
@@ -204,7 +208,7 @@ def photo_recall(recommender, photos_dir: str | os.PathLike, depth: int = 100,
     Raises:
         FashionrecError: the folder holds no image files.
     """
-    from fashionrec.images import is_image_file
+    from fashionrec.imaging.formats import is_image_file
 
     photos = sorted(p for p in Path(photos_dir).iterdir() if is_image_file(p)) if Path(photos_dir).is_dir() else []
     if not photos:

@@ -10,20 +10,21 @@ from pathlib import Path
 
 import numpy as np
 
-from fashionrec.catalog import Catalog
+from fashionrec.catalog.catalog import Catalog
+from fashionrec.config import load_settings
 from fashionrec.errors import FashionrecError
-from fashionrec.evaluate import Evaluation, LabelScores
-from fashionrec.search import top_neighbours
+from fashionrec.quality.evaluate import Evaluation, LabelScores
+from fashionrec.recommend.query import colour_gain
+from fashionrec.search.block import top_neighbours
 
 WORST_CLASSES = 20
 EXAMPLE_QUERIES = 4
 EXAMPLE_RESULTS = 5
 
 
-def write_report(evaluation: Evaluation, catalog: Catalog, out_dir: str | os.PathLike, seed: int = 0,
-                 colour_weight: float = 0.0) -> Path:
+def write_report(evaluation: Evaluation, catalog: Catalog, out_dir: str | os.PathLike, seed: int = 0) -> Path:
     """Write `report.md` and its plots into `out_dir`; returns the Markdown file. The example queries rank with the
-    raw colour weight `colour_weight` (`Catalog.query_vector`), as the evaluation did.
+    colour weight the evaluation used.
 
     Raises:
         FashionrecError: matplotlib is not installed.
@@ -34,7 +35,8 @@ def write_report(evaluation: Evaluation, catalog: Catalog, out_dir: str | os.Pat
     _precision_curve(plt, evaluation, out / "precision_at_k.png")
     first = evaluation.deduplicated[0]
     _worst_classes(plt, first, out / "worst_classes.png")
-    _examples(plt, catalog, first.label, out / "examples.png", seed, colour_weight)
+    _, gain = colour_gain(evaluation.colour_weight, load_settings(), catalog.has_colour)
+    _examples(plt, catalog, first.label, out / "examples.png", seed, gain)
     report = out / "report.md"
     report.write_text(_markdown(evaluation), encoding="utf-8")
     return report
@@ -114,14 +116,14 @@ def _worst_classes(plt, scores: LabelScores, path: Path) -> None:
     plt.close(figure)
 
 
-def _examples(plt, catalog: Catalog, label: str, path: Path, seed: int, colour_weight: float) -> None:
+def _examples(plt, catalog: Catalog, label: str, path: Path, seed: int, gain: float) -> None:
     from PIL import Image
 
     rng = np.random.default_rng(seed)
     queries = np.sort(rng.choice(len(catalog), size=min(EXAMPLE_QUERIES, len(catalog)), replace=False))
     depth = min(EXAMPLE_RESULTS, len(catalog) - 1)
     neighbours = top_neighbours(catalog.vectors, queries, depth,
-                                as_query=lambda rows: catalog.query_vector(rows, colour_weight))
+                                as_query=lambda rows: catalog.query_vector(rows, gain))
     figure, grid = plt.subplots(len(queries), depth + 1, figsize=(1.6 * (depth + 1), 2.3 * len(queries)),
                                 squeeze=False)
     for row, query in enumerate(queries.tolist()):

@@ -37,7 +37,7 @@ from importlib import resources
 import numpy as np
 from PIL import Image
 
-from fashionrec.embed import l2_normalize
+from fashionrec.vectors import l2_normalize
 
 COLOUR_VERSION = 3  # bump when the histogram changes: stored histograms of another version are computed again
 # (3: a photo larger than 3x the thumbnail is box-reduced before it is resampled, `product_pixels`)
@@ -216,7 +216,7 @@ def _cube_table() -> tuple[np.ndarray, int]:
 def _prior() -> dict[str, np.ndarray]:
     """The palette, typical histograms and main axes (`PRIOR_ARRAYS`): constants of the package, made from the
     shared sample by `benchmarks/colour_prior.py`."""
-    with resources.files("fashionrec").joinpath(PRIOR_FILE).open("rb") as handle, \
+    with resources.files("fashionrec.imaging").joinpath(PRIOR_FILE).open("rb") as handle, \
             np.load(handle, allow_pickle=False) as stored:
         prior = {name: stored[name].astype(np.float32) for name in stored.files}
     for name, shape in PRIOR_ARRAYS.items():

@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fashionrec.catalog import Catalog
-from fashionrec.catalog.derived import SPACE_PREFIX, SearchSpace, remove_superseded, save_space, space_path
+from fashionrec.catalog.catalog import Catalog
+from fashionrec.catalog.derived import SPACE_PREFIX, remove_superseded, space_path
+from fashionrec.catalog.space import SearchSpace, save_space
 from fashionrec.catalog.store import CatalogStore
 from fashionrec.catalog.tuning import Tuning, TuningPart
 from fashionrec.errors import FashionrecError
-from fashionrec.evaluate import score_label
-from fashionrec.search import top_neighbours
+from fashionrec.quality.evaluate import score_label
+from fashionrec.search.block import top_neighbours
 
 LDA_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0)
 HEAD_WEIGHTS = (0.0, 1.0, 2.0, 4.0)

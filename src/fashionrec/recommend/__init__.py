@@ -1,0 +1,17 @@
+"""`Recommender`: the one object the CLI, the REST API and the web app all use.
+
+It holds a catalog and the model that built it, and answers "products that look like this photo"
+(`by_image`) and "more like this product" (`by_id`, never returning the product itself), optionally
+restricted by metadata filters.
+
+`answers` (what a query answers), `query` (what it may ask), `filters`, `view` (one snapshot and its backend),
+`recommender` (`Recommender`, following the catalog), `similar_all` (every product at once).
+"""
+
+from fashionrec.recommend.answers import DEFAULT_K, SIMILARITY_MEANING, Match, Recommendations
+from fashionrec.recommend.query import Filters, parse_filters
+from fashionrec.recommend.recommender import Recommender
+from fashionrec.recommend.similar_all import SimilarTable, similar_all
+
+__all__ = ["DEFAULT_K", "SIMILARITY_MEANING", "Filters", "Match", "Recommendations", "Recommender", "SimilarTable",
+           "parse_filters", "similar_all"]

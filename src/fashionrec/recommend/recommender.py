@@ -1,0 +1,220 @@
+"""`Recommender`: the one object the CLI, the REST API and the web app all use."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from PIL import Image
+
+from fashionrec.catalog.catalog import Catalog
+from fashionrec.config import Settings, load_settings
+from fashionrec.errors import FashionrecError, ModelMismatchError
+from fashionrec.imaging.decode import ImageSource
+from fashionrec.models.embed import Embedder, load_model
+from fashionrec.recommend.answers import DEFAULT_K, Recommendations
+from fashionrec.recommend.query import Filters
+from fashionrec.recommend.view import _View
+from fashionrec.search.backend import SearchBackend
+from fashionrec.search.exact import ExactIndex
+from fashionrec.search.select import hnsw_is_current, open_hnsw, open_local, search_kind
+
+log = logging.getLogger(__name__)
+
+
+class Recommender:
+    """Find the catalog products most similar to a photo or to another product.
+
+    It answers from one snapshot of the catalog at a time. `follow()` keeps it on the catalog's latest committed
+    snapshot as products are indexed, added or removed (a cheap generation check every second, then an
+    incremental swap): a query in flight finishes on the snapshot it started on, and none sees a mix.
+
+    Example:
+        >>> recommender = Recommender(Catalog.open("my-catalog"))
+        >>> [m.id for m in recommender.by_id("15970", k=3).results]
+        ['39386', '21379', '11016']
+    """
+
+    def __init__(self, catalog: Catalog, embedder: Embedder | None = None, settings: Settings | None = None,
+                 match_queries: bool | None = None, search: str | SearchBackend | None = None) -> None:
+        """Pair a catalog with its model (loaded here unless given; it must be the catalog's model).
+
+        `match_queries` (default from settings: on) brings photos much larger than the catalog's images
+        to the catalog's size and JPEG look before embedding them (see `images.match_catalog_look`).
+
+        `search` (default from settings: auto) picks the index: `exact`; `hnsw` or `faiss` (FAISS HNSW, built
+        once and kept in the catalog folder); `auto` (hnsw from `ann_threshold` products when faiss is
+        installed); a Milvus collection the catalog was pushed to (`milvus://HOST:PORT/COLLECTION`,
+        `milvuss://...` for TLS, `milvus-lite:///path/file.db`); or a ready `SearchBackend` (which cannot follow
+        the catalog).
+
+        Raises:
+            ModelMismatchError: the embedder is not the model the catalog was built with.
+            FashionrecError: an unknown index, hnsw without faiss, or a Milvus collection that does not hold
+                this catalog's current vectors.
+        """
+        self.embedder = embedder or load_model(catalog.model_name, catalog.weights_path, settings)
+        if self.embedder.model_id != catalog.model_id:
+            raise ModelMismatchError(
+                f"the catalog was built with {catalog.model_id}, but the model loaded is "
+                f"{self.embedder.model_id}; their vectors cannot be compared"
+            )
+        self._settings = settings or load_settings()
+        self._matching = self._settings.match_queries if match_queries is None else match_queries
+        self._search = search or self._settings.search
+        backend = search if not isinstance(search, (str, type(None))) else open_search(
+            catalog, self._search, self._settings)
+        self._view = _View(catalog, self.embedder, backend, self._settings, self._matching)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._follower: threading.Thread | None = None
+        self._retry_at = 0.0
+        self._failures = 0
+
+    @property
+    def catalog(self) -> Catalog:
+        """The snapshot of the catalog this recommender answers from now."""
+        return self._view.catalog
+
+    @property
+    def _backend(self) -> SearchBackend:
+        return self._view.backend
+
+    @property
+    def index(self) -> str:
+        """The search in use: exact, hnsw or milvus."""
+        return self._view.backend.name
+
+    def by_image(self, image: ImageSource, k: int = DEFAULT_K, where: Filters | None = None,
+                 show_duplicates: bool = False, colour_weight: float | None = None) -> Recommendations:
+        """The `k` products that look most like `image` (a path, the file's bytes, or a PIL image).
+
+        Duplicate images (exact copies, or vectors closer than the `duplicate_cosine` setting) come back
+        once, as their nearest product, unless `show_duplicates`.
+
+        `colour_weight` (0-1, default from settings) says how much the product's colour counts beside its shape:
+        0 ranks by shape alone, 1 is the strongest colour setting offered (`config.COLOUR_FULL`).
+
+        Raises:
+            ImageError: the image cannot be used.
+            CatalogError: the catalog is empty. FilterError: a filter names an unknown column.
+            FashionrecError: a colour weight outside 0-1.
+        """
+        return self._view.by_image(image, k, where, show_duplicates, colour_weight)
+
+    def by_id(self, product_id: str, k: int = DEFAULT_K, where: Filters | None = None,
+              show_duplicates: bool = False, colour_weight: float | None = None) -> Recommendations:
+        """The `k` products most like catalog product `product_id`, never the product itself.
+
+        Unless `show_duplicates`, copies of the product's image are left out too, and duplicates among
+        the results come back once (see `by_image`, also for `colour_weight`).
+
+        Raises:
+            ProductNotFoundError: the id is not in the catalog.
+        """
+        return self._view.by_id(product_id, k, where, show_duplicates, colour_weight)
+
+    def query_image(self, image: ImageSource) -> Image.Image:
+        """The query as the model will see it: decoded, upright, RGB, matched to the catalog's look.
+
+        Raises:
+            ImageError: the image cannot be used.
+        """
+        return self._view.query_image(image)
+
+    def refresh(self) -> bool:
+        """Swap to the catalog's latest committed snapshot if it has a newer one; returns whether it swapped.
+
+        Only what changed is read: the search vectors of unchanged products come from the current snapshot. A
+        Milvus-served recommender first sends the changes to Milvus (incrementally); if Milvus cannot be reached it
+        keeps answering from the current snapshot and tries again later (nothing is lost: the catalog holds every
+        write). An HNSW-served one answers exactly until the new graph is built (in the background).
+
+        Raises:
+            FashionrecError: the new snapshot cannot be served (e.g. another model); the current one stays.
+        """
+        with self._lock:
+            view = self._view
+            directory = view.catalog.catalog_dir
+            if Catalog.generation_of(directory) == view.catalog.generation:
+                return False
+            catalog = Catalog.open(directory)
+            if catalog.model_id != view.catalog.model_id:
+                raise ModelMismatchError(f"the catalog {directory} now holds {catalog.model_id} vectors; restart the "
+                                         "server to serve them")
+            if catalog.generation == view.catalog.generation:
+                return False
+            catalog.follow_from(view.catalog)
+            backend = self._next_backend(catalog, view)
+            self._view = _View(catalog, self.embedder, backend, self._settings, self._matching)
+        log.info("now serving generation %d of %s (%d products)", catalog.generation, directory, len(catalog))
+        return True
+
+    def _next_backend(self, catalog: Catalog, view: _View) -> SearchBackend:
+        """The backend for a new snapshot, built from what the current one holds where it can."""
+        if not isinstance(self._search, str):
+            return view.backend if getattr(view.backend, "name", "") != "exact" else ExactIndex(catalog.vectors)
+        kind = search_kind(catalog, self._search, self._settings)
+        if kind == "milvus":
+            from fashionrec.scale.milvus import push
+
+            push(catalog, self._search)  # only what changed since the copy's generation; raises if unreachable
+            return view.backend.for_catalog(catalog)
+        if kind == "hnsw" and not hnsw_is_current(catalog):
+            threading.Thread(target=self._build_graph, args=(catalog,), daemon=True, name="fashionrec-hnsw").start()
+            return ExactIndex(catalog.vectors)  # exact (slower, never wrong) until the new graph is ready
+        return open_local(catalog, kind)
+
+    def _build_graph(self, catalog: Catalog) -> None:
+        """Build the HNSW graph of a snapshot in the background, then serve it if that snapshot is still current."""
+        try:
+            backend = open_hnsw(catalog)
+        except FashionrecError as exc:
+            log.warning("the HNSW graph of generation %d was not built: %s", catalog.generation, exc)
+            return
+        with self._lock:
+            if self._view.catalog is catalog:
+                self._view = _View(catalog, self.embedder, backend, self._settings, self._matching)
+
+    def follow(self, seconds: float | None = None) -> None:
+        """Check every `seconds` (default: the `follow_seconds` setting) for a newer catalog and swap to it, in a
+        background thread, until `close()`. A failed refresh is logged and tried again, later each time."""
+        seconds = self._settings.follow_seconds if seconds is None else seconds
+        if seconds <= 0 or self._follower is not None:
+            return
+        self._follower = threading.Thread(target=self._follow, args=(seconds,), daemon=True, name="fashionrec-follow")
+        self._follower.start()
+
+    def _follow(self, seconds: float) -> None:
+        while not self._stop.wait(seconds):
+            if time.monotonic() < self._retry_at:
+                continue
+            try:
+                self.refresh()
+                self._failures = 0
+            except Exception as exc:  # noqa: BLE001 - the follower must outlive any one failed refresh
+                self._failures += 1
+                self._retry_at = time.monotonic() + min(60.0, seconds * 2 ** self._failures)
+                log.warning("could not serve the catalog's newer snapshot (will try again): %s", exc)
+
+    def close(self) -> None:
+        """Stop following, and release the search backend (a Milvus Lite file, which one program opens at a time)."""
+        self._stop.set()
+        if self._follower is not None:
+            self._follower.join(timeout=10)
+        getattr(self._view.backend, "close", lambda: None)()
+
+
+def open_search(catalog: Catalog, spec: str, settings: Settings | None = None) -> SearchBackend:
+    """The search backend `spec` names for `catalog` (see `Recommender`'s `search`; `search.select` decides).
+
+    Raises:
+        FashionrecError: an unknown spec, hnsw without faiss, or a Milvus collection that cannot serve.
+    """
+    kind = search_kind(catalog, spec, settings or load_settings())
+    if kind == "milvus":
+        from fashionrec.scale.milvus import MilvusIndex  # optional: pymilvus is needed only here
+
+        return MilvusIndex.open(spec.strip(), catalog)
+    return open_local(catalog, kind)

@@ -1,0 +1,65 @@
+""""More like this" for every product at once: what a storefront precomputes for its product pages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from fashionrec.catalog.catalog import Catalog
+from fashionrec.config import Settings, load_settings
+from fashionrec.recommend.answers import similarity_scores
+from fashionrec.recommend.query import check_k, colour_gain
+from fashionrec.search.block import block_neighbours
+from fashionrec.search.dedupe import distinct_rows
+
+
+@dataclass(frozen=True)
+class SimilarTable:
+    """For every product, its k most similar products: what a storefront precomputes for product pages."""
+
+    ids: list[str]  # the catalog's products, row by row
+    similar: list[list[str]]  # similar[i]: ids most like ids[i], nearest first (fewer than k in tiny catalogs,
+    # or when more than k + 8 of a product's neighbours are duplicates of one another)
+    similarities: list[list[float]]  # `Match.similarity` of each, aligned with `similar`
+
+    def rows(self) -> Iterable[tuple[str, int, str, float]]:
+        """(product id, rank from 1, similar product id, similarity), product by product."""
+        for product_id, similar, similarities in zip(self.ids, self.similar, self.similarities):
+            for rank, (other, similarity) in enumerate(zip(similar, similarities), start=1):
+                yield product_id, rank, other, similarity
+
+
+def similar_all(catalog: Catalog, k: int = 10, show_duplicates: bool = False,
+                settings: Settings | None = None, colour_weight: float | None = None) -> SimilarTable:
+    """"More like this" for every product at once, by blocked matrix products over the whole catalog.
+
+    Same answers as `Recommender.by_id` for each product (never itself; one product per duplicate group unless
+    `show_duplicates`; `colour_weight` as there), without loading a model.
+
+    Example:
+        >>> table = similar_all(Catalog.open("my-catalog"), k=10)
+        >>> table.similar[0][:3]
+        ['39386', '21379', '11016']
+    """
+    check_k(k)
+    settings = settings or load_settings()
+    _, gain = colour_gain(colour_weight, settings, catalog.has_colour)
+    vectors, hashes = catalog.vectors, catalog.content_hashes
+    count = len(catalog)
+    depth = min(count - 1, k if show_duplicates else 2 * k + 8)
+    if depth < 1:
+        return SimilarTable(list(catalog.ids), [[] for _ in range(count)], [[] for _ in range(count)])
+    found = block_neighbours(vectors, np.arange(count), depth, as_query=lambda rows: catalog.query_vector(rows, gain))
+    cosine = settings.duplicate_cosine if catalog.whitening else np.inf
+    looks = catalog.look_part(vectors) if np.isfinite(cosine) else vectors  # near copies: the untuned part
+    similar, similarities = [], []
+    for row in range(count):
+        keep = (np.arange(min(k, depth)) if show_duplicates else
+                distinct_rows(found.positions[row], hashes, looks, k, cosine, seen_hashes=[hashes[row]],
+                              seen_vectors=looks[row]))
+        chosen = found.positions[row, keep]
+        similar.append([catalog.ids[p] for p in chosen.tolist()])
+        similarities.append(similarity_scores(catalog.query_vector(vectors[row], gain), vectors[chosen], gain).tolist())
+    return SimilarTable(list(catalog.ids), similar, similarities)

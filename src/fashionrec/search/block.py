@@ -1,0 +1,61 @@
+"""Whole-catalog search against itself, by blocked matrix products (similar-all, evaluation, tuning)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from fashionrec.search.exact import rank_by_similarity
+
+BLOCK_ROWS = 512  # queries per matrix product in whole-catalog searches (memory: BLOCK_ROWS x catalog size)
+
+
+EXTRA_CANDIDATES = 8  # whole-catalog searches rank this many more than asked by exact distance
+
+
+@dataclass(frozen=True)
+class BlockNeighbours:
+    """For many queries at once: rows of their nearest vectors and the cosine to each, nearest first."""
+
+    positions: np.ndarray  # int64 (queries, depth)
+    similarities: np.ndarray  # float32 (queries, depth)
+
+
+def block_neighbours(vectors: np.ndarray, positions: np.ndarray, depth: int,
+                     exclude: Callable[[int], Sequence[int]] = lambda q: [q],
+                     as_query: Callable[[np.ndarray], np.ndarray] | None = None) -> BlockNeighbours:
+    """The `depth` nearest rows to each query row `positions[i]`, by blocked matrix products.
+
+    `exclude(q)` names the rows query q may not return (at least q itself). `as_query` turns rows into the
+    queries searched with (e.g. `Catalog.query_vector`, which weighs the colour part); default: the rows
+    themselves. Memory stays at one block of queries times the catalog, so a whole catalog can be searched
+    against itself. `similarities` are the inner products of query and row.
+    """
+    found = np.empty((len(positions), depth), dtype=np.int64)
+    similar = np.empty((len(positions), depth), dtype=np.float32)
+    wide = min(depth + EXTRA_CANDIDATES, len(vectors) - 1)
+    for start in range(0, len(positions), BLOCK_ROWS):
+        block = positions[start:start + BLOCK_ROWS]
+        queries = vectors[block] if as_query is None else as_query(vectors[block])
+        scores = queries @ vectors.T
+        for row, query in enumerate(block):
+            scores[row, list(exclude(int(query)))] = -np.inf
+        top = np.argpartition(-scores, wide - 1, axis=1)[:, :wide]
+        for row, query in enumerate(block.tolist()):
+            finite = np.isfinite(scores[row, top[row]])
+            ranked, _ = rank_by_similarity(vectors, top[row][finite], queries[row])
+            # Too few rows allowed (a tiny catalog): the excluded ones fill the end, as worst, in row order.
+            ranked = np.concatenate([ranked, np.sort(top[row][~finite])])[:depth]
+            inner = vectors[ranked[:min(int(finite.sum()), depth)]] @ queries[row]  # the excluded rows: -inf
+            cosines = np.concatenate([inner.astype(np.float32), np.full(depth, -np.inf, np.float32)])
+            found[start + row], similar[start + row] = ranked, cosines[:depth]
+    return BlockNeighbours(found, similar)
+
+
+def top_neighbours(vectors: np.ndarray, positions: np.ndarray, depth: int,
+                   exclude: Callable[[int], Sequence[int]] = lambda q: [q],
+                   as_query: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """Just the rows of `block_neighbours` (queries, depth), nearest first."""
+    return block_neighbours(vectors, positions, depth, exclude, as_query).positions

@@ -1,0 +1,91 @@
+"""Approximate k-NN: a FAISS HNSW graph over the search vectors, for catalogs past exact search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fashionrec.errors import FashionrecError
+from fashionrec.search.backend import Neighbours, Restriction
+from fashionrec.search.exact import rank_by_similarity
+
+
+class AnnIndex:
+    """Approximate k-NN over unit vectors: a FAISS HNSW graph (inner product), for catalogs past exact search.
+
+    Measured on this machine (docs/PERFORMANCE.md, 512-d): at 1M vectors efSearch 512 keeps recall@10 at 0.969
+    against exact search (256: 0.955, 128: 0.930) for 1.2 ms a query instead of exact search's 97 ms. Filters
+    and exclusions are applied inside the graph search (a bitmap of allowed rows), so a filtered query gets the k
+    best allowed rows, not a filtered top k. Distances are computed exactly.
+    """
+
+    name = "hnsw"
+
+    def __init__(self, index: object, vectors: np.ndarray) -> None:
+        self._index = index
+        self._vectors = vectors
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, neighbours: int = 32, ef_construction: int = 80,
+              ef_search: int = 512) -> AnnIndex:
+        """Build the graph over `vectors` (row i of the graph is row i of `vectors`).
+
+        Raises:
+            FashionrecError: faiss is not installed.
+        """
+        faiss = _faiss()
+        index = faiss.IndexHNSWFlat(vectors.shape[1], neighbours, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = ef_construction
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        index.hnsw.efSearch = ef_search
+        return cls(index, vectors)
+
+    @classmethod
+    def load(cls, path: Path, vectors: np.ndarray, ef_search: int = 512) -> AnnIndex:
+        """Read a graph written by `write` over these `vectors`. Whether the file is the current one for a catalog
+        is decided by its name (`search.select`), not here.
+
+        Raises:
+            FashionrecError: faiss is not installed, or the file does not hold as many vectors of this length.
+        """
+        faiss = _faiss()
+        index = faiss.read_index(str(path))
+        if index.ntotal != len(vectors) or index.d != vectors.shape[1]:
+            raise FashionrecError(f"the HNSW file {path} does not hold these vectors (damaged); delete it to "
+                                  "rebuild it")
+        index.hnsw.efSearch = ef_search
+        return cls(index, vectors)
+
+    def write(self, path: str) -> None:
+        """Write the graph to `path` (publish it atomically: `catalog.derived.publish_with`)."""
+        _faiss().write_index(self._index, path)
+
+    def vector(self, position: int) -> np.ndarray:
+        """See `SearchBackend.vector`."""
+        return self._vectors[position]
+
+    def search(self, query: np.ndarray, k: int, restriction: Restriction | None = None) -> Neighbours:
+        """Like `exact_search`, approximately (see `SearchBackend.search`)."""
+        faiss = _faiss()
+        allowed = restriction.mask if restriction else None
+        available = len(self._vectors) if allowed is None else int(allowed.sum())
+        k = min(k, available)
+        if k < 1:
+            return Neighbours(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+        params = faiss.SearchParametersHNSW(efSearch=max(self._index.hnsw.efSearch, k))
+        if allowed is not None:
+            bitmap = np.packbits(allowed.astype(np.uint8), bitorder="little")
+            params.sel = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
+        _, found = self._index.search(query[None, :].astype(np.float32), k, params=params)
+        positions, distances = rank_by_similarity(self._vectors, found[0][found[0] >= 0], query)
+        return Neighbours(positions, distances)
+
+
+def _faiss():
+    """The faiss module, or a clear error."""
+    try:
+        import faiss
+    except ImportError:
+        raise FashionrecError("approximate search needs faiss: pip install 'fashionrec[ann]'") from None
+    return faiss
