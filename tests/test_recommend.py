@@ -12,7 +12,7 @@ from fashionrec.catalog import Catalog, index_images
 from fashionrec.errors import CatalogError, FashionrecError, FilterError, ModelMismatchError, ProductNotFoundError
 from fashionrec.images import match_catalog_look
 from fashionrec.recommend import Recommender, parse_filters
-from tests.conftest import draw_product, write_products
+from tests.conftest import draw_product, drawn_colour, hex_rgb, write_products
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +50,6 @@ def test_filters_and_or_and_case(recommender: Recommender) -> None:
     assert {m.id for m in results} == {"3", "9", "15", "21", "27"}
     either = recommender.by_id("1", k=30, where=parse_filters(["gender=Men", "gender=Women"])).results
     assert len(either) == 29
-
-
-def drawn_colour(product_id: int) -> np.ndarray:
-    """The fill colour `draw_product(product_id)` paints its shape with (its first draw from the seeded rng)."""
-    return np.random.default_rng(product_id).integers(0, 256, 3).astype(float)
-
-
-def hex_rgb(text: str) -> np.ndarray:
-    return np.array([int(text[i:i + 2], 16) for i in (1, 3, 5)], dtype=float)
 
 
 def test_json_shape(recommender: Recommender, catalog_dir: Path) -> None:
