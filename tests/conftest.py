@@ -47,6 +47,16 @@ def draw_product(seed: int, size: tuple[int, int] = (60, 80)) -> Image.Image:
     return image
 
 
+def drawn_colour(seed: int) -> np.ndarray:
+    """The colour `draw_product(seed)` paints its shape with (the first draw of its seeded rng), as floats."""
+    return np.random.default_rng(seed).integers(0, 256, 3).astype(float)
+
+
+def hex_rgb(text: str) -> np.ndarray:
+    """'#a31f2b' -> [163, 31, 43] as floats."""
+    return np.array([int(text[i:i + 2], 16) for i in (1, 3, 5)], dtype=float)
+
+
 def write_products(folder: Path, ids: range | list[int], size: tuple[int, int] = (60, 80)) -> list[Path]:
     """Write drawn product JPEGs named <id>.jpg into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -19,15 +19,15 @@ from PIL import Image
 
 from fashionrec.api import app_from_settings, create_app
 from fashionrec.catalog.catalog import Catalog
-from fashionrec.config import load_settings
+from fashionrec.config import COLOUR_FULL, load_settings
 from fashionrec.errors import CatalogError
 from fashionrec.imaging.decode import DECODE_SLOTS
 from fashionrec.launch import stop, wait_until_up
 from fashionrec.recommend.answers import SIMILARITY_MEANING
 from fashionrec.recommend.recommender import Recommender
-from fashionrec.recommend.query import colour_gain
 from tests.conftest import draw_product, free_port
 from tests.image_corpus import BadInput, bad_inputs, png_bomb
+from tests.reference import catalog_arrays, more_like
 
 DEFAULT_COLOUR = load_settings().colour_weight
 
@@ -106,15 +106,18 @@ def test_similar_never_returns_the_product_and_matches_the_library(client: TestC
     expected = recommender.by_id("5", k=4, where={"gender": "Men"})
     assert [m["id"] for m in body["results"]] == [m.id for m in expected.results]
     assert "5" not in [m["id"] for m in body["results"]] and len(body["results"]) == 4
-    catalog = recommender.catalog
-    vectors, position, weight = catalog.vectors, catalog.position, colour_gain(None, load_settings())[1]
-    query = catalog.query_vector(vectors[position("5")], weight)  # [shape; w * colour]
-    scores = [float(vectors[position(m["id"])] @ query) / (1 + weight) for m in body["results"]]
-    assert [m["similarity"] for m in body["results"]] == pytest.approx(scores, abs=1e-5)
+    # Brute force (tests/reference.py): the stored model vectors and colour parts, ranked by numpy in the test, the
+    # similarity the weighted mean (shape cosine + w * colour cosine) / (1 + w) of the two cosines.
+    arrays = catalog_arrays(recommender.catalog)
+    want = more_like(arrays, "5", DEFAULT_COLOUR * COLOUR_FULL, k=4, where={"gender": ["Men"]})
+    assert [m["id"] for m in body["results"]] == want.ids
+    assert [m["similarity"] for m in body["results"]] == pytest.approx(want.similarities, abs=1e-5)
     shape_only = client.get("/products/5/similar?k=4&gender=Men&colour_weight=0").json()["results"]
-    shape = catalog.shape_part(vectors)
-    cosines = [float(shape[position("5")] @ shape[position(m["id"])]) for m in shape_only]
-    assert [m["similarity"] for m in shape_only] == pytest.approx(cosines, abs=1e-5)
+    men = [row for row, m in enumerate(arrays.metadata) if m["gender"] == "Men" and arrays.ids[row] != "5"]
+    cosines = arrays.shape[men] @ arrays.shape[arrays.ids.index("5")]  # plain shape cosines, nearest first
+    nearest = sorted(range(len(men)), key=lambda i: -cosines[i])[:4]
+    assert [m["id"] for m in shape_only] == [arrays.ids[men[i]] for i in nearest]
+    assert [m["similarity"] for m in shape_only] == pytest.approx([cosines[i] for i in nearest], abs=1e-5)
     assert all(m["metadata"]["gender"] == "Men" for m in body["results"])
 
 
@@ -256,11 +259,17 @@ def test_eight_bombs_at_once_are_refused_from_their_headers(client: TestClient) 
     assert DECODE_SLOTS.peak == 0  # none was decoded
 
 
-@pytest.mark.parametrize("query, status", [("k=0", 422), ("k=31", 422), ("k=two", 422), ("colour=Red", 400),
-                                           ("k=5&unknown=1", 400)])
-def test_bad_query_parameters(client: TestClient, query: str, status: int) -> None:
+K_DETAIL = "the query parameter 'k' must be a whole number from 1 to 30 (this server's FASHIONREC_MAX_K), got '{}'"
+UNKNOWN_DETAIL = ("unknown query parameter '{}': use k, show_duplicates, colour_weight or a filter column "
+                  "(gender, articleType, baseColour, productDisplayName)")  # the shop's styles.csv columns
+
+
+@pytest.mark.parametrize("query, status, detail", [
+    ("k=0", 422, K_DETAIL.format("0")), ("k=31", 422, K_DETAIL.format("31")), ("k=two", 422, K_DETAIL.format("two")),
+    ("colour=Red", 400, UNKNOWN_DETAIL.format("colour")), ("k=5&unknown=1", 400, UNKNOWN_DETAIL.format("unknown"))])
+def test_bad_query_parameters(client: TestClient, query: str, status: int, detail: str) -> None:
     response = client.post(f"/recommend?{query}", files=upload(jpeg(1)))
-    assert response.status_code == status and isinstance(response.json()["detail"], str)
+    assert response.status_code == status and response.json()["detail"] == detail  # max_k is 30 in `client`
     similar = client.get(f"/products/1/similar?{query}")
     assert similar.status_code == status and similar.json()["detail"] == response.json()["detail"]
 

@@ -7,11 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fashionrec.config import load_settings
 from fashionrec.recommend.answers import SIMILARITY_MEANING
-from tests.conftest import write_products
+from tests.conftest import drawn_colour, hex_rgb, write_products
 
 
 def fashionrec(*args: str) -> subprocess.CompletedProcess:
@@ -72,9 +73,24 @@ def test_names_are_cut_at_a_word_with_an_ellipsis(name: str, width: int, shown: 
     assert shorten(name, width) == shown and len(shown) <= width
 
 
-def test_info(catalog: Path) -> None:
+def test_info(catalog: Path, lite0) -> None:
+    """`info --json` against the catalog's SQLite file read here with sqlite3, and what the fixture indexed."""
+    import sqlite3
+
     done = fashionrec("info", "--catalog", str(catalog), "--json")
-    assert done.returncode == 0 and json.loads(done.stdout)["products"] == 10
+    assert done.returncode == 0
+    facts = json.loads(done.stdout)
+    with sqlite3.connect(catalog / "catalog.sqlite") as db:
+        products = db.execute("SELECT COUNT(*) FROM products").fetchone()[0]
+        info = dict(db.execute("SELECT key, value FROM info").fetchall())
+    assert facts["products"] == products == 10
+    assert facts["model"] == info["model_name"] == "efficientnet-lite0"
+    assert facts["model_id"] == info["model_id"] == lite0.model_id and facts["generation"] == int(info["generation"])
+    assert facts["dim"] == 1280 + 320 + 112  # lite0's head, last block and stride-16 stage, pooled
+    assert facts["whitened_to"] is None and facts["tuned_for"] is None and facts["drift"] is None  # 10: too few
+    assert facts["colour"].startswith("10 of 10 products (")
+    assert [Path(p).resolve() for p in facts["images_dirs"]] == [(catalog.parent / "images").resolve()]
+    assert facts["metadata_columns"] == ["gender"] and facts["skipped_files"] == 0
 
 
 @pytest.mark.parametrize(
@@ -92,11 +108,24 @@ def test_user_errors_exit_2_with_one_line(catalog: Path, args: list[str], messag
 
 def test_colour_weight_on_similar_and_recommend(catalog: Path) -> None:
     """Issue 15: --colour-weight (and --color-weight) 0-1; --json carries it and each result's dominant colours."""
+    from fashionrec.catalog.catalog import Catalog
+    from tests.reference import catalog_arrays, more_like, rank
+
+    arrays = catalog_arrays(Catalog.open(catalog))
     photo = catalog.parent / "images" / "3.jpg"
     for args in (["similar", "2"], ["recommend", str(photo)]):
         full = json.loads(fashionrec(*args, "--catalog", str(catalog), "--colour-weight", "1", "--json").stdout)
         assert full["colour_weight"] == 1 and all(r["colours"] and r["colours"][0]["rgb"].startswith("#")
                                                   for r in full["results"])
+        # Brute force at the raw weight COLOUR_FULL = 2.5: "similar 2" never returns 2; the photo of product 3 is
+        # its catalog file, so its vectors are product 3's and it finds itself first.
+        want = (more_like(arrays, "2", 2.5, k=5) if args[0] == "similar"
+                else rank(arrays, arrays.shape[arrays.ids.index("3")], arrays.colour[arrays.ids.index("3")], 2.5, k=5,
+                          seen_hashes=set()))
+        assert [r["id"] for r in full["results"]] == want.ids and (args[0] == "similar" or want.ids[0] == "3")
+        assert [r["similarity"] for r in full["results"]] == pytest.approx(want.similarities, abs=1e-5)
+        for result in full["results"]:  # a drawn product's dominant colour is its paint (JPEG aside)
+            assert np.abs(hex_rgb(result["colours"][0]["rgb"]) - drawn_colour(int(result["id"]))).max() <= 16
         table = fashionrec(*args, "--catalog", str(catalog), "--color-weight", "0")
         assert table.returncode == 0 and table.stdout.splitlines()[0].endswith("colour weight 0")
         for bad in ("1.5", "-1", "red", "nan"):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from fashionrec.vectors import l2_normalize
 from fashionrec.models.embed import load_model
@@ -13,8 +15,24 @@ from fashionrec.models import list_models
 from tests.conftest import draw_product
 
 
+def _input_by_hand(name: str, picture: Image.Image) -> np.ndarray:
+    """A picture already at the model's input size, normalised in numpy as each family was trained: EfficientNet-Lite
+    (pixel - 127) / 128 in RGB (TF's efficientnet_lite_builder), Keras ResNet50 caffe mode (BGR minus the ImageNet
+    means). At the input size no resize policy changes a pixel."""
+    pixels = np.asarray(picture, dtype=np.float64)
+    if name == "resnet50":
+        chw = pixels[..., ::-1].transpose(2, 0, 1) - np.array([103.939, 116.779, 123.68])[:, None, None]
+    else:
+        chw = (pixels.transpose(2, 0, 1) - 127.0) / 128.0
+    return chw.astype(np.float32)
+
+
 @pytest.mark.parametrize("name", [spec.name for spec in list_models()])
 def test_every_backbone_on_random_input(name: str, keras_resnet50_h5: Path) -> None:
+    """Each backbone's vectors equal the model file run directly by ONNX Runtime, normalised in numpy: on random
+    input, and on a photo preprocessed by hand (so decoding, channel order and normalisation are checked too)."""
+    import onnxruntime as ort
+
     embedder = load_model(name, weights=keras_resnet50_h5 if name == "resnet50" else None)
     size = embedder.spec.input_size
     batch = np.random.default_rng(0).normal(0, 50, (3, 3, size, size)).astype(np.float32)
@@ -22,6 +40,23 @@ def test_every_backbone_on_random_input(name: str, keras_resnet50_h5: Path) -> N
     assert vectors.shape == (3, embedder.spec.dim) and vectors.dtype == np.float32
     assert np.all(np.isfinite(vectors))
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    session = ort.InferenceSession(str(embedder.onnx_path), providers=["CPUExecutionProvider"])
+
+    def by_hand(inputs: np.ndarray) -> np.ndarray:
+        raw = session.run(None, {session.get_inputs()[0].name: inputs})[0].astype(np.float64)
+        return raw / np.linalg.norm(raw, axis=1, keepdims=True)
+
+    np.testing.assert_allclose(vectors, by_hand(batch), atol=1e-5)
+    assert min(np.abs(vectors[i] - vectors[j]).max() for i, j in ((0, 1), (0, 2), (1, 2))) > 1e-4  # each its own
+    pictures = [draw_product(seed, (size, size)) for seed in (5, 6)]
+    photos = []
+    for picture in pictures:
+        buffer = io.BytesIO()
+        picture.save(buffer, "PNG")  # lossless: the decoded pixels are the drawn ones
+        photos.append(buffer.getvalue())
+    expected = by_hand(np.stack([_input_by_hand(name, picture) for picture in pictures]))
+    np.testing.assert_allclose(embedder.embed_images(photos), expected, atol=1e-5)
+    assert float(expected[0] @ expected[1]) < 0.9999  # the two photos are told apart
 
 
 def test_rows_do_not_depend_on_the_batch(lite0) -> None:

@@ -113,10 +113,31 @@ def test_missing_file_and_folder(tmp_path: Path) -> None:
         open_image(tmp_path, BIG)
 
 
+def _nearest(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Nearest-neighbour resize in numpy: output pixel i samples input pixel floor((i + 0.5) * in / out)."""
+    rows = np.floor((np.arange(height) + 0.5) * pixels.shape[0] / height).astype(int)
+    columns = np.floor((np.arange(width) + 0.5) * pixels.shape[1] / width).astype(int)
+    return pixels[rows][:, columns]
+
+
+def _policy_by_hand(pixels: np.ndarray, policy: str, side: int) -> np.ndarray:
+    """What each policy means, in numpy on a 60 x 80 (w x h) picture and a 32-pixel square."""
+    if policy == "stretch":
+        return _nearest(pixels, side, side)
+    if policy == "pad":  # the long side to 32 (80 -> 32, 60 -> 24), centred on white: 4 white columns each side
+        canvas = np.full((side, side, 3), 255, np.uint8)
+        canvas[:, 4:28] = _nearest(pixels, 24, 32)
+        return canvas
+    return _nearest(pixels, 32, 43)[5:37]  # crop: the short side to 32 (60 -> 32, 80 -> 42.7 -> 43), the centre
+
+
 @pytest.mark.parametrize("policy", ["stretch", "pad", "crop"])
 def test_every_resize_policy_gives_the_square_input(policy: str) -> None:
     prep = Preprocessing(size=32, resize=policy)
     assert resize(Image.new("RGB", (60, 80), "red"), prep).size == (32, 32)
+    noise = np.random.default_rng(0).integers(0, 256, (80, 60, 3), dtype=np.uint8)  # any misplaced pixel shows
+    out = resize(Image.fromarray(noise), Preprocessing(size=32, resize=policy, resample="nearest"))
+    np.testing.assert_array_equal(np.asarray(out), _policy_by_hand(noise, policy, 32))
 
 
 def test_pad_keeps_the_aspect_ratio_on_white() -> None:
@@ -139,10 +160,29 @@ def test_scale_mode_normalises_each_channel() -> None:
 
 
 def test_large_jpeg_draft_decodes_faster_but_same_shape() -> None:
-    data = _encoded(Image.new("RGB", (2000, 2000), "blue"), "JPEG")
+    picture = Image.new("RGB", (2000, 2000), "blue")
+    picture.paste((220, 20, 20), (0, 0, 1000, 1000))  # red top-left quarter: where each pixel lands shows
+    data = _encoded(picture, "JPEG")
     prep = Preprocessing(size=64)
-    assert load_model_input(data, prep, BIG).shape == (3, 64, 64)
-    assert open_image(data, BIG, draft_size=128).size[0] < 2000
+    model_input = load_model_input(data, prep, BIG)
+    assert model_input.shape == (3, 64, 64)
+    drafted = open_image(data, BIG, draft_size=128)
+    assert drafted.size[0] < 2000
+    # By hand: the JPEG decoder's own 1/8 scale (the largest keeping both sides >= 128: 250 x 250) ...
+    with Image.open(io.BytesIO(data)) as by_hand:
+        by_hand.draft("RGB", (128, 128))
+        reference = by_hand.convert("RGB")
+    assert drafted.size == reference.size == (250, 250)
+    np.testing.assert_array_equal(np.asarray(drafted), np.asarray(reference))
+    # ... is the full decode averaged over 8 x 8 blocks, in numpy (JPEG's rounding aside, larger at the red edge).
+    full = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.float64)
+    difference = np.abs(np.asarray(drafted, np.float64) - full.reshape(250, 8, 250, 8, 3).mean(axis=(1, 3)))
+    assert difference.mean() < 0.5 and np.quantile(difference, 0.99) <= 4 and difference.max() <= 20
+    # The model input: that draft stretched to 64 x 64 (bilinear), CHW, (pixel - 0) / 1.
+    expected = np.asarray(reference.resize((64, 64), Image.Resampling.BILINEAR), np.float32).transpose(2, 0, 1)
+    np.testing.assert_array_equal(model_input, expected)
+    assert np.abs(model_input[:, 10, 10] - (220, 20, 20)).max() <= 12  # red quarter, top-left
+    assert np.abs(model_input[:, 50, 50] - (0, 0, 255)).max() <= 12  # blue elsewhere
 
 
 # --- Bad input: every file a shop folder or an upload form gets (tests/image_corpus.py) -------------------------

@@ -14,7 +14,7 @@ from fashionrec.errors import CatalogError, FashionrecError, FilterError, ModelM
 from fashionrec.imaging.look import match_catalog_look
 from fashionrec.recommend.recommender import Recommender
 from fashionrec.recommend.query import parse_filters
-from tests.conftest import draw_product, write_products
+from tests.conftest import draw_product, drawn_colour, hex_rgb, write_products
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +54,27 @@ def test_filters_and_or_and_case(recommender: Recommender) -> None:
     assert len(either) == 29
 
 
-def test_json_shape(recommender: Recommender) -> None:
+def test_json_shape(recommender: Recommender, catalog_dir: Path) -> None:
+    from fashionrec.config import COLOUR_FULL, load_settings
+    from tests.reference import catalog_arrays, more_like
+
+    default = load_settings().colour_weight
     data = recommender.by_id("4", k=2).to_dict()
     assert data["model"] == "efficientnet-lite0" and len(data["results"]) == 2
     assert set(data["results"][0]) == {"id", "similarity", "image", "metadata", "colours"} and isinstance(data["results"][0]["id"], str)
+    assert data["colour_weight"] == default and data["notice"] is None
+    want = more_like(catalog_arrays(recommender.catalog), "4", default * COLOUR_FULL, k=2)  # brute force
+    assert [r["id"] for r in data["results"]] == want.ids
+    assert [r["similarity"] for r in data["results"]] == pytest.approx(want.similarities, abs=1e-5)
+    images = catalog_dir.parent / "images"
+    for result in data["results"]:
+        number = int(result["id"])
+        assert result["metadata"] == {"gender": "Men" if number % 2 else "Women",  # as the fixture's styles.csv
+                                      "articleType": "Shoes" if number % 3 == 0 else "Tshirts"}
+        assert Path(result["image"]).resolve() == (images / f"{number}.jpg").resolve()
+        # The drawn product is one colour on white: its dominant colour is that paint (JPEG and averaging aside).
+        assert np.abs(hex_rgb(result["colours"][0]["rgb"]) - drawn_colour(number)).max() <= 16, result["colours"]
+        assert 0.5 < result["colours"][0]["share"] <= 1
 
 
 def test_errors_are_clear(recommender: Recommender) -> None:
@@ -119,19 +136,34 @@ def test_filters_that_match_nothing_give_no_results(recommender: Recommender) ->
 
 
 @pytest.mark.parametrize("show_duplicates", [False, True])
-def test_similar_all_equals_by_id_for_every_product(copies_catalog: Path, lite0, show_duplicates: bool) -> None:
+def test_similar_all_and_by_id_equal_brute_force_for_every_product(copies_catalog: Path, lite0,
+                                                                   show_duplicates: bool) -> None:
+    """Both "more like this" paths (they share the ranking code) against an exhaustive numpy ranking written in
+    tests/reference.py: [shape; w * colour] . [shape; colour], ties by row, never the product itself, and unless
+    `show_duplicates` no copy of its image and one product per image content (hashed here from the files)."""
+    from fashionrec.config import COLOUR_FULL, load_settings
     from fashionrec.recommend.similar_all import similar_all
+    from tests.reference import catalog_arrays, more_like
 
     catalog = Catalog.open(copies_catalog)
+    assert catalog.whitening is None and catalog.has_colour  # so exact copies are the only duplicates
+    arrays = catalog_arrays(catalog)
+    assert len(set(arrays.file_hashes)) == 40  # 43 files, 3 of them copies
     recommender = Recommender(catalog, lite0)
-    for weight in (None, 0.0, 1.0):
+    default = load_settings().colour_weight
+    for weight, raw in ((None, default * COLOUR_FULL), (0.0, 0.0), (1.0, COLOUR_FULL)):
         table = similar_all(catalog, k=6, show_duplicates=show_duplicates, colour_weight=weight)
-        assert table.ids == catalog.ids
+        assert table.ids == arrays.ids
         for product_id, similar, similarities in zip(table.ids, table.similar, table.similarities):
-            expected = recommender.by_id(product_id, k=6, show_duplicates=show_duplicates, colour_weight=weight).results
-            assert similar == [m.id for m in expected]
-            assert similarities == pytest.approx([m.similarity for m in expected], abs=1e-4)
+            want = more_like(arrays, product_id, raw, k=6, show_duplicates=show_duplicates)
+            assert similar == want.ids, (product_id, weight)
+            assert similarities == pytest.approx(want.similarities, abs=1e-5)
+            got = recommender.by_id(product_id, k=6, show_duplicates=show_duplicates, colour_weight=weight).results
+            assert [m.id for m in got] == want.ids, (product_id, weight)
+            assert [m.similarity for m in got] == pytest.approx(want.similarities, abs=1e-5)
         assert len(list(table.rows())) == 6 * len(catalog)
+    if not show_duplicates:  # the reference itself knows the copies: 1 and 101 never answer each other
+        assert "101" not in more_like(arrays, "1", 0.0, k=42).ids
 
 
 def test_the_hnsw_index_gives_the_exact_answers_on_a_small_catalog(copies_catalog: Path, lite0) -> None:

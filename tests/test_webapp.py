@@ -16,7 +16,8 @@ from fashionrec.launch import WEBAPP_SCRIPT
 from fashionrec.recommend.answers import SIMILARITY_MEANING
 from fashionrec.recommend.recommender import Recommender
 from tests.conftest import draw_product, shop_metadata
-from tests.image_corpus import corrupt_exif_jpeg, png_bomb, psd_file
+from tests.image_corpus import BLUE, RED, corrupt_exif_jpeg, png_bomb, psd_file
+from tests.reference import catalog_arrays, more_like
 
 TIMEOUT = 120
 
@@ -79,10 +80,35 @@ def test_a_bad_upload_gets_a_friendly_message(app: AppTest, name: str, data: byt
     assert result_ids(app) == []
 
 
-def test_a_photo_with_damaged_exif_is_shown_upright_and_answered(app: AppTest) -> None:
-    app.file_uploader(key="upload").upload("phone.jpg", corrupt_exif_jpeg(), "image/jpeg").run()
+def _red_over_blue(picture: Image.Image) -> bool:
+    """Upright `image_corpus.upright_picture`: portrait, red in the top half, blue in the bottom half (JPEG aside)."""
+    pixels = np.asarray(picture.convert("RGB"), dtype=float)
+    height = pixels.shape[0]
+    top, bottom = pixels[: height // 2 - 2].reshape(-1, 3), pixels[height // 2 + 2:].reshape(-1, 3)
+    return (picture.height > picture.width and np.abs(top - RED).max(axis=1).mean() < 30
+            and np.abs(bottom - BLUE).max(axis=1).mean() < 30)
+
+
+def test_a_photo_with_damaged_exif_is_shown_upright_and_answered(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamlit
+
+    from fashionrec.index import read
+
+    data = corrupt_exif_jpeg()  # red over blue, stored turned a quarter, EXIF Orientation 6 readable
+    with Image.open(io.BytesIO(data)) as stored:  # by hand, without the EXIF: the pixels really lie sideways
+        assert stored.size == (40, 30) and not _red_over_blue(stored)
+        assert _red_over_blue(stored.convert("RGB").transpose(Image.Transpose.ROTATE_270))  # what Orientation 6 asks
+    shown, embedded = [], []
+    show, look = streamlit.image, read.in_catalog_look  # the picture the model's input is made of (index.read)
+    monkeypatch.setattr(streamlit, "image", lambda image, *a, **kw: (shown.append(image), show(image, *a, **kw))[1])
+    monkeypatch.setattr(read, "in_catalog_look", lambda image, size: (embedded.append(look(image, size)),
+                                                                      embedded[-1])[1])
+    app.file_uploader(key="upload").upload("phone.jpg", data, "image/jpeg").run()
     assert not app.exception and not app.error
     assert len(result_ids(app)) == 5
+    previews = [image for image in shown if isinstance(image, Image.Image)]  # the result cards show file paths
+    assert len(previews) == 1 and _red_over_blue(previews[0])  # the query as the page shows it: upright
+    assert len(embedded) == 1 and _red_over_blue(embedded[0])  # and as the model sees it
 
 
 def test_an_upload_over_the_limit_is_refused(shop_catalog: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -123,8 +149,18 @@ def test_the_match_colour_slider_sets_the_weight_and_cards_show_swatches(app: Ap
         assert result_ids(app) == [m.id for m in expected]
         swatches = [m.value for m in app.markdown if 'data-testid="swatches"' in m.value]
         assert len(swatches) == 5 and all(c["rgb"] in html for m, html in zip(expected, swatches) for c in m.colours)
-    assert [m.id for m in recommender.by_id("7", k=5, colour_weight=1.0).results] != \
-        [m.id for m in recommender.by_id("7", k=5, colour_weight=0.0).results]  # the slider matters
+    # The page's own answers, against a brute-force ranking at the raw weights 0 and COLOUR_FULL = 2.5 (the slider's
+    # 0 and 1): they differ, so the slider matters.
+    arrays = catalog_arrays(recommender.catalog)
+    shown = {}
+    for weight, raw in ((0.0, 0.0), (1.0, 2.5)):
+        app.sidebar.slider(key="colour-weight").set_value(weight).run()
+        shown[weight] = result_ids(app)
+        want = more_like(arrays, "7", raw, k=5)
+        assert shown[weight] == want.ids
+        figures = [c.value.split(" · similarity ")[1].split(" · ")[0] for c in app.caption[:5]]
+        assert figures == [f"{s:.1%}" for s in want.similarities]
+    assert shown[0.0] != shown[1.0]
 
 
 def test_filters_restrict_the_results(app: AppTest) -> None:
