@@ -47,7 +47,7 @@ from fashionrec.errors import (
     UnsupportedImageFormatError,
 )
 from fashionrec.imaging.formats import accepted_text
-from fashionrec.index.write import ProductIdError
+from fashionrec.errors import ProductIdError
 from fashionrec.recommend.answers import DEFAULT_K, SIMILARITY_MEANING, Recommendations
 from fashionrec.recommend.recommender import Recommender
 

@@ -41,6 +41,10 @@ class ProductNotFoundError(CatalogError):
     """A product id is not in the catalog."""
 
 
+class ProductIdError(FashionrecError):
+    """A product id that could not be a file name (and so never a product of a folder of photos)."""
+
+
 class FilterError(FashionrecError):
     """A metadata filter names an unknown column or is badly written."""
 

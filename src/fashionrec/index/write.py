@@ -28,14 +28,11 @@ from fashionrec.imaging.decode import ImageSource, PixelLimits, read_image_bytes
 from fashionrec.imaging.formats import stored_suffix
 from fashionrec.index.read import decode_picture, read_picture
 from fashionrec.models.embed import Embedder
+from fashionrec.errors import ProductIdError
 
 IMAGES_FOLDER = "images"  # the catalog's own image folder, under the catalog folder
 PRODUCT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_BATCH = 1000  # products one write may carry
-
-
-class ProductIdError(FashionrecError):
-    """A product id that could not be a file name (and so never a product of a folder of photos)."""
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ restricted by metadata filters.
 
 from fashionrec.recommend.answers import DEFAULT_K, SIMILARITY_MEANING, Match, Recommendations
 from fashionrec.recommend.query import Filters, parse_filters
-from fashionrec.recommend.recommender import Recommender
+from fashionrec.recommend.recommender import Recommender, open_search
 from fashionrec.recommend.similar_all import SimilarTable, similar_all
 
 __all__ = ["DEFAULT_K", "SIMILARITY_MEANING", "Filters", "Match", "Recommendations", "Recommender", "SimilarTable",
-           "parse_filters", "similar_all"]
+           "open_search", "parse_filters", "similar_all"]
