@@ -29,7 +29,8 @@ from fashionrec.index.run import index_images  # noqa: E402
 from fashionrec.index.engine import Engine, LocalEngine  # noqa: E402
 from fashionrec.config import load_settings  # noqa: E402
 from fashionrec.demo import find_sample_data  # noqa: E402
-from fashionrec.scale.milvus import HNSW_PARAMS, MilvusIndex, ivf_nlist, push, search_params_for  # noqa: E402
+from fashionrec.scale.milvus import MilvusIndex, push  # noqa: E402
+from fashionrec.scale.milvus.schema import HNSW_PARAMS, ivf_nlist, search_params_for  # noqa: E402
 from fashionrec.scale.ray_engine import RayEngine  # noqa: E402
 from fashionrec.search.exact import exact_search  # noqa: E402
 

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fashionrec.catalog.store import DB_NAME, SCHEMA_VERSION, CatalogStore, FileStamp, ProductRow, SkippedFile, StoredProduct
+from fashionrec.catalog.rows import FileStamp, ProductRow, SkippedFile, StoredProduct
+from fashionrec.catalog.schema import SCHEMA_VERSION
+from fashionrec.catalog.store import DB_NAME, CatalogStore
 from fashionrec.errors import CatalogError
 
 

@@ -20,14 +20,8 @@ from tests.conftest import write_products
 pytest.importorskip("pymilvus", reason="Milvus search needs pymilvus: pip install -e '.[scale]'")
 pytest.importorskip("milvus_lite", reason="the tests run Milvus Lite: pip install -e '.[scale]'")
 
-from fashionrec.scale.milvus import (  # noqa: E402
-    MilvusIndex,
-    MilvusTarget,
-    filter_expression,
-    milvus_string,
-    parse_target,
-    push,
-)
+from fashionrec.scale.milvus import MilvusIndex, MilvusTarget, parse_target, push  # noqa: E402
+from fashionrec.scale.milvus.schema import filter_expression, milvus_string  # noqa: E402
 
 
 def lite(tmp_path: Path, name: str = "m.db") -> str:

@@ -17,13 +17,30 @@ from pathlib import Path
 import numpy as np
 
 from fashionrec.catalog.derived import DerivedKeys, catalog_keys
-from fashionrec.catalog.space import SearchSpace, drift, load_space
+from fashionrec.catalog.space import SearchSpace, load_space, whitening_drift
 from fashionrec.catalog.store import GENERATION_KEY, SPACE_KEY, CatalogStore, SkippedFile, StoredProducts
 from fashionrec.catalog.tuning import Tuning
 from fashionrec.catalog.whitening import Whitening
 from fashionrec.errors import CatalogError, ModelMismatchError, ProductNotFoundError
 from fashionrec.imaging.colour import COLOUR_DIM, COLOUR_VERSION, HISTOGRAM_DIM, colour_vectors
 from fashionrec.models import outdated_model
+
+
+def require_model(catalog_dir: str | os.PathLike, catalog_model_id: str | None, loaded_model_id: str) -> None:
+    """The one check that vectors of another model never enter a catalog nor get compared with its own: refuse a
+    model whose vectors are not the catalog's: another backbone, other weights or other preprocessing.
+
+    Raises:
+        CatalogError: the catalog was never indexed (it has no model yet).
+        ModelMismatchError: the model ids differ; the message says what to do.
+    """
+    if not catalog_model_id:
+        raise CatalogError(f"the catalog {catalog_dir} was never indexed; run fashionrec index first")
+    if catalog_model_id != loaded_model_id:
+        raise ModelMismatchError(
+            f"the catalog {catalog_dir} was built with {catalog_model_id}, but the model loaded is {loaded_model_id} "
+            "(other weights or preprocessing): their vectors cannot be compared; use the catalog's model and weights, "
+            "or a new catalog")
 
 
 class Catalog:
@@ -46,6 +63,7 @@ class Catalog:
         self.space = space
         self.content_hashes = stored.sha256  # row-aligned; equal hashes are exact-duplicate images
         self._generations = stored.generations
+        self._written = stored.written
         self._folders = stored.folders
         self._paths = stored.paths
         self._metadata = stored.metadata
@@ -165,45 +183,64 @@ class Catalog:
         text = self._swatches[position]
         return json.loads(text) if text and self._colour_versions[position] == COLOUR_VERSION else []
 
+    def changes_since(self, generation: int) -> tuple[list[str], list[str]]:
+        """(ids of this snapshot's products written after `generation`: added, replaced, re-coloured or re-described;
+        ids removed after it and absent here). What a copy of an earlier snapshot must take to become this one: a
+        server following the catalog (`follow_from`) and a push to Milvus both ask here.
+        """
+        written = [product_id for product_id, at in zip(self.ids, self._written) if at > generation]
+        with CatalogStore(self.catalog_dir) as store:
+            _, removed = store.written_since(generation)
+        return written, [product_id for product_id in removed if product_id not in self]
+
+    def read_search_vectors(self, product_ids: list[str]) -> np.ndarray:
+        """The search vectors of some products, read from this very snapshot (row by row as `product_ids`).
+
+        Raises:
+            CatalogError: the catalog changed since this snapshot was opened (open it again).
+        """
+        with CatalogStore(self.catalog_dir) as store, store.snapshot():
+            if store.generation() != self.generation:
+                raise CatalogError(f"the catalog {self.catalog_dir} changed since this snapshot was opened; open it "
+                                   "again")
+            model_vectors = store.vectors_of(product_ids, self.dim)
+            histograms = store.colours_of(product_ids) if self.has_colour else {}
+        if not product_ids:
+            return np.zeros((0, self.search_dim), dtype=np.float32)
+        return self.search_vectors(np.stack([model_vectors[i] for i in product_ids]),
+                                   np.stack([histograms[i] for i in product_ids]) if histograms else None)
+
     def follow_from(self, older: Catalog) -> bool:
         """Take the search vectors of products unchanged since `older` (an earlier snapshot of this catalog, in the
-        same search space) from it, and read only the others: what a server does when the catalog changes.
-
-        Returns whether it could (else the vectors are read in full on first use, as usual).
+        same search space) from it, and read only the others (`changes_since`): what a server does when the
+        catalog changes. Returns whether it could (else the vectors are read in full on first use, as usual).
         """
         if (self._vectors is not None or not older.vectors_loaded or older.catalog_dir != self.catalog_dir
                 or older.keys.space != self.keys.space or older.model_id != self.model_id
                 or older.has_colour != self.has_colour):
             return False
-        old_rows = older._positions
-        kept = [(row, old_rows[product_id]) for row, product_id in enumerate(self.ids)
-                if product_id in old_rows and self._generations[row] <= older.generation
-                and self._colour_versions[row] == older._colour_versions[old_rows[product_id]]]  # not backfilled
-        fresh = sorted(set(range(len(self))) - {row for row, _ in kept})
-        with CatalogStore(self.catalog_dir) as store, store.snapshot():
-            if store.generation() != self.generation:
-                return False  # changed again meanwhile: a later snapshot will catch up
-            model_vectors = store.vectors_of([self.ids[row] for row in fresh], self.dim)
-            histograms = store.colours_of([self.ids[row] for row in fresh]) if self.has_colour else {}
+        written, _ = self.changes_since(older.generation)
+        fresh_ids = set(written) | {product_id for product_id in self.ids if product_id not in older}
+        fresh = [row for row, product_id in enumerate(self.ids) if product_id in fresh_ids]
+        try:
+            read = self.read_search_vectors([self.ids[row] for row in fresh])
+        except CatalogError:
+            return False  # changed again meanwhile: a later snapshot will catch up
         vectors = np.empty((len(self), older.vectors.shape[1]), dtype=np.float32)
-        if kept:
-            new_rows, old_rows_kept = map(list, zip(*kept))
-            vectors[new_rows] = older.vectors[old_rows_kept]
-        if fresh:
-            fresh_ids = [self.ids[row] for row in fresh]
-            vectors[fresh] = self.search_vectors(np.stack([model_vectors[i] for i in fresh_ids]),
-                                                 np.stack([histograms[i] for i in fresh_ids]) if histograms else None)
+        kept = [row for row, product_id in enumerate(self.ids) if product_id not in fresh_ids]
+        vectors[kept] = older.vectors[[older.position(self.ids[row]) for row in kept]]
+        vectors[fresh] = read
         self._vectors = vectors
         return True
 
     @property
     def drift(self) -> float | None:
-        """How far the products have moved from those the whitening was fitted on (`derived.drift`), or None."""
+        """How far the products have moved from those the whitening was fitted on (`space.whitening_drift`), or None."""
         whitening = self.whitening
         if whitening is None:
             return None
         written = sum(generation > whitening.generation for generation in self._generations)
-        return drift(whitening.products, len(self) - written, written)
+        return whitening_drift(whitening, written, len(self))
 
     @cached_property
     def search_dim(self) -> int:

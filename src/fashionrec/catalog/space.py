@@ -12,6 +12,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,7 +21,10 @@ from fashionrec.catalog.store import SPACE_KEY, CatalogStore
 from fashionrec.catalog.tuning import Tuning, TuningPart
 from fashionrec.catalog.whitening import Whitening, fit_whitening, whitening_dim
 from fashionrec.config import Settings, load_settings
-from fashionrec.errors import CatalogError
+from fashionrec.errors import CatalogError, FashionrecError
+
+if TYPE_CHECKING:
+    from fashionrec.catalog.catalog import Catalog
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +125,13 @@ def drift(fitted_products: int, kept: int, written_since: int) -> float:
     return (written_since + max(0, fitted_products - kept)) / fitted_products
 
 
+def whitening_drift(whitening: Whitening, written_since: int, products_now: int) -> float:
+    """The drift of a catalog of `products_now` products from its whitening, `written_since` of them with a vector
+    written after the fit (a colour backfill writes none): what `fashionrec info` shows and what a refit is decided
+    by (`refresh_space`), the same figure for both."""
+    return drift(whitening.products, products_now - written_since, written_since)
+
+
 def save_space(catalog_dir: Path, space: SearchSpace) -> str:
     """Publish a search space file (if it is not there already); returns its digest."""
     digest = space.digest
@@ -184,7 +195,7 @@ def refresh_space(store: CatalogStore, wanted_dim: int, force: bool = False,
         moved = 0.0
         if whitening is not None:
             written, kept = store.changed_since(whitening.generation)
-            moved = drift(whitening.products, kept, written)
+            moved = whitening_drift(whitening, written, written + kept)
         fits = whitening_dim(len(ids), wanted_dim, int(info["dim"]))
         wanted = min(wanted_dim, int(info["dim"]))
         if wanted == 0:
@@ -211,10 +222,7 @@ def refresh_space(store: CatalogStore, wanted_dim: int, force: bool = False,
         log.warning("the catalog's whitening changed: its tuning (fitted in the old one) is dropped; "
                     "run fashionrec tune again")
     space = SearchSpace(info["model_id"], whitening, tuning) if whitening or tuning else None
-    digest_now = save_space(store.catalog_dir, space) if space else ""
-    store.set_space(digest_now, expected=info.get(SPACE_KEY, ""))
-    remove_superseded(store.catalog_dir, [space_path(store.catalog_dir, digest_now).name] if space else [],
-                      SPACE_PREFIX)
+    _publish_space(store, space, expected=info.get(SPACE_KEY, ""))
     return SpaceUpdate(refit_now, reason if refit_now or not reason else f"not fitted: {reason}, but too few "
                        "products (4 per dimension)", moved, dropped)
 
@@ -241,3 +249,47 @@ def _current_space(store: CatalogStore, info: dict[str, str]) -> SearchSpace | N
     except CatalogError as exc:
         log.warning("%s", exc)
         return None
+
+
+def untuned_space(catalog: Catalog) -> SearchSpace:
+    """The catalog's search space without its tuning (what a tuning is fitted in)."""
+    return catalog.space.without_tuning() if catalog.space else SearchSpace(catalog.model_id, None, None)
+
+
+def save_tuning(catalog: Catalog, tuning: Tuning) -> None:
+    """Make a new search space of the catalog's whitening and this tuning, and switch the catalog to it.
+
+    Raises:
+        FashionrecError: the tuning was fitted in another space than the catalog's (the catalog was refitted
+            meanwhile: tune again), or on vectors of another length than the catalog's shape vectors.
+    """
+    untuned = untuned_space(catalog)
+    if tuning.fitted_on != untuned.digest:
+        raise FashionrecError("this tuning was fitted in another search space than the catalog's; run fashionrec "
+                              "tune again")
+    wrong = [part.name for part in tuning.parts if part.matrix.shape[0] != catalog.shape_dim]
+    if wrong:
+        raise FashionrecError(f"the tuning's {', '.join(wrong)} projection takes vectors of another length than the "
+                              f"catalog's shape vectors ({catalog.shape_dim}; fit it on Catalog.shape_part(vectors))")
+    _switch_space(catalog, untuned.with_tuning(tuning))
+
+
+def remove_tuning(catalog: Catalog) -> None:
+    """Forget the catalog's tuning: search goes back to the (whitened) model vectors."""
+    untuned = untuned_space(catalog)
+    _switch_space(catalog, untuned if untuned.whitening is not None else None)
+
+
+def _switch_space(catalog: Catalog, space: SearchSpace | None) -> None:
+    """Publish `space` and make it the catalog's, if the catalog's space is still the one this snapshot read."""
+    with CatalogStore(catalog.catalog_dir) as store:
+        _publish_space(store, space, expected=catalog.keys.space)
+
+
+def _publish_space(store: CatalogStore, space: SearchSpace | None, expected: str) -> str:
+    """Publish `space` (None: the model's own vectors) as the catalog's, if its space is still `expected`; older
+    space files are removed. Returns the new space's digest ("" for none)."""
+    digest = save_space(store.catalog_dir, space) if space else ""
+    store.set_space(digest, expected=expected)
+    remove_superseded(store.catalog_dir, [space_path(store.catalog_dir, digest).name] if space else [], SPACE_PREFIX)
+    return digest

@@ -6,6 +6,8 @@ products or the search space also bumps the catalog's `generation`, so a reader 
 whether what it holds is still current, and a reader that reads inside `snapshot()` sees one committed state.
 Vectors are float32 BLOBs; metadata is JSON text. Nothing here is pickled. Derived data (the search space,
 indexes) lives in files beside it (`catalog.derived`); the info table names the space in use.
+
+Only `catalog/` opens it: indexing and live writes go through `catalog.writer`, readers through `Catalog`.
 """
 
 from __future__ import annotations
@@ -14,107 +16,31 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from fashionrec.catalog.rows import (
+    FileStamp,
+    ProductRow,
+    SkippedFile,
+    StoredProduct,
+    StoredProducts,
+    colour_columns,
+    metadata_json,
+    stored_histogram,
+)
+from fashionrec.catalog.schema import KEPT_ON_RESET, bring_to_format
 from fashionrec.errors import CatalogError
 from fashionrec.imaging.colour import COLOUR_VERSION, HISTOGRAM_DIM, ColourDescriptor
 
 DB_NAME = "catalog.sqlite"
-SCHEMA_VERSION = "4"
+
+
 BUSY_TIMEOUT_S = 30.0  # a writer waits this long for another writer's transaction before giving up
+
+
 GENERATION_KEY, SPACE_KEY = "generation", "space"
-KEPT_ON_RESET = ("schema_version", "images_dir", "metadata_path", "metadata_columns")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS products (
-    id TEXT PRIMARY KEY,
-    folder TEXT NOT NULL,        -- the absolute images folder the file was indexed from
-    path TEXT NOT NULL,          -- relative to that folder
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    sha256 TEXT NOT NULL,        -- of the image file's bytes: what decides whether to re-embed
-    vector BLOB NOT NULL,        -- float32, unit length, info.dim values
-    metadata TEXT,               -- JSON object, or NULL when the metadata file has no row
-    generation INTEGER NOT NULL,  -- the catalog generation that last wrote this row (what a copy must send again)
-    vector_generation INTEGER NOT NULL,  -- ... that last wrote its vector (what a snapshot must read again)
-    colour BLOB,                 -- float16 colour histogram (fashionrec.colour), NULL until computed
-    swatches TEXT,               -- JSON [{"rgb": "#a31f2b", "share": 0.62}, ...], the product's dominant colours
-    colour_version INTEGER NOT NULL DEFAULT 0  -- colour.COLOUR_VERSION of that histogram (0: none yet)
-);
-CREATE TABLE IF NOT EXISTS removed (  -- products removed, and at which generation (what a live copy must drop)
-    id TEXT NOT NULL,
-    generation INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS removed_by_generation ON removed (generation);
-CREATE INDEX IF NOT EXISTS products_by_generation ON products (generation);
-CREATE INDEX IF NOT EXISTS products_by_vector_generation ON products (vector_generation);
-CREATE TABLE IF NOT EXISTS skipped (
-    folder TEXT NOT NULL,
-    path TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    reason TEXT NOT NULL,
-    PRIMARY KEY (folder, path)
-);
-"""
-
-
-@dataclass(frozen=True)
-class FileStamp:
-    """What identifies a file's version cheaply (size, mtime) and surely (content hash)."""
-
-    path: str  # relative to its folder
-    size: int
-    mtime_ns: int
-    sha256: str = ""
-
-
-@dataclass(frozen=True)
-class ProductRow:
-    """One product as written by the indexer."""
-
-    id: str
-    folder: str
-    stamp: FileStamp
-    vector: np.ndarray
-    metadata: dict[str, str | None] | None
-    colour: ColourDescriptor | None = None
-
-
-@dataclass(frozen=True)
-class SkippedFile:
-    """A file that could not be indexed, and why."""
-
-    path: str
-    reason: str
-    size: int = 0
-    mtime_ns: int = 0
-
-
-@dataclass(frozen=True)
-class StoredProduct:
-    """Where a stored product's file is, and its stamp."""
-
-    folder: str
-    stamp: FileStamp
-
-
-@dataclass(frozen=True)
-class StoredProducts:
-    """Every product of the catalog, row-aligned: ids[i] has paths[i], metadata[i] (and vectors[i] if loaded)."""
-
-    ids: list[str]
-    folders: list[str]
-    paths: list[str]
-    metadata: list[dict[str, str | None]]
-    sha256: list[str]  # of each image file: equal hashes are exact-duplicate images
-    generations: list[int]  # the generation that last wrote each product's vector
-    colour_versions: list[int]  # colour.COLOUR_VERSION of each product's colour histogram (0: none)
-    swatches: list[str | None]  # each product's dominant colours as stored (JSON text), parsed when shown
 
 
 class CatalogStore:
@@ -141,43 +67,14 @@ class CatalogStore:
             self._db = sqlite3.connect(db_path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._check_format(create)
+            bring_to_format(self, create)
         except sqlite3.DatabaseError as exc:
             raise CatalogError(f"{db_path} cannot be opened as a catalog: {exc}") from None
 
-    def _check_format(self, create: bool) -> None:
-        """Create the tables; refuse (or, creating, rebuild) a catalog of another format."""
-        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        version = self.info().get("schema_version") if "info" in tables else None
-        if version == "2":  # format 2 lacked the generation of each row: every row counts as written at 0
-            with self.transaction() as db:
-                db.execute("ALTER TABLE products ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
-                db.execute("ALTER TABLE products ADD COLUMN vector_generation INTEGER NOT NULL DEFAULT 0")
-                db.execute("UPDATE info SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
-            version = "3"
-        if version == "3":  # format 3 had no colour: every product gets it on the next index run, without the CNN
-            with self.transaction() as db:
-                db.execute("ALTER TABLE products ADD COLUMN colour BLOB")
-                db.execute("ALTER TABLE products ADD COLUMN swatches TEXT")
-                db.execute("ALTER TABLE products ADD COLUMN colour_version INTEGER NOT NULL DEFAULT 0")
-                db.execute("UPDATE info SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
-            version = SCHEMA_VERSION
-        if version is not None and version != SCHEMA_VERSION:
-            if not create or version > SCHEMA_VERSION:
-                images = self.info().get("images_dir", "IMAGES_DIR")
-                raise CatalogError(
-                    f"the catalog {self.catalog_dir} has format {version} (this fashionrec reads {SCHEMA_VERSION}) "
-                    f"and vectors this version does not make; run fashionrec index {images} --catalog "
-                    f"{self.catalog_dir} to embed its images again")
-            # Format 1 was written by fashionrec 0.1, whose vectors every later model id refuses: keep only the
-            # facts that say where the images and the metadata are, and index again.
-            with self.transaction() as db:
-                for table in ("products", "skipped", "arrays"):
-                    db.execute(f"DROP TABLE IF EXISTS {table}")
-                db.execute(f"DELETE FROM info WHERE key NOT IN ({', '.join('?' * len(KEPT_ON_RESET))})", KEPT_ON_RESET)
-        self._db.executescript(_SCHEMA)
-        if version != SCHEMA_VERSION:
-            self.set_info({"schema_version": SCHEMA_VERSION})
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The open database (for `catalog.schema`, which creates and upgrades its tables)."""
+        return self._db
 
     def close(self) -> None:
         """Close the database (a checkpoint folds the WAL back into the main file)."""
@@ -283,8 +180,8 @@ class CatalogStore:
                 "generation, vector_generation, colour, swatches, colour_version) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(p.id, p.folder, p.stamp.path, p.stamp.size, p.stamp.mtime_ns, p.stamp.sha256,
-                  np.asarray(p.vector, dtype="<f4").tobytes(), _json(p.metadata), generation, generation,
-                  *_colour_columns(p.colour)) for p in products],
+                  np.asarray(p.vector, dtype="<f4").tobytes(), metadata_json(p.metadata), generation, generation,
+                  *colour_columns(p.colour)) for p in products],
             )
             db.executemany(
                 "UPDATE products SET folder = ?, path = ?, size = ?, mtime_ns = ? WHERE id = ?",
@@ -308,7 +205,7 @@ class CatalogStore:
             generation = self._changed(db)
             db.executemany("UPDATE products SET colour = ?, swatches = ?, colour_version = ?, generation = ? "
                            "WHERE id = ?",
-                           [(*_colour_columns(descriptor), generation, product_id)
+                           [(*colour_columns(descriptor), generation, product_id)
                             for product_id, descriptor in colours.items()])
 
     def without_colour(self) -> dict[str, StoredProduct]:
@@ -346,8 +243,8 @@ class CatalogStore:
         """Replace the metadata of existing products (a new styles.csv), in one transaction; only real changes
         count as a change of the catalog."""
         current = dict(self._db.execute("SELECT id, metadata FROM products"))
-        changed = [(_json(value), product_id) for product_id, value in metadata.items()
-                   if product_id in current and current[product_id] != _json(value)]
+        changed = [(metadata_json(value), product_id) for product_id, value in metadata.items()
+                   if product_id in current and current[product_id] != metadata_json(value)]
         if not changed:
             return
         with self.transaction() as db:
@@ -389,7 +286,7 @@ class CatalogStore:
             chunk = product_ids[start:start + 500]
             rows = self._db.execute(f"SELECT id, colour, colour_version FROM products WHERE id IN "
                                     f"({', '.join('?' * len(chunk))})", chunk)
-            found.update((row[0], _histogram(row[1], row[2])) for row in rows)
+            found.update((row[0], stored_histogram(row[1], row[2])) for row in rows)
         return found
 
     def vector_blocks(self, dim: int, rows: int = 65_536) -> Iterator[np.ndarray]:
@@ -402,7 +299,7 @@ class CatalogStore:
         """Every product's colour histogram (zeros where none is stored), in blocks of `rows` (id order)."""
         cursor = self._db.execute("SELECT colour, colour_version FROM products ORDER BY id")
         while batch := cursor.fetchmany(rows):
-            yield np.stack([_histogram(blob, version) for blob, version in batch])
+            yield np.stack([stored_histogram(blob, version) for blob, version in batch])
 
     def id_hashes(self) -> tuple[list[str], list[str]]:
         """Ids and image content hashes of every product, in id order."""
@@ -412,7 +309,7 @@ class CatalogStore:
     def load(self) -> StoredProducts:
         """Every product, ordered by id, without its vector."""
         rows = self._db.execute("SELECT id, folder, path, metadata, sha256, vector_generation, colour_version, "
-                                "swatches FROM products ORDER BY id").fetchall()
+                                "swatches, generation FROM products ORDER BY id").fetchall()
         return StoredProducts(
             ids=[row[0] for row in rows],
             folders=[row[1] for row in rows],
@@ -422,6 +319,7 @@ class CatalogStore:
             generations=[row[5] for row in rows],
             colour_versions=[row[6] for row in rows],
             swatches=[row[7] for row in rows],
+            written=[row[8] for row in rows],
         )
 
     def vectors_at(self, generation: int, count: int, dim: int,
@@ -456,23 +354,3 @@ class CatalogStore:
             if start != count:
                 raise CatalogError(f"the catalog {self.catalog_dir} changed since it was opened; open it again")
         return out
-
-
-def _colour_columns(descriptor: ColourDescriptor | None) -> tuple[bytes | None, str | None, int]:
-    """A colour descriptor as the (colour, swatches, colour_version) columns."""
-    if descriptor is None:
-        return None, None, 0
-    swatches = json.dumps([swatch.to_dict() for swatch in descriptor.swatches], separators=(",", ":"))
-    return np.asarray(descriptor.histogram, dtype="<f2").tobytes(), swatches, COLOUR_VERSION
-
-
-def _histogram(blob: bytes | None, version: int) -> np.ndarray:
-    """A stored colour histogram as float32; zeros when none of this version is stored."""
-    if blob is None or version != COLOUR_VERSION:
-        return np.zeros(HISTOGRAM_DIM, dtype=np.float32)
-    return np.frombuffer(blob, dtype="<f2").astype(np.float32)
-
-
-def _json(value: dict[str, str | None] | None) -> str | None:
-    """Metadata as compact JSON text (None stays NULL)."""
-    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))

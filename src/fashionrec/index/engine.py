@@ -11,7 +11,7 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
-from fashionrec.catalog.store import FileStamp, SkippedFile
+from fashionrec.catalog.rows import FileStamp, SkippedFile
 from fashionrec.imaging.colour import ColourDescriptor
 from fashionrec.index.plan import ImageFile
 from fashionrec.index.read import ReadResult, read_image

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from fashionrec.catalog.store import FileStamp, SkippedFile, StoredProduct
+from fashionrec.catalog.rows import FileStamp, SkippedFile, StoredProduct
 from fashionrec.imaging.formats import is_image_file, refused_file_reason
 
 

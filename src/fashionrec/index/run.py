@@ -10,8 +10,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from fashionrec.catalog.space import SpaceUpdate, refresh_space
-from fashionrec.catalog.store import DB_NAME, CatalogStore, FileStamp, ProductRow, SkippedFile, StoredProduct
+from fashionrec.catalog.catalog import require_model
+from fashionrec.catalog.rows import FileStamp, ProductRow, SkippedFile, StoredProduct
+from fashionrec.catalog.space import SpaceUpdate
+from fashionrec.catalog.writer import CatalogWriter, catalog_exists, discard_new_catalog
 from fashionrec.config import Settings, load_settings
 from fashionrec.errors import CatalogError, ImageError, ModelMismatchError
 from fashionrec.imaging.colour import ColourDescriptor
@@ -116,9 +118,9 @@ def index_images(
     if not files:
         raise CatalogError(_nothing_readable(images_dir, scan_skips, "holds no product photo"))
     catalog_dir = Path(catalog_dir).expanduser()
-    created = not (catalog_dir / DB_NAME).is_file()
+    created = not catalog_exists(catalog_dir)
     try:
-        with CatalogStore(catalog_dir, create=True) as store:
+        with CatalogWriter(catalog_dir, create=True) as store:
             run = _IndexRun.prepare(store, images_dir, files, metadata, model, weights, limit, prune, settings)
             pipeline_started = time.perf_counter()
             engine = engine or LocalEngine(settings.decode_workers)
@@ -132,11 +134,11 @@ def index_images(
             store.set_info(_typical_size_info(store))
             coloured = backfill_colours(store, settings.decode_workers, settings.max_image_pixels,
                                         run.embedder.spec.preprocessing)
-            space = refresh_space(store, settings.whiten_dim, drift_limit=settings.refit_drift)
+            space = store.refresh_space(settings.whiten_dim, drift_limit=settings.refit_drift)
             products = store.count()
     except BaseException:
         if created:
-            _remove_new_catalog(catalog_dir)
+            discard_new_catalog(catalog_dir)
         raise
     plan, table = run.plan, run.table
     ids_on_disk = {f.product_id for f in files}
@@ -166,7 +168,7 @@ def index_images(
 class _IndexRun:
     """One indexing run's decisions, and its writer: nothing is written until the first image has been read."""
 
-    store: CatalogStore
+    store: CatalogWriter
     folder: str
     plan: UpdatePlan
     known: dict[str, FileStamp]  # stamps (content hashes) of the products this run may re-embed
@@ -178,7 +180,7 @@ class _IndexRun:
     started: bool = False
 
     @classmethod
-    def prepare(cls, store: CatalogStore, images_dir: Path, files: list[ImageFile],
+    def prepare(cls, store: CatalogWriter, images_dir: Path, files: list[ImageFile],
                 metadata: str | os.PathLike | None, model: str | None, weights: str | os.PathLike | None,
                 limit: int | None, prune: bool, settings: Settings) -> _IndexRun:
         """Load the model and plan the run, writing nothing."""
@@ -237,7 +239,7 @@ class _IndexRun:
         return embedded, kept, skipped
 
 
-def backfill_colours(store: CatalogStore, workers: int, max_pixels: int, prep: Preprocessing, chunk: int = 256) -> int:
+def backfill_colours(store: CatalogWriter, workers: int, max_pixels: int, prep: Preprocessing, chunk: int = 256) -> int:
     """Compute the colour of every product that lacks one of this version (indexed before colour existed, or by an
     engine that does not compute it) from its image file, without the CNN; returns how many were computed.
     `prep`: the catalog model's, so a file is decoded as indexing decodes it (`index.read`).
@@ -274,17 +276,7 @@ def _nothing_readable(images_dir: Path, skipped: list[SkippedFile], what: str) -
             f"{example}")
 
 
-def _remove_new_catalog(catalog_dir: Path) -> None:
-    """Undo the creation of a catalog by a run that failed before indexing anything."""
-    for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
-        (catalog_dir / name).unlink(missing_ok=True)
-    try:
-        catalog_dir.rmdir()
-    except OSError:
-        pass  # not empty: the folder was there before, or holds other files
-
-
-def _typical_size_info(store: CatalogStore) -> dict[str, str]:
+def _typical_size_info(store: CatalogWriter) -> dict[str, str]:
     """The catalog's median image size, which queries are brought to (see images.match_catalog_look)."""
     paths = [Path(product.folder) / product.stamp.path for product in store.products().values()]
     size = typical_size(sorted(paths))
@@ -322,11 +314,8 @@ def _embedder_for(
     if weights is None and info.get("weights_path") and Path(info["weights_path"]).is_file():
         weights = info["weights_path"]
     embedder = load_model(model or stored or settings.default_model, weights, settings)
-    if info.get("model_id") and info["model_id"] != embedder.model_id and outdated_model(info["model_id"]) is None:
-        raise ModelMismatchError(
-            f"the catalog {catalog_dir} was built with {info['model_id']}, but the model now loaded is "
-            f"{embedder.model_id} (other weights or preprocessing); use the same weights or a new catalog"
-        )
+    if info.get("model_id") and outdated_model(info["model_id"]) is None:  # an outdated build is embedded again
+        require_model(catalog_dir, info["model_id"], embedder.model_id)
     return embedder
 
 

@@ -20,15 +20,21 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from fashionrec.catalog.catalog import require_model
 from fashionrec.catalog.derived import publish
-from fashionrec.catalog.store import CatalogStore, FileStamp, ProductRow
-from fashionrec.errors import CatalogError, FashionrecError, ImageError, ModelMismatchError, ProductNotFoundError
+from fashionrec.catalog.rows import FileStamp, ProductRow
+from fashionrec.catalog.writer import CatalogWriter
+from fashionrec.errors import (
+    FashionrecError,
+    ImageError,
+    ProductIdError,
+    ProductNotFoundError,
+)
 from fashionrec.imaging.colour import ColourDescriptor
 from fashionrec.imaging.decode import ImageSource, PixelLimits, read_image_bytes
 from fashionrec.imaging.formats import stored_suffix
 from fashionrec.index.read import decode_picture, read_picture
 from fashionrec.models.embed import Embedder
-from fashionrec.errors import ProductIdError
 
 IMAGES_FOLDER = "images"  # the catalog's own image folder, under the catalog folder
 PRODUCT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -92,9 +98,9 @@ def put_products(catalog_dir: str | os.PathLike, items: Sequence[ProductWrite], 
     ids = [check_product_id(item.product_id) for item in items]
     if len(set(ids)) != len(ids):
         raise ProductIdError(f"a product id is given twice in one write: {sorted({i for i in ids if ids.count(i) > 1})}")
-    with CatalogStore(catalog_dir) as store:
+    with CatalogWriter(catalog_dir) as store:
         info = store.info()
-    _check_model(info, embedder, catalog_dir)
+    require_model(catalog_dir, info.get("model_id"), embedder.model_id)
     columns = _columns(info)
     prepared = [_prepare(item, embedder, limits or PixelLimits.uniform(embedder.max_pixels), columns)
                 for item in items]
@@ -102,7 +108,7 @@ def put_products(catalog_dir: str | os.PathLike, items: Sequence[ProductWrite], 
     folder = catalog_dir / IMAGES_FOLDER
     written_files = [_store_image(folder, item.product_id, data, suffix)
                      for item, (data, suffix, _, _) in zip(items, prepared)]
-    with CatalogStore(catalog_dir) as store:
+    with CatalogWriter(catalog_dir) as store:
         before = store.products()
         rows, results = [], []
         for item, path, vector, (_, _, _, colour) in zip(items, written_files, vectors, prepared):
@@ -127,7 +133,7 @@ def remove_products(catalog_dir: str | os.PathLike, product_ids: Sequence[str]) 
     """
     catalog_dir = Path(catalog_dir).expanduser()
     ids = [check_product_id(product_id) for product_id in product_ids]
-    with CatalogStore(catalog_dir) as store:
+    with CatalogWriter(catalog_dir) as store:
         products = store.products()
         missing = [product_id for product_id in ids if product_id not in products]
         if missing:
@@ -139,14 +145,6 @@ def remove_products(catalog_dir: str | os.PathLike, product_ids: Sequence[str]) 
         if Path(product.folder) == folder:
             (folder / product.stamp.path).unlink(missing_ok=True)
     return removed
-
-
-def _check_model(info: dict[str, str], embedder: Embedder, catalog_dir: Path) -> None:
-    if "model_id" not in info:
-        raise CatalogError(f"the catalog {catalog_dir} was never indexed; run fashionrec index first")
-    if info["model_id"] != embedder.model_id:
-        raise ModelMismatchError(f"the catalog {catalog_dir} holds {info['model_id']} vectors, not "
-                                 f"{embedder.model_id}")
 
 
 def _columns(info: dict[str, str]) -> list[str]:
@@ -196,7 +194,7 @@ def _check_metadata(product_id: str, metadata: Mapping, columns: list[str]) -> N
                               f"{metadata[wrong[0]]!r}")
 
 
-def _metadata_for(item: ProductWrite, old, store: CatalogStore) -> dict[str, str | None] | None:
+def _metadata_for(item: ProductWrite, old, store: CatalogWriter) -> dict[str, str | None] | None:
     """The metadata to store: the item's, else (a replaced product) the product's own."""
     if item.metadata is not None:
         return dict(item.metadata)

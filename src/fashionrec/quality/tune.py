@@ -25,9 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fashionrec.catalog.catalog import Catalog
-from fashionrec.catalog.derived import SPACE_PREFIX, remove_superseded, space_path
-from fashionrec.catalog.space import SearchSpace, save_space
-from fashionrec.catalog.store import CatalogStore
+from fashionrec.catalog.space import remove_tuning, save_tuning, untuned_space
 from fashionrec.catalog.tuning import Tuning, TuningPart
 from fashionrec.errors import FashionrecError
 from fashionrec.quality.evaluate import score_label
@@ -202,7 +200,7 @@ def tune(catalog: Catalog, label: str = "articleType", look_label: str = "baseCo
     if best is None:
         return report, None
     everything = _fit_parts(vectors, values[label], values[look_label], head, wanted=best[0])
-    return report, Tuning(label, look_label, _parts(everything, best[0]), _untuned(catalog).digest)
+    return report, Tuning(label, look_label, _parts(everything, best[0]), untuned_space(catalog).digest)
 
 
 def _weight_grid() -> list[dict[str, float]]:
@@ -226,39 +224,5 @@ def _parts(fitted: dict[str, np.ndarray], weights: dict[str, float]) -> tuple[Tu
     return tuple(TuningPart(name, fitted[name], weight) for name, weight in weights.items())
 
 
-def _untuned(catalog: Catalog) -> SearchSpace:
-    """The catalog's search space without its tuning (what a tuning is fitted in)."""
-    return catalog.space.without_tuning() if catalog.space else SearchSpace(catalog.model_id, None, None)
-
-
-def save_tuning(catalog: Catalog, tuning: Tuning) -> None:
-    """Make a new search space of the catalog's whitening and this tuning, and switch the catalog to it.
-
-    Raises:
-        FashionrecError: the tuning was fitted in another space than the catalog's (the catalog was refitted
-            meanwhile: tune again), or on vectors of another length than the catalog's shape vectors.
-    """
-    untuned = _untuned(catalog)
-    if tuning.fitted_on != untuned.digest:
-        raise FashionrecError("this tuning was fitted in another search space than the catalog's; run fashionrec "
-                              "tune again")
-    wrong = [part.name for part in tuning.parts if part.matrix.shape[0] != catalog.shape_dim]
-    if wrong:
-        raise FashionrecError(f"the tuning's {', '.join(wrong)} projection takes vectors of another length than the "
-                              f"catalog's shape vectors ({catalog.shape_dim}; fit it on Catalog.shape_part(vectors))")
-    _switch_space(catalog, untuned.with_tuning(tuning))
-
-
-def remove_tuning(catalog: Catalog) -> None:
-    """Forget the catalog's tuning: search goes back to the (whitened) model vectors."""
-    untuned = _untuned(catalog)
-    _switch_space(catalog, untuned if untuned.whitening is not None else None)
-
-
-def _switch_space(catalog: Catalog, space: SearchSpace | None) -> None:
-    """Publish `space` and make it the catalog's, if the catalog's space is still the one this snapshot read."""
-    digest = save_space(catalog.catalog_dir, space) if space else ""
-    with CatalogStore(catalog.catalog_dir) as store:
-        store.set_space(digest, expected=catalog.keys.space)
-    remove_superseded(catalog.catalog_dir, [space_path(catalog.catalog_dir, digest).name] if space else [],
-                      SPACE_PREFIX)
+__all__ = ["HeadSettings", "TuneReport", "fit_head", "fit_lda", "remove_tuning", "save_tuning", "tune"]
+# save_tuning and remove_tuning make a new search space version, so they live in catalog.space; exported here too

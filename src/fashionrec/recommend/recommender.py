@@ -8,7 +8,7 @@ import time
 
 from PIL import Image
 
-from fashionrec.catalog.catalog import Catalog
+from fashionrec.catalog.catalog import Catalog, require_model
 from fashionrec.config import Settings, load_settings
 from fashionrec.errors import FashionrecError, ModelMismatchError
 from fashionrec.imaging.decode import ImageSource
@@ -55,11 +55,7 @@ class Recommender:
                 this catalog's current vectors.
         """
         self.embedder = embedder or load_model(catalog.model_name, catalog.weights_path, settings)
-        if self.embedder.model_id != catalog.model_id:
-            raise ModelMismatchError(
-                f"the catalog was built with {catalog.model_id}, but the model loaded is "
-                f"{self.embedder.model_id}; their vectors cannot be compared"
-            )
+        require_model(catalog.catalog_dir, catalog.model_id, self.embedder.model_id)
         self._settings = settings or load_settings()
         self._matching = self._settings.match_queries if match_queries is None else match_queries
         self._search = search or self._settings.search

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from fashionrec.catalog.store import FileStamp, SkippedFile
+from fashionrec.catalog.rows import FileStamp, SkippedFile
 from fashionrec.config import load_settings
 from fashionrec.errors import FashionrecError
 from fashionrec.imaging.colour import HISTOGRAM_DIM, ColourDescriptor, Swatch

@@ -1,0 +1,161 @@
+"""The routes that read: open to every client, answering from the catalog snapshot the `Recommender` holds now.
+
+Queries (`/recommend`, `/similar`) run in worker threads, never on the event loop; filters are the query
+parameters named after the catalog's columns, read from the query string itself because the columns are only
+known once the catalog is open (and can change as products are written)."""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, File, HTTPException, Path, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+
+from fashionrec.api.errors import error_responses
+from fashionrec.api.schemas import HealthOut, MatchOut, ProductOut, RecommendationsOut, SwatchOut
+from fashionrec.api.uploads import body_limit, read_upload, upload_name, upload_rule
+from fashionrec.config import Settings
+from fashionrec.errors import FilterError, ImageError
+from fashionrec.recommend import DEFAULT_K, Recommendations, Recommender
+
+RESERVED_PARAMETERS = ("k", "show_duplicates", "colour_weight")  # query parameters that are not filters
+
+FiltersReader = Callable[[Request], dict[str, list[str]]]
+
+
+def add_read_routes(app: FastAPI, recommender: Recommender, settings: Settings) -> None:
+    """GET /health, /filters, /products/{id}, its image and its similar products, and POST /recommend (in the
+    order the 404 message and the OpenAPI schema list them)."""
+    read_filters = filters_reader(lambda: recommender.catalog.columns)
+    _add_status_routes(app, recommender)
+    _add_recommend_route(app, recommender, settings, read_filters)
+    _add_product_routes(app, recommender)
+    _add_similar_route(app, recommender, settings, read_filters)
+
+
+def _add_status_routes(app: FastAPI, recommender: Recommender) -> None:
+    """GET /health and GET /filters: what this server answers from."""
+
+    @app.get("/health", response_model=HealthOut, responses=error_responses())
+    def health() -> HealthOut:
+        """The model and catalog this server answers from."""
+        catalog = recommender.catalog
+        return HealthOut(status="ok", model=catalog.model_name, model_id=catalog.model_id, dim=catalog.dim,
+                         products=len(catalog), generation=catalog.generation)
+
+    @app.get("/filters", response_model=dict[str, list[str]], responses=error_responses())
+    def filters() -> dict[str, list[str]]:
+        """The columns worth filtering on, with their values."""
+        return recommender.catalog.facets()
+
+
+def _add_recommend_route(app: FastAPI, recommender: Recommender, settings: Settings,
+                         read_filters: FiltersReader) -> None:
+    """POST /recommend: products that look like an uploaded photo."""
+    photo_rule = upload_rule(settings, recommender.embedder.spec.preprocessing.allow_draft)
+
+    # The body limit on the route (not the app) so that its 413 goes through FastAPI's JSON error handler.
+    @app.post("/recommend", response_model=RecommendationsOut, responses=error_responses(400, 413, 415, 422, 503),
+              max_body_size=body_limit(settings.max_upload_bytes))
+    async def recommend(request: Request, file: UploadFile = File(description=photo_rule),
+                        k: int = _k_query(settings), show_duplicates: bool = _duplicates_query(),
+                        colour_weight: float | None = _colour_query(settings)) -> RecommendationsOut:
+        """The k products that look most like the uploaded photo."""
+        where = read_filters(request)
+        image = await read_upload(file, settings.max_upload_bytes)
+        try:
+            found = await run_in_threadpool(recommender.by_image, image, k, where, show_duplicates, colour_weight)
+        except ImageError as exc:  # the same kind of error (so the same status), naming the file
+            raise type(exc)(f"{upload_name(file)}: {exc}") from None
+        return recommendations_out(request, found)
+
+
+def _add_product_routes(app: FastAPI, recommender: Recommender) -> None:
+    """GET /products/{id} and its image."""
+
+    @app.get("/products/{product_id}", response_model=ProductOut, responses=error_responses(404, 422))
+    def product(request: Request, product_id: str = Path()) -> ProductOut:
+        """A product's metadata and image URL."""
+        return ProductOut(id=product_id, image=image_url(request, product_id),
+                          metadata=recommender.catalog.metadata(product_id))
+
+    @app.get("/products/{product_id}/image", name="product_image", response_class=FileResponse,
+             responses=error_responses(404, 422))
+    def product_image(product_id: str = Path()) -> FileResponse:
+        """The product's image file (found by id: no path ever comes from a request)."""
+        path = recommender.catalog.image_path(product_id)
+        if not path.is_file():
+            raise HTTPException(404, f"the image of product {product_id!r} is no longer on the server: the shop must "
+                                     "restore the file or index the catalog again")
+        return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+
+
+def _add_similar_route(app: FastAPI, recommender: Recommender, settings: Settings,
+                       read_filters: FiltersReader) -> None:
+    """GET /products/{id}/similar: more like a catalog product."""
+
+    @app.get("/products/{product_id}/similar", response_model=RecommendationsOut,
+             responses=error_responses(400, 404, 422, 503))
+    async def similar(request: Request, product_id: str = Path(), k: int = _k_query(settings),
+                      show_duplicates: bool = _duplicates_query(),
+                      colour_weight: float | None = _colour_query(settings)) -> RecommendationsOut:
+        """More like this product (never the product itself, nor a copy of its image)."""
+        where = read_filters(request)
+        found = await run_in_threadpool(recommender.by_id, product_id, k, where, show_duplicates, colour_weight)
+        return recommendations_out(request, found)
+
+
+def _k_query(settings: Settings) -> Any:
+    """The `k` parameter of both queries (one default, one ceiling: the server's)."""
+    return Query(DEFAULT_K, ge=1, le=settings.max_k, description="how many products")
+
+
+def _duplicates_query() -> Any:
+    """The `show_duplicates` parameter of both queries."""
+    return Query(False, description="show every copy of a duplicate image (default: one product per group)")
+
+
+def _colour_query(settings: Settings) -> Any:
+    """The `colour_weight` parameter of both queries (its default is the server's)."""
+    return Query(None, ge=0, le=1, description=f"how much the product's colour counts beside its shape: 0 (shape "
+                                               f"only) to 1 (the strongest colour setting); default "
+                                               f"{settings.colour_weight:g}")
+
+
+def filters_reader(current_columns: Callable[[], list[str]]) -> FiltersReader:
+    """A function reading metadata filters from a request's query string, refusing unknown parameters (the columns
+    of the snapshot being served)."""
+
+    def read_filters(request: Request) -> dict[str, list[str]]:
+        columns = current_columns()
+        allowed = set(columns)
+        where: dict[str, list[str]] = {}
+        for name, value in request.query_params.multi_items():
+            if name in RESERVED_PARAMETERS:
+                continue
+            if name not in allowed:
+                known = ", ".join(columns) or "none (the catalog was indexed without metadata)"
+                raise FilterError(f"unknown query parameter {name!r}: use k, show_duplicates, colour_weight or a "
+                                  f"filter column ({known})")
+            where.setdefault(name, []).append(value)
+        return where
+
+    return read_filters
+
+
+def recommendations_out(request: Request, found: Recommendations) -> RecommendationsOut:
+    """Recommendations with image URLs of this server in place of file paths."""
+    results = [MatchOut(id=m.id, similarity=m.similarity, image=image_url(request, m.id), metadata=m.metadata,
+                        colours=[SwatchOut(**colour) for colour in m.colours])
+               for m in found.results]
+    return RecommendationsOut(model=found.model, colour_weight=found.colour_weight, results=results,
+                              notice=found.notice)
+
+
+def image_url(request: Request, product_id: str) -> str:
+    """Server-relative URL of a product's image."""
+    return f"{request.scope.get('root_path', '')}/products/{quote(product_id, safe='')}/image"

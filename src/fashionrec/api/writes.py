@@ -1,0 +1,138 @@
+"""The routes that write products: PUT /products/{id}, DELETE /products/{id} and POST /products:batch.
+
+They are off unless FASHIONREC_API_TOKEN is set, then only for requests that send it as a bearer token (reads stay
+open). A write embeds the photo once, stores it through the library's write path, then refreshes this process's
+`Recommender` so that the next query already answers with it."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Path, Request, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
+
+from fashionrec.api.errors import error_responses
+from fashionrec.api.reads import image_url
+from fashionrec.api.schemas import BatchOut, RemovedOut, WrittenOut
+from fashionrec.api.uploads import BATCH_UPLOADS, body_limit, read_upload
+from fashionrec.config import Settings
+from fashionrec.errors import FashionrecError
+from fashionrec.recommend import Recommender
+
+if TYPE_CHECKING:
+    from fashionrec.index.write import ProductWrite, WrittenProduct
+
+Store = Callable[[list["ProductWrite"]], Awaitable[list["WrittenProduct"]]]  # embeds, stores, refreshes
+_WRITE_ERRORS = (401, 403, 404, 413, 415, 422, 503)
+
+
+def add_write_routes(app: FastAPI, recommender: Recommender, settings: Settings) -> None:
+    """PUT /products/{id}, DELETE /products/{id} and POST /products:batch: off unless FASHIONREC_API_TOKEN is set,
+    then only for requests that send it as a bearer token (reads stay open)."""
+    from fashionrec.imaging.decode import PixelLimits
+    from fashionrec.index.write import put_products
+
+    limits = PixelLimits.for_uploads(settings)
+
+    def writer(request: Request) -> None:
+        check_token(request, settings.api_token)
+
+    async def store(items: list[ProductWrite]) -> list[WrittenProduct]:
+        written = await run_in_threadpool(put_products, recommender.catalog.catalog_dir, items, recommender.embedder,
+                                          limits)
+        await run_in_threadpool(recommender.refresh)  # this process answers the new products at once
+        return written
+
+    guard = [Depends(writer)]
+    _add_product_writes(app, recommender, settings, store, guard)
+    _add_batch_write(app, settings, store, guard)
+
+
+def _add_product_writes(app: FastAPI, recommender: Recommender, settings: Settings, store: Store,
+                        guard: list[Any]) -> None:
+    """PUT and DELETE /products/{id}: one product at a time."""
+    from fashionrec.index.write import ProductWrite, remove_products
+
+    @app.put("/products/{product_id}", response_model=WrittenOut, status_code=200,
+             responses=error_responses(*_WRITE_ERRORS), dependencies=guard,
+             max_body_size=body_limit(settings.max_upload_bytes))
+    async def put_product(request: Request, response: Response, product_id: str = Path(),
+                          image: UploadFile = File(description="the product's photo"),
+                          metadata: str | None = Form(None, description="a JSON object of the catalog's metadata "
+                                                      "columns (omitted: a replaced product keeps its metadata)")
+                          ) -> WrittenOut:
+        """Create or replace one product: its photo embedded once, stored in the catalog's image folder."""
+        data = await read_upload(image, settings.max_upload_bytes)
+        written = (await store([ProductWrite(product_id, data, json_object(metadata, "metadata"))]))[0]
+        response.status_code = 201 if written.created else 200
+        return _written_out(request, written)
+
+    @app.delete("/products/{product_id}", response_model=RemovedOut, responses=error_responses(*_WRITE_ERRORS),
+                dependencies=guard)
+    async def delete_product(product_id: str = Path()) -> RemovedOut:
+        """Remove one product (and its image, when the catalog's own folder holds it)."""
+        await run_in_threadpool(remove_products, recommender.catalog.catalog_dir, [product_id])
+        await run_in_threadpool(recommender.refresh)
+        return RemovedOut(id=product_id, removed=True)
+
+
+def _add_batch_write(app: FastAPI, settings: Settings, store: Store, guard: list[Any]) -> None:
+    """POST /products:batch: many products in one write, all or none."""
+    from fashionrec.index.write import MAX_BATCH, ProductWrite
+
+    @app.post("/products:batch", response_model=BatchOut, responses=error_responses(*_WRITE_ERRORS),
+              dependencies=guard, max_body_size=body_limit(settings.max_upload_bytes, BATCH_UPLOADS))
+    async def put_products_batch(request: Request,
+                                 images: list[UploadFile] = File(description="photos named <product id>.<ext>"),
+                                 metadata: str | None = Form(None, description="a JSON object: product id -> that "
+                                                             "product's metadata object")) -> BatchOut:
+        """Create or replace many products at once, all or none (a bad photo or id writes nothing)."""
+        if len(images) > min(MAX_BATCH, BATCH_UPLOADS):
+            raise FashionrecError(f"a batch takes at most {min(MAX_BATCH, BATCH_UPLOADS)} photos, got {len(images)}")
+        per_product = json_object(metadata, "metadata") or {}
+        items = []
+        for upload in images:
+            product_id = PurePath(upload.filename or "").stem
+            meta = per_product.get(product_id)
+            items.append(ProductWrite(product_id, await read_upload(upload, settings.max_upload_bytes), meta))
+        written = await store(items)
+        return BatchOut(products=[_written_out(request, w) for w in written], created=sum(w.created for w in written),
+                        replaced=sum(not w.created for w in written))
+
+
+
+def _written_out(request: Request, written: WrittenProduct) -> WrittenOut:
+    """A stored product as the API answers it (its image as this server's URL)."""
+    return WrittenOut(id=written.id, image=image_url(request, written.id), metadata=written.metadata,
+                      created=written.created)
+
+
+def check_token(request: Request, token: str) -> None:
+    """401 without a bearer token, 403 with a wrong one (or when writes are off); compared in constant time."""
+    if not token:
+        raise HTTPException(403, "product writes are turned off on this server: its operator turns them on by setting "
+                                 "FASHIONREC_API_TOKEN")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        raise HTTPException(401, "this write needs the server's token: send the header 'Authorization: Bearer TOKEN'",
+                            headers={"WWW-Authenticate": "Bearer"})
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise HTTPException(403, "the bearer token sent is not this server's write token")
+
+
+def json_object(text: str | None, field: str) -> dict | None:
+    """A form field holding a JSON object, or None when absent."""
+    if text is None or not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FashionrecError(f"the form field {field!r} must hold a JSON object, e.g. {{\"gender\": \"Men\"}}: "
+                              f"{exc.msg} at character {exc.pos}") from None
+    if not isinstance(value, dict):
+        raise FashionrecError(f"the form field {field!r} must hold a JSON object, got {type(value).__name__}")
+    return value
