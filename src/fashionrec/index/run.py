@@ -111,35 +111,67 @@ def index_images(
     """
     settings = settings or load_settings()
     started = time.perf_counter()
-    images_dir = _existing_dir(images_dir)
-    if limit is not None and limit < 0:
-        raise CatalogError(f"--limit must be 0 or more, got {limit}")
-    files, scan_skips = scan_images(images_dir)
-    if not files:
-        raise CatalogError(_nothing_readable(images_dir, scan_skips, "holds no product photo"))
+    images_dir, files, scan_skips = _scan(images_dir, limit)
     catalog_dir = Path(catalog_dir).expanduser()
     created = not catalog_exists(catalog_dir)
     try:
-        with CatalogWriter(catalog_dir, create=True) as store:
-            run = _IndexRun.prepare(store, images_dir, files, metadata, model, weights, limit, prune, settings)
-            pipeline_started = time.perf_counter()
-            engine = engine or LocalEngine(settings.decode_workers)
-            batches = engine.run(run.plan.todo, run.known, run.embedder, images_dir,
-                                 batch_size or settings.batch_size)
-            embedded, restamped, new_skips = run.write(batches, progress)
-            pipeline_seconds = time.perf_counter() - pipeline_started
-            if not run.started:
-                raise CatalogError(_nothing_readable(images_dir, scan_skips + run.plan.conflicts + new_skips
-                                                     + run.plan.still_skipped, "has no photo fashionrec can read"))
-            store.set_info(_typical_size_info(store))
-            coloured = backfill_colours(store, settings.decode_workers, settings.max_image_pixels,
-                                        run.embedder.spec.preprocessing)
-            space = store.refresh_space(settings.whiten_dim, drift_limit=settings.refit_drift)
-            products = store.count()
+        with CatalogWriter(catalog_dir, create=True) as writer:
+            run = _IndexRun.prepare(writer, images_dir, files, metadata, model, weights, limit, prune, settings)
+            outcome = _pipeline(run, writer, images_dir, scan_skips, engine or LocalEngine(settings.decode_workers),
+                                batch_size or settings.batch_size, progress, settings)
     except BaseException:
         if created:
             discard_new_catalog(catalog_dir)
         raise
+    return _report(catalog_dir, run, outcome, files, scan_skips, time.perf_counter() - started)
+
+
+def _scan(images_dir: str | os.PathLike, limit: int | None) -> tuple[Path, list[ImageFile], list[SkippedFile]]:
+    """The folder (absolute), its photos and the files refused by name, or a clear error before anything is opened."""
+    folder = _existing_dir(images_dir)
+    if limit is not None and limit < 0:
+        raise CatalogError(f"--limit must be 0 or more, got {limit}")
+    files, scan_skips = scan_images(folder)
+    if not files:
+        raise CatalogError(_nothing_readable(folder, scan_skips, "holds no product photo"))
+    return folder, files, scan_skips
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What the pipeline of one run did (the counts the report needs beyond its plan)."""
+
+    embedded: int
+    restamped: int
+    new_skips: list[SkippedFile]
+    pipeline_seconds: float
+    coloured: int
+    space: SpaceUpdate
+    products: int
+    engine: str
+
+
+def _pipeline(run: _IndexRun, writer: CatalogWriter, images_dir: Path, scan_skips: list[SkippedFile], engine: Engine,
+              batch_size: int, progress: bool, settings: Settings) -> _Outcome:
+    """read -> embed (the engine) -> write, then what follows a run: the typical image size, colours still
+    missing, and the search space kept or refitted."""
+    pipeline_started = time.perf_counter()
+    batches = engine.run(run.plan.todo, run.known, run.embedder, images_dir, batch_size)
+    embedded, restamped, new_skips = run.write(batches, progress)
+    pipeline_seconds = time.perf_counter() - pipeline_started
+    if not run.started:
+        raise CatalogError(_nothing_readable(images_dir, scan_skips + run.plan.conflicts + new_skips
+                                             + run.plan.still_skipped, "has no photo fashionrec can read"))
+    writer.set_info(_typical_size_info(writer))
+    coloured = backfill_colours(writer, settings.decode_workers, settings.max_image_pixels,
+                                run.embedder.spec.preprocessing)
+    space = writer.refresh_space(settings.whiten_dim, drift_limit=settings.refit_drift)
+    return _Outcome(embedded, restamped, new_skips, pipeline_seconds, coloured, space, writer.count(), engine.name)
+
+
+def _report(catalog_dir: Path, run: _IndexRun, outcome: _Outcome, files: list[ImageFile],
+            scan_skips: list[SkippedFile], seconds: float) -> IndexReport:
+    """The run's `IndexReport`."""
     plan, table = run.plan, run.table
     ids_on_disk = {f.product_id for f in files}
     return IndexReport(
@@ -147,20 +179,21 @@ def index_images(
         model=run.embedder.name,
         model_id=run.embedder.model_id,
         images_found=len(files),
-        embedded=embedded,
-        unchanged=len(plan.unchanged) + restamped,
-        removed=len(plan.gone) if prune else 0,
-        gone_kept=0 if prune else len(plan.gone),
-        skipped=tuple(sorted(scan_skips + plan.conflicts + plan.still_skipped + new_skips, key=lambda s: s.path)),
-        products=products,
+        embedded=outcome.embedded,
+        unchanged=len(plan.unchanged) + outcome.restamped,
+        removed=len(plan.gone) if run.prune else 0,
+        gone_kept=0 if run.prune else len(plan.gone),
+        skipped=tuple(sorted(scan_skips + plan.conflicts + plan.still_skipped + outcome.new_skips,
+                             key=lambda s: s.path)),
+        products=outcome.products,
         images_without_metadata=None if table is None else sum(table.get(i) is None for i in ids_on_disk),
         metadata_without_image=None if table is None else sum(i not in ids_on_disk for i in table.rows),
-        seconds=time.perf_counter() - started,
+        seconds=seconds,
         outdated=run.outdated,
-        space=space,
-        pipeline_seconds=pipeline_seconds,
-        engine=engine.name,
-        coloured=coloured,
+        space=outcome.space,
+        pipeline_seconds=outcome.pipeline_seconds,
+        engine=outcome.engine,
+        coloured=outcome.coloured,
     )
 
 
