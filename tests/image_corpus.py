@@ -200,7 +200,7 @@ def damaged_avif(seed: int = 8) -> bytes | None:
 class BadInput:
     """One file of the corpus and what fashionrec must do with it.
 
-    `error` None: it must decode (its look is checked in tests/test_images.py). Otherwise the error class,
+    `error` None: it must decode (its look is checked in tests/imaging/test_images.py). Otherwise the error class,
     a fragment of its message, and the HTTP status of the API's answer. `catalog_error` is what the indexer
     records when it differs from an upload's (the catalog's pixel limit is higher).
     """

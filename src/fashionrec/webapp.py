@@ -26,7 +26,7 @@ from fashionrec.recommend.recommender import Recommender
 GRID_COLUMNS = 5
 MAX_K_SLIDER = 20
 PREVIEW_PIXELS = 480  # the query photo is shown at most this wide
-UPLOAD_TYPES = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)  # the formats images.py decodes
+UPLOAD_TYPES = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)  # the formats imaging/ decodes
 FIRST_FILTERS = ("gender", "masterCategory", "subCategory", "articleType", "baseColour", "season", "usage")
 MODES = ("Upload a photo", "Pick a product", "Try an example photo")
 

@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS products (
     metadata TEXT,               -- JSON object, or NULL when the metadata file has no row
     generation INTEGER NOT NULL,  -- the catalog generation that last wrote this row (what a copy must send again)
     vector_generation INTEGER NOT NULL,  -- ... that last wrote its vector (what a snapshot must read again)
-    colour BLOB,                 -- float16 colour histogram (fashionrec.colour), NULL until computed
+    colour BLOB,                 -- float16 colour histogram (imaging.colour), NULL until computed
     swatches TEXT,               -- JSON [{"rgb": "#a31f2b", "share": 0.62}, ...], the product's dominant colours
     colour_version INTEGER NOT NULL DEFAULT 0  -- colour.COLOUR_VERSION of that histogram (0: none yet)
 );

@@ -172,7 +172,7 @@ class SpaceUpdate:
 
     refitted: bool  # a new whitening was fitted (search vectors of every product changed: a push sends them all)
     reason: str  # why it was fitted, or why not
-    drift: float  # how far the products had moved from the fit (`derived.drift`) before this update
+    drift: float  # how far the products had moved from the fit (`whitening_drift`) before this update
     tuning_dropped: bool = False
 
 

@@ -5,7 +5,7 @@ loses at most the batch in flight and never leaves a half-written catalog. Every
 products or the search space also bumps the catalog's `generation`, so a reader can tell in one cheap query
 whether what it holds is still current, and a reader that reads inside `snapshot()` sees one committed state.
 Vectors are float32 BLOBs; metadata is JSON text. Nothing here is pickled. Derived data (the search space,
-indexes) lives in files beside it (`catalog.derived`); the info table names the space in use.
+indexes) lives in files beside it (`catalog.space`, `catalog.derived`); the info table names the space in use.
 
 Only `catalog/` opens it: indexing and live writes go through `catalog.writer`, readers through `Catalog`.
 """

@@ -1,7 +1,7 @@
 """A label-trained projection stored with a catalog (`fashionrec tune` fits it; `Catalog.open` applies it).
 
 Only the data and its application live here, so the catalog can apply a tuning without importing the
-training code (which sits at the evaluation end of the pipeline, in `fashionrec.tune`).
+training code (which sits at the evaluation end of the pipeline, in `quality.tune`).
 """
 
 from __future__ import annotations

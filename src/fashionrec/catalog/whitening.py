@@ -4,7 +4,7 @@ Why: pooled CNN features of product photos share a large common part ("an object
 are all high and that common part dominates the ranking. Whitening removes the mean and gives every principal
 direction the same weight; on the shared sample it raises leave-one-out precision@5 for articleType and for
 baseColour alike (docs/QUALITY.md). It is fitted per catalog when indexing ends, stored as part of the catalog's
-search space (`catalog.derived`), and applied to catalog and query vectors alike; it also shortens the vectors
+search space (`catalog.space`), and applied to catalog and query vectors alike; it also shortens the vectors
 (faster search, less memory).
 """
 
@@ -26,7 +26,7 @@ class Whitening:
     mean: np.ndarray  # (d,) float32
     matrix: np.ndarray  # (d, r) float32: principal axes divided by their standard deviation
     fitted_on: str  # digest of the products it was fitted on (`derived.products_digest`)
-    generation: int = 0  # the catalog generation it was fitted at (what changed since: `derived.drift`)
+    generation: int = 0  # the catalog generation it was fitted at (what changed since: `catalog.space.whitening_drift`)
     products: int = 0  # how many products it was fitted on
 
     @property

@@ -9,7 +9,7 @@ restricted by metadata filters.
 """
 
 from fashionrec.recommend.answers import DEFAULT_K, SIMILARITY_MEANING, Match, Recommendations
-from fashionrec.recommend.query import Filters, parse_filters
+from fashionrec.recommend.filters import Filters, parse_filters
 from fashionrec.recommend.recommender import Recommender, open_search
 from fashionrec.recommend.similar_all import SimilarTable, similar_all
 

@@ -1,18 +1,12 @@
-"""What a query may ask, checked once for every face: k, the colour weight (0-1) and the gain it means, filters."""
+"""What a query may ask, checked once for every face: how many results (k), and the colour weight (0-1) and the gain
+it means."""
 
 from __future__ import annotations
-
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Union
 
 import numpy as np
 
 from fashionrec.config import COLOUR_FULL, Settings
-from fashionrec.errors import FashionrecError, FilterError
-
-Filters = Mapping[str, Union[str, Sequence[str]]]
-"""Metadata filters: {column: value or values}. Values of one column are OR-ed, columns AND-ed;
-matching ignores case."""
+from fashionrec.errors import FashionrecError
 
 
 def check_k(k: object, limit: int | None = None, name: str = "k") -> int:
@@ -44,22 +38,3 @@ def colour_gain(colour_weight: float | None, settings: Settings, has_colour: boo
         raise FashionrecError(f"the colour weight must be a number from 0 (shape only) to 1 (colour counts most), "
                               f"got {colour_weight!r}")
     return float(weight), float(weight) * COLOUR_FULL if has_colour else 0.0
-
-
-def parse_filters(expressions: Iterable[str]) -> dict[str, list[str]]:
-    """Parse `column=value` strings (as given to `--where`) into filters.
-
-    Raises:
-        FilterError: an expression has no `=` or an empty column name.
-
-    Example:
-        >>> parse_filters(["gender=Men", "articleType=Tshirts", "gender=Boys"])
-        {'gender': ['Men', 'Boys'], 'articleType': ['Tshirts']}
-    """
-    filters: dict[str, list[str]] = {}
-    for expression in expressions:
-        column, sep, value = expression.partition("=")
-        if not sep or not column.strip():
-            raise FilterError(f"a filter must look like column=value (e.g. gender=Men), got {expression!r}")
-        filters.setdefault(column.strip(), []).append(value.strip())
-    return filters

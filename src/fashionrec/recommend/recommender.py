@@ -14,8 +14,8 @@ from fashionrec.errors import FashionrecError, ModelMismatchError
 from fashionrec.imaging.decode import ImageSource
 from fashionrec.models.embed import Embedder, load_model
 from fashionrec.recommend.answers import DEFAULT_K, Recommendations
-from fashionrec.recommend.query import Filters
-from fashionrec.recommend.view import _View
+from fashionrec.recommend.filters import Filters
+from fashionrec.recommend.view import View
 from fashionrec.search.backend import SearchBackend
 from fashionrec.search.exact import ExactIndex
 from fashionrec.search.select import hnsw_is_current, open_hnsw, open_local, search_kind
@@ -41,7 +41,7 @@ class Recommender:
         """Pair a catalog with its model (loaded here unless given; it must be the catalog's model).
 
         `match_queries` (default from settings: on) brings photos much larger than the catalog's images
-        to the catalog's size and JPEG look before embedding them (see `images.match_catalog_look`).
+        to the catalog's size and JPEG look before embedding them (see `imaging.look.match_catalog_look`).
 
         `search` (default from settings: auto) picks the index: `exact`; `hnsw` or `faiss` (FAISS HNSW, built
         once and kept in the catalog folder); `auto` (hnsw from `ann_threshold` products when faiss is
@@ -61,7 +61,7 @@ class Recommender:
         self._search = search or self._settings.search
         backend = search if not isinstance(search, (str, type(None))) else open_search(
             catalog, self._search, self._settings)
-        self._view = _View(catalog, self.embedder, backend, self._settings, self._matching)
+        self._view = View(catalog, self.embedder, backend, self._settings, self._matching)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._follower: threading.Thread | None = None
@@ -143,11 +143,11 @@ class Recommender:
                 return False
             catalog.follow_from(view.catalog)
             backend = self._next_backend(catalog, view)
-            self._view = _View(catalog, self.embedder, backend, self._settings, self._matching)
+            self._view = View(catalog, self.embedder, backend, self._settings, self._matching)
         log.info("now serving generation %d of %s (%d products)", catalog.generation, directory, len(catalog))
         return True
 
-    def _next_backend(self, catalog: Catalog, view: _View) -> SearchBackend:
+    def _next_backend(self, catalog: Catalog, view: View) -> SearchBackend:
         """The backend for a new snapshot, built from what the current one holds where it can."""
         if not isinstance(self._search, str):
             return view.backend if getattr(view.backend, "name", "") != "exact" else ExactIndex(catalog.vectors)
@@ -171,7 +171,7 @@ class Recommender:
             return
         with self._lock:
             if self._view.catalog is catalog:
-                self._view = _View(catalog, self.embedder, backend, self._settings, self._matching)
+                self._view = View(catalog, self.embedder, backend, self._settings, self._matching)
 
     def follow(self, seconds: float | None = None) -> None:
         """Check every `seconds` (default: the `follow_seconds` setting) for a newer catalog and swap to it, in a

@@ -10,20 +10,19 @@ from PIL import Image
 
 from fashionrec.catalog.catalog import Catalog
 from fashionrec.config import Settings
-from fashionrec.errors import CatalogError, FilterError
+from fashionrec.errors import CatalogError
 from fashionrec.imaging.decode import ImageSource, PixelLimits
 from fashionrec.index.read import decode_picture, in_catalog_look, read_picture
 from fashionrec.models.embed import Embedder
 from fashionrec.recommend.answers import DEFAULT_K, Match, Recommendations, similarity_scores
-from fashionrec.recommend.query import Filters, check_k, colour_gain
+from fashionrec.recommend.filters import Filters, MetadataFilters
+from fashionrec.recommend.query import check_k, colour_gain
 from fashionrec.search.backend import Neighbours, Restriction, SearchBackend
 from fashionrec.search.dedupe import distinct_rows
 from fashionrec.search.exact import exact_search
 
-VALUES_NAMED = 30  # a notice names at most this many of a column's values
 
-
-class _View:
+class View:
     """One snapshot of the catalog, its search backend, and the queries over them (what `Recommender` holds)."""
 
     def __init__(self, catalog: Catalog, embedder: Embedder, backend: SearchBackend, settings: Settings,
@@ -31,8 +30,7 @@ class _View:
         self.catalog = catalog
         self.embedder = embedder
         self.backend = backend
-        self._lowered_columns: dict[str, np.ndarray] = {}
-        self._known_values: dict[str, frozenset[str]] = {}  # a column's lower-cased values, for filter notices
+        self._filters = MetadataFilters(catalog)
         self._query_limits = PixelLimits.for_uploads(settings)  # a query photo is an upload: its lower limits
         self._query_size = catalog.typical_image_size if match_queries else None
         self._settings = settings
@@ -59,9 +57,9 @@ class _View:
         histogram = picture.colour.histogram if picture.colour is not None else None
         search_vector = self.catalog.search_vectors(model_vector[None], None if histogram is None else histogram[None])
         query = self.catalog.query_vector(search_vector[0], gain)
-        allowed = self._allowed(where, exclude=None)
+        allowed = self._filters.allowed(where, exclude=None)
         found = self._answer(query, k, allowed, None if show_duplicates else (), gain)
-        return replace(found, notice=self._filter_notice(where, allowed), colour_weight=asked)
+        return replace(found, notice=self._filters.notice(where, allowed), colour_weight=asked)
 
     def _decode(self, image: ImageSource) -> Image.Image:
         """The query photo decoded, upright, RGB (an upload: the upload pixel limits apply)."""
@@ -81,10 +79,10 @@ class _View:
         self._check(k)
         asked, gain = colour_gain(colour_weight, self._settings, self.catalog.has_colour)
         position = self.catalog.position(str(product_id))
-        allowed = self._allowed(where, exclude=position)
+        allowed = self._filters.allowed(where, exclude=position)
         query = self.catalog.query_vector(self.backend.vector(position), gain)
         found = self._answer(query, k, allowed, None if show_duplicates else (position,), gain)
-        return replace(found, notice=self._filter_notice(where, allowed), colour_weight=asked)
+        return replace(found, notice=self._filters.notice(where, allowed), colour_weight=asked)
 
     def _check(self, k: int) -> None:
         """Refuse a k below 1 and an empty catalog, with messages a user can act on."""
@@ -146,66 +144,6 @@ class _View:
             return {}
         plain = self.catalog.tuning is None and not self.catalog.colour_dim  # search vectors are look vectors
         return self.catalog.vectors if plain else _LookRows(self.catalog)
-
-    def _allowed(self, where: Filters | None, exclude: int | None) -> Restriction:
-        """The rows a query may return: a mask over the catalog, and the lower-cased filters it came from."""
-        if not where and exclude is None:
-            return Restriction()
-        allowed = np.ones(len(self.catalog), dtype=bool)
-        lowered: dict[str, tuple[str, ...]] = {}
-        for column, values in (where or {}).items():
-            wanted = [values] if isinstance(values, str) else list(values)
-            lowered[column] = tuple(str(v).lower() for v in wanted)
-            allowed &= np.isin(self._lowered(column), list(lowered[column]))
-        if exclude is not None:
-            allowed[exclude] = False
-        return Restriction(allowed, lowered, () if exclude is None else (exclude,))
-
-    def _filter_notice(self, where: Filters | None, allowed: Restriction) -> str | None:
-        """What a shopper must hear when filters matched nothing: values no product has (with the values there
-        are), or filters that exist alone but together allow no product (or none but the query's own)."""
-        if not where:
-            return None
-        unknown = []
-        for column, values in where.items():
-            known = self._known_values[column]  # filled by _allowed for every filtered column
-            missing = [str(v) for v in ([values] if isinstance(values, str) else values) if str(v).lower() not in known]
-            if missing:
-                unknown.append(f"no product has {' or '.join(f'{column}={v}' for v in missing)}; its values are: "
-                               f"{self._values_named(column)}")
-        if unknown:
-            return "; ".join(unknown)
-        if allowed.count(len(self.catalog)) > 0:
-            return None
-        wanted = [f"{column}={' or '.join([values] if isinstance(values, str) else map(str, values))}"
-                  for column, values in where.items()]
-        described = wanted[0] if len(wanted) == 1 else f"{', '.join(wanted[:-1])} and {wanted[-1]}"
-        if allowed.exclude and all(self._matches(row, allowed) for row in allowed.exclude):
-            return f"no product other than {self.catalog.ids[allowed.exclude[0]]} has {described}"
-        return f"no product has {described} together (each value exists on its own): remove a filter to see more"
-
-    def _matches(self, row: int, allowed: Restriction) -> bool:
-        """Whether catalog row `row` meets every (lower-cased) filter of `allowed`."""
-        return all(self._lowered(column)[row] in values for column, values in allowed.where.items())
-
-    def _values_named(self, column: str) -> str:
-        """A column's values for a message, the first VALUES_NAMED of them, sorted."""
-        values = sorted({v for v in self.catalog.column_values(column) if v}, key=str.lower)
-        if not values:
-            return "none (no product has a value in this column)"
-        more = f" (and {len(values) - VALUES_NAMED} more)" if len(values) > VALUES_NAMED else ""
-        return ", ".join(values[:VALUES_NAMED]) + more
-
-    def _lowered(self, column: str) -> np.ndarray:
-        """A metadata column, lower-cased, as an array (built once per column)."""
-        if column not in self._lowered_columns:
-            if column not in self.catalog.columns:
-                known = ", ".join(self.catalog.columns) or "none (the catalog was indexed without metadata)"
-                raise FilterError(f"unknown filter column {column!r}; the catalog's columns are: {known}")
-            values = self.catalog.column_values(column)
-            self._known_values[column] = frozenset(v.lower() for v in values if v)  # first: see _filter_notice
-            self._lowered_columns[column] = np.array(["" if v is None else v.lower() for v in values], dtype=object)
-        return self._lowered_columns[column]
 
 
 class _LookRows(Mapping):

@@ -52,7 +52,7 @@ class RayEngine:
 
     def run(self, todo: list[ImageFile], known: dict[str, FileStamp], embedder: Embedder, images_dir: Path,
             batch_size: int) -> Iterator[EmbeddedBatch]:
-        """See `fashionrec.catalog.build.Engine.run`."""
+        """See `fashionrec.index.engine.Engine.run`."""
         if not todo:
             return  # nothing to embed: no cluster to start
         ray = _ray()

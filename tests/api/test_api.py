@@ -1,4 +1,4 @@
-"""api.py: every endpoint and every error, through FastAPI's TestClient, plus one real `fashionrec serve`."""
+"""api/: every endpoint and every error, through FastAPI's TestClient, plus one real `fashionrec serve`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""catalog/metadata.py: styles.csv read as shipped, quirks included, no row lost."""
+"""index/metadata.py: styles.csv read as shipped, quirks included, no row lost."""
 
 from __future__ import annotations
 

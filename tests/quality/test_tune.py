@@ -1,4 +1,5 @@
-"""tune.py and catalog/tuning.py: the discriminant fit, the held-out choice, storage, and staleness."""
+"""quality/tune.py, catalog/tuning.py and catalog/space.py (saving a tuning): the discriminant fit, the held-out
+choice, storage, and staleness."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""catalog/build.py: indexing, incremental updates, bad files, model identity, and kill -9 resume."""
+"""index/ (plan, read, engine, run): indexing, incremental updates, bad files, model identity, and kill -9 resume."""
 
 from __future__ import annotations
 

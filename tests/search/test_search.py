@@ -1,4 +1,4 @@
-"""search.py: exact search equals brute force on seeded data, with masks, ties and small catalogs."""
+"""search/: exact search equals brute force on seeded data, with masks, ties and small catalogs."""
 
 from __future__ import annotations
 

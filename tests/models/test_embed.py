@@ -1,4 +1,4 @@
-"""embed.py: every backbone gives finite unit vectors, batch-independent, from any image source."""
+"""models/embed.py: every backbone gives finite unit vectors, batch-independent, from any image source."""
 
 from __future__ import annotations
 

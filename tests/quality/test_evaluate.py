@@ -1,4 +1,5 @@
-"""evaluate.py and report.py: metrics checked by hand and against brute force, duplicates, photos, the CLI."""
+"""quality/evaluate.py and quality/report.py: metrics checked by hand and against brute force, duplicates, photos,
+the CLI."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""images.py: decoding any mode, EXIF rotation, refusing bad files, and preprocessing by spec."""
+"""imaging/ (formats, decode, preprocess, look): decoding any mode, EXIF rotation, refusing bad files, and preprocessing by spec."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""recommend.py: by image and by id, filters, never the product itself, query matching, clear errors."""
+"""recommend/: by image and by id, filters, never the product itself, query matching, clear errors."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from fashionrec.index.run import index_images
 from fashionrec.errors import CatalogError, FashionrecError, FilterError, ModelMismatchError, ProductNotFoundError
 from fashionrec.imaging.look import match_catalog_look
 from fashionrec.recommend.recommender import Recommender
-from fashionrec.recommend.query import parse_filters
+from fashionrec.recommend.filters import parse_filters
 from tests.conftest import draw_product, drawn_colour, hex_rgb, write_products
 
 

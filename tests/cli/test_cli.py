@@ -1,4 +1,4 @@
-"""cli.py as a user runs it: real subprocesses, JSON output, exit code 2 with one clear line on errors."""
+"""cli/ as a user runs it: real subprocesses, JSON output, exit code 2 with one clear line on errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""catalog/write.py: single products in and out while the shop serves; the search space stays put."""
+"""index/write.py: single products in and out while the shop serves; the search space stays put."""
 
 from __future__ import annotations
 
