@@ -135,7 +135,7 @@ def milvus_catalog_rows(catalog: Catalog, work: Path, queries: int = 300) -> lis
     rows = []
     for index in ("FLAT", "HNSW", "IVF_FLAT"):
         address = f"milvus-lite://{work / f'catalog-{index}.db'}"
-        report = push(catalog, address, index=index)
+        report = push(catalog, address, index_type=index)
         backend = MilvusIndex.open(address, catalog)
         times, hits = [], 0
         for position, want in zip(probe, truth):

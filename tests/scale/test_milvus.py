@@ -138,11 +138,11 @@ def test_filter_values_become_escaped_literals_never_expression() -> None:
 def test_a_flat_collection_answers_exactly_like_exact_search(shop_catalog: Path, lite0, tmp_path: Path) -> None:
     catalog = Catalog.open(shop_catalog)
     report = push(catalog, lite(tmp_path))
-    assert (report.added, report.updated, report.removed, report.products, report.index) == (40, 0, 0, 40, "FLAT")
+    assert (report.added, report.updated, report.removed, report.products, report.index_type) == (40, 0, 0, 40, "FLAT")
     exact = Recommender(catalog, lite0, search="exact")
     served = Catalog.open(shop_catalog)
     milvus = Recommender(served, lite0, search=lite(tmp_path))
-    assert milvus.index == "milvus"
+    assert milvus.search_kind == "milvus"
     for where, weight in ((None, 0.0), (None, 1.0), ({"gender": "men"}, None), ({"gender": "men"}, 0.6),
                           ({"articleType": ["Shoes", "TSHIRTS"], "gender": "Women"}, None),
                           ({"baseColour": "no such colour"}, None)):
@@ -236,7 +236,7 @@ def test_hnsw_and_ivf_collections_find_the_exact_neighbours_here(copies_catalog:
     exact = Recommender(catalog, lite0, search="exact")
     for index in ("HNSW", "IVF_FLAT"):
         address = lite(tmp_path, f"{index.lower()}.db")
-        assert push(catalog, address, index=index).index == index
+        assert push(catalog, address, index_type=index).index_type == index
         milvus = Recommender(catalog, lite0, search=address)
         hits = total = 0
         for product_id in catalog.ids[:20]:

@@ -51,7 +51,7 @@ def run_push(args: argparse.Namespace) -> int:
     from fashionrec.catalog import Catalog
     from fashionrec.scale.milvus import push
 
-    report = push(Catalog.open(args.catalog), args.to, index=args.index, recreate=args.recreate)
+    report = push(Catalog.open(args.catalog), args.to, index_type=args.index, recreate=args.recreate)
     if args.json:
         print_json(push_dict(report))
     else:
@@ -73,7 +73,7 @@ def run_serve(args: argparse.Namespace) -> int:
     require_port_free(args.host, args.port)
     recommender = Recommender(Catalog.open(args.catalog), search=args.search)
     recommender.follow()  # products indexed, added or removed meanwhile answer within a second or two
-    print(f"Serving {len(recommender.catalog)} products ({recommender.catalog.model_name}, {recommender.index} search) on "
+    print(f"Serving {len(recommender.catalog)} products ({recommender.catalog.model_name}, {recommender.search_kind} search) on "
           f"http://{args.host}:{args.port}   (docs: /docs, Ctrl+C to stop)", flush=True)
     try:
         uvicorn.run(create_app(recommender), host=args.host, port=args.port, log_level="info")

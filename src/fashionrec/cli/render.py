@@ -224,13 +224,13 @@ def print_demo_next_steps(catalog_dir: Path, default: bool) -> None:
 
 def push_dict(report: Any) -> dict[str, Any]:
     """A Milvus push report as the JSON `fashionrec push --json` prints."""
-    return {"collection": report.target.collection, "uri": report.target.uri, "index": report.index,
+    return {"collection": report.target.collection, "uri": report.target.uri, "index": report.index_type,
             "added": report.added, "updated": report.updated, "removed": report.removed,
             "unchanged": report.unchanged, "products": report.products, "seconds": round(report.seconds, 3)}
 
 
 def print_push(report: Any, address: str) -> None:
     """A Milvus push in one sentence, ending with the --search option that queries it."""
-    print(f"Pushed to {report.target.collection!r} at {report.target.uri} ({report.index}): {report.added} added, "
+    print(f"Pushed to {report.target.collection!r} at {report.target.uri} ({report.index_type}): {report.added} added, "
           f"{report.updated} updated, {report.removed} removed, {report.unchanged} unchanged; "
           f"{report.products} products, {report.seconds:.1f} s. Search it with --search {address}")

@@ -78,8 +78,8 @@ class Recommender:
         return self._view.backend
 
     @property
-    def index(self) -> str:
-        """The search in use: exact, hnsw or milvus."""
+    def search_kind(self) -> str:
+        """The search in use: exact, hnsw or milvus (`search.select` chose it)."""
         return self._view.backend.name
 
     def by_image(self, image: ImageSource, k: int = DEFAULT_K, where: Filters | None = None,

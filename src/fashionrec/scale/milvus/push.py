@@ -31,7 +31,7 @@ class PushReport:
     removed: int
     unchanged: int
     products: int  # rows in the collection after the push
-    index: str
+    index_type: str  # the collection's vector index: FLAT, HNSW or IVF_FLAT
     seconds: float
 
 
@@ -42,13 +42,13 @@ def product_digest(vector: np.ndarray, metadata: Mapping[str, str | None]) -> st
     return digest.hexdigest()
 
 
-def push(catalog: Catalog, address: str, index: str = "FLAT", recreate: bool = False) -> PushReport:
+def push(catalog: Catalog, address: str, index_type: str = "FLAT", recreate: bool = False) -> PushReport:
     """Copy the catalog's search vectors and metadata into a Milvus collection, sending only what changed.
 
     Args:
         catalog: an open catalog.
         address: `milvus://HOST:PORT/COLLECTION` or `milvus-lite:///path/file.db` (see `parse_target`).
-        index: the collection's vector index for a new collection: FLAT (exact), HNSW or IVF_FLAT.
+        index_type: the collection's vector index for a new collection: FLAT (exact), HNSW or IVF_FLAT.
         recreate: drop the collection first (needed when it holds another model's vectors, another dimension,
             or other metadata columns).
 
@@ -62,9 +62,9 @@ def push(catalog: Catalog, address: str, index: str = "FLAT", recreate: bool = F
         7254
     """
     started = time.perf_counter()
-    index = index.upper()
-    if index not in INDEX_TYPES:
-        raise FashionrecError(f"the Milvus index must be one of {', '.join(INDEX_TYPES)}, got {index!r}")
+    index_type = index_type.upper()
+    if index_type not in INDEX_TYPES:
+        raise FashionrecError(f"the Milvus index must be one of {', '.join(INDEX_TYPES)}, got {index_type!r}")
     target = parse_target(address)
     if target.lite:
         Path(target.uri).parent.mkdir(parents=True, exist_ok=True)
@@ -74,12 +74,12 @@ def push(catalog: Catalog, address: str, index: str = "FLAT", recreate: bool = F
         fields = filter_fields(catalog.columns)
         if client.has_collection(target.collection):
             properties = check_fits(client, target, catalog, fields)
-            index = properties.get(PROPERTY + "index", index)
+            index_type = properties.get(PROPERTY + "index", index_type)
         else:
-            create_collection(client, target, catalog, fields, index)
+            create_collection(client, target, catalog, fields, index_type)
         properties = client.describe_collection(target.collection).get("properties", {})
         if _can_send_changes_only(properties, catalog):
-            return _push_changes(client, target, catalog, fields, index, int(properties[PROPERTY + "generation"]),
+            return _push_changes(client, target, catalog, fields, index_type, int(properties[PROPERTY + "generation"]),
                                  started)
         before = _stored_digests(client, target.collection)
         digests = [product_digest(catalog.vectors[row], catalog.metadata_at(row)) for row in range(len(catalog))]
@@ -96,7 +96,7 @@ def push(catalog: Catalog, address: str, index: str = "FLAT", recreate: bool = F
         _mark_complete(client, target, catalog)
         added = sum(catalog.ids[row] not in before for row in changed)
         return PushReport(target, added, len(changed) - added, len(gone), len(catalog) - len(changed), len(catalog),
-                          index, time.perf_counter() - started)
+                          index_type, time.perf_counter() - started)
 
 
 def holds_snapshot(properties: Mapping[str, str], catalog: Catalog) -> bool:
@@ -114,7 +114,7 @@ def _can_send_changes_only(properties: Mapping[str, str], catalog: Catalog) -> b
             and properties.get(PROPERTY + "catalog") == str(catalog.catalog_dir.resolve()))
 
 
-def _push_changes(client: Any, target: MilvusTarget, catalog: Catalog, fields: dict[str, str], index: str,
+def _push_changes(client: Any, target: MilvusTarget, catalog: Catalog, fields: dict[str, str], index_type: str,
                   since: int, started: float) -> PushReport:
     """Send the products written since generation `since`, delete those removed since; never read the others."""
     written, removed = catalog.changes_since(since)
@@ -141,7 +141,7 @@ def _push_changes(client: Any, target: MilvusTarget, catalog: Catalog, fields: d
     _mark_complete(client, target, catalog)
     added = sum(product_id not in before for product_id in changed)
     return PushReport(target, added, len(changed) - added, len(removed), len(catalog) - len(changed), len(catalog),
-                      index, time.perf_counter() - started)
+                      index_type, time.perf_counter() - started)
 
 
 def _mark_complete(client: Any, target: MilvusTarget, catalog: Catalog) -> None:
