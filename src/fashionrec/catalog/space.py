@@ -198,18 +198,7 @@ def refresh_space(store: CatalogStore, wanted_dim: int, force: bool = False,
             moved = whitening_drift(whitening, written, written + kept)
         fits = whitening_dim(len(ids), wanted_dim, int(info["dim"]))
         wanted = min(wanted_dim, int(info["dim"]))
-        if wanted == 0:
-            whitening, reason = None, "whitening is turned off (FASHIONREC_WHITEN_DIM=0)"
-        elif whitening is not None and whitening.dim != wanted:
-            whitening, reason = None, f"the wanted dimension changed from {whitening.dim} to {wanted}"
-        elif force:
-            reason = "asked for (fashionrec refit)"
-        elif whitening is None:
-            reason = "none fitted yet"
-        elif moved > drift_limit:
-            reason = f"the products drifted {moved:.0%} from the fit (more than {drift_limit:.0%})"
-        else:
-            reason = ""
+        whitening, reason = _refit_reason(whitening, wanted, force, moved, drift_limit)
         refit_now = bool(reason) and wanted > 0 and fits > 0
         if refit_now:
             log.info("fitting the catalog's whitening (%d products, %d dims): %s", len(ids), fits, reason)
@@ -225,6 +214,22 @@ def refresh_space(store: CatalogStore, wanted_dim: int, force: bool = False,
     _publish_space(store, space, expected=info.get(SPACE_KEY, ""))
     return SpaceUpdate(refit_now, reason if refit_now or not reason else f"not fitted: {reason}, but too few "
                        "products (4 per dimension)", moved, dropped)
+
+
+def _refit_reason(whitening: Whitening | None, wanted: int, force: bool, moved: float,
+                  drift_limit: float) -> tuple[Whitening | None, str]:
+    """(the whitening still usable, or None; why it must be fitted now, "" when it stays), first reason first."""
+    if wanted == 0:
+        return None, "whitening is turned off (FASHIONREC_WHITEN_DIM=0)"
+    if whitening is not None and whitening.dim != wanted:
+        return None, f"the wanted dimension changed from {whitening.dim} to {wanted}"
+    if force:
+        return whitening, "asked for (fashionrec refit)"
+    if whitening is None:
+        return None, "none fitted yet"
+    if moved > drift_limit:
+        return whitening, f"the products drifted {moved:.0%} from the fit (more than {drift_limit:.0%})"
+    return whitening, ""
 
 
 def refit(catalog_dir: str | os.PathLike, settings: Settings | None = None) -> SpaceUpdate:
