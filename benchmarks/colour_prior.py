@@ -1,4 +1,4 @@
-"""Make `src/fashionrec/colour_prior.npz`: the constants `fashionrec.colour` needs (like ImageNet's channel means),
+"""Make `src/fashionrec/imaging/colour_prior.npz`: the constants `fashionrec.imaging.colour` needs (like ImageNet's channel means),
 from the shared sample's photos (`../shared/data/fashion-product-images/images`):
 
 - `palette`: 128 CIELAB colours, k-means of the product pixels of every photo (weighted, seeded);
@@ -23,7 +23,7 @@ from fashionrec.imaging import colour
 from fashionrec.imaging.decode import open_image
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/fashion-product-images/images"
-TARGET = Path(__file__).resolve().parents[1] / "src/fashionrec" / colour.PRIOR_FILE
+TARGET = Path(colour.__file__).with_name(colour.PRIOR_FILE)  # src/fashionrec/imaging/colour_prior.npz
 KMEANS_ROUNDS, SEED = 30, 0
 
 

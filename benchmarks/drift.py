@@ -5,7 +5,7 @@
 A live catalog keeps its search space while products come and go, so products added later are whitened by a
 space fitted without them. This measures the cost: the whitening is fitted on part of the sample (the catalog
 "as it was") and applied to all of it (the catalog now), and leave-one-out precision@5 over every product is
-compared with a whitening fitted on all of it. Drift is `catalog.derived.drift`: products added since the fit as
+compared with a whitening fitted on all of it. Drift is `catalog.space.drift`: products added since the fit as
 a share of the products it was fitted on. Two kinds of change:
 - new kinds of product: whole articleTypes (a seeded random order) arrive after the fit, the hard case;
 - more of the same: a seeded random share of the products arrives after the fit.

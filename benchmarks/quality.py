@@ -9,10 +9,10 @@ three feature maps: the head (what fashionrec ships), the last block, and the la
 recipe below is scored from those passes:
 
 - catalog to catalog: leave-one-out articleType and baseColour P@5 over all products, the query's exact-duplicate
-  images left out (`fashionrec.evaluate`);
+  images left out (`fashionrec.quality.evaluate`);
 - photo to catalog: the 17 real photos (1080x1440 to 1800x2400) of catalog products, queried against the whole
   catalog: recall@1 and @5 of their own product, and articleType P@5 of the other results (category precision
-  for a shopper's photo), with and without query matching (`images.match_catalog_look`).
+  for a shopper's photo), with and without query matching (`imaging.look.match_catalog_look`).
 
 Features are cached in `--work` (default: the model cache) as .npz of plain arrays, so a rerun only scores.
 """

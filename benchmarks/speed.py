@@ -274,7 +274,7 @@ def peak_rss_of_indexing(images: Path, count: int, work: Path) -> float:
     """
     code = f"""
 import os, threading, time
-from fashionrec.catalog import index_images
+from fashionrec.index import index_images
 peak, page, done = [0], os.sysconf("SC_PAGE_SIZE"), threading.Event()
 def sample():
     while not done.is_set():

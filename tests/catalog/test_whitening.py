@@ -94,7 +94,7 @@ def test_a_new_whitening_dimension_drops_the_tuning_fitted_in_the_old_space(tmp_
     """Issue 13: tuned, then re-indexed with another FASHIONREC_WHITEN_DIM, the catalog opened nowhere (a tuning
     applied to vectors of another length). A tuning lives in its space: a refit drops it, and everything opens."""
     from fashionrec.catalog.tuning import Tuning, TuningPart
-    from fashionrec.quality.tune import save_tuning
+    from fashionrec.catalog.space import save_tuning
 
     write_products(tmp_path / "images", range(1, 41))
     eight = replace(load_settings(), whiten_dim=8)

@@ -89,7 +89,7 @@ def test_added_products_keep_the_search_space_and_its_tuning(tmp_path: Path, lit
     """Issue 14: any change of products refitted the whitening (every search vector changed) and dropped the
     tuning. Now the space stays put: 100 products added later are whitened by it, unchanged."""
     from fashionrec.catalog.tuning import Tuning, TuningPart
-    from fashionrec.quality.tune import save_tuning
+    from fashionrec.catalog.space import save_tuning
 
     monkeypatch.setenv("FASHIONREC_WHITEN_DIM", "8")
     monkeypatch.setenv("FASHIONREC_REFIT_DRIFT", "1000")  # here: never refit by drift

@@ -16,7 +16,8 @@ from fashionrec.cli import main
 from fashionrec.imaging.colour import COLOUR_DIM
 from fashionrec.errors import FashionrecError
 from fashionrec.recommend.recommender import Recommender
-from fashionrec.quality.tune import HeadSettings, fit_head, fit_lda, remove_tuning, save_tuning, tune
+from fashionrec.catalog.space import remove_tuning, save_tuning
+from fashionrec.quality.tune import HeadSettings, fit_head, fit_lda, tune
 
 
 def _lda_tuning(matrix: np.ndarray, weight: float, fitted_on: str = "") -> Tuning:

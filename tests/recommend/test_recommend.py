@@ -171,7 +171,7 @@ def test_the_hnsw_index_gives_the_exact_answers_on_a_small_catalog(copies_catalo
     catalog = Catalog.open(copies_catalog)
     exact = Recommender(catalog, lite0, search="exact")
     approximate = Recommender(catalog, lite0, search="hnsw")
-    assert (exact.search_kind, approximate.search_kind) == ("exact", "hnsw")
+    assert (exact.search_in_use, approximate.search_in_use) == ("exact", "hnsw")
     assert list((copies_catalog / "derived").glob("hnsw-*.faiss"))
     assert catalog.has_colour
     for weight in (0.0, 0.5, 1.0):  # one index, any colour weight (issue 15)
@@ -215,7 +215,7 @@ def test_a_stale_hnsw_file_is_never_opened_and_superseded_ones_are_removed(tmp_p
 
 
 def test_auto_index_is_exact_below_the_threshold_and_bad_names_are_refused(copies_catalog: Path, lite0) -> None:
-    assert Recommender(Catalog.open(copies_catalog), lite0).search_kind == "exact"
+    assert Recommender(Catalog.open(copies_catalog), lite0).search_in_use == "exact"
     with pytest.raises(FashionrecError, match="auto, exact, hnsw"):
         Recommender(Catalog.open(copies_catalog), lite0, search="annoy")
 

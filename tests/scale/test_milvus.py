@@ -142,7 +142,7 @@ def test_a_flat_collection_answers_exactly_like_exact_search(shop_catalog: Path,
     exact = Recommender(catalog, lite0, search="exact")
     served = Catalog.open(shop_catalog)
     milvus = Recommender(served, lite0, search=lite(tmp_path))
-    assert milvus.search_kind == "milvus"
+    assert milvus.search_in_use == "milvus"
     for where, weight in ((None, 0.0), (None, 1.0), ({"gender": "men"}, None), ({"gender": "men"}, 0.6),
                           ({"articleType": ["Shoes", "TSHIRTS"], "gender": "Women"}, None),
                           ({"baseColour": "no such colour"}, None)):

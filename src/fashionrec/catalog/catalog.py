@@ -26,23 +26,6 @@ from fashionrec.imaging.colour import COLOUR_DIM, COLOUR_VERSION, HISTOGRAM_DIM,
 from fashionrec.models import outdated_model
 
 
-def require_model(catalog_dir: str | os.PathLike, catalog_model_id: str | None, loaded_model_id: str) -> None:
-    """The one check that vectors of another model never enter a catalog nor get compared with its own: refuse a
-    model whose vectors are not the catalog's: another backbone, other weights or other preprocessing.
-
-    Raises:
-        CatalogError: the catalog was never indexed (it has no model yet).
-        ModelMismatchError: the model ids differ; the message says what to do.
-    """
-    if not catalog_model_id:
-        raise CatalogError(f"the catalog {catalog_dir} was never indexed; run fashionrec index first")
-    if catalog_model_id != loaded_model_id:
-        raise ModelMismatchError(
-            f"the catalog {catalog_dir} was built with {catalog_model_id}, but the model loaded is {loaded_model_id} "
-            "(other weights or preprocessing): their vectors cannot be compared; use the catalog's model and weights, "
-            "or a new catalog")
-
-
 class Catalog:
     """Products, their search vectors (row-aligned with `ids`), metadata and image paths, as of one generation.
 
@@ -210,17 +193,28 @@ class Catalog:
         return self.search_vectors(np.stack([model_vectors[i] for i in product_ids]),
                                    np.stack([histograms[i] for i in product_ids]) if histograms else None)
 
+    def _vector_changed(self, product_id: str, older: Catalog) -> bool:
+        """Whether a product written since `older` has another search vector there: its model vector was written
+        again, or its colour (a backfill); a metadata change alone keeps it."""
+        if product_id not in older:
+            return True
+        row, old_row = self.position(product_id), older.position(product_id)
+        return (self._generations[row] > older.generation
+                or self._colour_versions[row] != older._colour_versions[old_row])
+
     def follow_from(self, older: Catalog) -> bool:
         """Take the search vectors of products unchanged since `older` (an earlier snapshot of this catalog, in the
-        same search space) from it, and read only the others (`changes_since`): what a server does when the
-        catalog changes. Returns whether it could (else the vectors are read in full on first use, as usual).
+        same search space) from it, and read only those whose search vector changed (`changes_since`, less the
+        metadata changes): what a server does when the catalog changes. Returns whether it could (else the vectors
+        are read in full on first use, as usual).
         """
         if (self._vectors is not None or not older.vectors_loaded or older.catalog_dir != self.catalog_dir
                 or older.keys.space != self.keys.space or older.model_id != self.model_id
                 or older.has_colour != self.has_colour):
             return False
         written, _ = self.changes_since(older.generation)
-        fresh_ids = set(written) | {product_id for product_id in self.ids if product_id not in older}
+        fresh_ids = {product_id for product_id in written if self._vector_changed(product_id, older)}
+        fresh_ids |= {product_id for product_id in self.ids if product_id not in older}  # added: written since, too
         fresh = [row for row, product_id in enumerate(self.ids) if product_id in fresh_ids]
         try:
             read = self.read_search_vectors([self.ids[row] for row in fresh])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -62,7 +62,7 @@ class StoredProducts:
     generations: list[int]  # the generation that last wrote each product's vector
     colour_versions: list[int]  # colour.COLOUR_VERSION of each product's colour histogram (0: none)
     swatches: list[str | None]  # each product's dominant colours as stored (JSON text), parsed when shown
-    written: list[int] = field(default_factory=list)  # the generation that last wrote each row (vector, colour,
+    written: list[int]  # the generation that last wrote each row (vector, colour,
     # metadata): what a copy of an earlier snapshot must take again
 
 

@@ -163,7 +163,6 @@ def load_space(catalog_dir: Path, digest: str, model_id: str) -> SearchSpace:
     return space
 
 
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

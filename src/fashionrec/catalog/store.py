@@ -198,7 +198,7 @@ class CatalogStore:
         """Store the colour of products indexed before it was computed (a backfill), in one transaction: their search
         vectors change, so the generation moves on and the products count as written now (a push sends them). Their
         model vectors do not change, so `vector_generation` stays: a backfill is no drift for the whitening; a
-        snapshot that follows another tells their new colour by its version (`Catalog.follow_from`)."""
+        snapshot that follows another reads their search vectors again (`Catalog.follow_from`: changed colour)."""
         if not colours:
             return
         with self.transaction() as db:

@@ -100,7 +100,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_tune(args: argparse.Namespace) -> int:
     """`fashionrec tune`: a label-trained projection, saved only if it helps on held-out products."""
     from fashionrec.catalog import Catalog
-    from fashionrec.quality.tune import remove_tuning, save_tuning, tune
+    from fashionrec.catalog.space import remove_tuning, save_tuning
+    from fashionrec.quality.tune import tune
 
     catalog = Catalog.open(args.catalog)
     if args.reset:

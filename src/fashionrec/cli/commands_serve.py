@@ -73,7 +73,7 @@ def run_serve(args: argparse.Namespace) -> int:
     require_port_free(args.host, args.port)
     recommender = Recommender(Catalog.open(args.catalog), search=args.search)
     recommender.follow()  # products indexed, added or removed meanwhile answer within a second or two
-    print(f"Serving {len(recommender.catalog)} products ({recommender.catalog.model_name}, {recommender.search_kind} search) on "
+    print(f"Serving {len(recommender.catalog)} products ({recommender.catalog.model_name}, {recommender.search_in_use} search) on "
           f"http://{args.host}:{args.port}   (docs: /docs, Ctrl+C to stop)", flush=True)
     try:
         uvicorn.run(create_app(recommender), host=args.host, port=args.port, log_level="info")

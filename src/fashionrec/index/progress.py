@@ -18,7 +18,7 @@ LOG_PROGRESS_STEP = 0.1  # without a terminal, a progress line for each tenth of
 LOG_PROGRESS_SECONDS = 30.0  # ...or after this long without one, whichever comes first
 
 
-def _progress_bar(total: int, progress: bool) -> tqdm | LogProgress:
+def progress_bar(total: int, progress: bool) -> tqdm | LogProgress:
     """A redrawn bar on a terminal; whole lines, now and then, in a log, a CI job or a pipe (a bar redrawn there
     leaves a line per batch: hundreds for the sample)."""
     if progress and not sys.stderr.isatty():

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from fashionrec.catalog.catalog import require_model
+from fashionrec.catalog.identity import require_model
 from fashionrec.catalog.rows import FileStamp, ProductRow, SkippedFile, StoredProduct
 from fashionrec.catalog.space import SpaceUpdate
 from fashionrec.catalog.writer import CatalogWriter, catalog_exists, discard_new_catalog
@@ -22,7 +22,7 @@ from fashionrec.imaging.preprocess import Preprocessing
 from fashionrec.index.engine import EmbeddedBatch, Engine, LocalEngine, ordered_map
 from fashionrec.index.metadata import MetadataTable, read_metadata
 from fashionrec.index.plan import ImageFile, UpdatePlan, plan_update, scan_images
-from fashionrec.index.progress import _progress_bar
+from fashionrec.index.progress import progress_bar
 from fashionrec.index.read import read_colour
 from fashionrec.models import outdated_model
 from fashionrec.models.embed import Embedder, load_model
@@ -254,7 +254,7 @@ class _IndexRun:
         embedded = kept = 0
         skipped: list[SkippedFile] = []
         held: list[SkippedFile] = []
-        with _progress_bar(len(self.plan.todo), progress) as bar:
+        with progress_bar(len(self.plan.todo), progress) as bar:
             for batch in batches:
                 rows = [ProductRow(file.product_id, self.folder, replace(file.stamp, sha256=sha256), vector,
                                    self.table.get(file.product_id) if self.table is not None else None, colour)
@@ -310,7 +310,7 @@ def _nothing_readable(images_dir: Path, skipped: list[SkippedFile], what: str) -
 
 
 def _typical_size_info(store: CatalogWriter) -> dict[str, str]:
-    """The catalog's median image size, which queries are brought to (see images.match_catalog_look)."""
+    """The catalog's median image size, which queries are brought to (see imaging.look.match_catalog_look)."""
     paths = [Path(product.folder) / product.stamp.path for product in store.products().values()]
     size = typical_size(sorted(paths))
     return {"typical_image_size": f"{size[0]}x{size[1]}"} if size else {}

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fashionrec.catalog.catalog import require_model
 from fashionrec.catalog.derived import publish
+from fashionrec.catalog.identity import require_model
 from fashionrec.catalog.rows import FileStamp, ProductRow
 from fashionrec.catalog.writer import CatalogWriter
 from fashionrec.errors import (

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fashionrec.catalog.catalog import Catalog
-from fashionrec.catalog.space import remove_tuning, save_tuning, untuned_space
+from fashionrec.catalog.space import untuned_space
 from fashionrec.catalog.tuning import Tuning, TuningPart
 from fashionrec.errors import FashionrecError
 from fashionrec.quality.evaluate import score_label
@@ -222,7 +222,3 @@ def _fit_parts(vectors: np.ndarray, labels: np.ndarray, look: np.ndarray, head: 
 
 def _parts(fitted: dict[str, np.ndarray], weights: dict[str, float]) -> tuple[TuningPart, ...]:
     return tuple(TuningPart(name, fitted[name], weight) for name, weight in weights.items())
-
-
-__all__ = ["HeadSettings", "TuneReport", "fit_head", "fit_lda", "remove_tuning", "save_tuning", "tune"]
-# save_tuning and remove_tuning make a new search space version, so they live in catalog.space; exported here too

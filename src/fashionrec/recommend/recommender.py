@@ -8,7 +8,8 @@ import time
 
 from PIL import Image
 
-from fashionrec.catalog.catalog import Catalog, require_model
+from fashionrec.catalog.catalog import Catalog
+from fashionrec.catalog.identity import require_model
 from fashionrec.config import Settings, load_settings
 from fashionrec.errors import FashionrecError, ModelMismatchError
 from fashionrec.imaging.decode import ImageSource
@@ -78,9 +79,14 @@ class Recommender:
         return self._view.backend
 
     @property
-    def search_kind(self) -> str:
+    def search_in_use(self) -> str:
         """The search in use: exact, hnsw or milvus (`search.select` chose it)."""
         return self._view.backend.name
+
+    @property
+    def index(self) -> str:
+        """Deprecated (fashionrec 0.1): `search_in_use`. "Index" now names only an indexing run."""
+        return self.search_in_use
 
     def by_image(self, image: ImageSource, k: int = DEFAULT_K, where: Filters | None = None,
                  show_duplicates: bool = False, colour_weight: float | None = None) -> Recommendations:

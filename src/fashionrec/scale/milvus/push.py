@@ -34,6 +34,11 @@ class PushReport:
     index_type: str  # the collection's vector index: FLAT, HNSW or IVF_FLAT
     seconds: float
 
+    @property
+    def index(self) -> str:
+        """Deprecated (fashionrec 0.1): `index_type`."""
+        return self.index_type
+
 
 def product_digest(vector: np.ndarray, metadata: Mapping[str, str | None]) -> str:
     """What a push compares to decide whether a product changed: its search vector and its metadata."""
