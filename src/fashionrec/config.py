@@ -37,6 +37,11 @@ MAX_UPLOAD_JPEG_PIXELS = 40_000_000
 # Images decoding at once per process: bounds decode memory however many uploads arrive together
 # (benchmarks/bad_uploads.py); small catalog JPEGs decode in well under a millisecond, so the indexer barely waits.
 DECODE_SLOTS = 2
+# A product's metadata as written (PUT, a batch's per product, `fashionrec add --metadata`): one flat JSON object of
+# text or null. A shop's row is a few hundred bytes (the sample's longest is 170); the bounds keep a hostile field
+# from costing a parse of megabytes or a message listing thousands of keys.
+MAX_METADATA_BYTES = 64 * 1024
+MAX_METADATA_KEYS = 200
 
 
 @dataclass(frozen=True)

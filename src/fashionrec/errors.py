@@ -33,6 +33,10 @@ class CatalogError(FashionrecError):
     """A catalog is missing, empty, or cannot hold what was asked of it."""
 
 
+class StorageError(CatalogError):
+    """The catalog's disk refused a write (full, read-only, no permission): nothing half-written was kept."""
+
+
 class ModelMismatchError(CatalogError):
     """A catalog built with one model was asked to take or compare vectors of another."""
 
@@ -55,3 +59,24 @@ class UnsupportedImageFormatError(ImageError):
 
 class ImageTooLargeError(ImageError):
     """The image has more pixels than the limit for its format, as its header says (nothing was decoded)."""
+
+
+SHOWN_CHARS = 64
+"""The most characters of a value (an id, a file name, a parameter) a message quotes."""
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """`value` quoted as a message shows it (its repr), cut to `limit` characters with "…": an error never echoes
+    a 10 KB id or file name back in full, yet says which one it was."""
+    if isinstance(value, str):
+        return repr(cut(value, limit))
+    try:
+        text = repr(value)
+    except RecursionError:  # nested deeper than repr goes
+        return f"a {type(value).__name__} nested too deep to show"
+    return cut(text, limit)
+
+
+def cut(text: str, limit: int = SHOWN_CHARS) -> str:
+    """`text` as a message says it unquoted (a path, a column): its first `limit` characters, then "…"."""
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 from fashionrec.config import Settings, load_settings
 from fashionrec.errors import FashionrecError
@@ -25,12 +30,16 @@ HEALTH_PATH = "/_stcore/health"
 
 
 def require_port_free(host: str, port: int) -> None:
-    """Fail early, with the fix, when another program holds the port.
+    """Fail early, with the fix, when another program holds the port (a port whose last server stopped moments ago,
+    left with only TIME-WAIT connections, is free: the servers bind it with SO_REUSEADDR, and so does this check).
 
     Raises:
         FashionrecError: host:port cannot be bound.
     """
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        if os.name != "nt":  # as uvicorn and Tornado bind: a port left only with TIME-WAIT sockets is free (on
+            # Windows the option would let two programs share a port, so its test would always pass there)
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
@@ -97,6 +106,25 @@ def stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Inside, SIGTERM (a service manager's or `kill`'s stop) raises KeyboardInterrupt in the main thread, as Ctrl+C
+    does, so the `finally` that stops a child server runs: otherwise Python dies at once and the child keeps
+    serving. Outside the main thread (where no handler can be set) it changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def can_open_browser() -> bool:

@@ -148,3 +148,21 @@ def test_refit_makes_a_new_space_version_and_mends_a_lost_one(tmp_path: Path, mo
     mended = Catalog.open(tmp_path / "c")
     assert mended.whitening.dim == 8 and mended.whitening.fitted_on == mended.keys.products
     assert main(["refit", "--catalog", str(tmp_path / "nowhere")]) == 2
+
+
+def test_a_damaged_space_file_is_refused_without_suggesting_to_unpickle_it(tmp_path: Path) -> None:
+    import io
+
+    from fashionrec.catalog.derived import space_path
+    from fashionrec.catalog.space import load_space
+    from fashionrec.errors import CatalogError
+
+    path = space_path(tmp_path, "ab" * 16)
+    path.parent.mkdir(parents=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, meta=np.array([{"model_id": "x"}], dtype=object))  # an object array: loading it would unpickle
+    for content in (buffer.getvalue(), b"garbage", b""):
+        path.write_bytes(content)
+        with pytest.raises(CatalogError, match="is damaged") as caught:
+            load_space(tmp_path, "ab" * 16, "x")
+        assert "pickle" not in str(caught.value) and "fashionrec refit" in str(caught.value)

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fashionrec.api.schemas import ErrorOut
 from fashionrec.api.uploads import PHOTO_FORMATS, too_large
-from fashionrec.config import Settings
+from fashionrec.config import MAX_METADATA_BYTES, MAX_METADATA_KEYS, Settings
 from fashionrec.errors import (
     CatalogError,
     FashionrecError,
@@ -25,6 +25,8 @@ from fashionrec.errors import (
     ProductIdError,
     ProductNotFoundError,
     UnsupportedImageFormatError,
+    cut,
+    shown,
 )
 
 _STATUS_OF_ERROR: list[tuple[type[FashionrecError], int]] = [
@@ -38,7 +40,8 @@ _STATUS_OF_ERROR: list[tuple[type[FashionrecError], int]] = [
 ]
 ERROR_MEANINGS = {
     400: "A filter names a column the catalog does not have (the detail lists its columns), or a write's metadata is "
-         "not an object of the catalog's columns.",
+         "not one flat JSON object of the catalog's columns holding text or null (at most "
+         f"{MAX_METADATA_BYTES // 1024} kB and {MAX_METADATA_KEYS} keys).",
     401: "A product write sent no bearer token (Authorization: Bearer TOKEN).",
     403: "A product write sent a wrong token, or writes are off on this server (FASHIONREC_API_TOKEN unset).",
     404: "No such product, or its image is no longer on the server.",
@@ -46,8 +49,9 @@ ERROR_MEANINGS = {
     415: "The upload is not in an accepted image format (the detail says which are).",
     422: "A parameter is out of range or missing, or the uploaded file is not a usable photo.",
     500: "A bug in the server: its log has the details.",
-    503: "The catalog's search cannot answer now (e.g. its Milvus server is unreachable, or holds an old copy), or "
-         "another program has been writing to the catalog too long (try the write again).",
+    503: "The catalog's search cannot answer now (e.g. its Milvus server is unreachable, or holds an old copy), "
+         "another program has been writing to the catalog too long (try the write again), or the catalog's disk "
+         "refused a write (full, or read-only; nothing was committed).",
 }
 _PLACES = {"query": "query parameter", "path": "path parameter", "body": "form field", "header": "header"}
 
@@ -73,10 +77,10 @@ def add_error_handlers(app: FastAPI, settings: Settings) -> None:
         detail = str(exc.detail)
         if detail == http.HTTPStatus(exc.status_code).phrase:  # not a message of ours
             if exc.status_code == 404:
-                detail = (f"there is no {request.method} {request.url.path} in this API: its routes are "
+                detail = (f"there is no {request.method} {cut(request.url.path)} in this API: its routes are "
                           f"{routes(app)} (see /docs)")
             elif exc.status_code == 405:
-                detail = f"{request.method} is not allowed on {request.url.path}: use {_allowed(app, request)}"
+                detail = f"{request.method} is not allowed on {cut(request.url.path)}: use {_allowed(app, request)}"
             elif exc.status_code == 413:
                 detail = too_large_message
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
@@ -92,7 +96,7 @@ async def _library_error(request: Request, exc: Exception) -> JSONResponse:
     status = next((code for kind, code in _STATUS_OF_ERROR if isinstance(exc, kind)), 400)
     detail = str(exc)
     if isinstance(exc, ProductNotFoundError):
-        detail = (f"product {request.path_params.get('product_id', '')!r} is not in the catalog; a product's id "
+        detail = (f"product {shown(request.path_params.get('product_id', ''))} is not in the catalog; a product's id "
                   "is the name of its image file without the extension")
     return JSONResponse({"detail": detail}, status_code=status)
 
@@ -115,7 +119,7 @@ def explain(error: dict[str, Any], max_k: int) -> str:
     """One FastAPI validation error as a sentence naming the field and what it must be."""
     place, *names = error.get("loc") or ("body",)
     name = ".".join(str(part) for part in names) or "body"
-    what = f"the {_PLACES.get(str(place), str(place))} {name!r}"
+    what = f"the {_PLACES.get(str(place), str(place))} {shown(name)}"
     if error.get("type") == "missing":
         needed = {"file": "send the photo as multipart/form-data in a field named file"}.get(name, "add it")
         return f"{what} is missing: {needed}"
@@ -124,8 +128,8 @@ def explain(error: dict[str, Any], max_k: int) -> str:
             "colour_weight": "a number from 0 (shape only) to 1 (the strongest colour setting)",
             "file": f"a file sent as multipart/form-data ({PHOTO_FORMATS})"}.get(name)
     if must is None:
-        return f"{what} is not valid ({error.get('msg', 'no reason given')}), got {error.get('input')!r}"
-    return f"{what} must be {must}, got {error.get('input')!r}"
+        return f"{what} is not valid ({error.get('msg', 'no reason given')}), got {shown(error.get('input'))}"
+    return f"{what} must be {must}, got {shown(error.get('input'))}"
 
 
 def routes(app: FastAPI) -> str:

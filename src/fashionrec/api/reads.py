@@ -19,7 +19,7 @@ from fashionrec.api.errors import error_responses
 from fashionrec.api.schemas import HealthOut, MatchOut, ProductOut, RecommendationsOut, SwatchOut
 from fashionrec.api.uploads import body_limit, read_upload, upload_name, upload_rule
 from fashionrec.config import Settings
-from fashionrec.errors import FilterError, ImageError
+from fashionrec.errors import FilterError, ImageError, shown
 from fashionrec.recommend import DEFAULT_K, Recommendations, Recommender
 
 RESERVED_PARAMETERS = ("k", "show_duplicates", "colour_weight")  # query parameters that are not filters
@@ -89,8 +89,8 @@ def _add_product_routes(app: FastAPI, recommender: Recommender) -> None:
         """The product's image file (found by id: no path ever comes from a request)."""
         path = recommender.catalog.image_path(product_id)
         if not path.is_file():
-            raise HTTPException(404, f"the image of product {product_id!r} is no longer on the server: the shop must "
-                                     "restore the file or index the catalog again")
+            raise HTTPException(404, f"the image of product {shown(product_id)} is no longer on the server: the shop "
+                                     "must restore the file or index the catalog again")
         return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
 
 
@@ -139,7 +139,7 @@ def filters_reader(current_columns: Callable[[], list[str]]) -> FiltersReader:
                 continue
             if name not in allowed:
                 known = ", ".join(columns) or "none (the catalog was indexed without metadata)"
-                raise FilterError(f"unknown query parameter {name!r}: use k, show_duplicates, colour_weight or a "
+                raise FilterError(f"unknown query parameter {shown(name)}: use k, show_duplicates, colour_weight or a "
                                   f"filter column ({known})")
             where.setdefault(name, []).append(value)
         return where

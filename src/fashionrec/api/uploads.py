@@ -10,7 +10,7 @@ from fastapi import FastAPI, HTTPException, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 
 from fashionrec.config import Settings
-from fashionrec.errors import ImageError
+from fashionrec.errors import ImageError, shown
 from fashionrec.imaging.formats import accepted_text
 
 MULTIPART_SLACK_BYTES = 64 * 1024
@@ -60,7 +60,7 @@ async def read_upload(file: UploadFile, max_bytes: int) -> bytes:
 
 def upload_name(file: UploadFile) -> str:
     """How messages name an uploaded file."""
-    return f"the uploaded file {file.filename!r}" if file.filename else "the uploaded file"
+    return f"the uploaded file {shown(file.filename)}" if file.filename else "the uploaded file"
 
 
 def too_large(max_bytes: int) -> str:

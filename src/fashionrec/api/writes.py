@@ -6,28 +6,30 @@ open). A write embeds the photo once, stores it through the library's write path
 
 from __future__ import annotations
 
-import hmac
-import json
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Depends, FastAPI, File, Form, HTTPException, Path, Request, Response, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Path, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from fashionrec.api.errors import error_responses
+from fashionrec.api.guard import token_refusal
 from fashionrec.api.reads import image_url
 from fashionrec.api.schemas import BatchOut, RemovedOut, WrittenOut
-from fashionrec.api.uploads import BATCH_UPLOADS, body_limit, read_upload
-from fashionrec.config import Settings
-from fashionrec.errors import FashionrecError
+from fashionrec.api.uploads import BATCH_UPLOADS, body_limit, read_upload, upload_name
+from fashionrec.config import MAX_METADATA_BYTES, Settings
+from fashionrec.errors import FashionrecError, ImageError, shown
+from fashionrec.index.metadata import check_flat_metadata, metadata_from_json
 from fashionrec.recommend import Recommender
 
 if TYPE_CHECKING:
     from fashionrec.index.write import ProductWrite, WrittenProduct
 
+log = logging.getLogger(__name__)
 Store = Callable[[list["ProductWrite"]], Awaitable[list["WrittenProduct"]]]  # embeds, stores, refreshes
-_WRITE_ERRORS = (401, 403, 404, 413, 415, 422, 503)
+_WRITE_ERRORS = (400, 401, 403, 404, 413, 415, 422, 503)
 
 
 def add_write_routes(app: FastAPI, recommender: Recommender, settings: Settings) -> None:
@@ -44,7 +46,7 @@ def add_write_routes(app: FastAPI, recommender: Recommender, settings: Settings)
     async def store(items: list[ProductWrite]) -> list[WrittenProduct]:
         written = await run_in_threadpool(put_products, recommender.catalog.catalog_dir, items, recommender.embedder,
                                           limits)
-        await run_in_threadpool(recommender.refresh)  # this process answers the new products at once
+        await refresh_after_commit(recommender)  # this process answers the new products at once
         return written
 
     guard = [Depends(writer)]
@@ -66,8 +68,14 @@ def _add_product_writes(app: FastAPI, recommender: Recommender, settings: Settin
                                                       "columns (omitted: a replaced product keeps its metadata)")
                           ) -> WrittenOut:
         """Create or replace one product: its photo embedded once, stored in the catalog's image folder."""
+        fields = json_object(metadata, "metadata")
+        if fields is not None:
+            check_flat_metadata(fields, "the form field 'metadata'")
         data = await read_upload(image, settings.max_upload_bytes)
-        written = (await store([ProductWrite(product_id, data, json_object(metadata, "metadata"))]))[0]
+        try:
+            written = (await store([ProductWrite(product_id, data, fields)]))[0]
+        except ImageError as exc:  # the library names the product; a client also needs the file it sent
+            raise type(exc)(f"{upload_name(image)}: {exc}") from None
         response.status_code = 201 if written.created else 200
         return _written_out(request, written)
 
@@ -76,7 +84,7 @@ def _add_product_writes(app: FastAPI, recommender: Recommender, settings: Settin
     async def delete_product(product_id: str = Path()) -> RemovedOut:
         """Remove one product (and its image, when the catalog's own folder holds it)."""
         await run_in_threadpool(remove_products, recommender.catalog.catalog_dir, [product_id])
-        await run_in_threadpool(recommender.refresh)
+        await refresh_after_commit(recommender)
         return RemovedOut(id=product_id, removed=True)
 
 
@@ -93,7 +101,7 @@ def _add_batch_write(app: FastAPI, settings: Settings, store: Store, guard: list
         """Create or replace many products at once, all or none (a bad photo or id writes nothing)."""
         if len(images) > min(MAX_BATCH, BATCH_UPLOADS):
             raise FashionrecError(f"a batch takes at most {min(MAX_BATCH, BATCH_UPLOADS)} photos, got {len(images)}")
-        per_product = json_object(metadata, "metadata") or {}
+        per_product = batch_metadata(metadata, [PurePath(upload.filename or "").stem for upload in images])
         items = []
         for upload in images:
             product_id = PurePath(upload.filename or "").stem
@@ -105,6 +113,15 @@ def _add_batch_write(app: FastAPI, settings: Settings, store: Store, guard: list
 
 
 
+async def refresh_after_commit(recommender: Recommender) -> None:
+    """Serve the catalog's new snapshot at once. The write is committed already, so its 2xx stands whatever this
+    refresh meets (another write committing meanwhile, a busy catalog): the follower catches up a moment later."""
+    try:
+        await run_in_threadpool(recommender.refresh)
+    except FashionrecError as exc:
+        log.warning("a committed write is served after the next refresh: %s", exc)
+
+
 def _written_out(request: Request, written: WrittenProduct) -> WrittenOut:
     """A stored product as the API answers it (its image as this server's URL)."""
     return WrittenOut(id=written.id, image=image_url(request, written.id), metadata=written.metadata,
@@ -112,27 +129,37 @@ def _written_out(request: Request, written: WrittenProduct) -> WrittenOut:
 
 
 def check_token(request: Request, token: str) -> None:
-    """401 without a bearer token, 403 with a wrong one (or when writes are off); compared in constant time."""
-    if not token:
-        raise HTTPException(403, "product writes are turned off on this server: its operator turns them on by setting "
-                                 "FASHIONREC_API_TOKEN")
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not given.strip():
-        raise HTTPException(401, "this write needs the server's token: send the header 'Authorization: Bearer TOKEN'",
-                            headers={"WWW-Authenticate": "Bearer"})
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise HTTPException(403, "the bearer token sent is not this server's write token")
+    """401 without a bearer token, 403 with a wrong one (or when writes are off): the rule of `guard.token_refusal`,
+    which `guard.WriteGuard` applies before the body is read; here it documents the statuses on each route."""
+    refusal = token_refusal(request.headers.get("authorization", ""), token)
+    if refusal is not None:
+        raise refusal
 
 
-def json_object(text: str | None, field: str) -> dict | None:
-    """A form field holding a JSON object, or None when absent."""
+def json_object(text: str | None, field: str, max_bytes: int = MAX_METADATA_BYTES) -> dict | None:
+    """A form field holding a JSON object (within `max_bytes`, parsed safely), or None when absent.
+
+    Raises:
+        FashionrecError (400): too large, not JSON, nested too deep, or not an object; naming the field.
+    """
     if text is None or not text.strip():
         return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FashionrecError(f"the form field {field!r} must hold a JSON object, e.g. {{\"gender\": \"Men\"}}: "
-                              f"{exc.msg} at character {exc.pos}") from None
-    if not isinstance(value, dict):
-        raise FashionrecError(f"the form field {field!r} must hold a JSON object, got {type(value).__name__}")
-    return value
+    return metadata_from_json(text, f"the form field {field!r}", max_bytes)
+
+
+def batch_metadata(text: str | None, product_ids: list[str]) -> dict[str, Any]:
+    """The batch's metadata field: product id -> that product's flat metadata object, naming only products whose
+    photo the batch carries (a misspelt id would otherwise be dropped without a word).
+
+    Raises:
+        FashionrecError (400): the field is not such an object; naming the field, or the product, and the fix.
+    """
+    per_product = json_object(text, "metadata", MAX_METADATA_BYTES * BATCH_UPLOADS) or {}
+    strays = [product_id for product_id in per_product if product_id not in product_ids]
+    if strays:
+        raise FashionrecError(f"the form field 'metadata' names product {shown(strays[0])}, which has no photo in "
+                              "this batch: key each product's metadata by its photo's file name without the "
+                              "extension")
+    for product_id, metadata in per_product.items():
+        check_flat_metadata(metadata, f"the form field 'metadata' for product {shown(product_id)}")
+    return per_product

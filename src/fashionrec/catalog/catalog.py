@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from fashionrec.catalog.derived import DerivedKeys, catalog_keys
+from fashionrec.catalog.rows import SkippedFile, StoredProducts
 from fashionrec.catalog.space import SearchSpace, load_space, whitening_drift
-from fashionrec.catalog.store import GENERATION_KEY, SPACE_KEY, CatalogStore, SkippedFile, StoredProducts
+from fashionrec.catalog.store import GENERATION_KEY, SPACE_KEY, CatalogStore
 from fashionrec.catalog.tuning import Tuning
 from fashionrec.catalog.whitening import Whitening
-from fashionrec.errors import CatalogError, ModelMismatchError, ProductNotFoundError
+from fashionrec.errors import CatalogError, ModelMismatchError, ProductNotFoundError, shown
 from fashionrec.imaging.colour import COLOUR_DIM, COLOUR_VERSION, HISTOGRAM_DIM, colour_vectors
 from fashionrec.models import outdated_model
 
@@ -65,7 +66,7 @@ class Catalog:
             ModelMismatchError: its vectors were made by an older build of the model (index it again).
         """
         catalog_dir = Path(catalog_dir).expanduser()
-        with CatalogStore(catalog_dir) as store, store.snapshot():
+        with CatalogStore(catalog_dir, reading=True) as store, store.snapshot():
             info = store.info()
             if "model_name" not in info:
                 raise CatalogError(f"the catalog {catalog_dir} was never indexed; run fashionrec index first")
@@ -82,7 +83,7 @@ class Catalog:
     @staticmethod
     def generation_of(catalog_dir: str | os.PathLike) -> int:
         """The catalog's latest committed generation, in one cheap query (to notice a change without reopening)."""
-        with CatalogStore(Path(catalog_dir).expanduser()) as store:
+        with CatalogStore(Path(catalog_dir).expanduser(), reading=True) as store:
             return store.generation()
 
     def __len__(self) -> int:
@@ -98,7 +99,7 @@ class Catalog:
         Raises:
             CatalogError: the catalog changed since this snapshot was opened (open it again).
         """
-        with CatalogStore(self.catalog_dir) as store:
+        with CatalogStore(self.catalog_dir, reading=True) as store:
             return store.vectors_at(self.generation, len(self), self.dim)
 
     @property
@@ -114,7 +115,7 @@ class Catalog:
             CatalogError: the catalog changed since this snapshot was opened (open it again).
         """
         if self._vectors is None:
-            with CatalogStore(self.catalog_dir) as store:
+            with CatalogStore(self.catalog_dir, reading=True) as store:
                 self._vectors = store.vectors_at(self.generation, len(self), self.dim, transform=self.search_vectors,
                                                  with_colour=self.has_colour)
         return self._vectors
@@ -172,7 +173,7 @@ class Catalog:
         server following the catalog (`follow_from`) and a push to Milvus both ask here.
         """
         written = [product_id for product_id, at in zip(self.ids, self._written) if at > generation]
-        with CatalogStore(self.catalog_dir) as store:
+        with CatalogStore(self.catalog_dir, reading=True) as store:
             _, removed = store.written_since(generation)
         return written, [product_id for product_id in removed if product_id not in self]
 
@@ -182,7 +183,7 @@ class Catalog:
         Raises:
             CatalogError: the catalog changed since this snapshot was opened (open it again).
         """
-        with CatalogStore(self.catalog_dir) as store, store.snapshot():
+        with CatalogStore(self.catalog_dir, reading=True) as store, store.snapshot():
             if store.generation() != self.generation:
                 raise CatalogError(f"the catalog {self.catalog_dir} changed since this snapshot was opened; open it "
                                    "again")
@@ -341,7 +342,8 @@ class Catalog:
         try:
             return self._positions[str(product_id)]
         except KeyError:
-            raise ProductNotFoundError(f"product {product_id!r} is not in the catalog {self.catalog_dir}") from None
+            raise ProductNotFoundError(f"product {shown(str(product_id))} is not in the catalog {self.catalog_dir}") \
+                from None
 
     def metadata(self, product_id: str) -> dict[str, str | None]:
         """The product's metadata ({} when the metadata file had no row for it)."""

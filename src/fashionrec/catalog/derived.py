@@ -110,9 +110,24 @@ def publish(target: Path, write: Callable, mode: str = "wb") -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)
+        _fsync_folder(target.parent)  # the rename itself survives a crash
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable (where the platform allows opening a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def publish_with(target: Path, write_path: Callable[[str], None]) -> None:

@@ -9,14 +9,15 @@ from fashionrec.errors import CatalogError
 if TYPE_CHECKING:
     from fashionrec.catalog.store import CatalogStore
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
+OWN_FOLDER = ""  # the stored folder of a product whose image the catalog holds itself (its path: images/...)
 KEPT_ON_RESET = ("schema_version", "images_dir", "metadata_path", "metadata_columns")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS products (
     id TEXT PRIMARY KEY,
-    folder TEXT NOT NULL,        -- the absolute images folder the file was indexed from
+    folder TEXT NOT NULL,        -- the absolute images folder the file was indexed from ('': the catalog's own)
     path TEXT NOT NULL,          -- relative to that folder
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
@@ -36,6 +37,10 @@ CREATE TABLE IF NOT EXISTS removed (  -- products removed, and at which generati
 CREATE INDEX IF NOT EXISTS removed_by_generation ON removed (generation);
 CREATE INDEX IF NOT EXISTS products_by_generation ON products (generation);
 CREATE INDEX IF NOT EXISTS products_by_vector_generation ON products (vector_generation);
+CREATE TABLE IF NOT EXISTS withdrawn (  -- products removed by fashionrec remove or DELETE: they stay removed when
+    id TEXT PRIMARY KEY,                   -- their folder is indexed again (until index --restore, or a new write)
+    generation INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS skipped (
     folder TEXT NOT NULL,
     path TEXT NOT NULL,
@@ -51,19 +56,7 @@ def bring_to_format(store: CatalogStore, create: bool) -> None:
     """Create the tables; refuse (or, creating, rebuild) a catalog of another format."""
     tables = {row[0] for row in store.connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     version = store.info().get("schema_version") if "info" in tables else None
-    if version == "2":  # format 2 lacked the generation of each row: every row counts as written at 0
-        with store.transaction() as db:
-            db.execute("ALTER TABLE products ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
-            db.execute("ALTER TABLE products ADD COLUMN vector_generation INTEGER NOT NULL DEFAULT 0")
-            db.execute("UPDATE info SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
-        version = "3"
-    if version == "3":  # format 3 had no colour: every product gets it on the next index run, without the CNN
-        with store.transaction() as db:
-            db.execute("ALTER TABLE products ADD COLUMN colour BLOB")
-            db.execute("ALTER TABLE products ADD COLUMN swatches TEXT")
-            db.execute("ALTER TABLE products ADD COLUMN colour_version INTEGER NOT NULL DEFAULT 0")
-            db.execute("UPDATE info SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
-        version = SCHEMA_VERSION
+    version = _upgrade(store, version)
     if version is not None and version != SCHEMA_VERSION:
         if not create or version > SCHEMA_VERSION:
             images = store.info().get("images_dir", "IMAGES_DIR")
@@ -80,3 +73,29 @@ def bring_to_format(store: CatalogStore, create: bool) -> None:
     store.connection.executescript(SCHEMA)
     if version != SCHEMA_VERSION:
         store.set_info({"schema_version": SCHEMA_VERSION})
+
+
+def _upgrade(store: CatalogStore, version: str | None) -> str | None:
+    """Bring a catalog of format 2, 3 or 4 to this format step by step, each step one transaction."""
+    db_version = version
+    if db_version == "2":  # format 2 lacked the generation of each row: every row counts as written at 0
+        with store.transaction() as db:
+            db.execute("ALTER TABLE products ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
+            db.execute("ALTER TABLE products ADD COLUMN vector_generation INTEGER NOT NULL DEFAULT 0")
+            db.execute("UPDATE info SET value = '3' WHERE key = 'schema_version'")
+        db_version = "3"
+    if db_version == "3":  # format 3 had no colour: every product gets it on the next index run, without the CNN
+        with store.transaction() as db:
+            db.execute("ALTER TABLE products ADD COLUMN colour BLOB")
+            db.execute("ALTER TABLE products ADD COLUMN swatches TEXT")
+            db.execute("ALTER TABLE products ADD COLUMN colour_version INTEGER NOT NULL DEFAULT 0")
+            db.execute("UPDATE info SET value = '4' WHERE key = 'schema_version'")
+        db_version = "4"
+    if db_version == "4":  # format 4 named the catalog's own image folder by its absolute path: a moved catalog
+        own = {str(store.catalog_dir / "images"), str(store.catalog_dir.resolve() / "images")}  # lost its images
+        with store.transaction() as db:
+            db.executemany("UPDATE products SET folder = '', path = 'images/' || path WHERE folder = ?",
+                           [(folder,) for folder in own])
+            db.execute("UPDATE info SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
+        db_version = SCHEMA_VERSION
+    return db_version

@@ -153,8 +153,9 @@ def load_space(catalog_dir: Path, digest: str, model_id: str) -> SearchSpace:
         space = SearchSpace.from_bytes(path.read_bytes())
     except FileNotFoundError:
         raise CatalogError(f"the catalog's search space {path.name} is missing from {path.parent}; {fix}") from None
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-        raise CatalogError(f"the catalog's search space {path} cannot be read ({exc}); {fix}") from None
+    except (OSError, ValueError, KeyError, EOFError, json.JSONDecodeError):  # never a hint to unpickle anything
+        raise CatalogError(f"the catalog's search space {path} is damaged (not a search space fashionrec wrote); "
+                           f"{fix}") from None
     if space.digest != digest:
         raise CatalogError(f"the catalog's search space {path} does not hold what its name says (damaged); {fix}")
     if space.model_id != model_id:

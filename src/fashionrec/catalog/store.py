@@ -14,25 +14,23 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from fashionrec.catalog.reads import StoreReads
 from fashionrec.catalog.rows import (
     FileStamp,
     ProductRow,
     SkippedFile,
-    StoredProduct,
-    StoredProducts,
     colour_columns,
     metadata_json,
-    stored_histogram,
 )
-from fashionrec.catalog.schema import KEPT_ON_RESET, bring_to_format
-from fashionrec.errors import CatalogError
-from fashionrec.imaging.colour import COLOUR_VERSION, HISTOGRAM_DIM, ColourDescriptor
+from fashionrec.catalog.schema import KEPT_ON_RESET, OWN_FOLDER, bring_to_format
+from fashionrec.errors import CatalogError, StorageError
+from fashionrec.imaging.colour import ColourDescriptor
 
 DB_NAME = "catalog.sqlite"
 
@@ -43,14 +41,16 @@ BUSY_TIMEOUT_S = 30.0  # a writer waits this long for another writer's transacti
 GENERATION_KEY, SPACE_KEY = "generation", "space"
 
 
-class CatalogStore:
+class CatalogStore(StoreReads):
     """Read and write one catalog's SQLite file. Not shared across threads; open one per thread."""
 
-    def __init__(self, catalog_dir: Path, create: bool = False) -> None:
+    def __init__(self, catalog_dir: Path, create: bool = False, reading: bool = False) -> None:
         """Open the catalog; `create` also makes a new one, and brings one of an older format up to this one.
+        `reading`: the caller only reads, so a catalog on a read-only disk or folder is opened read-only.
 
         Raises:
             CatalogError: not a catalog (and not `create`), unreadable, or of an older format (and not `create`).
+            StorageError: the catalog cannot be written (read-only), and the caller would write.
         """
         self.catalog_dir = Path(catalog_dir)
         db_path = self.catalog_dir / DB_NAME
@@ -69,7 +69,12 @@ class CatalogStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             bring_to_format(self, create)
         except sqlite3.DatabaseError as exc:
-            raise CatalogError(f"{db_path} cannot be opened as a catalog: {exc}") from None
+            if not (isinstance(exc, sqlite3.OperationalError) and _refused_by_disk(exc)):
+                raise CatalogError(f"{db_path} cannot be opened as a catalog: {exc}") from None
+            if not reading:
+                raise StorageError(f"the catalog {self.catalog_dir} is read-only ({exc}): make its folder writable "
+                                   "for the user running fashionrec to change it (reading it works as it is)") from None
+            self._db = _open_read_only(db_path)
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -96,10 +101,15 @@ class CatalogStore:
                                f"for {BUSY_TIMEOUT_S:.0f} s ({exc}); try again when it is done") from None
         try:
             yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError) and _refused_by_disk(exc):
+                raise StorageError(f"the disk holding the catalog {self.catalog_dir} refused the write ({exc}): "
+                                   "free some space or make it writable, then write again (nothing was committed, "
+                                   "nothing committed before was lost)") from None
             raise
-        self._db.execute("COMMIT")
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -146,24 +156,6 @@ class CatalogStore:
                 db.execute("INSERT OR REPLACE INTO info (key, value) VALUES (?, ?)", (SPACE_KEY, digest))
                 self._changed(db)
 
-    def count(self) -> int:
-        """Number of products."""
-        return self._db.execute("SELECT COUNT(*) FROM products").fetchone()[0]
-
-    def products(self) -> dict[str, StoredProduct]:
-        """{product id: its folder and file stamp}, to decide what a run must re-embed or may remove."""
-        rows = self._db.execute("SELECT id, folder, path, size, mtime_ns, sha256 FROM products")
-        return {row[0]: StoredProduct(row[1], FileStamp(*row[2:])) for row in rows}
-
-    def skipped(self, folder: str | None = None) -> dict[str, SkippedFile]:
-        """{path: skipped file} of one folder (or of every folder, paths then absolute): files that failed and why."""
-        if folder is None:
-            rows = self._db.execute("SELECT folder, path, reason, size, mtime_ns FROM skipped ORDER BY folder, path")
-            return {str(Path(f) / p): SkippedFile(str(Path(f) / p), r, s, m) for f, p, r, s, m in rows}
-        rows = self._db.execute("SELECT path, reason, size, mtime_ns FROM skipped WHERE folder = ? ORDER BY path",
-                                (folder,))
-        return {row[0]: SkippedFile(*row) for row in rows}
-
     def write_batch(
         self,
         folder: str,
@@ -208,12 +200,6 @@ class CatalogStore:
                            [(*colour_columns(descriptor), generation, product_id)
                             for product_id, descriptor in colours.items()])
 
-    def without_colour(self) -> dict[str, StoredProduct]:
-        """The products whose colour is missing or of another version (what a backfill must compute)."""
-        rows = self._db.execute("SELECT id, folder, path, size, mtime_ns, sha256 FROM products WHERE colour_version != ?",
-                                (COLOUR_VERSION,))
-        return {row[0]: StoredProduct(row[1], FileStamp(*row[2:])) for row in rows}
-
     def remove(self, product_ids: Iterable[str], skipped: Iterable[tuple[str, str]] = ()) -> int:
         """Drop products, and skipped-file records given as (folder, path), in one transaction; returns how many
         products were there to drop."""
@@ -227,6 +213,64 @@ class CatalogStore:
                 db.executemany("DELETE FROM products WHERE id = ?", [(i,) for i in present])
                 db.executemany("INSERT INTO removed (id, generation) VALUES (?, ?)", [(i, generation) for i in present])
         return len(present)
+
+    def withdraw(self, product_ids: Iterable[str]) -> list[str] | None:
+        """Remove products on request (`fashionrec remove`, DELETE), all or none, in one transaction: they stay
+        removed when their folder is indexed again (`withdrawn`). Returns the catalog's own image files they
+        pointed at, or None when one of them is not in the catalog (nothing is removed then)."""
+        product_ids = list(product_ids)
+        with self.transaction() as db:
+            rows = [db.execute("SELECT folder, path FROM products WHERE id = ?", (i,)).fetchone() for i in product_ids]
+            if any(row is None for row in rows):
+                return None
+            generation = self._changed(db)
+            db.executemany("DELETE FROM products WHERE id = ?", [(i,) for i in product_ids])
+            db.executemany("INSERT INTO removed (id, generation) VALUES (?, ?)", [(i, generation) for i in product_ids])
+            db.executemany("INSERT OR REPLACE INTO withdrawn (id, generation) VALUES (?, ?)",
+                           [(i, generation) for i in product_ids])
+        return [path for folder, path in rows if folder == OWN_FOLDER]
+
+    def put_products(self, rows: list[ProductRow], keep_metadata: set[str],
+                     prepare: Callable[[], None]) -> list[tuple[bool, dict[str, str | None] | None, str | None]]:
+        """Create or replace products whose images the catalog holds itself, in one transaction that first runs
+        `prepare()` (the caller puts the image files in place: inside the transaction no other writer can release
+        them). Products in `keep_metadata` keep the metadata they have now (read here, inside the transaction, so
+        a concurrent write of it is never reverted). Returns, row by row: (created, the metadata stored, the
+        catalog's own image file the product pointed at before, if another)."""
+        with self.transaction() as db:
+            prepare()
+            before = {row.id: db.execute("SELECT folder, path, metadata FROM products WHERE id = ?",
+                                         (row.id,)).fetchone() for row in rows}
+            stored = [row.metadata if row.id not in keep_metadata or before[row.id] is None
+                      else (json.loads(before[row.id][2]) if before[row.id][2] else None) for row in rows]
+            generation = self._changed(db)
+            db.executemany(
+                "INSERT OR REPLACE INTO products (id, folder, path, size, mtime_ns, sha256, vector, metadata, "
+                "generation, vector_generation, colour, swatches, colour_version) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(p.id, OWN_FOLDER, p.stamp.path, p.stamp.size, p.stamp.mtime_ns, p.stamp.sha256,
+                  np.asarray(p.vector, dtype="<f4").tobytes(), metadata_json(meta), generation, generation,
+                  *colour_columns(p.colour)) for p, meta in zip(rows, stored)])
+            db.executemany("DELETE FROM withdrawn WHERE id = ?", [(row.id,) for row in rows])
+        return [(before[p.id] is None, meta,
+                 before[p.id][1] if before[p.id] is not None and before[p.id][0] == OWN_FOLDER
+                 and before[p.id][1] != p.stamp.path else None) for p, meta in zip(rows, stored)]
+
+    def release_files(self, paths: Iterable[str], unlink: Callable[[str], None]) -> None:
+        """`unlink` those of the catalog's own image files (relative paths) that no product points at, inside a
+        writing transaction: no writer can commit a row pointing at one of them meanwhile."""
+        paths = sorted(set(paths))
+        with self.transaction() as db:
+            used = {row[0] for row in db.execute("SELECT path FROM products WHERE folder = ?", (OWN_FOLDER,))
+                    if row[0] in paths} if paths else set()
+            for path in paths:
+                if path not in used:
+                    unlink(path)
+
+    def restore(self, product_ids: Iterable[str]) -> None:
+        """Let removed products come back with their folder's next index run (`fashionrec index --restore`)."""
+        with self.transaction() as db:
+            db.executemany("DELETE FROM withdrawn WHERE id = ?", [(i,) for i in product_ids])
 
     def drop_all_products(self, info: dict[str, str]) -> None:
         """Forget every product and the search space (their vectors are unusable), and set `info`, in one
@@ -252,105 +296,23 @@ class CatalogStore:
             db.executemany("UPDATE products SET metadata = ?, generation = ? WHERE id = ?",
                            [(value, generation, product_id) for value, product_id in changed])
 
-    def metadata_of(self, product_id: str) -> dict[str, str | None] | None:
-        """One product's stored metadata (None: none stored, or no such product)."""
-        row = self._db.execute("SELECT metadata FROM products WHERE id = ?", (product_id,)).fetchone()
-        return json.loads(row[0]) if row and row[0] else None
 
-    def written_since(self, generation: int) -> tuple[list[str], list[str]]:
-        """(ids of products written after `generation`, ids removed after it and not written again since)."""
-        written = [row[0] for row in self._db.execute("SELECT id FROM products WHERE generation > ?", (generation,))]
-        removed = {row[0] for row in self._db.execute("SELECT id FROM removed WHERE generation > ?", (generation,))}
-        return written, sorted(removed - set(written))
+def _refused_by_disk(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite failed because of the disk (full, read-only), not because of the statement."""
+    text = str(exc).lower()
+    return any(words in text for words in ("disk is full", "readonly", "read-only", "disk i/o error",
+                                           "unable to open database file"))
 
-    def changed_since(self, generation: int) -> tuple[int, int]:
-        """(products whose vector was written after `generation`, products whose vector is older)."""
-        after = self._db.execute("SELECT COUNT(*) FROM products WHERE vector_generation > ?",
-                                 (generation,)).fetchone()[0]
-        return after, self.count() - after
 
-    def vectors_of(self, product_ids: list[str], dim: int) -> dict[str, np.ndarray]:
-        """{id: model vector} of some products (the ones a live server must add to its snapshot)."""
-        found: dict[str, np.ndarray] = {}
-        for start in range(0, len(product_ids), 500):
-            chunk = product_ids[start:start + 500]
-            rows = self._db.execute(f"SELECT id, vector FROM products WHERE id IN ({', '.join('?' * len(chunk))})",
-                                    chunk)
-            found.update((row[0], np.frombuffer(row[1], dtype="<f4").reshape(dim)) for row in rows)
-        return found
-
-    def colours_of(self, product_ids: list[str]) -> dict[str, np.ndarray]:
-        """{id: colour histogram (zeros when none is stored)} of some products."""
-        found: dict[str, np.ndarray] = {}
-        for start in range(0, len(product_ids), 500):
-            chunk = product_ids[start:start + 500]
-            rows = self._db.execute(f"SELECT id, colour, colour_version FROM products WHERE id IN "
-                                    f"({', '.join('?' * len(chunk))})", chunk)
-            found.update((row[0], stored_histogram(row[1], row[2])) for row in rows)
-        return found
-
-    def vector_blocks(self, dim: int, rows: int = 65_536) -> Iterator[np.ndarray]:
-        """Every product's vector, in blocks of `rows` (id order), without loading the catalog at once."""
-        cursor = self._db.execute("SELECT vector FROM products ORDER BY id")
-        while batch := cursor.fetchmany(rows):
-            yield np.frombuffer(b"".join(row[0] for row in batch), dtype="<f4").reshape(len(batch), dim)
-
-    def colour_blocks(self, rows: int = 65_536) -> Iterator[np.ndarray]:
-        """Every product's colour histogram (zeros where none is stored), in blocks of `rows` (id order)."""
-        cursor = self._db.execute("SELECT colour, colour_version FROM products ORDER BY id")
-        while batch := cursor.fetchmany(rows):
-            yield np.stack([stored_histogram(blob, version) for blob, version in batch])
-
-    def id_hashes(self) -> tuple[list[str], list[str]]:
-        """Ids and image content hashes of every product, in id order."""
-        rows = self._db.execute("SELECT id, sha256 FROM products ORDER BY id").fetchall()
-        return [row[0] for row in rows], [row[1] for row in rows]
-
-    def load(self) -> StoredProducts:
-        """Every product, ordered by id, without its vector."""
-        rows = self._db.execute("SELECT id, folder, path, metadata, sha256, vector_generation, colour_version, "
-                                "swatches, generation FROM products ORDER BY id").fetchall()
-        return StoredProducts(
-            ids=[row[0] for row in rows],
-            folders=[row[1] for row in rows],
-            paths=[row[2] for row in rows],
-            metadata=[json.loads(row[3]) if row[3] else {} for row in rows],
-            sha256=[row[4] for row in rows],
-            generations=[row[5] for row in rows],
-            colour_versions=[row[6] for row in rows],
-            swatches=[row[7] for row in rows],
-            written=[row[8] for row in rows],
-        )
-
-    def vectors_at(self, generation: int, count: int, dim: int,
-                   transform=None, rows: int = 65_536, with_colour: bool = False) -> np.ndarray:
-        """The vectors of every product (id order) as the catalog was at `generation`, each block passed through
-        `transform` (e.g. into the search space) as it is read, so the model vectors are never all in memory.
-        `with_colour`: `transform(vectors, colour histograms)` gets each block's colour histograms too.
-
-        Raises:
-            CatalogError: the catalog changed since that generation (open it again).
-        """
-        def apply(block: np.ndarray, colours: np.ndarray | None) -> np.ndarray:
-            if transform is None:
-                return block.copy()
-            return transform(block, colours) if with_colour else transform(block)
-
-        with self.snapshot():
-            if self.generation() != generation:
-                raise CatalogError(f"the catalog {self.catalog_dir} changed since it was opened; open it again")
-            out = None
-            start = 0
-            colour_blocks = self.colour_blocks(rows) if with_colour else iter(lambda: None, 0)
-            for block, colours in zip(self.vector_blocks(dim, rows), colour_blocks):
-                block = apply(block, colours)
-                if out is None:
-                    out = np.empty((count, block.shape[1]), dtype=np.float32)
-                out[start:start + len(block)] = block
-                start += len(block)
-            if out is None:
-                empty = apply(np.zeros((1, dim), np.float32), np.zeros((1, HISTOGRAM_DIM), np.float32))
-                out = np.empty((0, empty.shape[1]), dtype=np.float32)
-            if start != count:
-                raise CatalogError(f"the catalog {self.catalog_dir} changed since it was opened; open it again")
-        return out
+def _open_read_only(db_path: Path) -> sqlite3.Connection:
+    """A catalog on a disk or folder that cannot be written, opened for reading: read-only where SQLite can share
+    the WAL index, else as an unchanging file (nothing can write it anyway)."""
+    for mode in ("mode=ro", "immutable=1"):
+        try:
+            db = sqlite3.connect(f"{db_path.resolve().as_uri()}?{mode}", uri=True, isolation_level=None,
+                                 timeout=BUSY_TIMEOUT_S)
+            db.execute("SELECT COUNT(*) FROM products").fetchone()
+            return db
+        except sqlite3.DatabaseError:
+            continue
+    raise CatalogError(f"the catalog {db_path.parent} cannot be read: check the permissions of {db_path}")

@@ -2,18 +2,77 @@
 
 Only `catalog/` opens the SQLite store (`catalog.store`); a writer elsewhere (an `index` run, a product written over
 the API) holds a `CatalogWriter` for the length of its work and says what to change in the catalog's own terms.
+
+Images the catalog holds itself (products written over the API or with `fashionrec add`) are content-addressed:
+`images/<2 hex>/<sha256>.<ext>`, relative to the catalog (so it can move). A write puts its files in place (written,
+fsynced, renamed) before the transaction that points rows at them commits, and checks them again inside it; the
+files a write made unused are removed only after its commit, and only if no row points at them, checked inside a
+writing transaction (so a concurrent writer of the same picture cannot lose it). A crash at any instant leaves each
+product wholly old or wholly new; files no row points at are collected (`collect_orphans`).
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import logging
 import os
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from fashionrec.catalog.rows import FileStamp, ProductRow, SkippedFile, StoredProduct
 from fashionrec.catalog.space import SpaceUpdate, refresh_space
 from fashionrec.catalog.store import DB_NAME, CatalogStore
+from fashionrec.catalog.derived import publish
+from fashionrec.catalog.schema import OWN_FOLDER
+from fashionrec.errors import StorageError
 from fashionrec.imaging.colour import ColourDescriptor
+
+log = logging.getLogger(__name__)
+
+IMAGES_FOLDER = "images"  # the catalog's own images, under the catalog folder
+TEMPORARY_AGE_S = 600.0  # an unfinished image file older than this was left by a writer that died: collected
+
+
+@dataclass(frozen=True)
+class OwnImage:
+    """A product photo the catalog keeps itself, named by its content."""
+
+    data: bytes
+    suffix: str  # ".jpg", ".png", ... (from the content: `imaging.formats.stored_suffix`)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    @property
+    def path(self) -> str:
+        """Where it lives, relative to the catalog."""
+        return f"{IMAGES_FOLDER}/{self.sha256[:2]}/{self.sha256}{self.suffix}"
+
+
+@dataclass(frozen=True)
+class OwnProduct:
+    """One product to create or replace with an image the catalog keeps (`CatalogWriter.put_own`)."""
+
+    product_id: str
+    image: OwnImage
+    vector: np.ndarray
+    colour: ColourDescriptor | None
+    metadata: dict[str, str | None] | None  # None: a replaced product keeps its metadata
+
+
+@dataclass(frozen=True)
+class PutOutcome:
+    """What `put_own` did to one product."""
+
+    created: bool
+    metadata: dict[str, str | None] | None
+    image: Path
 
 
 def catalog_exists(catalog_dir: str | os.PathLike) -> bool:
@@ -108,6 +167,90 @@ class CatalogWriter:
         """Set products' metadata (only rows that change are written)."""
         self._store.update_metadata(metadata)
 
+    def put_own(self, products: list[OwnProduct]) -> list[PutOutcome]:
+        """Create or replace products, all or none, their images kept by the catalog (see the module's docstring).
+
+        Raises:
+            StorageError: the disk is full or read-only; nothing was committed.
+            CatalogError: another writer held the catalog too long.
+        """
+        for product in products:
+            self._place(product.image)  # before the transaction: the slow part, outside the lock
+        rows = [ProductRow(p.product_id, OWN_FOLDER, FileStamp(p.image.path, len(p.image.data), 0, p.image.sha256),
+                           p.vector, p.metadata, p.colour) for p in products]
+        keep = {p.product_id for p in products if p.metadata is None}
+        done = self._store.put_products(rows, keep, lambda: [self._place(p.image) for p in products])
+        self.release([old for _, _, old in done if old is not None])
+        return [PutOutcome(created, metadata, self.catalog_dir / p.image.path)
+                for p, (created, metadata, _) in zip(products, done)]
+
+    def withdraw(self, product_ids: list[str]) -> bool:
+        """Remove products on request, all or none (they stay out of later index runs); False when one of them is
+        not in the catalog (nothing is removed). Their own images go once no product points at them."""
+        paths = self._store.withdraw(product_ids)
+        if paths is None:
+            return False
+        self.release(paths)
+        return True
+
+    def withdrawn(self) -> set[str]:
+        """Ids of the products removed on request."""
+        return self._store.withdrawn()
+
+    def restore(self, product_ids: Iterable[str]) -> None:
+        """Let removed products come back with their folder's next index run."""
+        self._store.restore(product_ids)
+
+    def release(self, paths: Iterable[str]) -> None:
+        """Remove those of the catalog's own image files that no product points at (checked inside a transaction).
+        A file that cannot be removed (a read-only folder) stays, to be collected later."""
+        self._store.release_files(paths, self._unlink)
+
+    def collect_orphans(self, temporary_age: float = TEMPORARY_AGE_S) -> int:
+        """Remove the catalog's own image files no product points at (left by a crash, or a failed write), and
+        unfinished ones older than `temporary_age` seconds; returns how many were removed."""
+        folder = self.catalog_dir / IMAGES_FOLDER
+        if not folder.is_dir():
+            return 0
+        now, candidates = time.time(), []
+        for path in folder.rglob("*"):
+            if not path.is_file():
+                continue
+            relative = path.relative_to(self.catalog_dir).as_posix()
+            unfinished = path.name.startswith(".") and path.name.endswith(".tmp")
+            if not unfinished or now - path.stat().st_mtime > temporary_age:
+                candidates.append(relative)
+        before = sum(1 for path in candidates if (self.catalog_dir / path).exists())
+        self.release(candidates)
+        return before - sum(1 for path in candidates if (self.catalog_dir / path).exists())
+
+    def _place(self, image: OwnImage) -> None:
+        """Put an image file in place (atomically, fsynced) unless it is there already."""
+        target = self.catalog_dir / image.path
+        if target.is_file() and target.stat().st_size == len(image.data):
+            return
+        try:
+            publish(target, lambda handle: handle.write(image.data))
+        except OSError as exc:
+            raise storage_error(self.catalog_dir / IMAGES_FOLDER, exc) from None
+
+    def _unlink(self, relative: str) -> None:
+        try:
+            (self.catalog_dir / relative).unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("could not remove %s, no longer used (collected later): %s", relative, exc)
+
     def refresh_space(self, wanted_dim: int, force: bool = False, drift_limit: float = float("inf")) -> SpaceUpdate:
         """Keep or refit the catalog's search space (`catalog.space.refresh_space` decides)."""
         return refresh_space(self._store, wanted_dim, force, drift_limit)
+
+
+def storage_error(where: Path, exc: OSError) -> StorageError:
+    """What a shop owner must hear when the disk refuses a write."""
+    if exc.errno == errno.ENOSPC:
+        return StorageError(f"the disk holding {where} is full: free some space and write again (nothing was "
+                            "half-written)")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return StorageError(f"{where} cannot be written ({exc.strerror}): make it writable for the user running "
+                            "fashionrec, or write elsewhere (nothing was changed)")
+    return StorageError(f"{where} cannot be written: {exc.strerror or exc}")

@@ -5,7 +5,6 @@ handlers, so that `fashionrec --help` loads nothing heavy."""
 from __future__ import annotations
 
 import argparse
-import json
 from typing import TYPE_CHECKING
 
 from fashionrec.cli.render import catalog_facts, print_facts, print_index_report, print_json, print_table, report_dict
@@ -34,6 +33,7 @@ def run_index(args: argparse.Namespace) -> int:
 
     report = index_images(args.images_dir, args.catalog, metadata=args.metadata, model=args.model,
                           weights=args.weights, batch_size=args.batch_size, limit=args.limit, prune=args.prune,
+                          restore=args.restore,
                           progress=not args.no_progress and not args.json, engine=index_engine(args))
     if args.json:
         print_json(report_dict(report))
@@ -74,20 +74,20 @@ def run_info(args: argparse.Namespace) -> int:
 def run_add(args: argparse.Namespace) -> int:
     """`fashionrec add`: one product, added or replaced while the catalog is served."""
     from fashionrec.catalog import Catalog
+    from fashionrec.errors import ImageError
     from fashionrec.imaging.decode import read_image_bytes
+    from fashionrec.index.metadata import metadata_from_json
     from fashionrec.index.write import ProductWrite, put_products
     from fashionrec.models.embed import load_model
 
-    metadata = None
-    if args.metadata is not None:
-        try:
-            metadata = json.loads(args.metadata)
-        except json.JSONDecodeError as exc:
-            raise FashionrecError(f"--metadata must be a JSON object, e.g. '{{\"gender\": \"Men\"}}': {exc.msg}") from None
+    metadata = None if args.metadata is None else metadata_from_json(args.metadata, "--metadata")
     image = read_image_bytes(args.image)  # a missing file fails before the model loads
     catalog = Catalog.open(args.catalog)
-    written = put_products(args.catalog, [ProductWrite(args.product_id, image, metadata)],
-                           load_model(catalog.model_name, catalog.weights_path))[0]
+    try:
+        written = put_products(args.catalog, [ProductWrite(args.product_id, image, metadata)],
+                               load_model(catalog.model_name, catalog.weights_path))[0]
+    except ImageError as exc:  # the library names the product; the shop owner also needs the file
+        raise type(exc)(f"{args.image}: {exc}") from None
     if args.json:
         print_json({"id": written.id, "created": written.created, "image": str(written.image),
                     "metadata": written.metadata}, ensure_ascii=False)

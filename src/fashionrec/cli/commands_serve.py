@@ -28,22 +28,30 @@ def run_web_app(catalog_dir: Path, host: str, port: int, open_browser: bool, exa
     """Start the web app, wait until it answers, open a browser if there is one; returns its exit code."""
     import webbrowser
 
-    from fashionrec.launch import can_open_browser, require_port_free, start_web_app, stop, wait_until_up
+    from fashionrec.launch import (
+        can_open_browser,
+        require_port_free,
+        sigterm_interrupts,
+        start_web_app,
+        stop,
+        wait_until_up,
+    )
 
     require_extra("streamlit", "the web app")
     require_port_free(host, port)
-    server = start_web_app(catalog_dir, host, port, examples_dir=examples_dir, search=search)
     url = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0', '::') else host}:{port}"
-    try:
-        wait_until_up(url, server, timeout=120)
-        print(f"\nThe web app is up: {url}   (Ctrl+C to stop)", flush=True)
-        if open_browser and can_open_browser():
-            webbrowser.open(url)
-        return server.wait()
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        stop(server)
+    with sigterm_interrupts():  # `kill` stops the web app's server too, as Ctrl+C does
+        server = start_web_app(catalog_dir, host, port, examples_dir=examples_dir, search=search)
+        try:
+            wait_until_up(url, server, timeout=120)
+            print(f"\nThe web app is up: {url}   (Ctrl+C to stop)", flush=True)
+            if open_browser and can_open_browser():
+                webbrowser.open(url)
+            return server.wait()
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            stop(server)
 
 
 def run_push(args: argparse.Namespace) -> int:

@@ -52,6 +52,9 @@ def _add_index_commands(commands: Commands) -> None:
     index.add_argument("--prune", action="store_true",
                        help="remove the products of this folder whose files are gone (as rsync --delete; without it "
                             "they are kept and counted)")
+    index.add_argument("--restore", action="store_true",
+                       help="bring back the products of this folder that fashionrec remove or DELETE removed (without "
+                            "it they stay removed, and are counted)")
     index.add_argument("--engine", choices=["local", "ray"], default="local",
                        help="what reads and embeds: this process (default) or Ray Data (same catalog)")
     index.add_argument("--ray-address", metavar="ADDR",

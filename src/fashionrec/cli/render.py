@@ -94,7 +94,8 @@ def report_dict(report: Any) -> dict[str, Any]:
     return {
         "catalog": str(report.catalog_dir), "model": report.model, "model_id": report.model_id,
         "images_found": report.images_found, "embedded": report.embedded, "unchanged": report.unchanged,
-        "removed": report.removed, "gone_kept": report.gone_kept, "products": report.products,
+        "removed": report.removed, "gone_kept": report.gone_kept, "withdrawn": report.withdrawn,
+        "products": report.products,
         "engine": report.engine,
         "outdated": report.outdated, "coloured": report.coloured,
         "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped],
@@ -120,6 +121,9 @@ def print_index_report(report: Any) -> None:
         print(f"The search space was fitted again ({report.space.reason}): every product's search vector changed, "
               "so the next fashionrec push sends them all" + (", and the tuning is dropped (tune again)."
                                                              if report.space.tuning_dropped else "."))
+    if report.withdrawn:
+        print(f"Left out {report.withdrawn} products removed with fashionrec remove or DELETE; index with --restore "
+              "to bring them back.")
     if report.gone_kept:
         print(f"Kept {report.gone_kept} products of this folder whose files are gone; index it with --prune to "
               "remove them.")

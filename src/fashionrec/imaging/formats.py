@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import io
 from functools import lru_cache
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError, features
+from PIL import Image, features
 
 from fashionrec.errors import ImageError, UnsupportedImageFormatError
 
@@ -136,12 +135,28 @@ def decodable_formats() -> tuple[str, ...]:
 def stored_suffix(data: bytes) -> str:
     """The file name suffix an accepted image's bytes are stored under (".jpg", ".png", ...), from its content.
 
+    The format is told by the accepted readers' own recognition of the first bytes (what `Image.open` asks each
+    reader before it parses anything), so no header is parsed here: a pixel bomb, a damaged header or a size over
+    the limits is found by the decode that follows, with its own status (413, 422), never as a crash here.
+
     Raises:
-        ImageError: the bytes are not an image in an accepted format.
+        UnsupportedImageFormatError: a refused format (SVG, TIFF, PSD, HEIC, ...), named, with the way out.
+        ImageError: the bytes are no image in an accepted format (the message lists the accepted ones).
     """
-    try:
-        with Image.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS)) as image:
-            kind = "JPEG" if image.format == "MPO" else image.format
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ImageError(f"not an image in an accepted format ({accepted_text()}): {exc}") from None
+    kind = _recognised_format(data)
+    if kind is None:
+        raise unidentified_error(data)
     return ACCEPTED_FORMATS[kind][0]
+
+
+def _recognised_format(data: bytes) -> str | None:
+    """The first accepted format whose reader recognises the bytes' start, as `Image.open` tries them; None if
+    none does (a reader that answers with a warning, e.g. AVIF without its codec, does not)."""
+    Image.init()
+    prefix = data[:16]  # what Image.open hands each reader's check
+    for kind in decodable_formats():
+        _, accepts = Image.OPEN[kind]
+        answer = True if accepts is None else accepts(prefix)
+        if answer and not isinstance(answer, str):
+            return kind
+    return None

@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from fashionrec.catalog.identity import require_model
 from fashionrec.catalog.rows import FileStamp, ProductRow, SkippedFile, StoredProduct
 from fashionrec.catalog.space import SpaceUpdate
@@ -52,6 +54,7 @@ class IndexReport:
     pipeline_seconds: float = 0.0  # the read -> embed -> write pipeline alone (what grows with the images)
     engine: str = "local"  # what ran reader -> embedder: local (this process) or ray
     coloured: int = 0  # products indexed before their colour existed (or of an older version) given it now
+    withdrawn: int = 0  # files of products removed on request, left out (`restore` brings them back)
 
     @property
     def images_per_second(self) -> float:
@@ -74,6 +77,7 @@ def index_images(
     batch_size: int | None = None,
     limit: int | None = None,
     prune: bool = False,
+    restore: bool = False,
     progress: bool = True,
     settings: Settings | None = None,
     engine: Engine | None = None,
@@ -89,15 +93,13 @@ def index_images(
         batch_size: images per inference call (default from settings).
         limit: index at most the first `limit` images (natural order: 2.jpg before 10.jpg).
         prune: remove the products of this folder whose files are gone (without it they are kept, and counted).
-        progress: show progress on stderr: a bar (images/s, ETA) on a terminal, else a plain line per tenth of
-            the run or per 30 s (a log, CI, a pipe).
+        restore: index the files of products that `fashionrec remove` or DELETE removed (else they stay removed).
+        progress: show progress on stderr: a bar on a terminal, else a line now and then (`index.progress`).
         settings: defaults to `load_settings()`.
-        engine: what runs reader -> embedder (default: `LocalEngine`, in this process); the catalog is the
-            same whichever runs it.
+        engine: what runs reader -> embedder (default: `LocalEngine`, in this process); same catalog either way.
 
     Returns:
         An `IndexReport`: counts, skipped files with reasons, images/s.
-
     Raises:
         CatalogError: the images folder is missing, holds no photo, or none of its photos can be read (then
             nothing is changed); or the catalog cannot be written.
@@ -116,7 +118,8 @@ def index_images(
     created = not catalog_exists(catalog_dir)
     try:
         with CatalogWriter(catalog_dir, create=True) as writer:
-            run = _IndexRun.prepare(writer, images_dir, files, metadata, model, weights, limit, prune, settings)
+            run = _IndexRun.prepare(writer, images_dir, files, metadata, model, weights, limit, prune, restore,
+                                    settings)
             outcome = _pipeline(run, writer, images_dir, scan_skips, engine or LocalEngine(settings.decode_workers),
                                 batch_size or settings.batch_size, progress, settings)
     except BaseException:
@@ -166,6 +169,7 @@ def _pipeline(run: _IndexRun, writer: CatalogWriter, images_dir: Path, scan_skip
     coloured = backfill_colours(writer, settings.decode_workers, settings.max_image_pixels,
                                 run.embedder.spec.preprocessing)
     space = writer.refresh_space(settings.whiten_dim, drift_limit=settings.refit_drift)
+    writer.collect_orphans()  # images a crashed or failed live write left behind
     return _Outcome(embedded, restamped, new_skips, pipeline_seconds, coloured, space, writer.count(), engine.name)
 
 
@@ -194,6 +198,7 @@ def _report(catalog_dir: Path, run: _IndexRun, outcome: _Outcome, files: list[Im
         pipeline_seconds=outcome.pipeline_seconds,
         engine=outcome.engine,
         coloured=outcome.coloured,
+        withdrawn=run.withdrawn,
     )
 
 
@@ -210,14 +215,21 @@ class _IndexRun:
     model_info: dict[str, str]
     prune: bool
     outdated: int  # products of an older build of the model, dropped when writing starts
+    restored: list[str]  # products removed on request that this run brings back (`restore`)
+    withdrawn: int  # files of products removed on request, left out
     started: bool = False
 
     @classmethod
     def prepare(cls, store: CatalogWriter, images_dir: Path, files: list[ImageFile],
                 metadata: str | os.PathLike | None, model: str | None, weights: str | os.PathLike | None,
-                limit: int | None, prune: bool, settings: Settings) -> _IndexRun:
-        """Load the model and plan the run, writing nothing."""
+                limit: int | None, prune: bool, restore: bool, settings: Settings) -> _IndexRun:
+        """Load the model and plan the run, writing nothing. Files of products removed on request are left out
+        (counted), unless `restore`."""
         info = store.info()
+        withdrawn = store.withdrawn()
+        left_out = [f.product_id for f in files if f.product_id in withdrawn]
+        if not restore:
+            files = [f for f in files if f.product_id not in withdrawn]
         table = _metadata_table(metadata, info)
         embedder = _embedder_for(info, store.catalog_dir, model, weights, settings)
         outdated = bool(info.get("model_id")) and outdated_model(info["model_id"]) is not None
@@ -225,7 +237,8 @@ class _IndexRun:
         folder = str(images_dir)
         plan = plan_update(files, folder, products, {} if outdated else store.skipped(folder), limit)
         run = cls(store, folder, plan, {i: p.stamp for i, p in products.items()}, embedder, table,
-                  _model_info(embedder, images_dir, weights, table), prune, store.count() if outdated else 0)
+                  _model_info(embedder, images_dir, weights, table), prune, store.count() if outdated else 0,
+                  left_out if restore else [], 0 if restore else len(left_out))
         if plan.unchanged:  # something here is readable already: the writes need not wait
             run.start()
         return run
@@ -241,6 +254,7 @@ class _IndexRun:
             self.store.drop_all_products(self.model_info)
         else:
             self.store.set_info(self.model_info)
+        self.store.restore(self.restored)
         gone = self.plan.gone if self.prune else []
         self.store.remove(gone, [(self.folder, path) for path in self.plan.forgotten_skips])
         if self.table is not None:
@@ -258,7 +272,8 @@ class _IndexRun:
             for batch in batches:
                 rows = [ProductRow(file.product_id, self.folder, replace(file.stamp, sha256=sha256), vector,
                                    self.table.get(file.product_id) if self.table is not None else None, colour)
-                        for file, sha256, vector, colour in batch.embedded]
+                        for file, sha256, vector, colour in batch.embedded if np.isfinite(vector).all()]
+                batch = replace(batch, failed=batch.failed + _not_finite(batch))
                 if rows or batch.restamped:
                     self.start()
                 if self.started:
@@ -270,6 +285,13 @@ class _IndexRun:
                 embedded, kept = embedded + len(rows), kept + len(batch.restamped)
                 skipped.extend(batch.failed)
         return embedded, kept, skipped
+
+
+def _not_finite(batch: EmbeddedBatch) -> list[SkippedFile]:
+    """The files whose vector is not finite (never stored: they would drop out of every search), as skipped."""
+    return [SkippedFile(file.stamp.path, "the model gave no usable vector for this image (not finite numbers)",
+                        file.stamp.size, file.stamp.mtime_ns)
+            for file, _, vector, _ in batch.embedded if not np.isfinite(vector).all()]
 
 
 def backfill_colours(store: CatalogWriter, workers: int, max_pixels: int, prep: Preprocessing, chunk: int = 256) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,23 +21,25 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fashionrec.catalog.derived import publish
 from fashionrec.catalog.identity import require_model
-from fashionrec.catalog.rows import FileStamp, ProductRow
-from fashionrec.catalog.writer import CatalogWriter
+from fashionrec.catalog.writer import CatalogWriter, OwnImage, OwnProduct
+from fashionrec.config import Settings, load_settings
 from fashionrec.errors import (
     FashionrecError,
     ImageError,
     ProductIdError,
     ProductNotFoundError,
+    cut,
+    shown,
 )
 from fashionrec.imaging.colour import ColourDescriptor
 from fashionrec.imaging.decode import ImageSource, PixelLimits, read_image_bytes
 from fashionrec.imaging.formats import stored_suffix
+from fashionrec.index.metadata import check_flat_metadata
 from fashionrec.index.read import decode_picture, read_picture
 from fashionrec.models.embed import Embedder
 
-IMAGES_FOLDER = "images"  # the catalog's own image folder, under the catalog folder
+WRITE_SLOT = threading.Lock()  # one write prepares, embeds and commits at a time in a process (memory)
 PRODUCT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_BATCH = 1000  # products one write may carry
 
@@ -68,14 +71,18 @@ def check_product_id(product_id: str) -> str:
         ProductIdError: it cannot, with the rule.
     """
     if not isinstance(product_id, str) or not PRODUCT_ID.fullmatch(product_id):
-        raise ProductIdError(f"the product id {product_id!r} cannot be used: an id is 1 to 128 letters, digits, '.', "
-                             "'_' or '-', starting with a letter or digit (it names the product's image file)")
+        raise ProductIdError(f"the product id {shown(product_id)} cannot be used: an id is 1 to 128 letters, digits, "
+                             "'.', '_' or '-', starting with a letter or digit (it names the product's image file)")
     return product_id
 
 
 def put_products(catalog_dir: str | os.PathLike, items: Sequence[ProductWrite], embedder: Embedder,
                  limits: PixelLimits | None = None) -> list[WrittenProduct]:
     """Create or replace products, all or none: every item is checked and embedded before anything is written.
+
+    Each photo is read as queries are (`index.read`, brought to the catalog's look), so a product is found first by
+    its own photo; it is kept by the catalog, named by its content (`catalog.writer`). One write prepares at a time
+    in a process (`WRITE_SLOT`), which bounds the memory of many large batches arriving together.
 
     Args:
         catalog_dir: an indexed catalog.
@@ -85,66 +92,78 @@ def put_products(catalog_dir: str | os.PathLike, items: Sequence[ProductWrite], 
 
     Raises:
         ProductIdError, ImageError (naming the product), FashionrecError (metadata columns), ModelMismatchError,
-        CatalogError (busy, or not a catalog).
+        StorageError (disk full or read-only), CatalogError (busy, or not a catalog).
 
     Example:
         >>> put_products("my-catalog", [ProductWrite("15970", "shirt.jpg", {"gender": "Men"})], load_model())
     """
     catalog_dir = Path(catalog_dir).expanduser()
+    _check_items(items)
     if not items:
         return []
-    if len(items) > MAX_BATCH:
-        raise FashionrecError(f"one write takes at most {MAX_BATCH} products, got {len(items)}: send them in parts")
-    ids = [check_product_id(item.product_id) for item in items]
-    if len(set(ids)) != len(ids):
-        raise ProductIdError(f"a product id is given twice in one write: {sorted({i for i in ids if ids.count(i) > 1})}")
-    with CatalogWriter(catalog_dir) as store:
-        info = store.info()
-    require_model(catalog_dir, info.get("model_id"), embedder.model_id)
-    columns = _columns(info)
-    prepared = [_prepare(item, embedder, limits or PixelLimits.uniform(embedder.max_pixels), columns)
-                for item in items]
-    vectors = embedder.embed_batch(np.stack([pixels for _, _, pixels, _ in prepared]))
-    folder = catalog_dir / IMAGES_FOLDER
-    written_files = [_store_image(folder, item.product_id, data, suffix)
-                     for item, (data, suffix, _, _) in zip(items, prepared)]
-    with CatalogWriter(catalog_dir) as store:
-        before = store.products()
-        rows, results = [], []
-        for item, path, vector, (_, _, _, colour) in zip(items, written_files, vectors, prepared):
-            old = before.get(item.product_id)
-            metadata = _metadata_for(item, old, store)
-            stamp = FileStamp(path.name, path.stat().st_size, path.stat().st_mtime_ns, _sha256(path))
-            rows.append(ProductRow(item.product_id, str(folder), stamp, vector, metadata, colour))
-            results.append(WrittenProduct(item.product_id, old is None, path, dict(metadata or {})))
-        store.write_batch(str(folder), rows)
-    for item, path in zip(items, written_files):  # a replaced image of another format is no longer the product's
-        old = before.get(item.product_id)
-        if old is not None and Path(old.folder) == folder and old.stamp.path != path.name:
-            (folder / old.stamp.path).unlink(missing_ok=True)
-    return results
+    with WRITE_SLOT, CatalogWriter(catalog_dir) as writer:
+        info = writer.info()
+        require_model(catalog_dir, info.get("model_id"), embedder.model_id)
+        look = _catalog_look(info, load_settings())
+        prepared = [_prepare(item, embedder, limits or PixelLimits.uniform(embedder.max_pixels), _columns(info), look)
+                    for item in items]
+        vectors = _embed(embedder, [pixels for _, pixels, _ in prepared], items)
+        products = [OwnProduct(item.product_id, image, vector, colour,
+                               None if item.metadata is None else dict(item.metadata))
+                    for item, (image, _, colour), vector in zip(items, prepared, vectors)]
+        done = writer.put_own(products)
+    return [WrittenProduct(item.product_id, outcome.created, outcome.image, dict(outcome.metadata or {}))
+            for item, outcome in zip(items, done)]
 
 
 def remove_products(catalog_dir: str | os.PathLike, product_ids: Sequence[str]) -> int:
-    """Remove products (and their images, when they live in the catalog's own image folder), in one transaction.
+    """Remove products, all or none, in one transaction; they stay removed when their folder is indexed again
+    (until `fashionrec index --restore`). The catalog's own images of them go once no product points at them.
 
     Raises:
         ProductNotFoundError: an id is not in the catalog (then nothing is removed).
     """
     catalog_dir = Path(catalog_dir).expanduser()
-    ids = [check_product_id(product_id) for product_id in product_ids]
-    with CatalogWriter(catalog_dir) as store:
-        products = store.products()
-        missing = [product_id for product_id in ids if product_id not in products]
-        if missing:
-            raise ProductNotFoundError(f"product {missing[0]!r} is not in the catalog {catalog_dir}")
-        removed = store.remove(ids)
-    folder = catalog_dir / IMAGES_FOLDER
-    for product_id in ids:
-        product = products[product_id]
-        if Path(product.folder) == folder:
-            (folder / product.stamp.path).unlink(missing_ok=True)
-    return removed
+    ids = list(dict.fromkeys(check_product_id(product_id) for product_id in product_ids))
+    with CatalogWriter(catalog_dir) as writer:
+        if not writer.withdraw(ids):
+            products = writer.products()
+            missing = next(product_id for product_id in ids if product_id not in products)
+            raise ProductNotFoundError(f"product {shown(missing)} is not in the catalog {catalog_dir}")
+    return len(ids)
+
+
+def _check_items(items: Sequence[ProductWrite]) -> None:
+    """At most MAX_BATCH products, with distinct ids that can be file names."""
+    if len(items) > MAX_BATCH:
+        raise FashionrecError(f"one write takes at most {MAX_BATCH} products, got {len(items)}: send them in parts")
+    ids = [check_product_id(item.product_id) for item in items]
+    if len(set(ids)) != len(ids):
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        raise ProductIdError(f"a product id is given twice in one write: {', '.join(map(shown, twice[:5]))}")
+
+
+def _catalog_look(info: dict[str, str], settings: Settings) -> tuple[int, int] | None:
+    """The look queries are brought to (the catalog's typical image size), which a written photo is brought to as
+    well: then the product is found by its own photo, whatever its size (None: queries are not matched)."""
+    text = info.get("typical_image_size")
+    if not text or not settings.match_queries:
+        return None
+    width, height = text.split("x")
+    return int(width), int(height)
+
+
+def _embed(embedder: Embedder, inputs: list[np.ndarray], items: Sequence[ProductWrite]) -> np.ndarray:
+    """Model vectors, `batch_size` inputs per model call (a large batch at once costs gigabytes of activations);
+    a vector that is not finite is refused, naming its product."""
+    size = max(1, embedder.batch_size)
+    vectors = np.concatenate([embedder.embed_batch(np.stack(inputs[start:start + size]))
+                              for start in range(0, len(inputs), size)])
+    for item, vector in zip(items, vectors):
+        if not np.isfinite(vector).all():
+            raise ImageError(f"the model gave no usable vector for the image of product {shown(item.product_id)} "
+                             "(not finite numbers): send another photo")
+    return vectors
 
 
 def _columns(info: dict[str, str]) -> list[str]:
@@ -153,19 +172,19 @@ def _columns(info: dict[str, str]) -> list[str]:
     return json.loads(info.get("metadata_columns", "[]"))
 
 
-def _prepare(item: ProductWrite, embedder: Embedder, limits: PixelLimits,
-             columns: list[str]) -> tuple[bytes, str, np.ndarray, ColourDescriptor]:
-    """(the image's bytes, its stored suffix, the model input, its colour), or an error naming the product."""
+def _prepare(item: ProductWrite, embedder: Embedder, limits: PixelLimits, columns: list[str],
+             look: tuple[int, int] | None) -> tuple[OwnImage, np.ndarray, ColourDescriptor | None]:
+    """(the image to keep, the model input as a query of it would be, its colour), or an error naming the product."""
     if item.metadata is not None:
         _check_metadata(item.product_id, item.metadata, columns)
     try:
         data = _image_bytes(item.image)
         suffix = stored_suffix(data)
         prep = embedder.spec.preprocessing
-        picture = read_picture(decode_picture(data, limits, prep), prep)
+        picture = read_picture(decode_picture(data, limits, prep), prep, look)
     except ImageError as exc:
-        raise type(exc)(f"the image of product {item.product_id!r}: {exc}") from None
-    return data, suffix, picture.pixels, picture.colour
+        raise type(exc)(f"the image of product {shown(item.product_id)}: {exc}") from None
+    return OwnImage(data, suffix), picture.pixels, picture.colour
 
 
 def _image_bytes(image: ImageSource) -> bytes:
@@ -180,37 +199,17 @@ def _image_bytes(image: ImageSource) -> bytes:
 
 
 def _check_metadata(product_id: str, metadata: Mapping, columns: list[str]) -> None:
-    """Metadata must name the catalog's columns and hold text (or null)."""
-    if not isinstance(metadata, Mapping):
-        raise FashionrecError(f"the metadata of product {product_id!r} must be a JSON object of the catalog's "
-                              f"columns ({', '.join(columns) or 'none'}), got {type(metadata).__name__}")
-    unknown = sorted(set(metadata) - set(columns))
+    """Metadata must be one flat object (at most `MAX_METADATA_KEYS` text-or-null values) naming the catalog's
+    columns: what every write path checks, whatever parsed it."""
+    check_flat_metadata(metadata, f"the metadata of product {shown(product_id)}", columns)
+    unknown = sorted(map(str, set(metadata) - set(columns)))
     if unknown:
-        raise FashionrecError(f"the metadata of product {product_id!r} names columns the catalog does not have: "
-                              f"{', '.join(map(str, unknown))}; its columns are: {', '.join(columns) or 'none'}")
-    wrong = [key for key, value in metadata.items() if value is not None and not isinstance(value, str)]
-    if wrong:
-        raise FashionrecError(f"the metadata of product {product_id!r} must hold text or null; {wrong[0]!r} holds "
-                              f"{metadata[wrong[0]]!r}")
+        named = ", ".join(cut(name) for name in unknown[:10]) + (", ..." if len(unknown) > 10 else "")
+        raise FashionrecError(f"the metadata of product {shown(product_id)} names columns the catalog does not have: "
+                              f"{named}; its columns are: {', '.join(columns) or 'none'}")
 
 
-def _metadata_for(item: ProductWrite, old, store: CatalogWriter) -> dict[str, str | None] | None:
-    """The metadata to store: the item's, else (a replaced product) the product's own."""
-    if item.metadata is not None:
-        return dict(item.metadata)
-    if old is None:
-        return None
-    return store.metadata_of(item.product_id)
 
 
-def _store_image(folder: Path, product_id: str, data: bytes, suffix: str) -> Path:
-    """Publish the image as <folder>/<id><suffix>, atomically."""
-    target = folder / f"{product_id}{suffix}"
-    publish(target, lambda handle: handle.write(data))
-    return target
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -43,17 +43,22 @@ class AnnIndex:
 
     @classmethod
     def load(cls, path: Path, vectors: np.ndarray, ef_search: int = 512) -> AnnIndex:
-        """Read a graph written by `write` over these `vectors`. Whether the file is the current one for a catalog
-        is decided by its name (`search.select`), not here.
+        """Read a graph written by `write` over these `vectors`, checked: the vectors it holds must be these, to the
+        bit (an HNSW graph keeps its vectors), not only as many of this length. Which file is the current one for a
+        catalog is decided by its name (`search.select`).
 
         Raises:
-            FashionrecError: faiss is not installed, or the file does not hold as many vectors of this length.
+            FashionrecError: faiss is not installed, or the file is damaged or holds other vectors.
         """
         faiss = _faiss()
-        index = faiss.read_index(str(path))
-        if index.ntotal != len(vectors) or index.d != vectors.shape[1]:
-            raise FashionrecError(f"the HNSW file {path} does not hold these vectors (damaged); delete it to "
-                                  "rebuild it")
+        try:
+            index = faiss.read_index(str(path))
+        except RuntimeError as exc:
+            raise FashionrecError(f"the HNSW file {path} cannot be read ({exc}); delete it to rebuild it") from None
+        if (index.ntotal != len(vectors) or index.d != vectors.shape[1]
+                or not np.array_equal(index.reconstruct_n(0, index.ntotal), np.asarray(vectors, dtype=np.float32))):
+            raise FashionrecError(f"the HNSW file {path} does not hold these vectors (damaged or swapped); delete it "
+                                  "to rebuild it")
         index.hnsw.efSearch = ef_search
         return cls(index, vectors)
 

@@ -57,15 +57,20 @@ def hnsw_is_current(catalog: Catalog) -> bool:
 
 
 def open_hnsw(catalog: Catalog) -> AnnIndex:
-    """The HNSW graph of this snapshot: read when current, else built and published; older graphs are removed.
+    """The HNSW graph of this snapshot: read when current (and holding exactly these vectors), else built and
+    published; older graphs are removed.
 
     Raises:
         FashionrecError: faiss is not installed, or the file is damaged.
     """
     path = hnsw_path(catalog.catalog_dir, catalog.keys)
+    index = None
     if hnsw_is_current(catalog):
-        index = AnnIndex.load(path, catalog.vectors)
-    else:
+        try:
+            index = AnnIndex.load(path, catalog.vectors)
+        except FashionrecError as exc:  # a damaged or swapped file is never used: built again in its place
+            log.warning("%s", exc)
+    if index is None:
         index = AnnIndex.build(catalog.vectors)
         publish_with(path, index.write)
     remove_superseded(catalog.catalog_dir, [path.name], HNSW_PREFIX)

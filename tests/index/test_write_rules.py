@@ -1,0 +1,121 @@
+"""index/write.py and catalog/writer.py, the rules a live write keeps: a product added with a photo of any size is
+found first by that photo; a removed product stays removed when its folder is indexed again (until --restore); a
+catalog that moves keeps every image; a catalog on a read-only disk still answers, and refuses writes clearly."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from fashionrec.catalog import Catalog
+from fashionrec.index import index_images
+from fashionrec.index.write import ProductWrite, put_products, remove_products
+from fashionrec.recommend import Recommender
+from tests.conftest import draw_product, write_products
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=92)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def sample_catalog(sample_dir: Path, tmp_path_factory, lite0) -> Path:
+    """300 sample products (60x80 thumbnails), the 17 photographed ones left out."""
+    root = tmp_path_factory.mktemp("sample300")
+    photographed = {path.stem for path in (sample_dir / "queries_fullres").glob("*.jpg")}
+    ids = [p.stem for p in sorted((sample_dir / "images").glob("*.jpg")) if p.stem not in photographed][:300]
+    (root / "images").mkdir()
+    for product_id in ids:
+        shutil.copy(sample_dir / "images" / f"{product_id}.jpg", root / "images" / f"{product_id}.jpg")
+    index_images(root / "images", root / "c", model="efficientnet-lite0", progress=False)
+    return root / "c"
+
+
+def test_a_product_written_with_a_large_photo_is_found_first_by_that_photo(sample_catalog: Path, sample_dir: Path,
+                                                                          tmp_path: Path, lite0) -> None:
+    shutil.copytree(sample_catalog, tmp_path / "c")
+    photos = sorted((sample_dir / "queries_fullres").glob("*.jpg"))[:3]
+    with Image.open(photos[0]) as full:
+        assert full.width * full.height >= 1080 * 1440  # a shopper's photo, not a thumbnail
+        medium = _jpeg(full.convert("RGB").resize((600, 800)))
+    writes = [ProductWrite(f"new-{path.stem}", path.read_bytes()) for path in photos]
+    writes.append(ProductWrite("new-medium", medium))
+    put_products(tmp_path / "c", writes, lite0)
+    recommender = Recommender(Catalog.open(tmp_path / "c"), lite0)
+    for write in writes:
+        found = recommender.by_image(write.image, k=3).results
+        assert found[0].id == write.product_id and found[0].similarity > 0.999, [(m.id, m.similarity) for m in found]
+
+
+def test_a_removed_product_stays_removed_when_its_folder_is_indexed_again(tmp_path: Path, lite0) -> None:
+    write_products(tmp_path / "images", range(1, 11))
+    index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False)
+    assert remove_products(tmp_path / "c", ["3", "4"]) == 2
+    again = index_images(tmp_path / "images", tmp_path / "c", progress=False)
+    assert again.withdrawn == 2 and again.embedded == 0 and "3" not in Catalog.open(tmp_path / "c")
+    said = subprocess.run([sys.executable, "-m", "fashionrec.cli", "index", str(tmp_path / "images"), "--catalog",
+                           str(tmp_path / "c")], capture_output=True, text=True, timeout=300)
+    assert said.returncode == 0 and "Left out 2 products removed with fashionrec remove" in said.stdout, said.stdout
+    assert "--restore" in said.stdout
+    restored = index_images(tmp_path / "images", tmp_path / "c", restore=True, progress=False)
+    assert restored.embedded == 2 and {"3", "4"} <= set(Catalog.open(tmp_path / "c").ids)
+    put_products(tmp_path / "c", [ProductWrite("5", _jpeg(draw_product(55)))], lite0)  # a write brings one back too
+    remove_products(tmp_path / "c", ["5"])
+    put_products(tmp_path / "c", [ProductWrite("5", _jpeg(draw_product(56)))], lite0)
+    assert index_images(tmp_path / "images", tmp_path / "c", progress=False).withdrawn == 0
+
+
+def test_a_moved_catalog_serves_every_image(shop_catalog: Path, tmp_path: Path, lite0) -> None:
+    shutil.copytree(shop_catalog, tmp_path / "c")
+    put_products(tmp_path / "c", [ProductWrite("own-1", _jpeg(draw_product(71))),
+                                  ProductWrite("own-2", _jpeg(draw_product(72)))], lite0)
+    shutil.move(tmp_path / "c", tmp_path / "moved")
+    catalog = Catalog.open(tmp_path / "moved")
+    for product_id in catalog.ids:
+        assert catalog.image_path(product_id).is_file(), product_id
+    assert catalog.image_path("own-1").is_relative_to(tmp_path / "moved")
+    own_1, own_2 = catalog.image_path("own-1"), catalog.image_path("own-2")
+    assert remove_products(tmp_path / "moved", ["own-1"]) == 1  # writes go on there, leaving no file behind
+    assert not own_1.exists() and own_2.is_file()
+
+
+@pytest.fixture
+def read_only_copy(shop_catalog: Path, tmp_path: Path):
+    """The shop catalog on a read-only tmpfs (mounting needs root; skipped elsewhere)."""
+    disk = tmp_path / "ro"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("a filesystem cannot be mounted here: run as root")
+    try:
+        shutil.copytree(shop_catalog, disk / "c")
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        yield disk / "c"
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_read_only_catalog_answers_and_refuses_writes_in_one_line(read_only_copy: Path, lite0) -> None:
+    from fashionrec.errors import StorageError
+
+    catalog = Catalog.open(read_only_copy)
+    assert Recommender(catalog, lite0).by_id("4", k=3).results
+    for command in (["info", "--json"], ["similar", "4", "-k", "2", "--json"]):
+        done = subprocess.run([sys.executable, "-m", "fashionrec.cli", *command, "--catalog", str(read_only_copy)],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        json.loads(done.stdout)
+    with pytest.raises(StorageError, match="read-only"):
+        put_products(read_only_copy, [ProductWrite("x", _jpeg(draw_product(1)))], lite0)
+    removed = subprocess.run([sys.executable, "-m", "fashionrec.cli", "remove", "4", "--catalog", str(read_only_copy)],
+                             capture_output=True, text=True, timeout=300)
+    assert removed.returncode == 2 and len(removed.stderr.strip().splitlines()) == 1, removed.stderr
+    assert "read-only" in removed.stderr and "4" in Catalog.open(read_only_copy)
