@@ -119,3 +119,19 @@ def test_a_read_only_catalog_answers_and_refuses_writes_in_one_line(read_only_co
                              capture_output=True, text=True, timeout=300)
     assert removed.returncode == 2 and len(removed.stderr.strip().splitlines()) == 1, removed.stderr
     assert "read-only" in removed.stderr and "4" in Catalog.open(read_only_copy)
+
+
+def test_index_takes_the_ids_writes_take_and_info_counts_every_skipped_file(tmp_path: Path) -> None:
+    from tests.conftest import write_bad_files
+
+    paths = write_products(tmp_path / "images", range(1, 6))
+    shutil.copy(paths[0], tmp_path / "images" / "Foto ü.jpg")  # a name PUT and add refuse as an id
+    (tmp_path / "images" / "scan.tif").write_bytes(b"II*\x00")  # a refused format
+    bad = write_bad_files(tmp_path / "images", paths[1])
+    report = index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False)
+    skipped = {s.path: s.reason for s in report.skipped}
+    assert set(skipped) == {"Foto ü.jpg", "scan.tif", *bad} and "cannot be a product id" in skipped["Foto ü.jpg"]
+    info = subprocess.run([sys.executable, "-m", "fashionrec.cli", "info", "--json", "--catalog", str(tmp_path / "c")],
+                          capture_output=True, text=True, timeout=300)
+    assert info.returncode == 0, info.stderr
+    assert json.loads(info.stdout)["skipped_files"] == len(report.skipped) == 5

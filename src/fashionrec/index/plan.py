@@ -58,6 +58,11 @@ def scan_images(images_dir: Path) -> tuple[list[ImageFile], list[SkippedFile]]:
                 skipped.append(SkippedFile(relative, f"cannot read the file: {exc.strerror or exc}"))
                 continue
             product_id = path.stem
+            if not is_product_id(product_id):
+                skipped.append(SkippedFile(relative, f"the file name {product_id!r} cannot be a product id (1 to 128 "
+                                           "letters, digits, '.', '_' or '-', starting with a letter or digit, as "
+                                           "every write takes): rename the file", stat.st_size, stat.st_mtime_ns))
+                continue
             if product_id in owner:
                 skipped.append(SkippedFile(relative, f"product id {product_id!r} is already used by {owner[product_id]}",
                                            stat.st_size, stat.st_mtime_ns))
@@ -66,6 +71,15 @@ def scan_images(images_dir: Path) -> tuple[list[ImageFile], list[SkippedFile]]:
             files.append(ImageFile(product_id, FileStamp(relative, stat.st_size, stat.st_mtime_ns)))
     files.sort(key=lambda f: natural_key(f.stamp.path))
     return files, skipped
+
+
+PRODUCT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+"""What a product id may be, wherever it comes from (a file name here, a write's id): it names an image file."""
+
+
+def is_product_id(text: object) -> bool:
+    """Whether `text` can be a product id (`PRODUCT_ID`)."""
+    return isinstance(text, str) and PRODUCT_ID.fullmatch(text) is not None
 
 
 def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:

@@ -119,7 +119,7 @@ def index_images(
     try:
         with CatalogWriter(catalog_dir, create=True) as writer:
             run = _IndexRun.prepare(writer, images_dir, files, metadata, model, weights, limit, prune, restore,
-                                    settings)
+                                    settings, scan_skips)
             outcome = _pipeline(run, writer, images_dir, scan_skips, engine or LocalEngine(settings.decode_workers),
                                 batch_size or settings.batch_size, progress, settings)
     except BaseException:
@@ -217,12 +217,14 @@ class _IndexRun:
     outdated: int  # products of an older build of the model, dropped when writing starts
     restored: list[str]  # products removed on request that this run brings back (`restore`)
     withdrawn: int  # files of products removed on request, left out
+    scan_skips: list[SkippedFile]  # files refused by name (format, id), recorded with the run's other skips
     started: bool = False
 
     @classmethod
     def prepare(cls, store: CatalogWriter, images_dir: Path, files: list[ImageFile],
                 metadata: str | os.PathLike | None, model: str | None, weights: str | os.PathLike | None,
-                limit: int | None, prune: bool, restore: bool, settings: Settings) -> _IndexRun:
+                limit: int | None, prune: bool, restore: bool, settings: Settings,
+                scan_skips: list[SkippedFile] = ()) -> _IndexRun:
         """Load the model and plan the run, writing nothing. Files of products removed on request are left out
         (counted), unless `restore`."""
         info = store.info()
@@ -238,7 +240,7 @@ class _IndexRun:
         plan = plan_update(files, folder, products, {} if outdated else store.skipped(folder), limit)
         run = cls(store, folder, plan, {i: p.stamp for i, p in products.items()}, embedder, table,
                   _model_info(embedder, images_dir, weights, table), prune, store.count() if outdated else 0,
-                  left_out if restore else [], 0 if restore else len(left_out))
+                  left_out if restore else [], 0 if restore else len(left_out), list(scan_skips))
         if plan.unchanged:  # something here is readable already: the writes need not wait
             run.start()
         return run
@@ -257,6 +259,7 @@ class _IndexRun:
         self.store.restore(self.restored)
         gone = self.plan.gone if self.prune else []
         self.store.remove(gone, [(self.folder, path) for path in self.plan.forgotten_skips])
+        self.store.write_batch(self.folder, [], [], self.scan_skips + self.plan.conflicts)  # info counts what we said
         if self.table is not None:
             removed = set(gone)
             here = [i for i, p in self.store.products().items() if p.folder == self.folder and i not in removed]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,11 +35,11 @@ from fashionrec.imaging.colour import ColourDescriptor
 from fashionrec.imaging.decode import ImageSource, PixelLimits, read_image_bytes
 from fashionrec.imaging.formats import stored_suffix
 from fashionrec.index.metadata import check_flat_metadata
+from fashionrec.index.plan import is_product_id
 from fashionrec.index.read import decode_picture, read_picture
 from fashionrec.models.embed import Embedder
 
 WRITE_SLOT = threading.Lock()  # one write prepares, embeds and commits at a time in a process (memory)
-PRODUCT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_BATCH = 1000  # products one write may carry
 
 
@@ -70,7 +69,7 @@ def check_product_id(product_id: str) -> str:
     Raises:
         ProductIdError: it cannot, with the rule.
     """
-    if not isinstance(product_id, str) or not PRODUCT_ID.fullmatch(product_id):
+    if not is_product_id(product_id):
         raise ProductIdError(f"the product id {shown(product_id)} cannot be used: an id is 1 to 128 letters, digits, "
                              "'.', '_' or '-', starting with a letter or digit (it names the product's image file)")
     return product_id
@@ -105,12 +104,10 @@ def put_products(catalog_dir: str | os.PathLike, items: Sequence[ProductWrite], 
         info = writer.info()
         require_model(catalog_dir, info.get("model_id"), embedder.model_id)
         look = _catalog_look(info, load_settings())
-        prepared = [_prepare(item, embedder, limits or PixelLimits.uniform(embedder.max_pixels), _columns(info), look)
-                    for item in items]
-        vectors = _embed(embedder, [pixels for _, pixels, _ in prepared], items)
-        products = [OwnProduct(item.product_id, image, vector, colour,
-                               None if item.metadata is None else dict(item.metadata))
-                    for item, (image, _, colour), vector in zip(items, prepared, vectors)]
+        limits = limits or PixelLimits.uniform(embedder.max_pixels)
+        products = [product for start in range(0, len(items), max(1, embedder.batch_size))
+                    for product in _embedded(items[start:start + max(1, embedder.batch_size)], embedder, limits,
+                                             _columns(info), look)]
         done = writer.put_own(products)
     return [WrittenProduct(item.product_id, outcome.created, outcome.image, dict(outcome.metadata or {}))
             for item, outcome in zip(items, done)]
@@ -153,17 +150,18 @@ def _catalog_look(info: dict[str, str], settings: Settings) -> tuple[int, int] |
     return int(width), int(height)
 
 
-def _embed(embedder: Embedder, inputs: list[np.ndarray], items: Sequence[ProductWrite]) -> np.ndarray:
-    """Model vectors, `batch_size` inputs per model call (a large batch at once costs gigabytes of activations);
-    a vector that is not finite is refused, naming its product."""
-    size = max(1, embedder.batch_size)
-    vectors = np.concatenate([embedder.embed_batch(np.stack(inputs[start:start + size]))
-                              for start in range(0, len(inputs), size)])
+def _embedded(items: Sequence[ProductWrite], embedder: Embedder, limits: PixelLimits, columns: list[str],
+              look: tuple[int, int] | None) -> list[OwnProduct]:
+    """One model call's worth of items read and embedded (so only `batch_size` model inputs are alive at once, and
+    the model's activations stay those of one batch); a vector that is not finite is refused, naming its product."""
+    prepared = [_prepare(item, embedder, limits, columns, look) for item in items]
+    vectors = embedder.embed_batch(np.stack([pixels for _, pixels, _ in prepared]))
     for item, vector in zip(items, vectors):
         if not np.isfinite(vector).all():
             raise ImageError(f"the model gave no usable vector for the image of product {shown(item.product_id)} "
                              "(not finite numbers): send another photo")
-    return vectors
+    return [OwnProduct(item.product_id, image, vector, colour, None if item.metadata is None else dict(item.metadata))
+            for item, (image, _, colour), vector in zip(items, prepared, vectors)]
 
 
 def _columns(info: dict[str, str]) -> list[str]:
