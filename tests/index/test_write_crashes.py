@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import random
 import shutil
 import signal
@@ -80,21 +79,32 @@ print("done", flush=True)
 """
 
 
+def _writer(written: Path, seed: int) -> subprocess.Popen:
+    """A process that loads the model, says "ready", writes the batch of `seed` and says "done"."""
+    root = Path(__file__).resolve().parents[2]
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(written), str(seed)], cwd=root,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert writer.stdout.readline().strip() == "ready"  # the model is loaded: the write is what gets killed
+    return writer
+
+
 def test_kill_9_during_a_replacing_batch_leaves_every_product_wholly_old_or_new(written: Path, lite0) -> None:
     ids = [f"w{i}" for i in range(PRODUCTS)]
+    timed = _writer(written, 5500)  # one whole write, timed, so the kills cover it on a fast or a loaded machine
+    started = time.monotonic()
+    assert timed.stdout.readline().strip() == "done"
+    duration = time.monotonic() - started
+    timed.wait()
     rng = random.Random(9)
-    root = Path(__file__).resolve().parents[2]
+    instants = sorted([0.0, 1.5 * duration] + [rng.uniform(0.0, 1.2 * duration) for _ in range(KILLS - 2)])
     outcomes = set()
-    for kill in range(KILLS):
-        seed = 6000 + 1000 * kill
-        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(written), str(seed)], cwd=root,
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert writer.stdout.readline().strip() == "ready"  # the model is loaded: the write is what gets killed
-        time.sleep(rng.uniform(0.0, 1.5))
+    for kill, instant in enumerate(instants):
+        writer = _writer(written, 6000 + 1000 * kill)
+        time.sleep(instant)
         writer.send_signal(signal.SIGKILL)
         writer.wait()
         batches = check_whole(written, lite0, ids)
-        assert len(batches) == 1, f"kill {kill}: products from several writes: {batches}"
+        assert len(batches) == 1, f"kill {kill} at {instant:.2f} s: products from several writes: {batches}"
         outcomes |= batches
     assert len(outcomes) > 1, "no kill came after a commit: the instants do not cover the write"
     _no_orphans(written)
