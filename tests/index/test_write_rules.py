@@ -135,3 +135,126 @@ def test_index_takes_the_ids_writes_take_and_info_counts_every_skipped_file(tmp_
                           capture_output=True, text=True, timeout=300)
     assert info.returncode == 0, info.stderr
     assert json.loads(info.stdout)["skipped_files"] == len(report.skipped) == 5
+
+
+def _own_catalog(tmp_path: Path, lite0) -> Path:
+    write_products(tmp_path / "photos", range(1, 4))
+    (tmp_path / "styles.csv").write_text("id,gender\n1,Men\n2,Women\n3,Men\n")
+    index_images(tmp_path / "photos", tmp_path / "c", metadata=tmp_path / "styles.csv", model="efficientnet-lite0",
+                 progress=False)
+    put_products(tmp_path / "c", [ProductWrite("X", _jpeg(draw_product(5)), {"gender": "old"})], lite0)
+    return tmp_path / "c"
+
+
+def test_a_folder_inside_the_catalog_keeps_its_photos_and_gets_no_phantom_products(tmp_path: Path, lite0) -> None:
+    shop = tmp_path / "shop"
+    write_products(shop / "images", range(1, 6))  # the user's photos where the catalog keeps its own
+    index_images(shop / "images", shop, model="efficientnet-lite0", progress=False)
+    put_products(shop, [ProductWrite("own", _jpeg(draw_product(9)))], lite0)
+    again = index_images(shop / "images", shop, progress=False)  # an index run collects orphans
+    assert again.products == 6 and all((shop / "images" / f"{i}.jpg").is_file() for i in range(1, 6))
+    catalog = Catalog.open(shop)
+    assert all(catalog.image_path(i).is_file() for i in catalog.ids)
+    from fashionrec.errors import CatalogError
+
+    with pytest.raises(CatalogError, match="holds no product photo"):  # the folder holding `shop`: its photos are
+        index_images(tmp_path, tmp_path / "outer", model="efficientnet-lite0", progress=False)  # the catalog's
+
+
+def test_a_write_racing_the_release_of_its_own_photo_keeps_it(tmp_path: Path, lite0, monkeypatch) -> None:
+    from fashionrec.catalog import store
+
+    catalog_dir = _own_catalog(tmp_path, lite0)
+    real = store.CatalogStore.put_products
+
+    def racing(self, *args, **kwargs):  # another writer removes X (same photo) between Y's placing and its commit
+        monkeypatch.setattr(store.CatalogStore, "put_products", real)
+        remove_products(catalog_dir, ["X"])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(store.CatalogStore, "put_products", racing)
+    put_products(catalog_dir, [ProductWrite("Y", _jpeg(draw_product(5)))], lite0)
+    catalog = Catalog.open(catalog_dir)
+    assert "X" not in catalog and catalog.image_path("Y").is_file()
+
+
+def test_an_image_only_write_never_reverts_metadata_committed_meanwhile(tmp_path: Path, lite0, monkeypatch) -> None:
+    import contextlib
+
+    from fashionrec.catalog import store
+    from fashionrec.index import write
+
+    catalog_dir = _own_catalog(tmp_path, lite0)
+    real = store.CatalogStore.put_products
+
+    def racing(self, *args, **kwargs):  # another process's metadata write commits between preparing and committing
+        monkeypatch.setattr(store.CatalogStore, "put_products", real)
+        put_products(catalog_dir, [ProductWrite("X", _jpeg(draw_product(6)), {"gender": "acknowledged"})], lite0)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(store.CatalogStore, "put_products", racing)
+    monkeypatch.setattr(write, "WRITE_SLOT", contextlib.nullcontext())  # the other writer is another process
+    put_products(catalog_dir, [ProductWrite("X", _jpeg(draw_product(7)))], lite0)
+    assert Catalog.open(catalog_dir).metadata("X") == {"gender": "acknowledged"}
+
+
+def test_a_committed_removal_succeeds_when_the_catalog_is_busy_right_after(tmp_path: Path, lite0, monkeypatch) -> None:
+    import sqlite3
+
+    from fashionrec.catalog import store
+
+    catalog_dir = _own_catalog(tmp_path, lite0)
+    monkeypatch.setattr(store, "BUSY_TIMEOUT_S", 0.3)
+    other = sqlite3.connect(catalog_dir / "catalog.sqlite", isolation_level=None)
+    real = store.CatalogStore.withdraw
+
+    def then_busy(self, ids):
+        paths = real(self, ids)  # committed
+        other.execute("BEGIN IMMEDIATE")  # another writer takes the catalog before the release
+        return paths
+
+    monkeypatch.setattr(store.CatalogStore, "withdraw", then_busy)
+    try:
+        assert remove_products(catalog_dir, ["X"]) == 1
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert "X" not in Catalog.open(catalog_dir)
+
+
+def test_a_removal_during_an_index_run_is_not_undone_by_it(tmp_path: Path, lite0, monkeypatch) -> None:
+    from fashionrec.catalog import writer
+
+    catalog_dir = _own_catalog(tmp_path, lite0)
+    for path in (tmp_path / "photos").glob("*.jpg"):  # changed files: the run embeds them again
+        path.write_bytes(_jpeg(draw_product(int(path.stem) + 50)))
+    real = writer.CatalogWriter.write_batch
+
+    def removing_first(self, folder, rows, *args, **kwargs):
+        if rows:
+            remove_products(catalog_dir, ["2"])  # acknowledged while the run is embedding
+        return real(self, folder, rows, *args, **kwargs)
+
+    monkeypatch.setattr(writer.CatalogWriter, "write_batch", removing_first)
+    index_images(tmp_path / "photos", catalog_dir, progress=False)
+    assert "2" not in Catalog.open(catalog_dir)
+
+
+def test_a_format_4_catalog_keeps_its_own_photos_when_upgraded_and_moved(tmp_path: Path, lite0,
+                                                                        monkeypatch) -> None:
+    import sqlite3
+
+    catalog_dir = _own_catalog(tmp_path, lite0)
+    catalog = Catalog.open(catalog_dir)
+    own = catalog.image_path("X")
+    shutil.copy(own, catalog_dir / "images" / "X.jpg")  # where format 4 kept it, named by its id
+    monkeypatch.chdir(tmp_path)  # format 4 stored the folder as given: here a relative one
+    with sqlite3.connect(catalog_dir / "catalog.sqlite") as db:
+        db.execute("UPDATE products SET folder = 'c/images', path = 'X.jpg' WHERE id = 'X'")
+        db.execute("UPDATE info SET value = '4' WHERE key = 'schema_version'")
+    own.unlink()
+    upgraded = Catalog.open(tmp_path / "c")  # opened by an absolute path: the spelling differs
+    assert upgraded.image_path("X") == catalog_dir / "images" / "X.jpg"
+    index_images(tmp_path / "photos", catalog_dir, progress=False)  # collects orphans: X's photo is no orphan
+    shutil.move(catalog_dir, tmp_path / "moved")
+    assert Catalog.open(tmp_path / "moved").image_path("X").is_file()

@@ -57,7 +57,7 @@ def test_ray_engine_gives_the_in_process_catalog_with_the_same_skipped_files(tmp
                                                                            caplog) -> None:
     images = shop_with_bad_files(tmp_path)
     local = index_images(images, tmp_path / "local", model="efficientnet-lite0", progress=False)
-    with caplog.at_level("INFO", logger="fashionrec.index.run"):
+    with caplog.at_level("INFO", logger="fashionrec.index.backfill"):
         remote = index_images(images, tmp_path / "ray", model="efficientnet-lite0", progress=False, batch_size=4,
                               engine=RayEngine(workers=2))
     assert "indexed without it" not in caplog.text  # the colour came from the actors, not from a backfill

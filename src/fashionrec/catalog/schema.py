@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fashionrec.errors import CatalogError
@@ -92,10 +93,20 @@ def _upgrade(store: CatalogStore, version: str | None) -> str | None:
             db.execute("UPDATE info SET value = '4' WHERE key = 'schema_version'")
         db_version = "4"
     if db_version == "4":  # format 4 named the catalog's own image folder by its absolute path: a moved catalog
-        own = {str(store.catalog_dir / "images"), str(store.catalog_dir.resolve() / "images")}  # lost its images
-        with store.transaction() as db:
-            db.executemany("UPDATE products SET folder = '', path = 'images/' || path WHERE folder = ?",
-                           [(folder,) for folder in own])
+        with store.transaction() as db:  # lost its images. Its own: "…/images" rows whose file is in ours
+            own = [(folder, path) for folder, path, size in db.execute(
+                       "SELECT folder, path, size FROM products WHERE folder LIKE '%images'")
+                   if Path(folder).name == "images" and _has_file(store.catalog_dir / "images" / path, size)]
+            db.executemany("UPDATE products SET folder = '', path = 'images/' || path WHERE folder = ? AND path = ?",
+                           own)
             db.execute("UPDATE info SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
         db_version = SCHEMA_VERSION
     return db_version
+
+
+def _has_file(path: Path, size: int) -> bool:
+    """Whether the file is there with this size (the catalog's own copy of a product's photo)."""
+    try:
+        return path.stat().st_size == size
+    except OSError:
+        return False

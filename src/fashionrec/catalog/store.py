@@ -66,7 +66,7 @@ class CatalogStore(StoreReads):
         try:
             self._db = sqlite3.connect(db_path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # a commit survives power loss: its old files go
             bring_to_format(self, create)
         except sqlite3.DatabaseError as exc:
             if not (isinstance(exc, sqlite3.OperationalError) and _refused_by_disk(exc)):
@@ -166,6 +166,9 @@ class CatalogStore(StoreReads):
         """Store one batch of the indexer's results (files of `folder`) in a single transaction."""
         products, restamped, skipped = list(products), list(restamped), list(skipped)
         with self.transaction() as db:
+            withdrawn = {row[0] for row in db.execute("SELECT id FROM withdrawn")}  # removed on request meanwhile
+            products = [p for p in products if p.id not in withdrawn]
+            restamped = [(i, s) for i, s in restamped if i not in withdrawn]
             generation = self._changed(db) if products or restamped else 0
             db.executemany(
                 "INSERT OR REPLACE INTO products (id, folder, path, size, mtime_ns, sha256, vector, metadata, "
@@ -186,7 +189,7 @@ class CatalogStore(StoreReads):
                 [(folder, s.path, s.size, s.mtime_ns, s.reason) for s in skipped],
             )
 
-    def set_colours(self, colours: dict[str, ColourDescriptor]) -> None:
+    def set_colours(self, colours: dict[str, ColourDescriptor], hashes: dict[str, str] | None = None) -> None:
         """Store the colour of products indexed before it was computed (a backfill), in one transaction: their search
         vectors change, so the generation moves on and the products count as written now (a push sends them). Their
         model vectors do not change, so `vector_generation` stays: a backfill is no drift for the whitening; a
@@ -195,10 +198,11 @@ class CatalogStore(StoreReads):
             return
         with self.transaction() as db:
             generation = self._changed(db)
+            hashes = hashes or {}  # the image each colour was computed from: a product written since keeps its own
             db.executemany("UPDATE products SET colour = ?, swatches = ?, colour_version = ?, generation = ? "
-                           "WHERE id = ?",
-                           [(*colour_columns(descriptor), generation, product_id)
-                            for product_id, descriptor in colours.items()])
+                           "WHERE id = ? AND (? IS NULL OR sha256 = ?)",
+                           [(*colour_columns(descriptor), generation, product_id, hashes.get(product_id),
+                             hashes.get(product_id)) for product_id, descriptor in colours.items()])
 
     def remove(self, product_ids: Iterable[str], skipped: Iterable[tuple[str, str]] = ()) -> int:
         """Drop products, and skipped-file records given as (folder, path), in one transaction; returns how many
@@ -260,9 +264,15 @@ class CatalogStore(StoreReads):
         """`unlink` those of the catalog's own image files (relative paths) that no product points at, inside a
         writing transaction: no writer can commit a row pointing at one of them meanwhile."""
         paths = sorted(set(paths))
+        if not paths:
+            return
         with self.transaction() as db:
-            used = {row[0] for row in db.execute("SELECT path FROM products WHERE folder = ?", (OWN_FOLDER,))
-                    if row[0] in paths} if paths else set()
+            used = set()
+            for start in range(0, len(paths), 500):
+                chunk = paths[start:start + 500]
+                used.update(row[0] for row in db.execute(
+                    f"SELECT path FROM products WHERE folder = ? AND path IN ({', '.join('?' * len(chunk))})",
+                    (OWN_FOLDER, *chunk)))
             for path in paths:
                 if path not in used:
                     unlink(path)

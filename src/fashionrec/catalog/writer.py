@@ -17,6 +17,7 @@ import errno
 import hashlib
 import logging
 import os
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,12 +30,14 @@ from fashionrec.catalog.space import SpaceUpdate, refresh_space
 from fashionrec.catalog.store import DB_NAME, CatalogStore
 from fashionrec.catalog.derived import publish
 from fashionrec.catalog.schema import OWN_FOLDER
-from fashionrec.errors import StorageError
+from fashionrec.errors import FashionrecError, StorageError
 from fashionrec.imaging.colour import ColourDescriptor
 
 log = logging.getLogger(__name__)
 
 IMAGES_FOLDER = "images"  # the catalog's own images, under the catalog folder
+OWN_IMAGE = re.compile(rf"{IMAGES_FOLDER}/([0-9a-f]{{2}})/\1[0-9a-f]{{62}}\.[a-z0-9]+")  # what put_own names
+OWN_TEMPORARY = re.compile(r"\.[0-9a-f]{64}\.[a-z0-9]+\..*\.tmp")  # `derived.publish`'s unfinished file of one
 TEMPORARY_AGE_S = 600.0  # an unfinished image file older than this was left by a writer that died: collected
 
 
@@ -151,9 +154,9 @@ class CatalogWriter:
         """Add or replace products, re-stamp unchanged files and record failed ones, in one transaction."""
         self._store.write_batch(folder, rows, restamped, failed)
 
-    def set_colours(self, colours: dict[str, ColourDescriptor]) -> None:
-        """Store the colour of products indexed without it."""
-        self._store.set_colours(colours)
+    def set_colours(self, colours: dict[str, ColourDescriptor], hashes: dict[str, str] | None = None) -> None:
+        """Store the colour of products indexed without it (each only if its image is still the one of `hashes`)."""
+        self._store.set_colours(colours, hashes)
 
     def remove(self, product_ids: Iterable[str], skipped: Iterable[tuple[str, str]] = ()) -> int:
         """Remove products (and forget skipped-file records); returns how many products were removed."""
@@ -203,22 +206,26 @@ class CatalogWriter:
 
     def release(self, paths: Iterable[str]) -> None:
         """Remove those of the catalog's own image files that no product points at (checked inside a transaction).
-        A file that cannot be removed (a read-only folder) stays, to be collected later."""
-        self._store.release_files(paths, self._unlink)
+        A write is committed already when it releases: a file that cannot be removed now (a read-only folder, a
+        catalog busy with another writer) stays, to be collected later, and the write still succeeds."""
+        try:
+            self._store.release_files(paths, self._unlink)
+        except FashionrecError as exc:
+            log.warning("files no longer used stay until the next collection: %s", exc)
 
     def collect_orphans(self, temporary_age: float = TEMPORARY_AGE_S) -> int:
-        """Remove the catalog's own image files no product points at (left by a crash, or a failed write), and
-        unfinished ones older than `temporary_age` seconds; returns how many were removed."""
-        folder = self.catalog_dir / IMAGES_FOLDER
-        if not folder.is_dir():
-            return 0
+        """Remove the catalog's own image files (content-addressed names only: never a file a user put there) that
+        no product points at, left by a crash or a failed write, and unfinished ones older than `temporary_age`
+        seconds; returns how many were removed."""
         now, candidates = time.time(), []
-        for path in folder.rglob("*"):
-            if not path.is_file():
-                continue
+        for path in (self.catalog_dir / IMAGES_FOLDER).glob("[0-9a-f][0-9a-f]/*"):
             relative = path.relative_to(self.catalog_dir).as_posix()
-            unfinished = path.name.startswith(".") and path.name.endswith(".tmp")
-            if not unfinished or now - path.stat().st_mtime > temporary_age:
+            unfinished = OWN_TEMPORARY.fullmatch(path.name)
+            try:
+                old_enough = now - path.stat().st_mtime > temporary_age
+            except FileNotFoundError:  # renamed or removed by another writer meanwhile
+                continue
+            if OWN_IMAGE.fullmatch(relative) or (unfinished and old_enough):
                 candidates.append(relative)
         before = sum(1 for path in candidates if (self.catalog_dir / path).exists())
         self.release(candidates)

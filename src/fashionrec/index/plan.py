@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fashionrec.catalog.rows import FileStamp, SkippedFile, StoredProduct
+from fashionrec.catalog.writer import catalog_exists
 from fashionrec.imaging.formats import is_image_file, refused_file_reason
 
 
@@ -37,12 +38,16 @@ def scan_images(images_dir: Path) -> tuple[list[ImageFile], list[SkippedFile]]:
 
     The product id is the file name without its suffix (`images/15970.jpg` -> "15970"); a second
     file with an id already taken is reported as skipped, never silently merged; so is a file of an image
-    format fashionrec does not read (.tif, .psd, .heic, ...), with the way out.
+    format fashionrec does not read (.tif, .psd, .heic, ...), with the way out. A catalog folder inside it is left
+    out (its images are that catalog's).
     """
     files: list[ImageFile] = []
     skipped: list[SkippedFile] = []
     owner: dict[str, str] = {}
     for root, dirs, names in os.walk(images_dir):
+        if catalog_exists(root):  # a catalog inside the folder: its own images are no products of the folder
+            dirs[:] = []
+            continue
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(names):
             path = Path(root) / name
@@ -58,6 +63,8 @@ def scan_images(images_dir: Path) -> tuple[list[ImageFile], list[SkippedFile]]:
                 skipped.append(SkippedFile(relative, f"cannot read the file: {exc.strerror or exc}"))
                 continue
             product_id = path.stem
+            if _kept_by_a_catalog(path):
+                continue
             if not is_product_id(product_id):
                 skipped.append(SkippedFile(relative, f"the file name {product_id!r} cannot be a product id (1 to 128 "
                                            "letters, digits, '.', '_' or '-', starting with a letter or digit, as "
@@ -80,6 +87,12 @@ PRODUCT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 def is_product_id(text: object) -> bool:
     """Whether `text` can be a product id (`PRODUCT_ID`)."""
     return isinstance(text, str) and PRODUCT_ID.fullmatch(text) is not None
+
+
+def _kept_by_a_catalog(path: Path) -> bool:
+    """A photo a catalog keeps itself (images/<ab>/<sha256 starting ab>.ext): never a product of a folder."""
+    stem = path.stem
+    return len(stem) == 64 and path.parent.name == stem[:2] and all(c in "0123456789abcdef" for c in stem)
 
 
 def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:

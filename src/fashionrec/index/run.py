@@ -7,25 +7,24 @@ import logging
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from fashionrec.catalog.identity import require_model
-from fashionrec.catalog.rows import FileStamp, ProductRow, SkippedFile, StoredProduct
+from fashionrec.catalog.rows import FileStamp, ProductRow, SkippedFile
 from fashionrec.catalog.space import SpaceUpdate
 from fashionrec.catalog.writer import CatalogWriter, catalog_exists, discard_new_catalog
 from fashionrec.config import Settings, load_settings
-from fashionrec.errors import CatalogError, ImageError, ModelMismatchError
-from fashionrec.imaging.colour import ColourDescriptor
+from fashionrec.errors import CatalogError, ModelMismatchError
 from fashionrec.imaging.look import typical_size
-from fashionrec.imaging.preprocess import Preprocessing
-from fashionrec.index.engine import EmbeddedBatch, Engine, LocalEngine, ordered_map
+from fashionrec.index.backfill import backfill_colours
+from fashionrec.index.engine import EmbeddedBatch, Engine, LocalEngine
 from fashionrec.index.metadata import MetadataTable, read_metadata
 from fashionrec.index.plan import ImageFile, UpdatePlan, plan_update, scan_images
 from fashionrec.index.progress import progress_bar
-from fashionrec.index.read import read_colour
+from fashionrec.index.write import ProductWrite, put_products
 from fashionrec.models import outdated_model
 from fashionrec.models.embed import Embedder, load_model
 
@@ -165,6 +164,8 @@ def _pipeline(run: _IndexRun, writer: CatalogWriter, images_dir: Path, scan_skip
     if not run.started:
         raise CatalogError(_nothing_readable(images_dir, scan_skips + run.plan.conflicts + new_skips
                                              + run.plan.still_skipped, "has no photo fashionrec can read"))
+    if run.own:  # the model was rebuilt: the products written over the API or with add come back, embedded anew
+        put_products(writer.catalog_dir, run.own, run.embedder)
     writer.set_info(_typical_size_info(writer))
     coloured = backfill_colours(writer, settings.decode_workers, settings.max_image_pixels,
                                 run.embedder.spec.preprocessing)
@@ -219,6 +220,7 @@ class _IndexRun:
     withdrawn: int  # files of products removed on request, left out
     scan_skips: list[SkippedFile]  # files refused by name (format, id), recorded with the run's other skips
     started: bool = False
+    own: list[ProductWrite] = field(default_factory=list)  # written products to embed again (an outdated model)
 
     @classmethod
     def prepare(cls, store: CatalogWriter, images_dir: Path, files: list[ImageFile],
@@ -253,6 +255,9 @@ class _IndexRun:
         if self.outdated:
             log.warning("the catalog %s was embedded by an older build of %s: its %d products are embedded again",
                         self.store.catalog_dir, self.embedder.name, self.outdated)
+            own = str(self.store.catalog_dir)  # products the catalog keeps the images of: embedded again below
+            self.own = [ProductWrite(i, Path(p.folder) / p.stamp.path, self.store.metadata_of(i))
+                        for i, p in self.store.products().items() if p.folder == own]
             self.store.drop_all_products(self.model_info)
         else:
             self.store.set_info(self.model_info)
@@ -295,36 +300,6 @@ def _not_finite(batch: EmbeddedBatch) -> list[SkippedFile]:
     return [SkippedFile(file.stamp.path, "the model gave no usable vector for this image (not finite numbers)",
                         file.stamp.size, file.stamp.mtime_ns)
             for file, _, vector, _ in batch.embedded if not np.isfinite(vector).all()]
-
-
-def backfill_colours(store: CatalogWriter, workers: int, max_pixels: int, prep: Preprocessing, chunk: int = 256) -> int:
-    """Compute the colour of every product that lacks one of this version (indexed before colour existed, or by an
-    engine that does not compute it) from its image file, without the CNN; returns how many were computed.
-    `prep`: the catalog model's, so a file is decoded as indexing decodes it (`index.read`).
-
-    A product whose file cannot be read now keeps no colour (its colour part stays zero) and is tried again next run.
-    """
-    missing = store.without_colour()
-    if not missing:
-        return 0
-
-    def describe_file(item: tuple[str, StoredProduct]) -> tuple[str, ColourDescriptor | None]:
-        product_id, product = item
-        try:
-            return product_id, read_colour(Path(product.folder) / product.stamp.path, max_pixels, prep)
-        except ImageError as exc:
-            log.warning("no colour for product %s: %s", product_id, exc)
-            return product_id, None
-
-    done = 0
-    items = sorted(missing.items())
-    log.info("computing the colour of %d products indexed without it", len(items))
-    for start in range(0, len(items), chunk):
-        found = dict(ordered_map(describe_file, items[start:start + chunk], workers, chunk))
-        colours = {product_id: colour for product_id, colour in found.items() if colour is not None}
-        store.set_colours(colours)
-        done += len(colours)
-    return done
 
 
 def _nothing_readable(images_dir: Path, skipped: list[SkippedFile], what: str) -> str:
