@@ -20,7 +20,6 @@ import threading
 import uuid
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from fashionrec.catalog import Catalog

@@ -258,3 +258,20 @@ def test_a_format_4_catalog_keeps_its_own_photos_when_upgraded_and_moved(tmp_pat
     index_images(tmp_path / "photos", catalog_dir, progress=False)  # collects orphans: X's photo is no orphan
     shutil.move(catalog_dir, tmp_path / "moved")
     assert Catalog.open(tmp_path / "moved").image_path("X").is_file()
+
+
+def test_collecting_orphans_removes_only_unused_content_addressed_photos(tmp_path: Path, lite0) -> None:
+    import hashlib
+
+    from fashionrec.index.write import collect_orphans
+
+    catalog_dir = _own_catalog(tmp_path, lite0)
+    data = _jpeg(draw_product(77))
+    digest = hashlib.sha256(data).hexdigest()
+    orphan = catalog_dir / "images" / digest[:2] / f"{digest}.jpg"  # what a write killed before its commit leaves
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(data)
+    mine = catalog_dir / "images" / "notes.jpg"  # a file someone put there: not the catalog's to remove
+    mine.write_bytes(data)
+    assert collect_orphans(catalog_dir) == 1
+    assert not orphan.exists() and mine.exists() and Catalog.open(catalog_dir).image_path("X").is_file()

@@ -36,7 +36,13 @@ def add_write_routes(app: FastAPI, recommender: Recommender, settings: Settings)
     """PUT /products/{id}, DELETE /products/{id} and POST /products:batch: off unless FASHIONREC_API_TOKEN is set,
     then only for requests that send it as a bearer token (reads stay open)."""
     from fashionrec.imaging.decode import PixelLimits
-    from fashionrec.index.write import put_products
+    from fashionrec.index.write import collect_orphans, put_products
+
+    if settings.api_token:  # this server takes writes: what a crashed one left goes first
+        try:
+            collect_orphans(recommender.catalog.catalog_dir)
+        except FashionrecError as exc:
+            log.warning("could not collect the catalog's unused photos now: %s", exc)
 
     limits = PixelLimits.for_uploads(settings)
 

@@ -130,6 +130,13 @@ def remove_products(catalog_dir: str | os.PathLike, product_ids: Sequence[str]) 
     return len(ids)
 
 
+def collect_orphans(catalog_dir: str | os.PathLike) -> int:
+    """Remove the photos the catalog keeps that no product points at (left by a crashed write); how many. A server
+    that takes writes does it when it starts; every `index` run does it too."""
+    with CatalogWriter(Path(catalog_dir).expanduser()) as writer:
+        return writer.collect_orphans()
+
+
 def _check_items(items: Sequence[ProductWrite]) -> None:
     """At most MAX_BATCH products, with distinct ids that can be file names."""
     if len(items) > MAX_BATCH:
