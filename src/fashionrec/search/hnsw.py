@@ -55,8 +55,7 @@ class AnnIndex:
             index = faiss.read_index(str(path))
         except RuntimeError as exc:
             raise FashionrecError(f"the HNSW file {path} cannot be read ({exc}); delete it to rebuild it") from None
-        if (index.ntotal != len(vectors) or index.d != vectors.shape[1]
-                or not np.array_equal(index.reconstruct_n(0, index.ntotal), np.asarray(vectors, dtype=np.float32))):
+        if index.ntotal != len(vectors) or index.d != vectors.shape[1] or not _holds(index, vectors):
             raise FashionrecError(f"the HNSW file {path} does not hold these vectors (damaged or swapped); delete it "
                                   "to rebuild it")
         index.hnsw.efSearch = ef_search
@@ -85,6 +84,16 @@ class AnnIndex:
         _, found = self._index.search(query[None, :].astype(np.float32), k, params=params)
         positions, distances = rank_by_similarity(self._vectors, found[0][found[0] >= 0], query)
         return Neighbours(positions, distances)
+
+
+def _holds(index: object, vectors: np.ndarray, rows: int = 65_536) -> bool:
+    """Whether the graph's stored vectors are `vectors`, bit for bit, compared block by block (no second copy of a
+    large catalog's vectors in memory)."""
+    for start in range(0, len(vectors), rows):
+        count = min(rows, len(vectors) - start)
+        if not np.array_equal(index.reconstruct_n(start, count), np.asarray(vectors[start:start + count], np.float32)):
+            return False
+    return True
 
 
 def _faiss():
