@@ -11,11 +11,8 @@ import http.client
 import io
 import itertools
 import json
-import os
 import random
 import shutil
-import subprocess
-import sys
 import threading
 import uuid
 from pathlib import Path
@@ -23,20 +20,12 @@ from pathlib import Path
 import pytest
 
 from fashionrec.catalog import Catalog
-from fashionrec.launch import stop, wait_until_up
+from fashionrec.launch import stop
+from tests.api.test_live_serving import TOKEN, start_server
 from tests.conftest import draw_product, free_port
 
-TOKEN = "race-token"
 IDS = ("r1", "r2", "r3")
 WRITERS, ROUNDS = 4, 20
-
-
-def _server(catalog_dir: Path, port: int) -> subprocess.Popen:
-    env = dict(os.environ, FASHIONREC_API_TOKEN=TOKEN, FASHIONREC_FOLLOW_SECONDS="0")
-    server = subprocess.Popen([sys.executable, "-m", "fashionrec.cli", "serve", "--catalog", str(catalog_dir),
-                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    wait_until_up(f"http://127.0.0.1:{port}", server, timeout=120, health_path="/health")
-    return server
 
 
 def _call(port: int, method: str, path: str, fields: dict | None = None) -> tuple[int, bytes]:
@@ -140,7 +129,7 @@ def race_catalog(shop_catalog: Path, tmp_path: Path) -> Path:
 def test_racing_writers_leave_a_state_some_order_of_their_acknowledged_writes_gives(race_catalog: Path,
                                                                                      lite0) -> None:
     port = free_port()
-    server = _server(race_catalog, port)
+    server = start_server(race_catalog, port)
     rng = random.Random(21)
     try:
         state = _observed(port)

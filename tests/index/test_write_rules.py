@@ -275,3 +275,19 @@ def test_collecting_orphans_removes_only_unused_content_addressed_photos(tmp_pat
     mine.write_bytes(data)
     assert collect_orphans(catalog_dir) == 1
     assert not orphan.exists() and mine.exists() and Catalog.open(catalog_dir).image_path("X").is_file()
+
+
+def test_a_model_rebuild_embeds_the_catalogs_own_products_again(tmp_path: Path, lite0) -> None:
+    import sqlite3
+
+    catalog_dir = _own_catalog(tmp_path, lite0)
+    with sqlite3.connect(catalog_dir / "catalog.sqlite") as db:  # vectors of an older build of the model
+        model_id = db.execute("SELECT value FROM info WHERE key = 'model_id'").fetchone()[0]
+        db.execute("UPDATE info SET value = ? WHERE key = 'model_id'", (model_id.rpartition(":")[0] + ":00000000",))
+    report = index_images(tmp_path / "photos", catalog_dir, progress=False)
+    catalog = Catalog.open(catalog_dir)
+    assert report.outdated == 4 and sorted(catalog.ids) == ["1", "2", "3", "X"]
+    assert catalog.model_id == model_id and catalog.metadata("X") == {"gender": "old"}
+    assert catalog.image_path("X").read_bytes() == _jpeg(draw_product(5))
+    stored = catalog.model_vectors[catalog.position("X")]
+    assert float(stored @ lite0.embed_image(catalog.image_path("X"))) >= 0.9999
