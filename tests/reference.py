@@ -2,21 +2,35 @@
 
 Everything here is plain numpy (and hashlib) over what a catalog stores: its model vectors (the SQLite store), the
 colour part of its search vectors, its image files and its metadata. No function of `fashionrec.search`,
-`fashionrec.recommend` or `fashionrec.quality` is called, so a test that compares those modules with these
-functions can fail when they are wrong. Only catalogs without a whitening or a tuning are supported (every
-catalog the tests build is far too small to be whitened): their shape vectors are the model vectors themselves.
+`fashionrec.recommend`, `fashionrec.quality` or the catalog's whitening is called (only documented constants are
+read), so a test that compares those modules with these functions can fail when they are wrong. Catalogs with a
+tuning are not supported.
 
-The ranking rule written out here (docs and `recommend.SIMILARITY_MEANING`): a query [shape; w * colour] against
-each product's [shape; colour], best inner product first, ties by catalog row; the similarity shown is
-(shape cosine + w * colour cosine) / (1 + w).
+The ranking rule written out here (docs/QUALITY.md and `recommend.SIMILARITY_MEANING`):
+- the shape vectors are the model vectors shrinkage-whitened on the catalog's own products: centred, projected on
+  the principal axes of their covariance (at most products - 1 and FASHIONREC_WHITEN_DIM of them), each divided by
+  sqrt(its variance + SHRINKAGE x the mean variance), at unit length;
+- a colour weight W gives the colour layout (the first LAYOUT_DIM elements of the colour vector) the gain
+  1.25 min(W / 0.5, 1) and the whole product's colour (the rest) 2.5 max(W - 0.5, 0) / 0.5;
+- with colour, only the products nearest in shape (3% of the catalog, at least 20, at most 200) are ranked, best
+  inner product of [shape; gains x colour] with [shape; colour] first, ties by catalog row;
+- the similarity shown is the share of the pairs of a sample of products (the 400 smallest content hashes, one
+  product per image) whose score at the same gains is lower (ties, within 1e-5, count half).
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from fashionrec.catalog.whitening import SHRINKAGE
+from fashionrec.config import load_settings
+from fashionrec.imaging.colour import LAYOUT_DIM
 
 
 @dataclass(frozen=True)
@@ -24,34 +38,85 @@ class CatalogArrays:
     """A catalog's stored figures as float64 arrays, row-aligned with `ids`."""
 
     ids: list[str]
-    shape: np.ndarray  # (n, d) the model vectors
+    shape: np.ndarray  # (n, r) the shape vectors: the model vectors whitened as the rule above says
     colour: np.ndarray  # (n, c) the colour part of the search vectors ((n, 0) when the catalog has none)
     file_hashes: list[str]  # sha256 of each product's image file, computed here from the file
     metadata: list[dict]
+    project: Callable[[np.ndarray], np.ndarray]  # a model vector (d,) to its shape vector (r,)
+
+
+def whiten(model: np.ndarray, wanted: int) -> Callable[[np.ndarray], np.ndarray]:
+    """The shrinkage whitening of the rule above, fitted on `model` (n, d), as a function of model vectors."""
+    mean = model.mean(axis=0)
+    covariance = (model - mean).T @ (model - mean) / len(model)
+    variances, axes = np.linalg.eigh(covariance)
+    top = np.argsort(variances)[::-1][:min(wanted, model.shape[1], len(model) - 1)]
+    scale = np.sqrt(np.maximum(variances[top], 0) + SHRINKAGE * np.trace(covariance) / model.shape[1])
+    matrix = axes[:, top] / scale
+
+    def project(vectors: np.ndarray) -> np.ndarray:
+        out = (np.asarray(vectors, np.float64) - mean) @ matrix
+        return out / np.linalg.norm(out, axis=-1, keepdims=True)
+    return project
 
 
 def catalog_arrays(catalog) -> CatalogArrays:
-    """Read a catalog (unwhitened, untuned) into plain arrays."""
-    assert catalog.space is None, "the brute-force reference handles catalogs without whitening or tuning only"
-    shape = np.asarray(catalog.model_vectors, dtype=np.float64)
+    """Read a catalog (untuned) into plain arrays, its shape vectors whitened here from its model vectors."""
+    assert catalog.tuning is None, "the brute-force reference handles catalogs without a tuning only"
+    model = np.asarray(catalog.model_vectors, dtype=np.float64)
+    project = whiten(model, load_settings().whiten_dim) if len(model) >= 2 else (lambda v: np.asarray(v, np.float64))
+    shape = project(model)
     search = np.asarray(catalog.vectors, dtype=np.float64)
-    # The search vectors are [model vector; colour vector]: the first part must be the stored model vector itself.
-    np.testing.assert_allclose(search[:, :shape.shape[1]], shape, atol=1e-6)
+    # The search vectors are [shape vector; colour vector]: the first part must be the shape vector found here.
+    np.testing.assert_allclose(search[:, :shape.shape[1]], shape, atol=2e-4)
     colour = search[:, shape.shape[1]:]
     hashes = [hashlib.sha256(catalog.image_path_at(row).read_bytes()).hexdigest() for row in range(len(catalog))]
     metadata = [dict(catalog.metadata_at(row)) for row in range(len(catalog))]
-    return CatalogArrays(list(catalog.ids), shape, colour, hashes, metadata)
+    return CatalogArrays(list(catalog.ids), shape, colour, hashes, metadata, project)
+
+
+def gains(weight: float) -> tuple[float, float]:
+    """(the colour layout's gain, the whole product colour's gain) of a 0-1 colour weight, by the rule above."""
+    return 1.25 * min(weight / 0.5, 1.0), 2.5 * max(weight - 0.5, 0.0) / 0.5
 
 
 def scores(arrays: CatalogArrays, query_shape: np.ndarray, query_colour: np.ndarray | None,
            weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(inner product of [q_shape; w q_colour] with every product, shape cosines, colour cosines), row by row."""
+    """(the score of every product for a query at colour weight `weight` (0-1), shape cosines, the gained colour
+    part of the score), row by row."""
     shape = (arrays.shape * np.asarray(query_shape, np.float64)).sum(axis=1)
     if arrays.colour.shape[1] == 0 or query_colour is None:
-        colour = np.zeros(len(arrays.ids))
-    else:
-        colour = (arrays.colour * np.asarray(query_colour, np.float64)).sum(axis=1)
-    return shape + weight * colour, shape, colour
+        return shape, shape, np.zeros(len(arrays.ids))
+    layout, whole = gains(weight)
+    products = arrays.colour * np.asarray(query_colour, np.float64)
+    colour = layout * products[:, :LAYOUT_DIM].sum(axis=1) + whole * products[:, LAYOUT_DIM:].sum(axis=1)
+    return shape + colour, shape, colour
+
+
+def pair_sample_scores(arrays: CatalogArrays, weight: float) -> np.ndarray:
+    """The scores at `weight` of every pair of the sample of products the similarity figure is read against."""
+    first: dict[str, int] = {}
+    for row, digest in enumerate(arrays.file_hashes):
+        first.setdefault(digest, row)
+    rows = sorted(first[d] for d in heapq.nsmallest(400, first))
+    out = []
+    for i, a in enumerate(rows):
+        for b in rows[i + 1:]:
+            colour = arrays.colour[a] if arrays.colour.shape[1] else None
+            single = CatalogArrays([arrays.ids[b]], arrays.shape[[b]], arrays.colour[[b]], [], [], arrays.project)
+            out.append(scores(single, arrays.shape[a], colour, weight)[0][0])
+    return np.sort(np.array(out))
+
+
+def figure(pairs: np.ndarray, score: float) -> float:
+    """The similarity shown for a score: the share of sample pairs scoring lower, ties counting half."""
+    below = np.searchsorted(pairs, score - 1e-5, "left") + np.searchsorted(pairs, score + 1e-5, "right")
+    return float(below / (2 * len(pairs)))
+
+
+def shortlist(products: int, k: int) -> int:
+    """How many products nearest in shape a colour query ranks, by the rule above."""
+    return max(k, min(products, 200, max(20, math.ceil(0.03 * products))))
 
 
 @dataclass(frozen=True)
@@ -73,6 +138,8 @@ def rank(arrays: CatalogArrays, query_shape: np.ndarray, query_colour: np.ndarra
     """
     total, shape, colour = scores(arrays, query_shape, query_colour, weight)
     rows = [row for row in range(len(arrays.ids)) if row not in excluded_rows and _meets(arrays.metadata[row], where)]
+    if weight > 0 and arrays.colour.shape[1]:  # colour ranks the shape shortlist only
+        rows = sorted(rows, key=lambda row: (-shape[row], row))[:shortlist(len(arrays.ids), k)]
     rows.sort(key=lambda row: (-total[row], row))
     taken = None if seen_hashes is None else set(seen_hashes)
     chosen = []
@@ -84,8 +151,8 @@ def rank(arrays: CatalogArrays, query_shape: np.ndarray, query_colour: np.ndarra
         chosen.append(row)
         if len(chosen) == k:
             break
-    return Ranked([arrays.ids[row] for row in chosen],
-                  [float((shape[row] + weight * colour[row]) / (1 + weight)) for row in chosen])
+    pairs = pair_sample_scores(arrays, weight)
+    return Ranked([arrays.ids[row] for row in chosen], [figure(pairs, total[row]) for row in chosen])
 
 
 def more_like(arrays: CatalogArrays, product_id: str, weight: float, k: int, show_duplicates: bool = False,
@@ -102,13 +169,24 @@ def _meets(metadata: dict, where: dict[str, list[str]] | None) -> bool:
                for column, values in (where or {}).items())
 
 
+def colour_queries(arrays: CatalogArrays, weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """(every product's search vector [shape; colour], every product as a query at colour weight `weight`)."""
+    layout, whole = gains(weight)
+    colour = arrays.colour.copy()
+    colour[:, :LAYOUT_DIM] *= layout
+    colour[:, LAYOUT_DIM:] *= whole
+    return np.concatenate([arrays.shape, arrays.colour], axis=1), np.concatenate([arrays.shape, colour], axis=1)
+
+
 def leave_one_out_precision(vectors: np.ndarray, labels: list, queries: list[int] | np.ndarray, k: int,
                             query_vectors: np.ndarray | None = None,
-                            excluded: dict[int, set[int]] | None = None) -> tuple[float, list[float]]:
+                            excluded: dict[int, set[int]] | None = None,
+                            shape: np.ndarray | None = None) -> tuple[float, list[float]]:
     """Micro precision@k and the precision@i curve (i = 1..n-1) of `queries` by exhaustive inner-product ranking.
 
     Each query row q, as `query_vectors[q]` (default: `vectors[q]`), is ranked against every other row of `vectors`
-    (less `excluded[q]`), ties by row; a query is scored when it has a label and another candidate shares it.
+    (less `excluded[q]`), ties by row; a query is scored when it has a label and another candidate shares it. With
+    `shape` (the rows' shape vectors: a colour query), the shortlist of the rule above comes first, the rest after.
     """
     vectors = np.asarray(vectors, dtype=np.float64)
     query_vectors = vectors if query_vectors is None else np.asarray(query_vectors, dtype=np.float64)
@@ -120,7 +198,12 @@ def leave_one_out_precision(vectors: np.ndarray, labels: list, queries: list[int
         if value is None or not any(labels[row] == value for row in candidates):
             continue
         similarity = (vectors[candidates] * query_vectors[query]).sum(axis=1)
-        order = [candidates[i] for i in sorted(range(len(candidates)), key=lambda i: (-similarity[i], candidates[i]))]
+        listed = set(range(len(candidates)))
+        if shape is not None:
+            near = (shape[candidates] * shape[query]).sum(axis=1)
+            listed = set(sorted(listed, key=lambda i: (-near[i], candidates[i]))[:shortlist(len(vectors), 1)])
+        order = [candidates[i] for i in sorted(range(len(candidates)),
+                                               key=lambda i: (i not in listed, -similarity[i], candidates[i]))]
         hits = np.cumsum([labels[row] == value for row in order])
         per_query.append(hits[k - 1] / k)
         curves.append(hits / np.arange(1, len(order) + 1))

@@ -47,7 +47,8 @@ OWNERS: dict[str, set[str]] = {
     "open_image": {"imaging/decode.py", "imaging/preprocess.py", "index/read.py",
                    "webapp.py"},  # the web app shows the shopper's upload; the model's input is made in index/read
     # 5. the 0-1 colour weight becomes the gain in one place
-    "COLOUR_FULL": {"config.py", "recommend/query.py"},
+    "COLOUR_LAYOUT_FULL": {"config.py", "recommend/query.py"},
+    "COLOUR_WHOLE_FULL": {"config.py", "recommend/query.py"},
 }
 
 
@@ -138,8 +139,8 @@ def test_the_import_contracts_catch_a_breach(tmp_path: Path, module: str, plante
 
 def test_the_other_checks_catch_a_breach() -> None:
     sources = _sources()
-    planted = {**sources, "api/reads.py": sources["api/reads.py"] + "\nfrom fashionrec.config import COLOUR_FULL\n",
+    planted = {**sources, "api/reads.py": sources["api/reads.py"] + "\nfrom fashionrec.config import COLOUR_LAYOUT_FULL\n",
                "recommend/view.py": sources["recommend/view.py"] + "\nx = hnsw_path\n",
                "cli/render.py": sources["cli/render.py"] + "\n" + "\n".join(["def f():"] + ["    pass"] * 60) + "\n"}
-    assert ownership_breaches(planted) == {"COLOUR_FULL": ["api/reads.py"], "hnsw_path": ["recommend/view.py"]}
+    assert ownership_breaches(planted) == {"COLOUR_LAYOUT_FULL": ["api/reads.py"], "hnsw_path": ["recommend/view.py"]}
     assert list(long_code(planted)) == [next(key for key in long_code(planted) if key.startswith("cli/render.py:"))]

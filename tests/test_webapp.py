@@ -149,14 +149,14 @@ def test_the_match_colour_slider_sets_the_weight_and_cards_show_swatches(app: Ap
         assert result_ids(app) == [m.id for m in expected]
         swatches = [m.value for m in app.markdown if 'data-testid="swatches"' in m.value]
         assert len(swatches) == 5 and all(c["rgb"] in html for m, html in zip(expected, swatches) for c in m.colours)
-    # The page's own answers, against a brute-force ranking at the raw weights 0 and COLOUR_FULL = 2.5 (the slider's
-    # 0 and 1): they differ, so the slider matters.
+    # The page's own answers, against a brute-force ranking at the slider's 0 and 1: they differ, so the slider
+    # matters.
     arrays = catalog_arrays(recommender.catalog)
     shown = {}
-    for weight, raw in ((0.0, 0.0), (1.0, 2.5)):
+    for weight in (0.0, 1.0):
         app.sidebar.slider(key="colour-weight").set_value(weight).run()
         shown[weight] = result_ids(app)
-        want = more_like(arrays, "7", raw, k=5)
+        want = more_like(arrays, "7", weight, k=5)
         assert shown[weight] == want.ids
         figures = [c.value.split(" · similarity ")[1].split(" · ")[0] for c in app.caption[:5]]
         assert figures == [f"{s:.1%}" for s in want.similarities]

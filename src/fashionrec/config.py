@@ -13,9 +13,11 @@ from pathlib import Path
 from fashionrec.errors import SettingsError
 
 DEFAULT_MODEL = "efficientnet-lite2"
-# Near-duplicate images: cosine of whitened vectors at or above this. On the sample, pairs above 0.99 are the same
-# photo under two ids (shade variants shot identically); 0.95-0.97 are already different colours of one product.
-DUPLICATE_COSINE = 0.99
+# Near-duplicate images: cosine of whitened vectors at or above this. Re-checked in the shrinkage-whitened space
+# (docs/QUALITY.md, "Near copies"): on the sample, 0.996 finds 66 pairs of distinct files, 63 of them the pairs the
+# full whitening found at 0.99 (the same photo under two ids, shade variants shot identically); at 0.995 lipsticks of
+# other shades (photographed alike) join them, and 0.99 would find 136.
+DUPLICATE_COSINE = 0.996
 # Exact search costs ~9 ms per query at 100k 512-d vectors and ~90 ms at 1M here (docs/PERFORMANCE.md).
 ANN_THRESHOLD = 200_000
 WHITEN_DIM = 512  # docs/QUALITY.md: the best of 128/256/512/1024 on the sample
@@ -26,9 +28,19 @@ WHITEN_DIM = 512  # docs/QUALITY.md: the best of 128/256/512/1024 on the sample
 REFIT_DRIFT = 0.25
 # How often a serving process checks whether the catalog it serves has a new committed generation.
 FOLLOW_SECONDS = 1.0
-COLOUR_WEIGHT = 0.12  # the default "Match colour" (0-1), chosen on held-out products: docs/QUALITY.md, colour
-COLOUR_FULL = 2.5  # the raw colour weight w that colour_weight 1 means (the strongest setting offered): at it the
-# shared sample's baseColour P@5 passes 0.45 (docs/QUALITY.md). A query is [shape; w * colour].
+COLOUR_WEIGHT = 0.12  # the default "Match colour" (0-1), chosen on many catalogs: docs/QUALITY.md, colour
+# What a colour weight W means (`recommend.query.colour_gain`): the query is [shape; gain x colour], the colour
+# layout's gain rising to COLOUR_LAYOUT_FULL at W = COLOUR_WHOLE_FROM and staying there, the whole product's colour
+# (what colour alone ranks best by, and what costs the kind most) coming in only above it, to COLOUR_WHOLE_FULL at
+# W 1. Measured on many catalogs (docs/QUALITY.md): at W 0.12 the layout's gain 0.3 keeps articleType P@5 within
+# 0.01 of shape only on every catalog; at W 1 the whole sample's baseColour P@5 passes 0.45.
+COLOUR_LAYOUT_FULL = 1.25
+COLOUR_WHOLE_FROM = 0.5
+COLOUR_WHOLE_FULL = 2.5
+# Colour re-ranks only the products nearest in shape (`recommend.query.shortlist_size`): 3% of the catalog, at least
+# 20 and at most 200, so even the strongest colour setting answers a pink handbag with bags, not with lip gloss
+# (measured on many catalogs, docs/QUALITY.md: at W 1 a 200-product shop loses 0.067 articleType instead of 0.104).
+COLOUR_SHORTLIST, COLOUR_SHORTLIST_MIN, COLOUR_SHORTLIST_SHARE = 200, 20, 0.03
 # Query photos (uploads) decoded in full: 4096 x 4096 holds a 5K screenshot and any shop's PNG or WebP, and costs
 # at most ~65 MB (RGBA) to decode; Pillow's own bomb limit (89 M pixels) would let a 130 kB PNG take 170 MB.
 MAX_UPLOAD_PIXELS = 4096 * 4096

@@ -19,7 +19,7 @@ from PIL import Image
 
 from fashionrec.api import app_from_settings, create_app
 from fashionrec.catalog.catalog import Catalog
-from fashionrec.config import COLOUR_FULL, load_settings
+from fashionrec.config import load_settings
 from fashionrec.errors import CatalogError
 from fashionrec.imaging.decode import DECODE_SLOTS
 from fashionrec.launch import stop, wait_until_up
@@ -73,7 +73,7 @@ def test_recommend_returns_the_cli_shape_with_image_urls(client: TestClient, rec
     assert body["results"][0]["id"] == "7" and len(body["results"]) == 5
     assert body["notice"] is None
     for got, want in zip(body["results"], expected["results"]):
-        assert set(got) == {"id", "similarity", "image", "metadata", "colours"}
+        assert set(got) == {"id", "similarity", "cosine", "image", "metadata", "colours"}
         assert got["similarity"] == pytest.approx(want["similarity"], abs=1e-6) and got["metadata"] == want["metadata"]
         assert got["colours"] == want["colours"] and 1 <= len(got["colours"]) <= 3
         assert all(re.fullmatch("#[0-9a-f]{6}", c["rgb"]) and 0 < c["share"] <= 1 for c in got["colours"])
@@ -107,9 +107,9 @@ def test_similar_never_returns_the_product_and_matches_the_library(client: TestC
     assert [m["id"] for m in body["results"]] == [m.id for m in expected.results]
     assert "5" not in [m["id"] for m in body["results"]] and len(body["results"]) == 4
     # Brute force (tests/reference.py): the stored model vectors and colour parts, ranked by numpy in the test, the
-    # similarity the weighted mean (shape cosine + w * colour cosine) / (1 + w) of the two cosines.
+    # similarity the share of the catalog's sample pairs scoring lower.
     arrays = catalog_arrays(recommender.catalog)
-    want = more_like(arrays, "5", DEFAULT_COLOUR * COLOUR_FULL, k=4, where={"gender": ["Men"]})
+    want = more_like(arrays, "5", DEFAULT_COLOUR, k=4, where={"gender": ["Men"]})
     assert [m["id"] for m in body["results"]] == want.ids
     assert [m["similarity"] for m in body["results"]] == pytest.approx(want.similarities, abs=1e-5)
     shape_only = client.get("/products/5/similar?k=4&gender=Men&colour_weight=0").json()["results"]
@@ -117,7 +117,9 @@ def test_similar_never_returns_the_product_and_matches_the_library(client: TestC
     cosines = arrays.shape[men] @ arrays.shape[arrays.ids.index("5")]  # plain shape cosines, nearest first
     nearest = sorted(range(len(men)), key=lambda i: -cosines[i])[:4]
     assert [m["id"] for m in shape_only] == [arrays.ids[men[i]] for i in nearest]
-    assert [m["similarity"] for m in shape_only] == pytest.approx([cosines[i] for i in nearest], abs=1e-5)
+    assert [m["cosine"] for m in shape_only] == pytest.approx([cosines[i] for i in nearest], abs=1e-5)
+    want = more_like(arrays, "5", 0.0, k=4, where={"gender": ["Men"]})  # the figure: against the pair sample
+    assert [m["similarity"] for m in shape_only] == pytest.approx(want.similarities, abs=1e-5)
     assert all(m["metadata"]["gender"] == "Men" for m in body["results"])
 
 
@@ -139,7 +141,8 @@ def test_colour_weight_is_the_shoppers_choice_and_matches_the_library(client: Te
             query = _rgb(recommender.catalog.swatches_at(recommender.catalog.position(product_id))[0]["rgb"])
             distance[weight] += [np.linalg.norm(query - _rgb(m["colours"][0]["rgb"])) for m in body["results"]]
         assert own["id"] == product_id
-    assert np.mean(distance[1.0]) < 0.7 * np.mean(distance[0.0])
+    # Colour re-ranks the 20 nearest in shape (of 40), so the kind holds; still clearly nearer in colour.
+    assert np.mean(distance[1.0]) < 0.8 * np.mean(distance[0.0])
     photo = jpeg(7)
     for weight in (0, 0.5, 1):
         body = client.post(f"/recommend?k=3&colour_weight={weight}", files=upload(photo)).json()

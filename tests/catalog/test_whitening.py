@@ -13,7 +13,7 @@ import pytest
 from fashionrec.catalog.catalog import Catalog
 from fashionrec.index.run import index_images
 from fashionrec.catalog.derived import DERIVED_DIR, products_digest, space_path
-from fashionrec.catalog.whitening import fit_whitening, whitening_dim
+from fashionrec.catalog.whitening import SHRINKAGE, fit_whitening, whitening_dim
 from fashionrec.imaging.colour import COLOUR_DIM
 from fashionrec.errors import CatalogError
 from fashionrec.config import load_settings
@@ -28,11 +28,16 @@ def correlated(count: int, dim: int, seed: int) -> np.ndarray:
     return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
 
-def test_whitened_vectors_have_identity_covariance() -> None:
+def test_whitened_vectors_have_the_shrunk_covariance() -> None:
+    """Shrinkage whitening: along each principal axis the variance becomes v / (v + SHRINKAGE x the mean variance),
+    uncorrelated (the eigenvalues computed here by numpy, not by the fit)."""
     vectors = correlated(4000, 24, seed=0)
     whitening = fit_whitening([vectors], dim=10, fitted_on="x")
     projected = (vectors - whitening.mean) @ whitening.matrix
-    assert np.allclose(np.cov(projected, rowvar=False, bias=True), np.eye(10), atol=1e-3)
+    variances = np.sort(np.linalg.eigvalsh(np.cov(vectors, rowvar=False, bias=True)))[::-1]
+    expected = variances[:10] / (variances[:10] + SHRINKAGE * variances.mean())
+    assert np.allclose(np.cov(projected, rowvar=False, bias=True), np.diag(expected), atol=1e-4)
+    assert expected[0] > 5 * expected[-1]  # strong directions keep more of their spread than weak ones
     out = whitening.apply(vectors)
     assert out.shape == (4000, 10) and out.dtype == np.float32
     assert np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
@@ -50,7 +55,10 @@ def test_streaming_blocks_fit_the_same_as_one_block() -> None:
 
 def test_dimension_rule_and_fingerprint() -> None:
     assert whitening_dim(products=2048, wanted=512, model_dim=1280) == 512
-    assert whitening_dim(products=2047, wanted=512, model_dim=1280) == 0  # too few products to estimate
+    assert whitening_dim(products=2047, wanted=512, model_dim=1280) == 512  # no size threshold (shrinkage)
+    assert whitening_dim(products=300, wanted=512, model_dim=1280) == 299  # at most the rank of the spread
+    assert whitening_dim(products=2, wanted=512, model_dim=1280) == 1
+    assert whitening_dim(products=1, wanted=512, model_dim=1280) == 0  # one product has no spread
     assert whitening_dim(products=10_000, wanted=0, model_dim=1280) == 0  # turned off
     assert whitening_dim(products=10_000, wanted=4096, model_dim=1280) == 1280
     assert products_digest(["1", "2"], ["a", "b"]) != products_digest(["1", "2"], ["a", "c"])
@@ -60,7 +68,7 @@ def test_dimension_rule_and_fingerprint() -> None:
 def test_the_whitening_stays_put_as_products_change_until_a_refit(tmp_path: Path, lite0) -> None:
     from fashionrec.catalog.space import refit
 
-    settings = replace(load_settings(), whiten_dim=8)  # 40 products >= 4 x 8
+    settings = replace(load_settings(), whiten_dim=8)
     write_products(tmp_path / "images", range(1, 41))
     index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False, settings=settings)
     catalog = Catalog.open(tmp_path / "c")
@@ -85,9 +93,13 @@ def test_the_whitening_stays_put_as_products_change_until_a_refit(tmp_path: Path
     assert sorted(p.name for p in (tmp_path / "c" / DERIVED_DIR).iterdir()) == [
         space_path(tmp_path / "c", refitted.keys.space).name]
 
-    small = replace(settings, whiten_dim=16)  # another dimension, and 39 products < 4 x 16: whitening is dropped
-    index_images(tmp_path / "images", tmp_path / "c", progress=False, settings=small)
-    assert Catalog.open(tmp_path / "c").whitening is None and Catalog.open(tmp_path / "c").vectors.shape == (39, 1712 + COLOUR_DIM)
+    wider = replace(settings, whiten_dim=16)  # another dimension: fitted again
+    assert index_images(tmp_path / "images", tmp_path / "c", progress=False, settings=wider).space.refitted
+    assert Catalog.open(tmp_path / "c").vectors.shape == (39, 16 + COLOUR_DIM)
+    wide = replace(settings, whiten_dim=512)  # more than 39 products can fill: 38, kept while the catalog is the same
+    assert index_images(tmp_path / "images", tmp_path / "c", progress=False, settings=wide).space.refitted
+    assert Catalog.open(tmp_path / "c").vectors.shape == (39, 38 + COLOUR_DIM)
+    assert not index_images(tmp_path / "images", tmp_path / "c", progress=False, settings=wide).space.refitted
 
 
 def test_a_new_whitening_dimension_drops_the_tuning_fitted_in_the_old_space(tmp_path: Path, caplog) -> None:

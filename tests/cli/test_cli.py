@@ -87,7 +87,8 @@ def test_info(catalog: Path, lite0) -> None:
     assert facts["model"] == info["model_name"] == "efficientnet-lite0"
     assert facts["model_id"] == info["model_id"] == lite0.model_id and facts["generation"] == int(info["generation"])
     assert facts["dim"] == 1280 + 320 + 112  # lite0's head, last block and stride-16 stage, pooled
-    assert facts["whitened_to"] is None and facts["tuned_for"] is None and facts["drift"] is None  # 10: too few
+    # Whitened as every catalog of 2 products or more, to at most products - 1 dimensions: 9 here.
+    assert facts["whitened_to"] == 9 and facts["tuned_for"] is None and facts["drift"] == 0.0
     assert facts["colour"].startswith("10 of 10 products (")
     assert [Path(p).resolve() for p in facts["images_dirs"]] == [(catalog.parent / "images").resolve()]
     assert facts["metadata_columns"] == ["gender"] and facts["skipped_files"] == 0
@@ -117,10 +118,10 @@ def test_colour_weight_on_similar_and_recommend(catalog: Path) -> None:
         full = json.loads(fashionrec(*args, "--catalog", str(catalog), "--colour-weight", "1", "--json").stdout)
         assert full["colour_weight"] == 1 and all(r["colours"] and r["colours"][0]["rgb"].startswith("#")
                                                   for r in full["results"])
-        # Brute force at the raw weight COLOUR_FULL = 2.5: "similar 2" never returns 2; the photo of product 3 is
-        # its catalog file, so its vectors are product 3's and it finds itself first.
-        want = (more_like(arrays, "2", 2.5, k=5) if args[0] == "similar"
-                else rank(arrays, arrays.shape[arrays.ids.index("3")], arrays.colour[arrays.ids.index("3")], 2.5, k=5,
+        # Brute force at weight 1: "similar 2" never returns 2; the photo of product 3 is its catalog file, so its
+        # vectors are product 3's and it finds itself first.
+        want = (more_like(arrays, "2", 1.0, k=5) if args[0] == "similar"
+                else rank(arrays, arrays.shape[arrays.ids.index("3")], arrays.colour[arrays.ids.index("3")], 1.0, k=5,
                           seen_hashes=set()))
         assert [r["id"] for r in full["results"]] == want.ids and (args[0] == "similar" or want.ids[0] == "3")
         assert [r["similarity"] for r in full["results"]] == pytest.approx(want.similarities, abs=1e-5)

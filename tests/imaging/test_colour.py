@@ -136,7 +136,7 @@ def garment_catalog(tmp_path_factory, lite0) -> tuple[Path, dict[str, str]]:
 def test_colour_weight_one_puts_the_same_colour_first_and_zero_ranks_by_shape(garment_catalog, lite0) -> None:
     catalog_dir, fills = garment_catalog
     catalog = Catalog.open(catalog_dir)
-    assert catalog.has_colour and catalog.colour_missing == 0 and catalog.search_dim == catalog.dim + colour.COLOUR_DIM
+    assert catalog.has_colour and catalog.colour_missing == 0 and catalog.search_dim == catalog.shape_dim + colour.COLOUR_DIM
     recommender = Recommender(catalog, lite0, search="exact")
     agree = {}
     for weight in (0.0, 1.0):
@@ -166,7 +166,7 @@ def test_a_catalog_indexed_before_colour_gets_it_without_the_cnn(tmp_path: Path)
             db.execute(f"ALTER TABLE products DROP COLUMN {column}")
         db.execute("UPDATE info SET value = '3' WHERE key = 'schema_version'")
     before = Catalog.open(tmp_path / "c")
-    assert not before.has_colour and before.colour_missing == 12 and before.search_dim == before.dim
+    assert not before.has_colour and before.colour_missing == 12 and before.search_dim == before.shape_dim
     assert Recommender(before, search="exact").by_id("1", k=2, colour_weight=1.0).results  # shape only, no error
     report = index_images(tmp_path / "images", tmp_path / "c", progress=False)
     after = Catalog.open(tmp_path / "c")

@@ -51,7 +51,7 @@ def test_index_a_folder_with_metadata(tmp_path: Path, lite0) -> None:
     assert catalog.model_name == MODEL and catalog.dim == 1712 and len(catalog) == 12
     assert catalog.metadata("4") == {"gender": "Women", "articleType": "Tshirts", "productDisplayName": "Item 4, with comma"}
     assert catalog.metadata("12") == {}
-    np.testing.assert_array_equal(catalog.shape_part(catalog.vectors[catalog.position("5")]),
+    np.testing.assert_array_equal(catalog.model_vectors[catalog.position("5")],
                                   lite0.embed_image(tmp_path / "images" / "5.jpg"))
     assert catalog.has_colour and catalog.colour_missing == 0  # computed in the same pass
 
@@ -61,7 +61,8 @@ def test_rerun_is_incremental(tmp_path: Path) -> None:
     write_products(images, range(1, 9))
     _index(images, tmp_path / "c")
     before = Catalog.open(tmp_path / "c")
-    assert before.vectors.shape == (8, 1712 + COLOUR_DIM)  # read now: a catalog reads its vectors on first use
+    assert before.vectors.shape == (8, 7 + COLOUR_DIM)  # read now: a catalog reads its vectors on first use (whitened
+    # to products - 1 dimensions)
     assert _index(images, tmp_path / "c").embedded == 0
 
     write_products(images, [20, 21])  # added
@@ -74,8 +75,9 @@ def test_rerun_is_incremental(tmp_path: Path) -> None:
     assert (pruned.embedded, pruned.removed, pruned.gone_kept, pruned.products) == (0, 1, 0, 9)
     after = Catalog.open(tmp_path / "c")
     assert "1" not in after and "20" in after
-    np.testing.assert_array_equal(after.vectors[after.position("2")], before.vectors[before.position("2")])
-    assert not np.array_equal(after.vectors[after.position("3")], before.vectors[before.position("3")])
+    # (The search space was fitted again: 3 of 8 products written, past the drift limit; the model's vectors stay.)
+    np.testing.assert_array_equal(after.model_vectors[after.position("2")], before.model_vectors[before.position("2")])
+    assert not np.array_equal(after.model_vectors[after.position("3")], before.model_vectors[before.position("3")])
     assert _index(images, tmp_path / "c").embedded == 0
     unread = Catalog.open(tmp_path / "c")
     write_products(images, [30])
@@ -180,8 +182,7 @@ def test_a_folder_of_bad_inputs_indexes_every_usable_photo_and_names_every_other
 
     # The damaged-EXIF photo is embedded as its intact twin, which Pillow itself turns upright.
     twin = ImageOps.exif_transpose(Image.open(io.BytesIO((images / "rotated.jpg").read_bytes())))
-    np.testing.assert_array_equal(catalog.shape_part(catalog.vectors[catalog.position("corrupt_exif")]),
-                                  lite0.embed_image(twin))
+    np.testing.assert_array_equal(catalog.model_vectors[catalog.position("corrupt_exif")], lite0.embed_image(twin))
 
     again = _index(images, tmp_path / "c")  # a rerun: nothing to embed, the same files reported
     assert again.embedded == 0 and {s.path for s in again.skipped} == set(reasons) and again.products == report.products

@@ -43,8 +43,7 @@ def test_add_replace_and_remove_products(shop: Path, lite0) -> None:
     catalog = Catalog.open(shop)
     assert len(catalog) == 42 and catalog.generation == generation + 1
     assert catalog.metadata("new-1") == {"gender": "Men", "articleType": "Shoes"} and catalog.metadata("new-2") == {}
-    np.testing.assert_allclose(catalog.shape_part(catalog.vectors[catalog.position("new-1")]), lite0.embed_image(png(101)),
-                               atol=1e-6)
+    np.testing.assert_allclose(catalog.model_vectors[catalog.position("new-1")], lite0.embed_image(png(101)), atol=1e-6)
     assert Recommender(catalog, lite0).by_image(png(101), k=1).results[0].id == "new-1"
 
     jpeg = io.BytesIO()

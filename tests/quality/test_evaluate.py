@@ -102,27 +102,25 @@ def test_photo_recall(copies_catalog: Path, tmp_path: Path, lite0) -> None:
         photo_recall(Recommender(catalog, lite0), tmp_path / "empty")
 
 
-def brute_force(catalog: Catalog, label: str, k: int, raw_weight: float,
+def brute_force(catalog: Catalog, label: str, k: int, weight: float,
                 without_copies: bool = False) -> tuple[float, list[float]]:
     """Leave-one-out (P@k, precision curve) of every product by exhaustive ranking (tests/reference.py): the query
-    [shape; w * colour] against the others' [shape; colour]; `without_copies` also leaves out products whose image
-    file has the query's content (hashed here from the files)."""
-    from tests.reference import catalog_arrays, leave_one_out_precision
+    [shape; gains x colour] at colour weight `weight` against the others' [shape; colour], within the shape
+    shortlist; `without_copies` also leaves out products whose image file has the query's content (hashed here from
+    the files)."""
+    from tests.reference import catalog_arrays, colour_queries, leave_one_out_precision
 
     arrays = catalog_arrays(catalog)
-    candidates = np.concatenate([arrays.shape, arrays.colour], axis=1)
-    queries = np.concatenate([arrays.shape, raw_weight * arrays.colour], axis=1)
+    candidates, queries = colour_queries(arrays, weight)
     hashes = arrays.file_hashes
     excluded = ({q: {r for r, h in enumerate(hashes) if h == hashes[q]} for q in range(len(hashes))}
                 if without_copies else None)
     return leave_one_out_precision(candidates, [m.get(label) for m in arrays.metadata], range(len(hashes)), k,
-                                   query_vectors=queries, excluded=excluded)
+                                   query_vectors=queries, excluded=excluded, shape=arrays.shape if weight else None)
 
 
 def test_cli_json_and_report(copies_catalog: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     pytest.importorskip("matplotlib", reason="the report needs matplotlib (pip install -e '.[report]')")
-    from fashionrec.config import COLOUR_FULL
-
     code = main(["evaluate", "--catalog", str(copies_catalog), "--label", "articleType", "--label", "baseColour",
                  "-k", "3", "--json", "--report", str(tmp_path / "report")])
     assert code == 0
@@ -131,7 +129,7 @@ def test_cli_json_and_report(copies_catalog: Path, tmp_path: Path, capsys: pytes
     assert data["products"] == data["queries"] == 43 and data["duplicate_groups"] == 2  # {1, 101}, {2, 102, 103}
     assert len(data["labels"][0]["precision_curve"]) == 20
     catalog = Catalog.open(copies_catalog)
-    raw = load_settings().colour_weight * COLOUR_FULL  # the CLI's default colour weight
+    raw = load_settings().colour_weight  # the CLI's default colour weight
     rows = []
     for scores, deduplicated in zip(data["labels"], data["deduplicated"]):
         precision, curve = brute_force(catalog, scores["label"], 3, raw)
@@ -149,19 +147,19 @@ def test_cli_json_and_report(copies_catalog: Path, tmp_path: Path, capsys: pytes
 
 
 def test_cli_evaluates_any_point_of_the_colour_curve(copies_catalog: Path, capsys: pytest.CaptureFixture) -> None:
-    """`evaluate --colour-weight W --json` scores the ranking the faces give at W (the raw weight W x COLOUR_FULL),
-    checked against an exhaustive ranking at that raw weight (0 and 2.5, by hand from COLOUR_FULL = 2.5)."""
+    """`evaluate --colour-weight W --json` scores the ranking the faces give at W, checked against an exhaustive
+    ranking at that weight (tests/reference.py)."""
     catalog = Catalog.open(copies_catalog)
-    for weight, raw in ((0.0, 0.0), (1.0, 2.5)):
+    for weight, raw in ((0.0, 0.0), (1.0, 1.0)):
         assert main(["evaluate", "--catalog", str(copies_catalog), "--label", "baseColour", "-k", "3",
                      "--colour-weight", str(weight), "--json"]) == 0
         data = json.loads(capsys.readouterr().out)
         precision, curve = brute_force(catalog, "baseColour", 3, raw)
         assert data["colour_weight"] == weight and data["labels"][0]["precision"] == pytest.approx(precision, abs=1e-9)
         assert data["labels"][0]["precision_curve"] == pytest.approx(curve[:20], abs=1e-9)
-    shape, full = (brute_force(catalog, "baseColour", 3, w)[1] for w in (0.0, 1.5))
+    shape, full = (brute_force(catalog, "baseColour", 3, w)[1] for w in (0.0, 0.6))
     assert shape != full  # the colour changes the ranking
-    # evaluate takes the 0-1 weight every face takes: 0.6 is the raw weight 1.5 (0.6 x COLOUR_FULL 2.5)
+    # evaluate takes the 0-1 weight every face takes
     assert [evaluate(catalog, ["baseColour"], k=3, colour_weight=w).labels[0].precision_curve for w in (0.0, 0.6)] \
         == [pytest.approx(shape[:20], abs=1e-9), pytest.approx(full[:20], abs=1e-9)]
 

@@ -127,7 +127,7 @@ def test_a_saved_tuning_is_applied_to_catalog_and_queries_and_lives_in_its_space
         save_tuning(catalog, _lda_tuning(fit_lda(shape, labels, 4), 1.0, "another-space"))
     save_tuning(catalog, _lda_tuning(fit_lda(shape, labels, 4), 1.0, catalog_space(catalog)))
     tuned = Catalog.open(shop_copy)
-    assert tuned.tuning is not None and tuned.vectors.shape == (40, 1713 + COLOUR_DIM)
+    assert tuned.tuning is not None and tuned.vectors.shape == (40, shape.shape[1] + 1 + COLOUR_DIM)
     recommender = Recommender(tuned, lite0)
     assert recommender.by_image(tuned.image_path("9"), k=2).results[0].id == "9"
     with pytest.raises(FashionrecError, match="tune --reset"):
@@ -136,23 +136,24 @@ def test_a_saved_tuning_is_applied_to_catalog_and_queries_and_lives_in_its_space
         save_tuning(catalog, _lda_tuning(fit_lda(shape, labels, 4), 2.0, catalog_space(catalog)))
     (tuned.images_dir / "40.jpg").unlink()
     index_images(tuned.images_dir, shop_copy, prune=True, progress=False)
-    after = Catalog.open(shop_copy)  # the space (the model's own vectors, tuned) did not change: the tuning stays
+    after = Catalog.open(shop_copy)  # the space (whitened, tuned) did not change (1 product in 40): the tuning stays
     assert after.tuning is not None and after.keys.space == tuned.keys.space and len(after) == 39
 
 
 def catalog_space(catalog: Catalog) -> str:
-    """The digest of the space a tuning of this catalog is fitted in (here: the model's own vectors)."""
-    from fashionrec.catalog.space import SearchSpace
+    """The digest of the space a tuning of this catalog is fitted in (its whitening, untuned)."""
+    from fashionrec.catalog.space import untuned_space
 
-    return SearchSpace(catalog.model_id, None, None).digest
+    return untuned_space(catalog).digest
 
 
 def test_remove_tuning(shop_copy: Path) -> None:
     catalog = Catalog.open(shop_copy)
-    save_tuning(catalog, _lda_tuning(np.ones((1712, 1), np.float32), 0.5, catalog_space(catalog)))
+    whitened = catalog.keys.space
+    save_tuning(catalog, _lda_tuning(np.ones((catalog.shape_dim, 1), np.float32), 0.5, catalog_space(catalog)))
     assert Catalog.open(shop_copy).tuning is not None
     remove_tuning(Catalog.open(shop_copy))
-    assert Catalog.open(shop_copy).tuning is None and Catalog.open(shop_copy).space is None
+    assert Catalog.open(shop_copy).tuning is None and Catalog.open(shop_copy).keys.space == whitened
 
 
 def test_cli_tune_dry_run_and_errors(shop_copy: Path, capsys: pytest.CaptureFixture) -> None:

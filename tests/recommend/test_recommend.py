@@ -55,15 +55,15 @@ def test_filters_and_or_and_case(recommender: Recommender) -> None:
 
 
 def test_json_shape(recommender: Recommender, catalog_dir: Path) -> None:
-    from fashionrec.config import COLOUR_FULL, load_settings
+    from fashionrec.config import load_settings
     from tests.reference import catalog_arrays, more_like
 
     default = load_settings().colour_weight
     data = recommender.by_id("4", k=2).to_dict()
     assert data["model"] == "efficientnet-lite0" and len(data["results"]) == 2
-    assert set(data["results"][0]) == {"id", "similarity", "image", "metadata", "colours"} and isinstance(data["results"][0]["id"], str)
+    assert set(data["results"][0]) == {"id", "similarity", "cosine", "image", "metadata", "colours"} and isinstance(data["results"][0]["id"], str)
     assert data["colour_weight"] == default and data["notice"] is None
-    want = more_like(catalog_arrays(recommender.catalog), "4", default * COLOUR_FULL, k=2)  # brute force
+    want = more_like(catalog_arrays(recommender.catalog), "4", default, k=2)  # brute force
     assert [r["id"] for r in data["results"]] == want.ids
     assert [r["similarity"] for r in data["results"]] == pytest.approx(want.similarities, abs=1e-5)
     images = catalog_dir.parent / "images"
@@ -141,17 +141,19 @@ def test_similar_all_and_by_id_equal_brute_force_for_every_product(copies_catalo
     """Both "more like this" paths (they share the ranking code) against an exhaustive numpy ranking written in
     tests/reference.py: [shape; w * colour] . [shape; colour], ties by row, never the product itself, and unless
     `show_duplicates` no copy of its image and one product per image content (hashed here from the files)."""
-    from fashionrec.config import COLOUR_FULL, load_settings
+    from fashionrec.config import load_settings
     from fashionrec.recommend.similar_all import similar_all
     from tests.reference import catalog_arrays, more_like
 
     catalog = Catalog.open(copies_catalog)
-    assert catalog.whitening is None and catalog.has_colour  # so exact copies are the only duplicates
     arrays = catalog_arrays(catalog)
+    looks = arrays.shape @ arrays.shape.T  # so exact copies are the only duplicates: no two drawings are near copies
+    distinct = np.array([[a != b for b in arrays.file_hashes] for a in arrays.file_hashes])
+    assert catalog.has_colour and looks[distinct].max() < load_settings().duplicate_cosine
     assert len(set(arrays.file_hashes)) == 40  # 43 files, 3 of them copies
     recommender = Recommender(catalog, lite0)
     default = load_settings().colour_weight
-    for weight, raw in ((None, default * COLOUR_FULL), (0.0, 0.0), (1.0, COLOUR_FULL)):
+    for weight, raw in ((None, default), (0.0, 0.0), (1.0, 1.0)):
         table = similar_all(catalog, k=6, show_duplicates=show_duplicates, colour_weight=weight)
         assert table.ids == arrays.ids
         for product_id, similar, similarities in zip(table.ids, table.similar, table.similarities):

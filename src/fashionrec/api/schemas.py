@@ -21,6 +21,7 @@ class MatchOut(BaseModel):
 
     id: str
     similarity: float = Field(description=SIMILARITY_MEANING)
+    cosine: float = Field(description="the raw figure behind `similarity` (see there): 1 is the same image")
     image: str = Field(description="path of the product image on this server")
     metadata: dict[str, str | None]
     colours: list[SwatchOut] = Field(default_factory=list, description="the product's dominant colours, heaviest "

@@ -149,12 +149,13 @@ class Catalog:
             histograms = np.zeros((*shape.shape[:-1], HISTOGRAM_DIM), dtype=np.float32)
         return np.concatenate([shape, colour_vectors(histograms)], axis=-1)
 
-    def query_vector(self, search_vector: np.ndarray, gain: float) -> np.ndarray:
+    def query_vector(self, search_vector: np.ndarray, gain: np.ndarray | float) -> np.ndarray:
         """A search vector (a product's, or a photo's from `search_vectors`) as a query: its colour part times `gain`
-        (what the shopper's 0-1 colour weight means: `recommend.query.colour_gain`; 0 ranks by shape alone)."""
+        (one factor, or one per element of the colour vector: what the shopper's 0-1 colour weight means,
+        `recommend.query.colour_gain`; 0 ranks by shape alone)."""
         query = np.array(search_vector, dtype=np.float32)
         if self.colour_dim:
-            query[..., -self.colour_dim:] *= gain
+            query[..., -self.colour_dim:] *= np.asarray(gain, dtype=np.float32)
         return query
 
     def shape_part(self, search_vectors: np.ndarray) -> np.ndarray:

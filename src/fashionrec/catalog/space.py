@@ -19,7 +19,7 @@ import numpy as np
 from fashionrec.catalog.derived import SPACE_PREFIX, products_digest, publish, remove_superseded, space_path
 from fashionrec.catalog.store import SPACE_KEY, CatalogStore
 from fashionrec.catalog.tuning import Tuning, TuningPart
-from fashionrec.catalog.whitening import Whitening, fit_whitening, whitening_dim
+from fashionrec.catalog.whitening import MIN_PRODUCTS, SHRINKAGE, Whitening, fit_whitening, whitening_dim
 from fashionrec.config import Settings, load_settings
 from fashionrec.errors import CatalogError, FashionrecError
 
@@ -73,6 +73,8 @@ class SearchSpace:
             meta["whitening"] = {"fitted_on": self.whitening.fitted_on, "dim": self.whitening.dim}
             if self.whitening.products:  # absent from spaces written before drift was measured (same digest)
                 meta["whitening"].update(generation=self.whitening.generation, products=self.whitening.products)
+            if self.whitening.shrinkage:  # absent from spaces of the older rule (same digest)
+                meta["whitening"]["shrinkage"] = self.whitening.shrinkage
         if self.tuning is not None:
             meta["tuning"] = {"label": self.tuning.label, "look_label": self.tuning.look_label,
                               "fitted_on": self.tuning.fitted_on, "weights": self.tuning.weights}
@@ -103,7 +105,7 @@ class SearchSpace:
         if meta["whitening"] is not None:
             fit = meta["whitening"]
             whitening = Whitening(arrays["whitening_mean"], arrays["whitening_matrix"], fit["fitted_on"],
-                                  fit.get("generation", 0), fit.get("products", 0))
+                                  fit.get("generation", 0), fit.get("products", 0), fit.get("shrinkage", 0.0))
         if meta["tuning"] is not None:
             info = meta["tuning"]
             parts = tuple(TuningPart(name, arrays[f"tuning_{name}"], float(weight))
@@ -198,7 +200,7 @@ def refresh_space(store: CatalogStore, wanted_dim: int, force: bool = False,
             moved = whitening_drift(whitening, written, written + kept)
         fits = whitening_dim(len(ids), wanted_dim, int(info["dim"]))
         wanted = min(wanted_dim, int(info["dim"]))
-        whitening, reason = _refit_reason(whitening, wanted, force, moved, drift_limit)
+        whitening, reason = _refit_reason(whitening, wanted_dim, int(info["dim"]), force, moved, drift_limit)
         refit_now = bool(reason) and wanted > 0 and fits > 0
         if refit_now:
             log.info("fitting the catalog's whitening (%d products, %d dims): %s", len(ids), fits, reason)
@@ -213,16 +215,18 @@ def refresh_space(store: CatalogStore, wanted_dim: int, force: bool = False,
     space = SearchSpace(info["model_id"], whitening, tuning) if whitening or tuning else None
     _publish_space(store, space, expected=info.get(SPACE_KEY, ""))
     return SpaceUpdate(refit_now, reason if refit_now or not reason else f"not fitted: {reason}, but too few "
-                       "products (4 per dimension)", moved, dropped)
+                       f"products (at least {MIN_PRODUCTS})", moved, dropped)
 
 
-def _refit_reason(whitening: Whitening | None, wanted: int, force: bool, moved: float,
+def _refit_reason(whitening: Whitening | None, wanted_dim: int, model_dim: int, force: bool, moved: float,
                   drift_limit: float) -> tuple[Whitening | None, str]:
     """(the whitening still usable, or None; why it must be fitted now, "" when it stays), first reason first."""
-    if wanted == 0:
+    if min(wanted_dim, model_dim) <= 0:
         return None, "whitening is turned off (FASHIONREC_WHITEN_DIM=0)"
-    if whitening is not None and whitening.dim != wanted:
-        return None, f"the wanted dimension changed from {whitening.dim} to {wanted}"
+    if whitening is not None and whitening.shrinkage != SHRINKAGE:
+        return None, "it was fitted by an older rule (no shrinkage)"
+    if whitening is not None and whitening.dim != whitening_dim(whitening.products, wanted_dim, model_dim):
+        return None, f"the wanted dimension changed from {whitening.dim} to {min(wanted_dim, model_dim)}"
     if force:
         return whitening, "asked for (fashionrec refit)"
     if whitening is None:

@@ -19,7 +19,7 @@ import numpy as np
 from fashionrec.catalog.catalog import Catalog
 from fashionrec.config import load_settings
 from fashionrec.errors import FashionrecError
-from fashionrec.recommend.query import colour_gain
+from fashionrec.recommend.query import colour_gain, colour_ranking
 from fashionrec.search.block import top_neighbours
 
 DEFAULT_LABELS = ("articleType",)
@@ -103,14 +103,14 @@ def evaluate(catalog: Catalog, labels: Sequence[str] = DEFAULT_LABELS, k: int = 
         0.71
     """
     asked, gain = colour_gain(colour_weight, load_settings(), catalog.has_colour)
-    as_query = (lambda rows: catalog.query_vector(rows, gain)) if vectors is None else None  # own vectors
+    as_query, shortlist = colour_ranking(catalog, gain) if vectors is None else (None, None)  # own vectors
     vectors = catalog.vectors if vectors is None else vectors
     _check(catalog, labels, k, vectors)
     positions = _query_positions(len(catalog), queries, seed) if rows is None else np.sort(np.asarray(rows, np.int64))
     depth = min(max(k, CURVE_DEPTH), len(catalog) - 1)
     groups = _duplicate_groups(catalog.content_hashes)
-    as_is = top_neighbours(vectors, positions, depth, exclude=lambda q: [q], as_query=as_query)
-    without_copies = top_neighbours(vectors, positions, depth, exclude=lambda q: groups.get(q, [q]), as_query=as_query)
+    as_is = top_neighbours(vectors, positions, depth, lambda q: [q], as_query, shortlist)
+    without_copies = top_neighbours(vectors, positions, depth, lambda q: groups.get(q, [q]), as_query, shortlist)
     columns = {label: np.array(catalog.column_values(label), dtype=object) for label in labels}
     return Evaluation(
         model=catalog.model_name, products=len(catalog), k=k, queries=len(positions),

@@ -14,7 +14,7 @@ from fashionrec.catalog.catalog import Catalog
 from fashionrec.config import load_settings
 from fashionrec.errors import FashionrecError
 from fashionrec.quality.evaluate import Evaluation, LabelScores
-from fashionrec.recommend.query import colour_gain
+from fashionrec.recommend.query import ColourGain, colour_gain, colour_ranking
 from fashionrec.search.block import top_neighbours
 
 WORST_CLASSES = 20
@@ -116,14 +116,14 @@ def _worst_classes(plt, scores: LabelScores, path: Path) -> None:
     plt.close(figure)
 
 
-def _examples(plt, catalog: Catalog, label: str, path: Path, seed: int, gain: float) -> None:
+def _examples(plt, catalog: Catalog, label: str, path: Path, seed: int, gain: ColourGain) -> None:
     from PIL import Image
 
     rng = np.random.default_rng(seed)
     queries = np.sort(rng.choice(len(catalog), size=min(EXAMPLE_QUERIES, len(catalog)), replace=False))
     depth = min(EXAMPLE_RESULTS, len(catalog) - 1)
-    neighbours = top_neighbours(catalog.vectors, queries, depth,
-                                as_query=lambda rows: catalog.query_vector(rows, gain))
+    as_query, shortlist = colour_ranking(catalog, gain)
+    neighbours = top_neighbours(catalog.vectors, queries, depth, as_query=as_query, shortlist=shortlist)
     figure, grid = plt.subplots(len(queries), depth + 1, figsize=(1.6 * (depth + 1), 2.3 * len(queries)),
                                 squeeze=False)
     for row, query in enumerate(queries.tolist()):

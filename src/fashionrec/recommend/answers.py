@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from fashionrec.imaging.colour import LAYOUT_DIM, LAYOUT_SHARE
+from fashionrec.recommend.query import ColourGain
+
 DEFAULT_K = 5
 
 
-SIMILARITY_MEANING = ("similarity: how alike two products look, from -1 to 1 (the CLI and the web app show it as a "
-                      "percentage: 100% is the same image): the cosine of their shape vectors in the catalog's search "
-                      "space, and with a colour weight w the weighted mean (shape + w * colour) / (1 + w) of that and "
-                      "the cosine of their colour vectors; it ranks products, it is not a probability")
+SIMILARITY_MEANING = ("similarity: the share of the catalog's product pairs that are less alike than this match, "
+                      "at the same colour weight (shown as a percentage: 99% means more alike than 99 pairs in 100 of "
+                      "this catalog; an exact copy is 100%); it ranks as the search does and reads the same in any "
+                      "catalog. `cosine` (JSON only) is the raw figure: the cosine of the shape vectors in the "
+                      "catalog's search space, with colour the weighted mean of it and the colour vectors' cosines")
 """What the one figure the CLI, the API and the web app show for a match means (they all show `Match.similarity`)."""
+
+TIE = 1e-5  # scores this close are the same figure (float32 sums of a few hundred terms differ by ~1e-6)
+PAIR_SAMPLE_PRODUCTS = 400  # products whose pairs (79,800) the figure is read against: resolution ~0.001%
 
 
 @dataclass(frozen=True)
@@ -25,16 +34,61 @@ class Match:
     distance: float  # Euclidean distance between the query and the product's search vector (what search ranks by)
     image: str  # path of the product's image file
     metadata: dict[str, str | None]
-    similarity: float  # the figure every face shows (see SIMILARITY_MEANING): 1 = identical
+    similarity: float  # the figure every face shows (see SIMILARITY_MEANING): 1 = more alike than every pair
     colours: list[dict] = field(default_factory=list)  # dominant colours [{"rgb": "#a31f2b", "share": 0.62}, ...]
+    cosine: float = 0.0  # the raw figure (SIMILARITY_MEANING): 1 = the same image
 
 
-def similarity_scores(query: np.ndarray, vectors: np.ndarray, gain: float) -> np.ndarray:
-    """The similarity (SIMILARITY_MEANING) of search vectors to a query [shape; g * colour] (`query.colour_gain`):
-    their inner product over 1 + g, so that the same image scores 1 at any weight and g = 0 gives the shape cosine."""
-    if len(vectors) == 0:
-        return np.zeros(0, dtype=np.float32)
-    return (np.asarray(vectors, dtype=np.float32) @ np.asarray(query, dtype=np.float32)) / (1.0 + gain)
+@dataclass(frozen=True)
+class PairScores:
+    """The parts of the scores of pairs of catalog products (a fixed sample of them), so that the figure of a match
+    can be read against them at any colour gain: shape, colour layout and whole-product colour inner products."""
+
+    shape: np.ndarray  # (pairs,) float32
+    layout: np.ndarray
+    whole: np.ndarray
+
+    @classmethod
+    def of(cls, shape: np.ndarray, colour: np.ndarray | None) -> PairScores:
+        """Every pair of the rows of `shape` (unit shape parts) and `colour` (their colour vectors, or None)."""
+        upper = np.triu_indices(len(shape), k=1)
+        parts = [(shape @ shape.T)[upper]]
+        for part in (colour[:, :LAYOUT_DIM], colour[:, LAYOUT_DIM:]) if colour is not None else ():
+            parts.append((part @ part.T)[upper])
+        while len(parts) < 3:
+            parts.append(np.zeros_like(parts[0]))
+        return cls(*(np.asarray(part, dtype=np.float32) for part in parts))
+
+    def figures(self, inner: np.ndarray, gain: ColourGain) -> np.ndarray:
+        """SIMILARITY_MEANING for matches whose inner product with the query is `inner`: the share of pairs with a
+        lower score at this gain (ties, within TIE of each other, count half: a match in the sample itself ties with
+        its own pair, whatever the rounding of either sum)."""
+        scores = np.sort(self.shape + gain.layout * self.layout + gain.whole * self.whole)
+        if len(scores) == 0:  # a catalog of one product: nothing to compare with, the cosine is all there is
+            return np.clip(raw_cosines(inner, gain), 0.0, 1.0)
+        below = np.searchsorted(scores, inner - TIE, side="left") + np.searchsorted(scores, inner + TIE, side="right")
+        return (below / (2.0 * len(scores))).astype(np.float32)
+
+
+def catalog_pair_scores(shape_part: Callable[[np.ndarray], np.ndarray], colour_dim: int,
+                        vectors: np.ndarray) -> PairScores:
+    """`PairScores` of the search `vectors` of a catalog's pair sample (`sample_positions`)."""
+    return PairScores.of(shape_part(vectors), vectors[:, -colour_dim:] if colour_dim else None)
+
+
+def raw_cosines(inner: np.ndarray, gain: ColourGain) -> np.ndarray:
+    """The raw figure (`Match.cosine`): inner products over what an exact copy scores (1 + the gains, each times its
+    part's share of the unit colour vector), so that the same image is 1 and no colour gives the shape cosine."""
+    return (np.asarray(inner, np.float32) / (1.0 + LAYOUT_SHARE * gain.layout + (1 - LAYOUT_SHARE) * gain.whole))
+
+
+def sample_positions(content_hashes: list[str], size: int = PAIR_SAMPLE_PRODUCTS) -> np.ndarray:
+    """Rows of the `size` products with the smallest content hashes, one per distinct image: a sample that a new
+    product changes only when it enters it, so the figures stay put as a catalog grows."""
+    first: dict[str, int] = {}
+    for position, digest in enumerate(content_hashes):
+        first.setdefault(digest, position)
+    return np.sort(np.array([first[d] for d in heapq.nsmallest(size, first)], dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -48,6 +102,6 @@ class Recommendations:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape shared by the CLI (`--json`) and the REST API: each match's figure is `similarity`."""
-        results = [{"id": m.id, "similarity": m.similarity, "image": m.image, "metadata": m.metadata,
-                    "colours": m.colours} for m in self.results]
+        results = [{"id": m.id, "similarity": m.similarity, "cosine": m.cosine, "image": m.image,
+                    "metadata": m.metadata, "colours": m.colours} for m in self.results]
         return {"model": self.model, "colour_weight": self.colour_weight, "results": results, "notice": self.notice}

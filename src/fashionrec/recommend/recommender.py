@@ -96,7 +96,7 @@ class Recommender:
         once, as their nearest product, unless `show_duplicates`.
 
         `colour_weight` (0-1, default from settings) says how much the product's colour counts beside its shape:
-        0 ranks by shape alone, 1 is the strongest colour setting offered (`config.COLOUR_FULL`).
+        0 ranks by shape alone, 1 is the strongest colour setting offered (`recommend.query.colour_gain`).
 
         Raises:
             ImageError: the image cannot be used.

@@ -9,8 +9,8 @@ import numpy as np
 
 from fashionrec.catalog.catalog import Catalog
 from fashionrec.config import Settings, load_settings
-from fashionrec.recommend.answers import similarity_scores
-from fashionrec.recommend.query import check_k, colour_gain
+from fashionrec.recommend.answers import catalog_pair_scores, sample_positions
+from fashionrec.recommend.query import check_k, colour_gain, colour_ranking
 from fashionrec.search.block import block_neighbours
 from fashionrec.search.dedupe import distinct_rows
 
@@ -51,7 +51,10 @@ def similar_all(catalog: Catalog, k: int = 10, show_duplicates: bool = False,
     depth = min(count - 1, k if show_duplicates else 2 * k + 8)
     if depth < 1:
         return SimilarTable(list(catalog.ids), [[] for _ in range(count)], [[] for _ in range(count)])
-    found = block_neighbours(vectors, np.arange(count), depth, as_query=lambda rows: catalog.query_vector(rows, gain))
+    as_query, shortlist = colour_ranking(catalog, gain)
+    found = block_neighbours(vectors, np.arange(count), depth, as_query=as_query, shortlist=shortlist)
+    pairs = catalog_pair_scores(catalog.shape_part, catalog.colour_dim,
+                                vectors[sample_positions(catalog.content_hashes)])
     cosine = settings.duplicate_cosine if catalog.whitening else np.inf
     looks = catalog.look_part(vectors) if np.isfinite(cosine) else vectors  # near copies: the untuned part
     similar, similarities = [], []
@@ -61,5 +64,6 @@ def similar_all(catalog: Catalog, k: int = 10, show_duplicates: bool = False,
                               seen_vectors=looks[row]))
         chosen = found.positions[row, keep]
         similar.append([catalog.ids[p] for p in chosen.tolist()])
-        similarities.append(similarity_scores(catalog.query_vector(vectors[row], gain), vectors[chosen], gain).tolist())
+        similarities.append(pairs.figures(vectors[chosen] @ catalog.query_vector(vectors[row], gain.weights),
+                                          gain).tolist())
     return SimilarTable(list(catalog.ids), similar, similarities)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import cached_property
 
 import numpy as np
 from PIL import Image
@@ -14,12 +15,13 @@ from fashionrec.errors import CatalogError
 from fashionrec.imaging.decode import ImageSource, PixelLimits
 from fashionrec.index.read import decode_picture, in_catalog_look, read_picture
 from fashionrec.models.embed import Embedder
-from fashionrec.recommend.answers import DEFAULT_K, Match, Recommendations, similarity_scores
+from fashionrec.recommend.answers import (DEFAULT_K, Match, PairScores, Recommendations, catalog_pair_scores,
+                                          raw_cosines, sample_positions)
 from fashionrec.recommend.filters import Filters, MetadataFilters
-from fashionrec.recommend.query import check_k, colour_gain
+from fashionrec.recommend.query import ColourGain, check_k, colour_gain, shortlist_size
 from fashionrec.search.backend import Neighbours, Restriction, SearchBackend
 from fashionrec.search.dedupe import distinct_rows
-from fashionrec.search.exact import exact_search
+from fashionrec.search.exact import exact_search, rank_rows
 
 
 class View:
@@ -38,8 +40,36 @@ class View:
         # apart only in a whitened catalog; exact copies (same file content) always are.
         self._duplicate_cosine = settings.duplicate_cosine if catalog.whitening else np.inf
 
-    def _search(self, query: np.ndarray, k: int, allowed: Restriction) -> Neighbours:
-        """k nearest allowed rows, by the index in use."""
+    def _search(self, query: np.ndarray, k: int, allowed: Restriction, gain: ColourGain) -> Neighbours:
+        """k nearest allowed rows, by the index in use; with colour, the best k of the products nearest in shape.
+
+        Why a shortlist: a colour match among products of another kind is no answer (lip gloss for a pink handbag);
+        the shape-only query is one every index answers, so one index serves every colour weight on every backend.
+        """
+        if not gain:
+            return self._nearest(query, k, allowed)
+        shape_query = self.catalog.query_vector(query, 0.0)
+        found = self._nearest(shape_query, shortlist_size(len(self.catalog), k), allowed)
+        vectors = found.vectors if found.vectors is not None else self._rows(found.positions)
+        order, distances = rank_rows(vectors, found.positions, query)
+        order = order[:k]
+        kept = found.vectors[order] if found.vectors is not None else None
+        return Neighbours(found.positions[order], distances[:k], kept)
+
+    @cached_property
+    def _pairs(self) -> PairScores:
+        """The scores of the catalog's sample of pairs that the figure of a match is read against (once a snapshot)."""
+        vectors = self._rows(sample_positions(self.catalog.content_hashes))
+        return catalog_pair_scores(self.catalog.shape_part, self.catalog.colour_dim, vectors)
+
+    def _rows(self, positions: np.ndarray) -> np.ndarray:
+        """Search vectors of catalog rows: from memory when loaded, else read (a server searching Milvus)."""
+        if self.catalog.vectors_loaded or len(positions) == 0:
+            return self.catalog.vectors[positions]
+        return self.catalog.read_search_vectors([self.catalog.ids[p] for p in positions.tolist()])
+
+    def _nearest(self, query: np.ndarray, k: int, allowed: Restriction) -> Neighbours:
+        """k nearest allowed rows to `query`, by the index in use."""
         found = self.backend.search(query, k, allowed)
         if len(found.positions) == min(k, allowed.count(len(self.catalog))) or self.backend.name != "hnsw":
             return found
@@ -56,7 +86,7 @@ class View:
         model_vector = self.embedder.embed_batch(picture.pixels[None])[0]
         histogram = picture.colour.histogram if picture.colour is not None else None
         search_vector = self.catalog.search_vectors(model_vector[None], None if histogram is None else histogram[None])
-        query = self.catalog.query_vector(search_vector[0], gain)
+        query = self.catalog.query_vector(search_vector[0], gain.weights)
         allowed = self._filters.allowed(where, exclude=None)
         found = self._answer(query, k, allowed, None if show_duplicates else (), gain)
         return replace(found, notice=self._filters.notice(where, allowed), colour_weight=asked)
@@ -80,7 +110,7 @@ class View:
         asked, gain = colour_gain(colour_weight, self._settings, self.catalog.has_colour)
         position = self.catalog.position(str(product_id))
         allowed = self._filters.allowed(where, exclude=position)
-        query = self.catalog.query_vector(self.backend.vector(position), gain)
+        query = self.catalog.query_vector(self.backend.vector(position), gain.weights)
         found = self._answer(query, k, allowed, None if show_duplicates else (position,), gain)
         return replace(found, notice=self._filters.notice(where, allowed), colour_weight=asked)
 
@@ -91,16 +121,18 @@ class View:
             raise CatalogError(f"the catalog {self.catalog.catalog_dir} is empty: index some images first")
 
     def _answer(self, query: np.ndarray, k: int, allowed: Restriction,
-                seen: tuple[int, ...] | None, gain: float) -> Recommendations:
+                seen: tuple[int, ...] | None, gain: ColourGain) -> Recommendations:
         """Search and turn rows into `Match`es; `seen`: None keeps duplicates, else rows already 'shown'."""
-        found = self._search(query, k, allowed) if seen is None else self._distinct(query, k, allowed, seen)
+        found = (self._search(query, k, allowed, gain) if seen is None
+                 else self._distinct(query, k, allowed, seen, gain))
         if found.vectors is not None:
             vectors = found.vectors
         elif len(found.positions):
             vectors = self.catalog.vectors[found.positions]
         else:  # nothing found: never read the catalog's vectors for it (a server searching Milvus has none loaded)
             vectors = np.zeros((0, query.shape[-1]), dtype=np.float32)
-        similarities = similarity_scores(query, vectors, gain)
+        inner = vectors @ query
+        similarities, cosines = self._pairs.figures(inner, gain), raw_cosines(inner, gain)
         results = [
             Match(
                 id=self.catalog.ids[position],
@@ -109,13 +141,15 @@ class View:
                 metadata=dict(self.catalog.metadata_at(position)),
                 similarity=float(similarity),
                 colours=self.catalog.swatches_at(position),
+                cosine=float(cosine),
             )
-            for position, distance, similarity in zip(found.positions.tolist(), found.distances.tolist(),
-                                                      similarities.tolist())
+            for position, distance, similarity, cosine in zip(found.positions.tolist(), found.distances.tolist(),
+                                                              similarities.tolist(), cosines.tolist())
         ]
         return Recommendations(model=self.catalog.model_name, results=results)
 
-    def _distinct(self, query: np.ndarray, k: int, allowed: Restriction, seen: tuple[int, ...]) -> Neighbours:
+    def _distinct(self, query: np.ndarray, k: int, allowed: Restriction, seen: tuple[int, ...],
+                  gain: ColourGain) -> Neighbours:
         """The k nearest with one product per duplicate group, widening the search until k are found.
 
         `seen` holds the query product's row ("more like this"), whose vector is the query itself.
@@ -127,7 +161,7 @@ class View:
         fetch = k
         while True:
             fetch = min(2 * fetch + 8, available)
-            found = self._search(query, fetch, allowed)
+            found = self._search(query, fetch, allowed, gain)
             keep = distinct_rows(found.positions, hashes, self._vectors_of(found), k, self._duplicate_cosine,
                                  seen_hashes=[hashes[p] for p in seen],
                                  seen_vectors=self.catalog.look_part(query) if seen else None)

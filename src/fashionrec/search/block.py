@@ -23,15 +23,25 @@ class BlockNeighbours:
     similarities: np.ndarray  # float32 (queries, depth)
 
 
+@dataclass(frozen=True)
+class Shortlist:
+    """Rank only the `size` rows nearest to each query's `as_query` form (its shape alone), then by the full query."""
+
+    as_query: Callable[[np.ndarray], np.ndarray]
+    size: int
+
+
 def block_neighbours(vectors: np.ndarray, positions: np.ndarray, depth: int,
                      exclude: Callable[[int], Sequence[int]] = lambda q: [q],
-                     as_query: Callable[[np.ndarray], np.ndarray] | None = None) -> BlockNeighbours:
+                     as_query: Callable[[np.ndarray], np.ndarray] | None = None,
+                     shortlist: Shortlist | None = None) -> BlockNeighbours:
     """The `depth` nearest rows to each query row `positions[i]`, by blocked matrix products.
 
     `exclude(q)` names the rows query q may not return (at least q itself). `as_query` turns rows into the
     queries searched with (e.g. `Catalog.query_vector`, which weighs the colour part); default: the rows
-    themselves. Memory stays at one block of queries times the catalog, so a whole catalog can be searched
-    against itself. `similarities` are the inner products of query and row.
+    themselves. With a `shortlist`, only each query's shortlist is ranked (what a colour query does on every face:
+    `recommend.view.View`). Memory stays at one block of queries times the catalog, so a whole catalog can be
+    searched against itself. `similarities` are the inner products of query and row.
     """
     found = np.empty((len(positions), depth), dtype=np.int64)
     similar = np.empty((len(positions), depth), dtype=np.float32)
@@ -42,10 +52,13 @@ def block_neighbours(vectors: np.ndarray, positions: np.ndarray, depth: int,
         scores = queries @ vectors.T
         for row, query in enumerate(block):
             scores[row, list(exclude(int(query)))] = -np.inf
-        top = np.argpartition(-scores, wide - 1, axis=1)[:, :wide]
-        for row, query in enumerate(block.tolist()):
+        listed = None if shortlist is None else _shortlisted(scores, shortlist.as_query(vectors[block]) @ vectors.T,
+                                                             shortlist.size)
+        tiers = scores if listed is None else np.where(listed, scores + TIER, scores)
+        top = np.argpartition(-tiers, wide - 1, axis=1)[:, :wide]
+        for row in range(len(block)):
             finite = np.isfinite(scores[row, top[row]])
-            ranked, _ = rank_by_similarity(vectors, top[row][finite], queries[row])
+            ranked = _ranked(vectors, top[row][finite], queries[row], None if listed is None else listed[row])
             # Too few rows allowed (a tiny catalog): the excluded ones fill the end, as worst, in row order.
             ranked = np.concatenate([ranked, np.sort(top[row][~finite])])[:depth]
             inner = vectors[ranked[:min(int(finite.sum()), depth)]] @ queries[row]  # the excluded rows: -inf
@@ -54,8 +67,31 @@ def block_neighbours(vectors: np.ndarray, positions: np.ndarray, depth: int,
     return BlockNeighbours(found, similar)
 
 
+TIER = np.float32(1e3)  # lifts a shortlist above the other rows when picking candidates (scores are within +-10)
+
+
+def _shortlisted(scores: np.ndarray, shape_scores: np.ndarray, size: int) -> np.ndarray:
+    """(queries, rows) bool: each row's `size` best shape scores among the rows it may return."""
+    shape_scores[~np.isfinite(scores)] = -np.inf
+    listed = np.zeros(scores.shape, dtype=bool)
+    best = np.argpartition(-shape_scores, min(size, scores.shape[1]) - 1, axis=1)[:, :size]
+    np.put_along_axis(listed, best, True, axis=1)
+    return listed & np.isfinite(scores)
+
+
+def _ranked(vectors: np.ndarray, candidates: np.ndarray, query: np.ndarray, listed: np.ndarray | None) -> np.ndarray:
+    """`candidates` best first by exact inner product; with a shortlist, its rows first, then the others (a search
+    deeper than the shortlist goes on past it, so the first results are those every face gives)."""
+    if listed is None:
+        return rank_by_similarity(vectors, candidates, query)[0]
+    inside = listed[candidates]
+    return np.concatenate([rank_by_similarity(vectors, candidates[inside], query)[0],
+                           rank_by_similarity(vectors, candidates[~inside], query)[0]])
+
+
 def top_neighbours(vectors: np.ndarray, positions: np.ndarray, depth: int,
                    exclude: Callable[[int], Sequence[int]] = lambda q: [q],
-                   as_query: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+                   as_query: Callable[[np.ndarray], np.ndarray] | None = None,
+                   shortlist: Shortlist | None = None) -> np.ndarray:
     """Just the rows of `block_neighbours` (queries, depth), nearest first."""
-    return block_neighbours(vectors, positions, depth, exclude, as_query).positions
+    return block_neighbours(vectors, positions, depth, exclude, as_query, shortlist).positions
