@@ -136,7 +136,7 @@ def rank(arrays: CatalogArrays, query_shape: np.ndarray, query_colour: np.ndarra
     content is kept and products whose content is in `seen_hashes` are left out. `where`: column -> allowed values
     (case-insensitive).
     """
-    total, shape, colour = scores(arrays, query_shape, query_colour, weight)
+    total, shape, _ = scores(arrays, query_shape, query_colour, weight)
     rows = [row for row in range(len(arrays.ids)) if row not in excluded_rows and _meets(arrays.metadata[row], where)]
     if weight > 0 and arrays.colour.shape[1]:  # colour ranks the shape shortlist only
         rows = sorted(rows, key=lambda row: (-shape[row], row))[:shortlist(len(arrays.ids), k)]

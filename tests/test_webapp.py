@@ -61,7 +61,7 @@ def test_an_uploaded_photo_gets_k_results_with_its_product_first(app: AppTest, s
     recommender = Recommender(Catalog.open(shop_catalog))
     expected = recommender.by_image(png(11), k=5).results
     shown = [c.value.split(" · similarity ")[1].split(" · ")[0] for c in app.caption[:5]]
-    assert shown == [f"{m.similarity:.1%}" for m in expected]  # the CLI's and the API's figure
+    assert shown == [f"{m.similarity:.2%}" for m in expected]  # the CLI's and the API's figure
     assert app.caption[0].help == SIMILARITY_MEANING
     app.sidebar.slider(key="k").set_value(8).run()
     assert len(result_ids(app)) == 8
@@ -159,7 +159,7 @@ def test_the_match_colour_slider_sets_the_weight_and_cards_show_swatches(app: Ap
         want = more_like(arrays, "7", weight, k=5)
         assert shown[weight] == want.ids
         figures = [c.value.split(" · similarity ")[1].split(" · ")[0] for c in app.caption[:5]]
-        assert figures == [f"{s:.1%}" for s in want.similarities]
+        assert figures == [f"{s:.2%}" for s in want.similarities]
     assert shown[0.0] != shown[1.0]
 
 

@@ -38,9 +38,10 @@ COLOUR_LAYOUT_FULL = 1.25
 COLOUR_WHOLE_FROM = 0.5
 COLOUR_WHOLE_FULL = 2.5
 # Colour re-ranks only the products nearest in shape (`recommend.query.shortlist_size`): 3% of the catalog, at least
-# 20 and at most 200, so even the strongest colour setting answers a pink handbag with bags, not with lip gloss
-# (measured on many catalogs, docs/QUALITY.md: at W 1 a 200-product shop loses 0.067 articleType instead of 0.104).
-COLOUR_SHORTLIST, COLOUR_SHORTLIST_MIN, COLOUR_SHORTLIST_SHARE = 200, 20, 0.03
+# 20 and at most 100, so even the strongest colour setting answers a pink handbag with bags, not with nail polish
+# (measured on many catalogs, docs/QUALITY.md: at W 1 a 200-product shop loses 0.067 articleType instead of 0.104,
+# the whole sample 0.086 instead of 0.153).
+COLOUR_SHORTLIST, COLOUR_SHORTLIST_MIN, COLOUR_SHORTLIST_SHARE = 100, 20, 0.03
 # Query photos (uploads) decoded in full: 4096 x 4096 holds a 5K screenshot and any shop's PNG or WebP, and costs
 # at most ~65 MB (RGBA) to decode; Pillow's own bomb limit (89 M pixels) would let a 130 kB PNG take 170 MB.
 MAX_UPLOAD_PIXELS = 4096 * 4096

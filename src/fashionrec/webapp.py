@@ -20,7 +20,7 @@ from fashionrec.config import Settings, load_settings
 from fashionrec.errors import FashionrecError
 from fashionrec.imaging.decode import PixelLimits, open_image
 from fashionrec.imaging.formats import IMAGE_SUFFIXES
-from fashionrec.recommend.answers import DEFAULT_K, SIMILARITY_MEANING, Match, Recommendations
+from fashionrec.recommend.answers import DEFAULT_K, SIMILARITY_MEANING, Match, Recommendations, percent
 from fashionrec.recommend.recommender import Recommender
 
 GRID_COLUMNS = 5
@@ -207,7 +207,7 @@ def _card(match: Match) -> None:
         st.warning("image missing")
     st.markdown(f"**{name}**")
     details = [value for value in (match.metadata.get("articleType"), match.metadata.get("baseColour")) if value]
-    st.caption(" · ".join([*details, f"similarity {match.similarity:.1%}", f"id {match.id}"]), help=SIMILARITY_MEANING)
+    st.caption(" · ".join([*details, f"similarity {percent(match.similarity)}", f"id {match.id}"]), help=SIMILARITY_MEANING)
     if match.colours:
         st.markdown(_swatches_html(match.colours), unsafe_allow_html=True)
     st.button("More like this", key=f"more-{match.id}", on_click=_more_like, args=(match.id,))

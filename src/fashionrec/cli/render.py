@@ -46,16 +46,16 @@ def show(recommendations: Any, as_json: bool) -> int:
     if as_json:
         print_json(recommendations.to_dict(), ensure_ascii=False)
         return 0
+    from fashionrec.recommend.answers import SIMILARITY_MEANING, percent
+
     if recommendations.notice:
         print(f"fashionrec: {recommendations.notice}", file=sys.stderr)
-    rows = [(str(rank), m.id, f"{m.similarity:.1%}", m.metadata.get("articleType") or "",
+    rows = [(str(rank), m.id, percent(m.similarity), m.metadata.get("articleType") or "",
              m.metadata.get("baseColour") or "", " ".join(c["rgb"] for c in m.colours),
              shorten(m.metadata.get("productDisplayName") or "", NAME_WIDTH), m.image)
             for rank, m in enumerate(recommendations.results, start=1)]
     print(f"model: {recommendations.model}, colour weight {recommendations.colour_weight:g}")
     if rows:
-        from fashionrec.recommend import SIMILARITY_MEANING
-
         print_table(("#", "id", "similarity", "articleType", "colour", "dominant colours", "name", "image"), rows)
         print(f"({SIMILARITY_MEANING})")
     return 0

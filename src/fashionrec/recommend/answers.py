@@ -76,6 +76,12 @@ def catalog_pair_scores(shape_part: Callable[[np.ndarray], np.ndarray], colour_d
     return PairScores.of(shape_part(vectors), vectors[:, -colour_dim:] if colour_dim else None)
 
 
+def percent(similarity: float) -> str:
+    """The similarity as the CLI table and the web app show it: a percentage to two decimals (good matches sit
+    above 99%, where one decimal would show them all alike)."""
+    return f"{similarity:.2%}"
+
+
 def raw_cosines(inner: np.ndarray, gain: ColourGain) -> np.ndarray:
     """The raw figure (`Match.cosine`): inner products over what an exact copy scores (1 + the gains, each times its
     part's share of the unit colour vector), so that the same image is 1 and no colour gives the shape cosine."""

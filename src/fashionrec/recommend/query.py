@@ -9,8 +9,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fashionrec.config import (COLOUR_LAYOUT_FULL, COLOUR_SHORTLIST, COLOUR_SHORTLIST_MIN, COLOUR_SHORTLIST_SHARE,
-                               COLOUR_WHOLE_FROM, COLOUR_WHOLE_FULL, Settings)
+from fashionrec.config import (
+    COLOUR_LAYOUT_FULL,
+    COLOUR_SHORTLIST,
+    COLOUR_SHORTLIST_MIN,
+    COLOUR_SHORTLIST_SHARE,
+    COLOUR_WHOLE_FROM,
+    COLOUR_WHOLE_FULL,
+    Settings,
+)
 from fashionrec.errors import FashionrecError
 from fashionrec.imaging.colour import COLOUR_DIM, LAYOUT_DIM
 from fashionrec.search.block import Shortlist

@@ -15,8 +15,15 @@ from fashionrec.errors import CatalogError
 from fashionrec.imaging.decode import ImageSource, PixelLimits
 from fashionrec.index.read import decode_picture, in_catalog_look, read_picture
 from fashionrec.models.embed import Embedder
-from fashionrec.recommend.answers import (DEFAULT_K, Match, PairScores, Recommendations, catalog_pair_scores,
-                                          raw_cosines, sample_positions)
+from fashionrec.recommend.answers import (
+    DEFAULT_K,
+    Match,
+    PairScores,
+    Recommendations,
+    catalog_pair_scores,
+    raw_cosines,
+    sample_positions,
+)
 from fashionrec.recommend.filters import Filters, MetadataFilters
 from fashionrec.recommend.query import ColourGain, check_k, colour_gain, shortlist_size
 from fashionrec.search.backend import Neighbours, Restriction, SearchBackend
