@@ -47,6 +47,7 @@ class PairScores:
     shape: np.ndarray  # (pairs,) float32
     layout: np.ndarray
     whole: np.ndarray
+    _sorted: dict = field(default_factory=dict, compare=False, repr=False)  # gains -> sorted scores (few weights)
 
     @classmethod
     def of(cls, shape: np.ndarray, colour: np.ndarray | None) -> PairScores:
@@ -59,11 +60,21 @@ class PairScores:
             parts.append(np.zeros_like(parts[0]))
         return cls(*(np.asarray(part, dtype=np.float32) for part in parts))
 
+    def sorted_scores(self, gain: ColourGain) -> np.ndarray:
+        """The pairs' scores at `gain`, sorted: kept per gain, as a shop's queries use a few weights (a sort of 80,000
+        scores costs milliseconds; a look-up of the figures microseconds)."""
+        key = (gain.layout, gain.whole)
+        if key not in self._sorted:
+            if len(self._sorted) >= 64:
+                self._sorted.clear()
+            self._sorted[key] = np.sort(self.shape + gain.layout * self.layout + gain.whole * self.whole)
+        return self._sorted[key]
+
     def figures(self, inner: np.ndarray, gain: ColourGain) -> np.ndarray:
         """SIMILARITY_MEANING for matches whose inner product with the query is `inner`: the share of pairs with a
         lower score at this gain (ties, within TIE of each other, count half: a match in the sample itself ties with
         its own pair, whatever the rounding of either sum)."""
-        scores = np.sort(self.shape + gain.layout * self.layout + gain.whole * self.whole)
+        scores = self.sorted_scores(gain)
         if len(scores) == 0:  # a catalog of one product: nothing to compare with, the cosine is all there is
             return np.clip(raw_cosines(inner, gain), 0.0, 1.0)
         below = np.searchsorted(scores, inner - TIE, side="left") + np.searchsorted(scores, inner + TIE, side="right")
