@@ -23,8 +23,8 @@ ANN_THRESHOLD = 200_000
 WHITEN_DIM = 512  # docs/QUALITY.md: the best of 128/256/512/1024 on the sample
 # The search space stays put as products come and go; an index run fits it again once this share of the products it
 # was fitted on has been added, replaced or removed since (`catalog.space.whitening_drift`). Measured (docs/QUALITY.md,
-# benchmarks/drift.py): at 0.25 articleType P@5 is 0.003 under a refit when whole new kinds of product arrived (0.010
-# at 0.5), and 0.001 when more of the same did.
+# benchmarks/drift.py, shrinkage whitening): at 0.25 articleType P@5 is 0.0024 under a refit when whole new kinds of
+# product arrived (0.0032 at 0.5), and 0.0004 when more of the same did.
 REFIT_DRIFT = 0.25
 # How often a serving process checks whether the catalog it serves has a new committed generation.
 FOLLOW_SECONDS = 1.0
