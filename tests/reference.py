@@ -7,13 +7,15 @@ read), so a test that compares those modules with these functions can fail when 
 tuning are not supported.
 
 The ranking rule written out here (docs/QUALITY.md and `recommend.SIMILARITY_MEANING`):
-- the shape vectors are the model vectors shrinkage-whitened on the catalog's own products: centred, projected on
+- the shape vectors are the model vectors (under MIN_PRODUCTS products), else shrinkage-whitened on the catalog's
+  own products: centred, projected on
   the principal axes of their covariance (at most products - 1 and FASHIONREC_WHITEN_DIM of them), each divided by
   sqrt(its variance + SHRINKAGE x the mean variance), at unit length;
 - a colour weight W gives the colour layout (the first LAYOUT_DIM elements of the colour vector) the gain
   1.25 min(W / 0.5, 1) and the whole product's colour (the rest) 2.5 max(W - 0.5, 0) / 0.5;
-- with colour, only the products nearest in shape (3% of the catalog, at least 20, at most 200) are ranked, best
-  inner product of [shape; gains x colour] with [shape; colour] first, ties by catalog row;
+- with colour, the products nearest in shape (3% of the catalog, at least 20, at most 100) come first, best inner
+  product of [shape; gains x colour] with [shape; colour] first, ties by catalog row; the others after them, in
+  shape order (best shape cosine first, ties by row);
 - the similarity shown is the share of the pairs of a sample of products (the 400 smallest content hashes, one
   product per image) whose score at the same gains is lower (ties, within 1e-5, count half).
 """
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fashionrec.catalog.whitening import SHRINKAGE
+from fashionrec.catalog.whitening import MIN_PRODUCTS, SHRINKAGE
 from fashionrec.config import load_settings
 from fashionrec.imaging.colour import LAYOUT_DIM
 
@@ -64,7 +66,8 @@ def catalog_arrays(catalog) -> CatalogArrays:
     """Read a catalog (untuned) into plain arrays, its shape vectors whitened here from its model vectors."""
     assert catalog.tuning is None, "the brute-force reference handles catalogs without a tuning only"
     model = np.asarray(catalog.model_vectors, dtype=np.float64)
-    project = whiten(model, load_settings().whiten_dim) if len(model) >= 2 else (lambda v: np.asarray(v, np.float64))
+    unit = lambda v: np.asarray(v, np.float64)  # noqa: E731 - a catalog under MIN_PRODUCTS keeps the model's vectors
+    project = whiten(model, load_settings().whiten_dim) if len(model) >= MIN_PRODUCTS else unit
     shape = project(model)
     search = np.asarray(catalog.vectors, dtype=np.float64)
     # The search vectors are [shape vector; colour vector]: the first part must be the shape vector found here.
@@ -108,15 +111,18 @@ def pair_sample_scores(arrays: CatalogArrays, weight: float) -> np.ndarray:
     return np.sort(np.array(out))
 
 
-def figure(pairs: np.ndarray, score: float) -> float:
-    """The similarity shown for a score: the share of sample pairs scoring lower, ties counting half."""
+def figure(pairs: np.ndarray, score: float, cosine: float) -> float:
+    """The similarity shown for a score: the share of sample pairs scoring lower, ties counting half; with fewer than
+    100 pairs, the cosine (clipped to 0-1)."""
+    if len(pairs) < 100:
+        return float(min(max(cosine, 0.0), 1.0))
     below = np.searchsorted(pairs, score - 1e-5, "left") + np.searchsorted(pairs, score + 1e-5, "right")
     return float(below / (2 * len(pairs)))
 
 
 def shortlist(products: int, k: int) -> int:
     """How many products nearest in shape a colour query ranks, by the rule above."""
-    return max(k, min(products, 200, max(20, math.ceil(0.03 * products))))
+    return min(products, 100, max(20, math.ceil(0.03 * products)))
 
 
 @dataclass(frozen=True)
@@ -138,9 +144,12 @@ def rank(arrays: CatalogArrays, query_shape: np.ndarray, query_colour: np.ndarra
     """
     total, shape, _ = scores(arrays, query_shape, query_colour, weight)
     rows = [row for row in range(len(arrays.ids)) if row not in excluded_rows and _meets(arrays.metadata[row], where)]
-    if weight > 0 and arrays.colour.shape[1]:  # colour ranks the shape shortlist only
-        rows = sorted(rows, key=lambda row: (-shape[row], row))[:shortlist(len(arrays.ids), k)]
-    rows.sort(key=lambda row: (-total[row], row))
+    if weight > 0 and arrays.colour.shape[1]:  # colour ranks the shape shortlist only, the rest in shape order
+        by_shape = sorted(rows, key=lambda row: (-shape[row], row))
+        size = shortlist(len(arrays.ids), k)
+        rows = sorted(by_shape[:size], key=lambda row: (-total[row], row)) + by_shape[size:]
+    else:
+        rows.sort(key=lambda row: (-total[row], row))
     taken = None if seen_hashes is None else set(seen_hashes)
     chosen = []
     for row in rows:
@@ -152,7 +161,9 @@ def rank(arrays: CatalogArrays, query_shape: np.ndarray, query_colour: np.ndarra
         if len(chosen) == k:
             break
     pairs = pair_sample_scores(arrays, weight)
-    return Ranked([arrays.ids[row] for row in chosen], [figure(pairs, total[row]) for row in chosen])
+    layout, whole = gains(weight) if arrays.colour.shape[1] else (0.0, 0.0)
+    exact = 1 + 0.8 * layout + 0.2 * whole  # what the same image scores: the colour vector is [sqrt .8 layout; sqrt .2 whole]
+    return Ranked([arrays.ids[row] for row in chosen], [figure(pairs, total[row], total[row] / exact) for row in chosen])
 
 
 def more_like(arrays: CatalogArrays, product_id: str, weight: float, k: int, show_duplicates: bool = False,
@@ -198,12 +209,14 @@ def leave_one_out_precision(vectors: np.ndarray, labels: list, queries: list[int
         if value is None or not any(labels[row] == value for row in candidates):
             continue
         similarity = (vectors[candidates] * query_vectors[query]).sum(axis=1)
-        listed = set(range(len(candidates)))
-        if shape is not None:
+        if shape is None:
+            order = [candidates[i] for i in sorted(range(len(candidates)), key=lambda i: (-similarity[i], candidates[i]))]
+        else:  # the shortlist by the query, then the others in shape order
             near = (shape[candidates] * shape[query]).sum(axis=1)
-            listed = set(sorted(listed, key=lambda i: (-near[i], candidates[i]))[:shortlist(len(vectors), 1)])
-        order = [candidates[i] for i in sorted(range(len(candidates)),
-                                               key=lambda i: (i not in listed, -similarity[i], candidates[i]))]
+            by_shape = sorted(range(len(candidates)), key=lambda i: (-near[i], candidates[i]))
+            size = shortlist(len(vectors), 1)
+            ranked = sorted(by_shape[:size], key=lambda i: (-similarity[i], candidates[i])) + by_shape[size:]
+            order = [candidates[i] for i in ranked]
         hits = np.cumsum([labels[row] == value for row in order])
         per_query.append(hits[k - 1] / k)
         curves.append(hits / np.arange(1, len(order) + 1))

@@ -207,7 +207,8 @@ def _card(match: Match) -> None:
         st.warning("image missing")
     st.markdown(f"**{name}**")
     details = [value for value in (match.metadata.get("articleType"), match.metadata.get("baseColour")) if value]
-    st.caption(" · ".join([*details, f"similarity {percent(match.similarity)}", f"id {match.id}"]), help=SIMILARITY_MEANING)
+    st.caption(" · ".join([*details, f"similarity {percent(match.similarity)}", f"id {match.id}"]),
+               help=SIMILARITY_MEANING)
     if match.colours:
         st.markdown(_swatches_html(match.colours), unsafe_allow_html=True)
     st.button("More like this", key=f"more-{match.id}", on_click=_more_like, args=(match.id,))

@@ -57,8 +57,8 @@ def test_dimension_rule_and_fingerprint() -> None:
     assert whitening_dim(products=2048, wanted=512, model_dim=1280) == 512
     assert whitening_dim(products=2047, wanted=512, model_dim=1280) == 512  # no size threshold (shrinkage)
     assert whitening_dim(products=300, wanted=512, model_dim=1280) == 299  # at most the rank of the spread
-    assert whitening_dim(products=2, wanted=512, model_dim=1280) == 1
-    assert whitening_dim(products=1, wanted=512, model_dim=1280) == 0  # one product has no spread
+    assert whitening_dim(products=100, wanted=512, model_dim=1280) == 99
+    assert whitening_dim(products=99, wanted=512, model_dim=1280) == 0  # under MIN_PRODUCTS: the model's vectors
     assert whitening_dim(products=10_000, wanted=0, model_dim=1280) == 0  # turned off
     assert whitening_dim(products=10_000, wanted=4096, model_dim=1280) == 1280
     assert products_digest(["1", "2"], ["a", "b"]) != products_digest(["1", "2"], ["a", "c"])
@@ -69,10 +69,10 @@ def test_the_whitening_stays_put_as_products_change_until_a_refit(tmp_path: Path
     from fashionrec.catalog.space import refit
 
     settings = replace(load_settings(), whiten_dim=8)
-    write_products(tmp_path / "images", range(1, 41))
+    write_products(tmp_path / "images", range(1, 103))
     index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False, settings=settings)
     catalog = Catalog.open(tmp_path / "c")
-    assert catalog.vectors.shape == (40, 8 + COLOUR_DIM) and catalog.model_vectors.shape == (40, 1712)
+    assert catalog.vectors.shape == (102, 8 + COLOUR_DIM) and catalog.model_vectors.shape == (102, 1712)
     assert catalog.whitening is not None and space_path(tmp_path / "c", catalog.keys.space).is_file()
     recommender = Recommender(catalog, lite0)
     assert recommender.by_image(catalog.image_path("13"), k=3).results[0].id == "13"
@@ -81,9 +81,9 @@ def test_the_whitening_stays_put_as_products_change_until_a_refit(tmp_path: Path
 
     (tmp_path / "images" / "40.jpg").unlink()
     report = index_images(tmp_path / "images", tmp_path / "c", prune=True, progress=False, settings=settings)
-    kept = Catalog.open(tmp_path / "c")  # one product of 40 gone: drift 0.025, the space stays
-    assert not report.space.refitted and kept.keys.space == space and kept.vectors.shape == (39, 8 + COLOUR_DIM)
-    assert kept.drift == pytest.approx(1 / 40)
+    kept = Catalog.open(tmp_path / "c")  # one product of 102 gone: drift 0.0098, the space stays
+    assert not report.space.refitted and kept.keys.space == space and kept.vectors.shape == (101, 8 + COLOUR_DIM)
+    assert kept.drift == pytest.approx(1 / 102)
     np.testing.assert_allclose(kept.vectors, catalog.vectors[[catalog.position(i) for i in kept.ids]], atol=1e-6)
 
     update = refit(tmp_path / "c", settings)
@@ -95,10 +95,10 @@ def test_the_whitening_stays_put_as_products_change_until_a_refit(tmp_path: Path
 
     wider = replace(settings, whiten_dim=16)  # another dimension: fitted again
     assert index_images(tmp_path / "images", tmp_path / "c", progress=False, settings=wider).space.refitted
-    assert Catalog.open(tmp_path / "c").vectors.shape == (39, 16 + COLOUR_DIM)
-    wide = replace(settings, whiten_dim=512)  # more than 39 products can fill: 38, kept while the catalog is the same
+    assert Catalog.open(tmp_path / "c").vectors.shape == (101, 16 + COLOUR_DIM)
+    wide = replace(settings, whiten_dim=512)  # more than 101 products can fill: 100, kept while the catalog is the same
     assert index_images(tmp_path / "images", tmp_path / "c", progress=False, settings=wide).space.refitted
-    assert Catalog.open(tmp_path / "c").vectors.shape == (39, 38 + COLOUR_DIM)
+    assert Catalog.open(tmp_path / "c").vectors.shape == (101, 100 + COLOUR_DIM)
     assert not index_images(tmp_path / "images", tmp_path / "c", progress=False, settings=wide).space.refitted
 
 
@@ -108,7 +108,7 @@ def test_a_new_whitening_dimension_drops_the_tuning_fitted_in_the_old_space(tmp_
     from fashionrec.catalog.tuning import Tuning, TuningPart
     from fashionrec.catalog.space import save_tuning
 
-    write_products(tmp_path / "images", range(1, 41))
+    write_products(tmp_path / "images", range(1, 101))
     eight = replace(load_settings(), whiten_dim=8)
     index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False, settings=eight)
     catalog = Catalog.open(tmp_path / "c")
@@ -116,17 +116,17 @@ def test_a_new_whitening_dimension_drops_the_tuning_fitted_in_the_old_space(tmp_
     save_tuning(catalog, Tuning("articleType", "baseColour", (TuningPart("lda", np.eye(8, 2, dtype=np.float32), 1.0),),
                                 catalog.space.digest))
     tuned = Catalog.open(tmp_path / "c")
-    assert tuned.tuning is not None and tuned.vectors.shape == (40, 10 + COLOUR_DIM) and tuned.keys.space != untuned
+    assert tuned.tuning is not None and tuned.vectors.shape == (100, 10 + COLOUR_DIM) and tuned.keys.space != untuned
     with caplog.at_level(logging.WARNING):
         index_images(tmp_path / "images", tmp_path / "c", progress=False, settings=replace(eight, whiten_dim=4))
     reopened = Catalog.open(tmp_path / "c")
-    assert reopened.tuning is None and reopened.whitening.dim == 4 and reopened.vectors.shape == (40, 4 + COLOUR_DIM)
+    assert reopened.tuning is None and reopened.whitening.dim == 4 and reopened.vectors.shape == (100, 4 + COLOUR_DIM)
     assert "tuning (fitted in the old one) is dropped" in caplog.text
     assert Recommender(reopened).by_id("3", k=2).results
 
 
 def test_a_damaged_or_missing_space_file_is_never_searched(tmp_path: Path) -> None:
-    write_products(tmp_path / "images", range(1, 41))
+    write_products(tmp_path / "images", range(1, 101))
     settings = replace(load_settings(), whiten_dim=8)
     index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False, settings=settings)
     path = space_path(tmp_path / "c", Catalog.open(tmp_path / "c").keys.space)
@@ -150,7 +150,7 @@ def test_refit_makes_a_new_space_version_and_mends_a_lost_one(tmp_path: Path, mo
     from fashionrec.cli import main
 
     monkeypatch.setenv("FASHIONREC_WHITEN_DIM", "8")
-    write_products(tmp_path / "images", range(1, 41))
+    write_products(tmp_path / "images", range(1, 101))
     index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False)
     space = Catalog.open(tmp_path / "c").keys.space
     space_path(tmp_path / "c", space).unlink()  # lost (a backup restored without derived/, say)

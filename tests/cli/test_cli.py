@@ -54,7 +54,7 @@ def test_similar_with_filter_and_table(catalog: Path) -> None:
     assert table.returncode == 0 and table.stdout.splitlines()[1].split()[:3] == ["#", "id", "similarity"]
     similar = json.loads(done.stdout)["results"]
     shown = [line.split()[2] for line in table.stdout.splitlines()[2:-1]]
-    assert shown == [f"{m['similarity']:.1%}" for m in similar]  # the figure of --json, the API and the web app
+    assert shown == [f"{m['similarity']:.2%}" for m in similar]  # the figure of --json, the API and the web app
     assert table.stdout.splitlines()[-1] == f"({SIMILARITY_MEANING})"
 
 
@@ -87,8 +87,8 @@ def test_info(catalog: Path, lite0) -> None:
     assert facts["model"] == info["model_name"] == "efficientnet-lite0"
     assert facts["model_id"] == info["model_id"] == lite0.model_id and facts["generation"] == int(info["generation"])
     assert facts["dim"] == 1280 + 320 + 112  # lite0's head, last block and stride-16 stage, pooled
-    # Whitened as every catalog of 2 products or more, to at most products - 1 dimensions: 9 here.
-    assert facts["whitened_to"] == 9 and facts["tuned_for"] is None and facts["drift"] == 0.0
+    assert facts["whitened_to"] is None and facts["tuned_for"] is None and facts["drift"] is None  # 10: under 100
+    assert facts["whitening_rule"] is None
     assert facts["colour"].startswith("10 of 10 products (")
     assert [Path(p).resolve() for p in facts["images_dirs"]] == [(catalog.parent / "images").resolve()]
     assert facts["metadata_columns"] == ["gender"] and facts["skipped_files"] == 0

@@ -183,8 +183,8 @@ def test_a_new_colour_version_is_backfilled_without_refitting_the_whitening_and_
     the products whose colour changed."""
     import sqlite3
 
-    settings = replace(load_settings(), whiten_dim=8)  # 40 products >= 4 x 8: whitened
-    write_products(tmp_path / "images", range(1, 41))
+    settings = replace(load_settings(), whiten_dim=8)  # 100 products: whitened
+    write_products(tmp_path / "images", range(1, 101))
     index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False, settings=settings)
     fresh = Catalog.open(tmp_path / "c")
     expected = fresh.vectors

@@ -61,8 +61,7 @@ def test_rerun_is_incremental(tmp_path: Path) -> None:
     write_products(images, range(1, 9))
     _index(images, tmp_path / "c")
     before = Catalog.open(tmp_path / "c")
-    assert before.vectors.shape == (8, 7 + COLOUR_DIM)  # read now: a catalog reads its vectors on first use (whitened
-    # to products - 1 dimensions)
+    assert before.vectors.shape == (8, 1712 + COLOUR_DIM)  # read now: a catalog reads its vectors on first use
     before_model = before.model_vectors
     assert _index(images, tmp_path / "c").embedded == 0
 
@@ -76,7 +75,6 @@ def test_rerun_is_incremental(tmp_path: Path) -> None:
     assert (pruned.embedded, pruned.removed, pruned.gone_kept, pruned.products) == (0, 1, 0, 9)
     after = Catalog.open(tmp_path / "c")
     assert "1" not in after and "20" in after
-    # (The search space was fitted again: 3 of 8 products written, past the drift limit; the model's vectors stay.)
     np.testing.assert_array_equal(after.model_vectors[after.position("2")], before_model[before.position("2")])
     assert not np.array_equal(after.model_vectors[after.position("3")], before_model[before.position("3")])
     assert _index(images, tmp_path / "c").embedded == 0

@@ -149,8 +149,8 @@ def filters_reader(current_columns: Callable[[], list[str]]) -> FiltersReader:
 
 def recommendations_out(request: Request, found: Recommendations) -> RecommendationsOut:
     """Recommendations with image URLs of this server in place of file paths."""
-    results = [MatchOut(id=m.id, similarity=m.similarity, cosine=m.cosine, image=image_url(request, m.id), metadata=m.metadata,
-                        colours=[SwatchOut(**colour) for colour in m.colours])
+    results = [MatchOut(id=m.id, similarity=m.similarity, cosine=m.cosine, image=image_url(request, m.id),
+                        metadata=m.metadata, colours=[SwatchOut(**colour) for colour in m.colours])
                for m in found.results]
     return RecommendationsOut(model=found.model, colour_weight=found.colour_weight, results=results,
                               notice=found.notice)

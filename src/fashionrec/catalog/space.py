@@ -166,8 +166,6 @@ def load_space(catalog_dir: Path, digest: str, model_id: str) -> SearchSpace:
     return space
 
 
-
-
 @dataclass(frozen=True)
 class SpaceUpdate:
     """What `refresh_space` did to the catalog's search space, and why."""
@@ -214,8 +212,9 @@ def refresh_space(store: CatalogStore, wanted_dim: int, force: bool = False,
                     "run fashionrec tune again")
     space = SearchSpace(info["model_id"], whitening, tuning) if whitening or tuning else None
     _publish_space(store, space, expected=info.get(SPACE_KEY, ""))
-    return SpaceUpdate(refit_now, reason if refit_now or not reason else f"not fitted: {reason}, but too few "
-                       f"products (at least {MIN_PRODUCTS})", moved, dropped)
+    if refit_now or not reason or wanted <= 0:
+        return SpaceUpdate(refit_now, reason, moved, dropped)
+    return SpaceUpdate(False, f"not fitted: {reason}, but too few products (at least {MIN_PRODUCTS})", moved, dropped)
 
 
 def _refit_reason(whitening: Whitening | None, wanted_dim: int, model_dim: int, force: bool, moved: float,

@@ -12,8 +12,8 @@ products as much weight as the main ones, which needs thousands of products to e
 worse than the raw vectors (a 400-product shop: articleType P@5 0.25 against 0.35). Adding SHRINKAGE times the
 mean variance to every direction's variance before equalising keeps the weak directions from being blown up: it
 centres and gently flattens the main directions. Measured on many catalogs (`benchmarks/catalogs.py`, docs/QUALITY.md)
-it is at least as good as the raw vectors from 200 products to the whole sample and in single-kind shops, so one
-rule holds at every size: no threshold, no cliff.
+it is at least as good as the raw vectors from 200 products to the whole sample and in single-kind shops, and level
+with them below: one rule from MIN_PRODUCTS on, with no cliff where it starts.
 """
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MIN_PRODUCTS = 2  # a whitening is fitted from this many products on (one product has no spread to measure)
+# A whitening is fitted from this many products on. Below it the whitened and the raw vectors rank alike (10-100
+# products, 20 seeds: level), while a space fitted on a handful of products would keep a shop that grows by live
+# writes in a few dimensions until its next index run.
+MIN_PRODUCTS = 100
 # Added to every principal variance, in units of their mean (docs/QUALITY.md "Search space": 10-100 measured; 20-40
 # are at least as good as the raw vectors on every catalog, 40 the best on the smallest and single-kind shops).
 SHRINKAGE = 40.0
@@ -38,7 +41,7 @@ class Whitening:
     fitted_on: str  # digest of the products it was fitted on (`derived.products_digest`)
     generation: int = 0  # the catalog generation it was fitted at (what changed since: `catalog.space.whitening_drift`)
     products: int = 0  # how many products it was fitted on
-    shrinkage: float = 0.0  # SHRINKAGE when it was fitted (0: a whitening of an older rule, fitted again by an index run)
+    shrinkage: float = 0.0  # SHRINKAGE when it was fitted (0: an older rule's whitening; an index run fits it again)
 
     @property
     def dim(self) -> int:

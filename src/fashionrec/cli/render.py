@@ -181,11 +181,22 @@ def print_tuning(report: Any, kept: bool, dry_run: bool) -> None:
           f"{report.look_label} P@{k} {report.before[1]:.4f} -> {report.after[1]:.4f} (held out).")
 
 
+def _whitening_rule(whitening: Any) -> str | None:
+    """How the catalog's whitening was fitted: the shrinkage rule, or an older one that the next index run (or
+    `fashionrec refit`) replaces (its answers were not measured with today's colour weights and near-copy bound)."""
+    if whitening is None:
+        return None
+    if whitening.shrinkage:
+        return f"shrinkage {whitening.shrinkage:g}"
+    return "an older rule (full whitening): run fashionrec refit or fashionrec index to fit it again"
+
+
 def catalog_facts(catalog: Any, refit_drift: float) -> dict[str, Any]:
     """What `fashionrec info` shows of a `Catalog`: its size, model, search space, colour, drift and sources."""
     return {"catalog": str(catalog.catalog_dir), "products": len(catalog), "model": catalog.model_name,
             "model_id": catalog.model_id, "dim": catalog.dim,
             "whitened_to": catalog.whitening.dim if catalog.whitening else None,
+            "whitening_rule": _whitening_rule(catalog.whitening),
             "tuned_for": catalog.tuning.describe() if catalog.tuning else None,
             "generation": catalog.generation,
             "colour": (f"{len(catalog) - catalog.colour_missing} of {len(catalog)} products ({catalog.colour_dim}-d)"

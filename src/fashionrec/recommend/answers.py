@@ -15,15 +15,18 @@ from fashionrec.recommend.query import ColourGain
 DEFAULT_K = 5
 
 
-SIMILARITY_MEANING = ("similarity: the share of the catalog's product pairs that are less alike than this match, "
-                      "at the same colour weight (shown as a percentage: 99% means more alike than 99 pairs in 100 of "
-                      "this catalog; an exact copy is 100%); it ranks as the search does and reads the same in any "
-                      "catalog. `cosine` (JSON only) is the raw figure: the cosine of the shape vectors in the "
-                      "catalog's search space, with colour the weighted mean of it and the colour vectors' cosines")
+SIMILARITY_MEANING = ("similarity: the share of this catalog's product pairs that are less alike than this match, "
+                      "at the same colour weight (shown as a percentage: 99% means more alike than 99 pairs in 100; "
+                      "near copies of the query reach 100%); it ranks as the search does, and a good match reads "
+                      "high in any catalog (in a catalog of fewer than 15 products, too few pairs to compare with, it "
+                      "is the cosine below). `cosine` (JSON only) is the raw figure: the cosine of the shape vectors "
+                      "in the catalog's search space, with colour the weighted mean of it and the colour vectors' "
+                      "cosines (1 for the same image)")
 """What the one figure the CLI, the API and the web app show for a match means (they all show `Match.similarity`)."""
 
 TIE = 1e-5  # scores this close are the same figure (float32 sums of a few hundred terms differ by ~1e-6)
 PAIR_SAMPLE_PRODUCTS = 400  # products whose pairs (79,800) the figure is read against: resolution ~0.001%
+MIN_PAIRS = 100  # fewer sample pairs than this (a catalog of under 15 products): the figure is the cosine
 
 
 @dataclass(frozen=True)
@@ -75,8 +78,8 @@ class PairScores:
         lower score at this gain (ties, within TIE of each other, count half: a match in the sample itself ties with
         its own pair, whatever the rounding of either sum)."""
         scores = self.sorted_scores(gain)
-        if len(scores) == 0:  # a catalog of one product: nothing to compare with, the cosine is all there is
-            return np.clip(raw_cosines(inner, gain), 0.0, 1.0)
+        if len(scores) < MIN_PAIRS:  # a share of a few pairs would jump from 0% to 100%: the cosine is all there is
+            return np.clip(raw_cosines(inner, gain), 0.0, 1.0).astype(np.float32)
         below = np.searchsorted(scores, inner - TIE, side="left") + np.searchsorted(scores, inner + TIE, side="right")
         return (below / (2.0 * len(scores))).astype(np.float32)
 

@@ -55,13 +55,16 @@ class View:
         """
         if not gain:
             return self._nearest(query, k, allowed)
-        shape_query = self.catalog.query_vector(query, 0.0)
-        found = self._nearest(shape_query, shortlist_size(len(self.catalog), k), allowed)
+        size = shortlist_size(len(self.catalog), 1)  # the same for every k: a wider search keeps the first results
+        found = self._nearest(self.catalog.query_vector(query, 0.0), max(size, k), allowed)
         vectors = found.vectors if found.vectors is not None else self._rows(found.positions)
-        order, distances = rank_rows(vectors, found.positions, query)
-        order = order[:k]
+        order, distances = rank_rows(vectors[:size], found.positions[:size], query)
+        # Past the shortlist (k larger than it), the results go on in shape order, as in `search.block`.
+        rest = np.arange(len(order), len(found.positions))
+        order = np.concatenate([order, rest])[:k]
+        distances = np.linalg.norm(vectors[order] - query[None, :], axis=1).astype(np.float32)
         kept = found.vectors[order] if found.vectors is not None else None
-        return Neighbours(found.positions[order], distances[:k], kept)
+        return Neighbours(found.positions[order], distances, kept)
 
     @cached_property
     def _pairs(self) -> PairScores:

@@ -52,13 +52,13 @@ def block_neighbours(vectors: np.ndarray, positions: np.ndarray, depth: int,
         scores = queries @ vectors.T
         for row, query in enumerate(block):
             scores[row, list(exclude(int(query)))] = -np.inf
-        listed = None if shortlist is None else _shortlisted(scores, shortlist.as_query(vectors[block]) @ vectors.T,
-                                                             shortlist.size)
-        tiers = scores if listed is None else np.where(listed, scores + TIER, scores)
+        shapes = None if shortlist is None else shortlist.as_query(vectors[block])
+        listed, tiers = (None, scores) if shortlist is None else _tiers(scores, shapes @ vectors.T, shortlist.size)
         top = np.argpartition(-tiers, wide - 1, axis=1)[:, :wide]
         for row in range(len(block)):
             finite = np.isfinite(scores[row, top[row]])
-            ranked = _ranked(vectors, top[row][finite], queries[row], None if listed is None else listed[row])
+            ranked = _ranked(vectors, top[row][finite], queries[row],
+                             None if listed is None else (listed[row], shapes[row]))
             # Too few rows allowed (a tiny catalog): the excluded ones fill the end, as worst, in row order.
             ranked = np.concatenate([ranked, np.sort(top[row][~finite])])[:depth]
             inner = vectors[ranked[:min(int(finite.sum()), depth)]] @ queries[row]  # the excluded rows: -inf
@@ -70,23 +70,28 @@ def block_neighbours(vectors: np.ndarray, positions: np.ndarray, depth: int,
 TIER = np.float32(1e3)  # lifts a shortlist above the other rows when picking candidates (scores are within +-10)
 
 
-def _shortlisted(scores: np.ndarray, shape_scores: np.ndarray, size: int) -> np.ndarray:
-    """(queries, rows) bool: each row's `size` best shape scores among the rows it may return."""
+def _tiers(scores: np.ndarray, shape_scores: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(queries, rows) bool: each row's `size` best shape scores among the rows it may return; and the keys the
+    candidates are picked by: the full score within the shortlist, lifted above the shape score of the others."""
     shape_scores[~np.isfinite(scores)] = -np.inf
-    listed = np.zeros(scores.shape, dtype=bool)
-    best = np.argpartition(-shape_scores, min(size, scores.shape[1]) - 1, axis=1)[:, :size]
-    np.put_along_axis(listed, best, True, axis=1)
-    return listed & np.isfinite(scores)
+    size = min(size, scores.shape[1])
+    kth = -np.partition(-shape_scores, size - 1, axis=1)[:, size - 1:size]
+    above, tied = shape_scores > kth, shape_scores == kth
+    wanted = size - above.sum(axis=1, keepdims=True)  # how many of the rows tied at the boundary: the first ones
+    listed = (above | (tied & (np.cumsum(tied, axis=1) <= wanted))) & np.isfinite(scores)
+    return listed, np.where(listed, scores + TIER, shape_scores)
 
 
-def _ranked(vectors: np.ndarray, candidates: np.ndarray, query: np.ndarray, listed: np.ndarray | None) -> np.ndarray:
-    """`candidates` best first by exact inner product; with a shortlist, its rows first, then the others (a search
-    deeper than the shortlist goes on past it, so the first results are those every face gives)."""
-    if listed is None:
+def _ranked(vectors: np.ndarray, candidates: np.ndarray, query: np.ndarray,
+            shortlist: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """`candidates` best first by exact inner product; with a shortlist (its rows, the shape-only query), its rows
+    first by the query, then the others in shape order: what `recommend.view.View` gives for any k."""
+    if shortlist is None:
         return rank_by_similarity(vectors, candidates, query)[0]
+    listed, shape_query = shortlist
     inside = listed[candidates]
     return np.concatenate([rank_by_similarity(vectors, candidates[inside], query)[0],
-                           rank_by_similarity(vectors, candidates[~inside], query)[0]])
+                           rank_by_similarity(vectors, candidates[~inside], shape_query)[0]])
 
 
 def top_neighbours(vectors: np.ndarray, positions: np.ndarray, depth: int,
