@@ -1,6 +1,7 @@
 """Do the defaults hold on other shops' catalogs? Shape only against colour weights, on many catalogs.
 
     python benchmarks/catalogs.py --catalog DIR [--sizes 200 400 1000 2000] [--seeds 3] [--weights W ...]
+        [--shrinkage A | --raw]
 
 A shop that installs fashionrec has another catalog than the shared sample: 300 products, only shoes, other photos.
 This builds such catalogs from an indexed catalog of the sample (its stored model vectors, colours and labels, so
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from fashionrec.catalog import Catalog
+from fashionrec.catalog import whitening
 from fashionrec.catalog.whitening import fit_whitening, whitening_dim
 from fashionrec.config import load_settings
 from fashionrec.imaging.colour import COLOUR_DIM
@@ -86,7 +88,14 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--weights", type=float, nargs="*", default=None,
                         help="colour weights (0-1) compared with shape only (default: the setting and 1)")
+    parser.add_argument("--shrinkage", type=float, default=None,
+                        help="fit the search spaces with this shrinkage instead of catalog.whitening.SHRINKAGE (> 0)")
+    parser.add_argument("--raw", action="store_true", help="rank the model's own vectors (no search space)")
     args = parser.parse_args()
+    if args.shrinkage is not None:
+        if args.shrinkage <= 0:
+            sys.exit("--shrinkage must be above 0")
+        whitening.SHRINKAGE = args.shrinkage
     settings = load_settings()
     catalog = Catalog.open(args.catalog)
     if not catalog.has_colour:
@@ -103,7 +112,7 @@ def main() -> int:
     for name, subsets in shops(catalog, args.sizes, args.seeds):
         scores: dict[float, list] = {w: [] for w in [0.0, *weights]}
         for rows in subsets:
-            vectors = catalog_vectors(model[rows], colour[rows], settings.whiten_dim)
+            vectors = catalog_vectors(model[rows], colour[rows], 0 if args.raw else settings.whiten_dim)
             for w in scores:
                 gain = colour_gain(w, settings)[1]
                 scores[w].append(precision_at_k(vectors, [values[rows] for values in labels], hashes[rows], gain))
