@@ -110,20 +110,19 @@ async def _server_error(request: Request, exc: Exception) -> JSONResponse:
                                    "its log has the details; please report it"}, status_code=500)
 
 
-_METHOD_ORDER = ["GET", "HEAD", "PUT", "POST", "DELETE"]
+_METHOD_ORDER = ["GET", "PUT", "POST", "DELETE"]
 
 
 def allowed_methods(app: FastAPI, path: str) -> list[str]:
     """Every method a path takes, from all its routes (the `Allow` header of a 405: RFC 9110 says it lists them)."""
     allowed = {m for route in app.routes if isinstance(route, APIRoute) and route.path_regex.match(path)
                for m in route.methods}
-    return sorted(allowed, key=lambda m: (_METHOD_ORDER + [m]).index(m)) or ["GET", "HEAD"]
+    return sorted(allowed, key=lambda m: (_METHOD_ORDER + [m]).index(m)) or ["GET"]
 
 
 def _spoken(methods: list[str]) -> str:
-    """The methods as a 405 message names them ("GET, PUT or DELETE"; HEAD goes without saying)."""
-    said = [m for m in methods if m != "HEAD"]
-    return said[0] if len(said) == 1 else f"{', '.join(said[:-1])} or {said[-1]}"
+    """The methods as a 405 message names them ("GET, PUT or DELETE")."""
+    return methods[0] if len(methods) == 1 else f"{', '.join(methods[:-1])} or {methods[-1]}"
 
 
 def explain(error: dict[str, Any], max_k: int) -> str:

@@ -1,8 +1,8 @@
 """The parts of the OpenAPI schema FastAPI cannot see, so that a client generated from /openapi.json sends what the
 server accepts: the filters (query parameters named after the catalog's columns, read from the query string), a
 write's metadata as the JSON object of those columns it must be (the form field is text to FastAPI), no empty
-upload, and no 422 of FastAPI's shape on a route that never answers one. The columns are known only once the catalog is open, and can change when it is indexed again: the schema is
-built again when they do."""
+upload, and no 422 of FastAPI's shape on a route that never answers one. The columns are known only once the
+catalog is open, and can change when it is indexed again: the schema is built again when they do."""
 
 from __future__ import annotations
 
@@ -67,13 +67,13 @@ def _add_metadata(schema: dict[str, Any], columns: tuple[str, ...]) -> None:
     limit = f"at most {MAX_METADATA_BYTES // 1024} kB of JSON"
     product = metadata_schema(columns)
     _form_properties(schema, *_PRODUCT_WRITE)["metadata"] = {**product, "description": f"{product['description']}; "
-                                                             f"{limit}; an empty field is refused (400)"}
+                                                             f"{limit}; an empty field counts as left out"}
     _form_properties(schema, *_BATCH_WRITE)["metadata"] = {
         "type": "object", "additionalProperties": product, "maxProperties": BATCH_UPLOADS,
         "propertyNames": {"pattern": f"^{PRODUCT_ID_PATTERN}$", "maxLength": MAX_PRODUCT_ID_LENGTH},
         "description": "product id -> that product's metadata; each id must be the id of a photo in this batch (its "
                        f"file name without the extension); at most {MAX_METADATA_BYTES * BATCH_UPLOADS // 1024} kB "
-                       "of JSON; an empty field is refused (400)"}
+                       "of JSON; an empty field counts as left out"}
 
 
 def _refuse_empty_uploads(schema: dict[str, Any]) -> None:
