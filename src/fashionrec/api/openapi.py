@@ -1,8 +1,9 @@
 """The parts of the OpenAPI schema FastAPI cannot see, so that a client generated from /openapi.json sends what the
 server accepts: the filters (query parameters named after the catalog's columns, read from the query string), a
 write's metadata as the JSON object of those columns it must be (the form field is text to FastAPI), no empty
-upload, and no 422 of FastAPI's shape on a route that never answers one. The columns are known only once the
-catalog is open, and can change when it is indexed again: the schema is built again when they do."""
+upload (each marked a file, as client generators read it), and no 422 of FastAPI's shape on a route that never
+answers one. The columns are known only once the catalog is open, and can change when it is indexed again: the
+schema is built again when they do."""
 
 from __future__ import annotations
 
@@ -77,7 +78,9 @@ def _add_metadata(schema: dict[str, Any], columns: tuple[str, ...]) -> None:
 
 
 def _refuse_empty_uploads(schema: dict[str, Any]) -> None:
-    """Every uploaded file has at least one byte (an empty one is 422): `minLength` on each file of a form."""
+    """Every uploaded file has at least one byte (an empty one is 422): `minLength` on each file of a form. Each is
+    also `format: binary` beside FastAPI's `contentMediaType`: what client generators (openapi-python-client,
+    openapi-generator) read as "a file" (without it they send the photo as text)."""
     for operations in schema["paths"].values():
         for operation in operations.values():
             content = operation.get("requestBody", {}).get("content", {})
@@ -86,7 +89,7 @@ def _refuse_empty_uploads(schema: dict[str, Any]) -> None:
             for field in _resolve(schema, content["multipart/form-data"]["schema"])["properties"].values():
                 for part in (field, field.get("items", {})):
                     if part.get("contentMediaType") == "application/octet-stream" or part.get("format") == "binary":
-                        part["minLength"] = 1
+                        part.update(format="binary", minLength=1)
 
 
 def _drop_unanswered_validation_errors(schema: dict[str, Any]) -> None:

@@ -26,7 +26,7 @@ from fashionrec.api.schemas import (
     product_id_path,
     product_links,
 )
-from fashionrec.api.uploads import BATCH_UPLOADS, body_limit, read_upload, upload_name
+from fashionrec.api.uploads import BATCH_UPLOADS, body_limit, read_upload, upload_name, upload_rule
 from fashionrec.config import MAX_METADATA_BYTES, Settings
 from fashionrec.errors import FashionrecError, ImageError, shown
 from fashionrec.index.metadata import check_flat_metadata, metadata_from_json
@@ -70,8 +70,9 @@ def add_write_routes(app: FastAPI, recommender: Recommender, settings: Settings)
         return written
 
     guard = [Depends(writer if settings.api_token else writes_off)]
-    _add_product_writes(app, recommender, settings, store, guard)
-    _add_batch_write(app, settings, store, guard)
+    photo_rule = upload_rule(settings, recommender.embedder.spec.preprocessing.allow_draft)
+    _add_product_writes(app, recommender, settings, store, guard, photo_rule)
+    _add_batch_write(app, settings, store, guard, photo_rule)
 
 
 def _refusals(settings: Settings, statuses: tuple[int, ...]) -> dict[int | str, dict[str, Any]]:
@@ -80,7 +81,7 @@ def _refusals(settings: Settings, statuses: tuple[int, ...]) -> dict[int | str, 
 
 
 def _add_product_writes(app: FastAPI, recommender: Recommender, settings: Settings, store: Store,
-                        guard: list[Any]) -> None:
+                        guard: list[Any], photo_rule: str) -> None:
     """PUT and DELETE /products/{id}: one product at a time."""
     from fashionrec.index.write import ProductWrite, remove_products
 
@@ -93,7 +94,7 @@ def _add_product_writes(app: FastAPI, recommender: Recommender, settings: Settin
              dependencies=guard, max_body_size=body_limit(settings.max_upload_bytes),
              openapi_extra=multipart_encoding(photo="image", metadata="metadata"))
     async def put_product(request: Request, response: Response, product_id: str = product_id_path(),
-                          image: UploadFile = File(description="the product's photo"),
+                          image: UploadFile = File(description=f"the product's photo: {photo_rule}"),
                           metadata: str | None = Form(None, description="a JSON object of the catalog's metadata "
                                                       "columns (omitted: a replaced product keeps its metadata)")
                           ) -> WrittenOut:
@@ -119,7 +120,7 @@ def _add_product_writes(app: FastAPI, recommender: Recommender, settings: Settin
         return RemovedOut(id=product_id, removed=True)
 
 
-def _add_batch_write(app: FastAPI, settings: Settings, store: Store, guard: list[Any]) -> None:
+def _add_batch_write(app: FastAPI, settings: Settings, store: Store, guard: list[Any], photo_rule: str) -> None:
     """POST /products:batch: many products in one write, all or none."""
     from fashionrec.index.write import MAX_BATCH, ProductWrite
 
@@ -131,7 +132,7 @@ def _add_batch_write(app: FastAPI, settings: Settings, store: Store, guard: list
               openapi_extra=multipart_encoding(photo="images", metadata="metadata"))
     async def put_products_batch(request: Request,
                                  images: list[UploadFile] = File(description="photos named <product id>.<ext>, one "
-                                                                 "per product (distinct ids)",
+                                                                 f"per product (distinct ids), each {photo_rule}",
                                                                  json_schema_extra={"minItems": 1,
                                                                                     "maxItems": BATCH_UPLOADS}),
                                  metadata: str | None = Form(None, description="a JSON object: product id -> that "
