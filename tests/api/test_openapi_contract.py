@@ -31,12 +31,18 @@ from tests.conftest import free_port
 COLUMNS = ["gender", "articleType", "baseColour", "productDisplayName"]  # the shop catalog's styles.csv
 
 
-def schema_of(shop_catalog: Path, tmp_path: Path, lite0, token: str) -> dict:
+def schema_of(shop_catalog: Path, folder: Path, lite0, token: str) -> dict:
     """The /openapi.json of an app over a copy of the shop catalog, writes on for `token` (off for "")."""
-    shutil.copytree(shop_catalog, tmp_path / "schema-catalog")
+    shutil.copytree(shop_catalog, folder / "catalog")
     settings = replace(load_settings(), api_token=token)
-    recommender = Recommender(Catalog.open(tmp_path / "schema-catalog"), lite0, settings=settings)
+    recommender = Recommender(Catalog.open(folder / "catalog"), lite0, settings=settings)
     return TestClient(create_app(recommender, settings)).get("/openapi.json").json()
+
+
+@pytest.fixture(scope="module")
+def schema(shop_catalog: Path, tmp_path_factory, lite0) -> dict:
+    """The schema of a server that takes writes."""
+    return schema_of(shop_catalog, tmp_path_factory.mktemp("writes-on"), lite0, "token")
 
 
 def form(schema: dict, path: str, method: str) -> dict:
@@ -58,9 +64,7 @@ def pointed(schema: dict, reference: str) -> dict:
     ("15970", True), ("a", True), ("Nike-Air_2.0", True), ("x" * 128, True), ("x" * 129, False), ("", False),
     (".hidden", False), ("..", False), ("-1", False), ("a b", False), ("a/b", False), ("é", False),
     ("\U000b06a3", False), ("a\n", False)])
-def test_the_schema_gives_the_id_rule_on_every_product_route(shop_catalog: Path, tmp_path: Path, lite0,
-                                                             product_id: str, valid: bool) -> None:
-    schema = schema_of(shop_catalog, tmp_path, lite0, "token")
+def test_the_schema_gives_the_id_rule_on_every_product_route(schema: dict, product_id: str, valid: bool) -> None:
     rules = [parameter["schema"] for operations in schema["paths"].values() for operation in operations.values()
              for parameter in operation.get("parameters", []) if parameter["name"] == "product_id"]
     assert len(rules) == 5  # GET, its image, its similar, PUT, DELETE
@@ -68,14 +72,15 @@ def test_the_schema_gives_the_id_rule_on_every_product_route(shop_catalog: Path,
         assert jsonschema_rs.validator_for(rule).is_valid(product_id) == valid, (product_id, rule)
 
 
-def test_the_schema_says_what_an_upload_and_its_metadata_must_be(shop_catalog: Path, tmp_path: Path, lite0) -> None:
-    schema = schema_of(shop_catalog, tmp_path, lite0, "token")
+def test_the_schema_says_what_an_upload_and_its_metadata_must_be(schema: dict) -> None:
     photos = "image/jpeg, image/png, image/webp, image/gif"
     recommend, put = form(schema, "/recommend", "post"), form(schema, "/products/{product_id}", "put")
     batch = form(schema, "/products:batch", "post")
     assert recommend["properties"]["file"]["minLength"] == 1
     assert recommend["encoding"]["file"]["contentType"].startswith(photos)  # AVIF too, where Pillow decodes it
     assert put["required"] == ["image"] and put["properties"]["image"]["minLength"] == 1
+    for upload in (recommend["properties"]["file"], put["properties"]["image"], batch["properties"]["images"]["items"]):
+        assert upload["format"] == "binary"  # a file to client generators (contentMediaType alone: text)
     assert put["encoding"] == {"image": {"contentType": recommend["encoding"]["file"]["contentType"]},
                                "metadata": {"contentType": "application/json"}}
     metadata = put["properties"]["metadata"]
@@ -88,13 +93,11 @@ def test_the_schema_says_what_an_upload_and_its_metadata_must_be(shop_catalog: P
     assert "HTTPValidationError" not in json.dumps(schema)
 
 
-def test_writes_document_their_answers_auth_and_links(shop_catalog: Path, tmp_path: Path, lite0) -> None:
-    schema = schema_of(shop_catalog, tmp_path, lite0, "token")
+def test_writes_document_their_answers_auth_and_links(schema: dict) -> None:
     put = schema["paths"]["/products/{product_id}"]["put"]
     assert {"200", "201", "400", "401", "403", "413", "415", "422", "500", "503"} == set(put["responses"])
-    assert schema["components"]["securitySchemes"]["writeToken"] == {
-        "type": "http", "scheme": "bearer", "description": schema["components"]["securitySchemes"]["writeToken"]
-        ["description"]}
+    token = schema["components"]["securitySchemes"]["writeToken"]
+    assert (token["type"], token["scheme"]) == ("http", "bearer") and "FASHIONREC_API_TOKEN" in token["description"]
     linked = {}
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
