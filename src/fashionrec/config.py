@@ -55,6 +55,10 @@ DECODE_SLOTS = 2
 # from costing a parse of megabytes or a message listing thousands of keys.
 MAX_METADATA_BYTES = 64 * 1024
 MAX_METADATA_KEYS = 200
+# What a product id may be, wherever it comes from (a file name, a write's id, the API's path): it names the product's
+# image file, so 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit (no hidden files, no '..').
+PRODUCT_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+MAX_PRODUCT_ID_LENGTH = 128
 
 
 @dataclass(frozen=True)

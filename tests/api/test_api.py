@@ -314,6 +314,15 @@ def test_every_error_is_one_readable_detail(client: TestClient, ask, status: int
         assert set(body) == {"detail"}
 
 
+@pytest.mark.parametrize("method, path, allow", [
+    ("OPTIONS", "/products/1", "GET, PUT, DELETE"), ("PATCH", "/products/1", "GET, PUT, DELETE"),
+    ("POST", "/products/1/similar", "GET"), ("GET", "/recommend", "POST"), ("GET", "/products:batch", "POST"),
+])
+def test_a_405_allows_every_method_of_the_path(client: TestClient, method: str, path: str, allow: str) -> None:
+    response = client.request(method, path)  # Starlette's own Allow names only the methods of one route
+    assert response.status_code == 405 and response.headers["allow"] == allow
+
+
 def test_an_unusable_upload_names_the_file_and_the_formats_accepted(client: TestClient) -> None:
     response = client.post("/recommend", files=upload(b"not an image at all", name="holiday.heic"))
     detail = response.json()["detail"]

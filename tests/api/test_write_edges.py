@@ -201,6 +201,7 @@ DEEP_LIST = '{"gender": ' + "[" * 10_000 + "]" * 10_000 + "}"
     ('{"gender": 3}', "text or null"),
     ('{"gender": "\\ud800"}', "not valid Unicode"),
     ('{"\\udfff": "Men"}', "not valid Unicode"),
+    ("null", "must hold a JSON object"),
 ])
 def test_metadata_over_the_bounds_is_400_naming_the_field(writable, metadata: str, words: str) -> None:  # noqa: F811
     api, _ = writable

@@ -14,8 +14,9 @@ Run it with `fashionrec serve --catalog DIR`, or in any ASGI server with
 
 `app` (`create_app`, `app_from_settings`: the wiring), `reads` (health, filters, products, images, queries),
 `writes` (the token-guarded product writes), `uploads` (an upload read within its limits), `errors` (every error
-as one sentence, and the statuses documented), `docs` (offline Swagger UI and ReDoc, the filters in the schema),
-`schemas` (the JSON answers).
+as one sentence, and the statuses documented), `docs` (offline Swagger UI and ReDoc), `schemas` (the JSON answers,
+the product id, the uploads' encoding, links), `openapi` (what the schema says that FastAPI cannot see: filters,
+metadata objects, no empty upload).
 """
 
 from fashionrec.api.app import app_from_settings, create_app

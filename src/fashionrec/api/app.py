@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from fashionrec.api.docs import docs_assets, document_filters, serve_docs_offline
+from fashionrec.api.docs import docs_assets, serve_docs_offline
 from fashionrec.api.errors import add_error_handlers
 from fashionrec.api.guard import WriteGuard
+from fashionrec.api.openapi import document_contract
 from fashionrec.api.reads import add_read_routes
 from fashionrec.api.uploads import refuse_large_bodies
 from fashionrec.api.writes import add_write_routes
@@ -44,7 +45,7 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
     app.add_middleware(WriteGuard, token=settings.api_token)  # outermost: a write's token before its body
     add_read_routes(app, recommender, settings)
     add_write_routes(app, recommender, settings)
-    document_filters(app, catalog.columns)
+    document_contract(app, lambda: recommender.catalog.columns)
     return app
 
 

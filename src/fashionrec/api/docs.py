@@ -1,18 +1,14 @@
 """The API's documentation pages: Swagger UI and ReDoc served with local copies of their scripts, so /docs works
-on a machine without internet, and the catalog's filter columns listed in the OpenAPI schema (they are read from
-the query string, so FastAPI cannot see them)."""
+on a machine without internet (what the schema they show says beyond FastAPI's own: `api.openapi`)."""
 
 from __future__ import annotations
 
 import importlib.util
 import logging
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
-
-from fashionrec.api.reads import RESERVED_PARAMETERS
 
 logger = logging.getLogger(__package__)  # "fashionrec.api", as when the API was one module
 
@@ -59,21 +55,3 @@ def serve_docs_offline(app: FastAPI, assets: Path) -> None:
                               redoc_js_url=f"{root}{DOCS_ASSETS}/redoc.standalone.js",
                               redoc_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png", with_google_fonts=False)
 
-
-def document_filters(app: FastAPI, columns: list[str]) -> None:
-    """List the filter columns as optional, repeatable query parameters in the OpenAPI schema."""
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = type(app).openapi(app)
-            for path in ("/recommend", "/products/{product_id}/similar"):
-                for operation in schema["paths"][path].values():
-                    operation.setdefault("parameters", []).extend(
-                        {"name": column, "in": "query", "required": False, "explode": True,
-                         "schema": {"type": "array", "items": {"type": "string"}},
-                         "description": f"keep products whose {column} is one of these (case ignored)"}
-                        for column in columns if column not in RESERVED_PARAMETERS
-                    )
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]

@@ -74,16 +74,19 @@ def add_error_handlers(app: FastAPI, settings: Settings) -> None:
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         """Starlette's bare phrases (unknown route, wrong method, body over the limit) said in full."""
         assert isinstance(exc, StarletteHTTPException)
-        detail = str(exc.detail)
+        detail, headers = str(exc.detail), exc.headers
+        if exc.status_code == 405:  # Starlette's Allow names the methods of one route; the path may have more
+            methods = allowed_methods(app, request.url.path)
+            headers = {**(headers or {}), "Allow": ", ".join(methods)}
         if detail == http.HTTPStatus(exc.status_code).phrase:  # not a message of ours
             if exc.status_code == 404:
                 detail = (f"there is no {request.method} {cut(request.url.path)} in this API: its routes are "
                           f"{routes(app)} (see /docs)")
             elif exc.status_code == 405:
-                detail = f"{request.method} is not allowed on {cut(request.url.path)}: use {_allowed(app, request)}"
+                detail = f"{request.method} is not allowed on {cut(request.url.path)}: use {_spoken(methods)}"
             elif exc.status_code == 413:
                 detail = too_large_message
-        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=headers)
 
     app.add_exception_handler(FashionrecError, _library_error)
     app.add_exception_handler(RequestValidationError, malformed_request)
@@ -107,12 +110,19 @@ async def _server_error(request: Request, exc: Exception) -> JSONResponse:
                                    "its log has the details; please report it"}, status_code=500)
 
 
-def _allowed(app: FastAPI, request: Request) -> str:
-    """The methods the request's path does take, as a 405 message names them ("GET, PUT or DELETE")."""
-    allowed = [m for route in app.routes if isinstance(route, APIRoute)
-               and route.path_regex.match(request.url.path) for m in sorted(route.methods) if m != "HEAD"]
-    allowed = sorted(set(allowed), key=["GET", "PUT", "POST", "DELETE"].index) or ["GET"]
-    return allowed[0] if len(allowed) == 1 else f"{', '.join(allowed[:-1])} or {allowed[-1]}"
+_METHOD_ORDER = ["GET", "PUT", "POST", "DELETE"]
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method a path takes, from all its routes (the `Allow` header of a 405: RFC 9110 says it lists them)."""
+    allowed = {m for route in app.routes if isinstance(route, APIRoute) and route.path_regex.match(path)
+               for m in route.methods}
+    return sorted(allowed, key=lambda m: (_METHOD_ORDER + [m]).index(m)) or ["GET"]
+
+
+def _spoken(methods: list[str]) -> str:
+    """The methods as a 405 message names them ("GET, PUT or DELETE")."""
+    return methods[0] if len(methods) == 1 else f"{', '.join(methods[:-1])} or {methods[-1]}"
 
 
 def explain(error: dict[str, Any], max_k: int) -> str:

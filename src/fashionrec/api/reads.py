@@ -6,20 +6,29 @@ known once the catalog is open (and can change as products are written)."""
 
 from __future__ import annotations
 
-import mimetypes
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, File, HTTPException, Path, Query, Request, UploadFile
+from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
 from fashionrec.api.errors import error_responses
-from fashionrec.api.schemas import HealthOut, MatchOut, ProductOut, RecommendationsOut, SwatchOut
+from fashionrec.api.schemas import (
+    HealthOut,
+    MatchOut,
+    ProductOut,
+    RecommendationsOut,
+    SwatchOut,
+    multipart_encoding,
+    product_id_path,
+    product_links,
+)
 from fashionrec.api.uploads import body_limit, read_upload, upload_name, upload_rule
 from fashionrec.config import Settings
 from fashionrec.errors import FilterError, ImageError, shown
+from fashionrec.imaging.formats import MEDIA_TYPES, media_type_of
 from fashionrec.recommend import DEFAULT_K, Recommendations, Recommender
 
 RESERVED_PARAMETERS = ("k", "show_duplicates", "colour_weight")  # query parameters that are not filters
@@ -60,7 +69,7 @@ def _add_recommend_route(app: FastAPI, recommender: Recommender, settings: Setti
 
     # The body limit on the route (not the app) so that its 413 goes through FastAPI's JSON error handler.
     @app.post("/recommend", response_model=RecommendationsOut, responses=error_responses(400, 413, 415, 422, 503),
-              max_body_size=body_limit(settings.max_upload_bytes))
+              max_body_size=body_limit(settings.max_upload_bytes), openapi_extra=multipart_encoding(photo="file"))
     async def recommend(request: Request, file: UploadFile = File(description=photo_rule),
                         k: int = _k_query(settings), show_duplicates: bool = _duplicates_query(),
                         colour_weight: float | None = _colour_query(settings)) -> RecommendationsOut:
@@ -77,21 +86,26 @@ def _add_recommend_route(app: FastAPI, recommender: Recommender, settings: Setti
 def _add_product_routes(app: FastAPI, recommender: Recommender) -> None:
     """GET /products/{id} and its image."""
 
-    @app.get("/products/{product_id}", response_model=ProductOut, responses=error_responses(404, 422))
-    def product(request: Request, product_id: str = Path()) -> ProductOut:
+    @app.get("/products/{product_id}", response_model=ProductOut,
+             responses={200: {"links": product_links("/id", "replaceProduct")}, **error_responses(404, 422)})
+    def product(request: Request, product_id: str = product_id_path()) -> ProductOut:
         """A product's metadata and image URL."""
         return ProductOut(id=product_id, image=image_url(request, product_id),
                           metadata=recommender.catalog.metadata(product_id))
 
+    image_types = [*MEDIA_TYPES.values(), "application/octet-stream"]  # what a catalog's files are served as
+    photo = {"description": "the image file, as the catalog keeps it",
+             "content": {media_type: {"schema": {"type": "string", "format": "binary"}} for media_type in image_types}}
+
     @app.get("/products/{product_id}/image", name="product_image", response_class=FileResponse,
-             responses=error_responses(404, 422))
-    def product_image(product_id: str = Path()) -> FileResponse:
+             responses={200: photo, **error_responses(404, 422)})
+    def product_image(product_id: str = product_id_path()) -> FileResponse:
         """The product's image file (found by id: no path ever comes from a request)."""
         path = recommender.catalog.image_path(product_id)
         if not path.is_file():
             raise HTTPException(404, f"the image of product {shown(product_id)} is no longer on the server: the shop "
                                      "must restore the file or index the catalog again")
-        return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+        return FileResponse(path, media_type=media_type_of(path))
 
 
 def _add_similar_route(app: FastAPI, recommender: Recommender, settings: Settings,
@@ -100,7 +114,7 @@ def _add_similar_route(app: FastAPI, recommender: Recommender, settings: Setting
 
     @app.get("/products/{product_id}/similar", response_model=RecommendationsOut,
              responses=error_responses(400, 404, 422, 503))
-    async def similar(request: Request, product_id: str = Path(), k: int = _k_query(settings),
+    async def similar(request: Request, product_id: str = product_id_path(), k: int = _k_query(settings),
                       show_duplicates: bool = _duplicates_query(),
                       colour_weight: float | None = _colour_query(settings)) -> RecommendationsOut:
         """More like this product (never the product itself, nor a copy of its image)."""

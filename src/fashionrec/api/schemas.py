@@ -1,12 +1,57 @@
-"""The shapes of the API's JSON answers: they are its contract, published in the OpenAPI schema."""
+"""The API's contract as its routes declare it, published in the OpenAPI schema: the shapes of the JSON answers, the
+product id every product route takes, how an upload's parts are encoded, and the links from a write's answer to the
+routes that take the product's id (the parts known only once a catalog is open are added by `api.openapi`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Path
 from pydantic import BaseModel, Field
 
+from fashionrec.config import MAX_PRODUCT_ID_LENGTH, PRODUCT_ID_PATTERN
+from fashionrec.imaging.formats import accepted_media_types
 from fashionrec.recommend import SIMILARITY_MEANING
+
+PRODUCT_ID_RULE = ("1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit (it names the "
+                   "product's image file)")
+
+
+def product_id_path() -> Any:
+    """The `product_id` path parameter, its rule in the schema. The rule is checked where it matters, not here: a
+    write with an id that breaks it is 422 (the library's check, naming the rule), a read 404 (no product has it)."""
+    return Path(description=f"the product's id: {PRODUCT_ID_RULE}",
+                json_schema_extra={"pattern": f"^{PRODUCT_ID_PATTERN}$", "minLength": 1,
+                                   "maxLength": MAX_PRODUCT_ID_LENGTH})
+
+
+def multipart_encoding(photo: str, metadata: str | None = None) -> dict[str, Any]:
+    """A route's `openapi_extra`: the photo field is sent as one of the accepted image types (the server tells the
+    format by the bytes, whatever the part says), the metadata field as JSON."""
+    encoding = {photo: {"contentType": ", ".join(accepted_media_types())}}
+    if metadata:
+        encoding[metadata] = {"contentType": "application/json"}
+    return {"requestBody": {"content": {"multipart/form-data": {"encoding": encoding}}}}
+
+
+_PRODUCT_ROUTES = {"getProduct": ("/products/{product_id}", "get"), "getImage": ("/products/{product_id}/image", "get"),
+                   "getSimilar": ("/products/{product_id}/similar", "get"),
+                   "replaceProduct": ("/products/{product_id}", "put"),
+                   "deleteProduct": ("/products/{product_id}", "delete")}
+
+
+def product_links(id_at: str, *names: str) -> dict[str, Any]:
+    """OpenAPI links from an answer to the product routes `names` (`_PRODUCT_ROUTES`), which take the product's id
+    found at `id_at` in the answer: so a client, or a stateful test, can follow a product from its write to its reads,
+    its replacement and its removal."""
+    return {name: {"operationRef": _operation_ref(*_PRODUCT_ROUTES[name]),
+                   "parameters": {"product_id": f"$response.body#{id_at}"}} for name in names}
+
+
+def _operation_ref(path: str, method: str) -> str:
+    """A JSON pointer to an operation in the schema, as a URI fragment (RFC 6901: '/' is '~1'; braces escaped)."""
+    pointer = path.replace("~", "~0").replace("/", "~1").replace("{", "%7B").replace("}", "%7D")
+    return f"#/paths/{pointer}/{method}"
 
 
 class SwatchOut(BaseModel):

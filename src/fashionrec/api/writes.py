@@ -11,14 +11,22 @@ from collections.abc import Awaitable, Callable
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Depends, FastAPI, File, Form, Path, Request, Response, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Request, Response, Security, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from fashionrec.api.errors import error_responses
 from fashionrec.api.guard import token_refusal
 from fashionrec.api.reads import image_url
-from fashionrec.api.schemas import BatchOut, RemovedOut, WrittenOut
-from fashionrec.api.uploads import BATCH_UPLOADS, body_limit, read_upload, upload_name
+from fashionrec.api.schemas import (
+    BatchOut,
+    RemovedOut,
+    WrittenOut,
+    multipart_encoding,
+    product_id_path,
+    product_links,
+)
+from fashionrec.api.uploads import BATCH_UPLOADS, body_limit, read_upload, upload_name, upload_rule
 from fashionrec.config import MAX_METADATA_BYTES, Settings
 from fashionrec.errors import FashionrecError, ImageError, shown
 from fashionrec.index.metadata import check_flat_metadata, metadata_from_json
@@ -29,7 +37,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 Store = Callable[[list["ProductWrite"]], Awaitable[list["WrittenProduct"]]]  # embeds, stores, refreshes
-_WRITE_ERRORS = (400, 401, 403, 404, 413, 415, 422, 503)
+_UPLOAD_ERRORS = (400, 401, 403, 413, 415, 422, 503)  # what PUT and the batch can answer besides their 2xx
+_DELETE_ERRORS = (401, 403, 404, 422, 503)
+BEARER = HTTPBearer(auto_error=False, scheme_name="writeToken",  # refusals are ours (`check_token`): 401 or 403
+                    description="the server's write token (FASHIONREC_API_TOKEN); without it set, writes are off: 403")
 
 
 def add_write_routes(app: FastAPI, recommender: Recommender, settings: Settings) -> None:
@@ -46,7 +57,10 @@ def add_write_routes(app: FastAPI, recommender: Recommender, settings: Settings)
 
     limits = PixelLimits.for_uploads(settings)
 
-    def writer(request: Request) -> None:
+    def writer(request: Request, _: HTTPAuthorizationCredentials | None = Security(BEARER)) -> None:
+        check_token(request, settings.api_token)
+
+    def writes_off(request: Request) -> None:  # no token would help: the schema names none (every write is 403)
         check_token(request, settings.api_token)
 
     async def store(items: list[ProductWrite]) -> list[WrittenProduct]:
@@ -55,21 +69,32 @@ def add_write_routes(app: FastAPI, recommender: Recommender, settings: Settings)
         await refresh_after_commit(recommender)  # this process answers the new products at once
         return written
 
-    guard = [Depends(writer)]
-    _add_product_writes(app, recommender, settings, store, guard)
-    _add_batch_write(app, settings, store, guard)
+    guard = [Depends(writer if settings.api_token else writes_off)]
+    photo_rule = upload_rule(settings, recommender.embedder.spec.preprocessing.allow_draft)
+    _add_product_writes(app, recommender, settings, store, guard, photo_rule)
+    _add_batch_write(app, settings, store, guard, photo_rule)
+
+
+def _refusals(settings: Settings, statuses: tuple[int, ...]) -> dict[int | str, dict[str, Any]]:
+    """A write's error answers: `statuses` when writes are on, only 403 (and 500) when they are off."""
+    return error_responses(*(statuses if settings.api_token else (403,)))
 
 
 def _add_product_writes(app: FastAPI, recommender: Recommender, settings: Settings, store: Store,
-                        guard: list[Any]) -> None:
+                        guard: list[Any], photo_rule: str) -> None:
     """PUT and DELETE /products/{id}: one product at a time."""
     from fashionrec.index.write import ProductWrite, remove_products
 
+    written = {"model": WrittenOut, "links": product_links("/id", "getProduct", "getImage", "getSimilar",
+                                                           "deleteProduct")}
+
     @app.put("/products/{product_id}", response_model=WrittenOut, status_code=200,
-             responses=error_responses(*_WRITE_ERRORS), dependencies=guard,
-             max_body_size=body_limit(settings.max_upload_bytes))
-    async def put_product(request: Request, response: Response, product_id: str = Path(),
-                          image: UploadFile = File(description="the product's photo"),
+             responses={200: {**written, "description": "the product replaced"},
+                        201: {**written, "description": "the product created"}, **_refusals(settings, _UPLOAD_ERRORS)},
+             dependencies=guard, max_body_size=body_limit(settings.max_upload_bytes),
+             openapi_extra=multipart_encoding(photo="image", metadata="metadata"))
+    async def put_product(request: Request, response: Response, product_id: str = product_id_path(),
+                          image: UploadFile = File(description=f"the product's photo: {photo_rule}"),
                           metadata: str | None = Form(None, description="a JSON object of the catalog's metadata "
                                                       "columns (omitted: a replaced product keeps its metadata)")
                           ) -> WrittenOut:
@@ -85,23 +110,31 @@ def _add_product_writes(app: FastAPI, recommender: Recommender, settings: Settin
         response.status_code = 201 if written.created else 200
         return _written_out(request, written)
 
-    @app.delete("/products/{product_id}", response_model=RemovedOut, responses=error_responses(*_WRITE_ERRORS),
-                dependencies=guard)
-    async def delete_product(product_id: str = Path()) -> RemovedOut:
+    @app.delete("/products/{product_id}", response_model=RemovedOut, dependencies=guard,
+                responses={200: {"links": product_links("/id", "getProduct", "getImage", "getSimilar")},
+                           **_refusals(settings, _DELETE_ERRORS)})
+    async def delete_product(product_id: str = product_id_path()) -> RemovedOut:
         """Remove one product (and its image, when the catalog's own folder holds it)."""
         await run_in_threadpool(remove_products, recommender.catalog.catalog_dir, [product_id])
         await refresh_after_commit(recommender)
         return RemovedOut(id=product_id, removed=True)
 
 
-def _add_batch_write(app: FastAPI, settings: Settings, store: Store, guard: list[Any]) -> None:
+def _add_batch_write(app: FastAPI, settings: Settings, store: Store, guard: list[Any], photo_rule: str) -> None:
     """POST /products:batch: many products in one write, all or none."""
     from fashionrec.index.write import MAX_BATCH, ProductWrite
 
-    @app.post("/products:batch", response_model=BatchOut, responses=error_responses(*_WRITE_ERRORS),
-              dependencies=guard, max_body_size=body_limit(settings.max_upload_bytes, BATCH_UPLOADS))
+    @app.post("/products:batch", response_model=BatchOut, dependencies=guard,
+              responses={200: {"links": product_links("/products/0/id", "getProduct", "getImage", "getSimilar",
+                                                      "replaceProduct", "deleteProduct")},
+                         **_refusals(settings, _UPLOAD_ERRORS)},
+              max_body_size=body_limit(settings.max_upload_bytes, BATCH_UPLOADS),
+              openapi_extra=multipart_encoding(photo="images", metadata="metadata"))
     async def put_products_batch(request: Request,
-                                 images: list[UploadFile] = File(description="photos named <product id>.<ext>"),
+                                 images: list[UploadFile] = File(description="photos named <product id>.<ext>, one "
+                                                                 f"per product (distinct ids), each {photo_rule}",
+                                                                 json_schema_extra={"minItems": 1,
+                                                                                    "maxItems": BATCH_UPLOADS}),
                                  metadata: str | None = Form(None, description="a JSON object: product id -> that "
                                                              "product's metadata object")) -> BatchOut:
         """Create or replace many products at once, all or none (a bad photo or id writes nothing)."""
@@ -148,7 +181,7 @@ def json_object(text: str | None, field: str, max_bytes: int = MAX_METADATA_BYTE
     Raises:
         FashionrecError (400): too large, not JSON, nested too deep, or not an object; naming the field.
     """
-    if text is None or not text.strip():
+    if text is None or not text.strip():  # FastAPI reads an empty form field as a missing one: so does this
         return None
     return metadata_from_json(text, f"the form field {field!r}", max_bytes)
 

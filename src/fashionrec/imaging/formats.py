@@ -18,6 +18,10 @@ ACCEPTED_FORMATS: dict[str, tuple[str, ...]] = {
 }
 """The formats fashionrec decodes (Pillow's format ids), with the file name suffixes the indexer scans."""
 
+MEDIA_TYPES: dict[str, str] = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif",
+                               "AVIF": "image/avif"}
+"""The media type each accepted format is uploaded and served as."""
+
 
 IMAGE_SUFFIXES = frozenset(suffix for suffixes in ACCEPTED_FORMATS.values() for suffix in suffixes)
 
@@ -130,6 +134,18 @@ def decodable_formats() -> tuple[str, ...]:
     Image.init()
     return tuple(fmt for fmt in ACCEPTED_FORMATS
                  if fmt in Image.OPEN and (fmt != "AVIF" or features.check("avif")))
+
+
+def accepted_media_types() -> tuple[str, ...]:
+    """The media types of the formats this installation decodes ("image/jpeg", ...), as the API documents uploads."""
+    return tuple(MEDIA_TYPES[fmt] for fmt in decodable_formats())
+
+
+def media_type_of(path: Path) -> str:
+    """The media type an image file is served as, told by its suffix ("application/octet-stream" for another)."""
+    suffix = path.suffix.lower()
+    return next((MEDIA_TYPES[fmt] for fmt, suffixes in ACCEPTED_FORMATS.items() if suffix in suffixes),
+                "application/octet-stream")
 
 
 def stored_suffix(data: bytes) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from fashionrec.catalog.rows import FileStamp, SkippedFile, StoredProduct
 from fashionrec.catalog.writer import catalog_exists
+from fashionrec.config import PRODUCT_ID_PATTERN
 from fashionrec.imaging.formats import is_image_file, refused_file_reason
 
 
@@ -80,7 +81,7 @@ def scan_images(images_dir: Path) -> tuple[list[ImageFile], list[SkippedFile]]:
     return files, skipped
 
 
-PRODUCT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+PRODUCT_ID = re.compile(PRODUCT_ID_PATTERN)
 """What a product id may be, wherever it comes from (a file name here, a write's id): it names an image file."""
 
 
