@@ -94,7 +94,7 @@ def test_added_products_keep_the_search_space_and_its_tuning(tmp_path: Path, lit
 
     monkeypatch.setenv("FASHIONREC_WHITEN_DIM", "8")
     monkeypatch.setenv("FASHIONREC_REFIT_DRIFT", "1000")  # here: never refit by drift
-    write_products(tmp_path / "images", range(1, 41))
+    write_products(tmp_path / "images", range(1, 101))  # 100 products: whitened
     index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False)
     catalog = Catalog.open(tmp_path / "c")
     save_tuning(catalog, Tuning("a", "b", (TuningPart("lda", np.eye(8, 2, dtype=np.float32), 1.0),),
@@ -105,10 +105,10 @@ def test_added_products_keep_the_search_space_and_its_tuning(tmp_path: Path, lit
     write_products(tmp_path / "more", range(200, 210))
     index_images(tmp_path / "more", tmp_path / "c", progress=False)  # an index run keeps it too
     after = Catalog.open(tmp_path / "c")
-    assert len(after) == 150 and after.keys.space == tuned.keys.space and after.tuning is not None
+    assert len(after) == 210 and after.keys.space == tuned.keys.space and after.tuning is not None
     rows = [after.position(i) for i in tuned.ids]
     np.testing.assert_allclose(after.vectors[rows], tuned_vectors, atol=1e-6)  # unchanged products: the same vectors
-    assert after.drift == pytest.approx(110 / 40)
+    assert after.drift == pytest.approx(110 / 100)
     refitted = index_images(tmp_path / "more", tmp_path / "c", progress=False,
                             settings=replace(load_settings(), refit_drift=0.5))  # past the drift limit: refit
     assert refitted.space.refitted and "drifted" in refitted.space.reason and refitted.space.tuning_dropped
