@@ -323,6 +323,17 @@ def test_a_405_allows_every_method_of_the_path(client: TestClient, method: str, 
     assert response.status_code == 405 and response.headers["allow"] == allow
 
 
+def test_a_405_below_a_mount_prefix_allows_the_methods_of_its_own_path(recommender: Recommender) -> None:
+    """The API may be mounted below a prefix (a shop's own site): the Allow header still names the path's methods."""
+    from fastapi import FastAPI
+
+    outer = FastAPI()
+    outer.mount("/api", create_app(recommender, load_settings()))
+    with TestClient(outer) as mounted:
+        assert mounted.get("/api/recommend").headers["allow"] == "POST"
+        assert mounted.request("PATCH", "/api/products/1").headers["allow"] == "GET, PUT, DELETE"
+
+
 def test_an_unusable_upload_names_the_file_and_the_formats_accepted(client: TestClient) -> None:
     response = client.post("/recommend", files=upload(b"not an image at all", name="holiday.heic"))
     detail = response.json()["detail"]

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from fashionrec.api.schemas import ErrorOut
 from fashionrec.api.uploads import PHOTO_FORMATS, too_large
@@ -76,7 +77,7 @@ def add_error_handlers(app: FastAPI, settings: Settings) -> None:
         assert isinstance(exc, StarletteHTTPException)
         detail, headers = str(exc.detail), exc.headers
         if exc.status_code == 405:  # Starlette's Allow names the methods of one route; the path may have more
-            methods = allowed_methods(app, request.url.path)
+            methods = allowed_methods(app, request.scope)
             headers = {**(headers or {}), "Allow": ", ".join(methods)}
         if detail == http.HTTPStatus(exc.status_code).phrase:  # not a message of ours
             if exc.status_code == 404:
@@ -113,9 +114,10 @@ async def _server_error(request: Request, exc: Exception) -> JSONResponse:
 _METHOD_ORDER = ["GET", "PUT", "POST", "DELETE"]
 
 
-def allowed_methods(app: FastAPI, path: str) -> list[str]:
-    """Every method a path takes, from all its routes (the `Allow` header of a 405: RFC 9110 says it lists them)."""
-    allowed = {m for route in app.routes if isinstance(route, APIRoute) and route.path_regex.match(path)
+def allowed_methods(app: FastAPI, scope: dict[str, Any]) -> list[str]:
+    """Every method the request's path takes, from all its routes (the `Allow` header of a 405: RFC 9110 says it
+    lists them). Matched as Starlette routes do, so an app mounted below a prefix finds its own paths."""
+    allowed = {m for route in app.routes if isinstance(route, APIRoute) and route.matches(scope)[0] != Match.NONE
                for m in route.methods}
     return sorted(allowed, key=lambda m: (_METHOD_ORDER + [m]).index(m)) or ["GET"]
 
