@@ -262,6 +262,14 @@ def test_similar_all_writes_csv_and_parquet(copies_catalog: Path, tmp_path: Path
     assert pq.read_table(tmp_path / "s.parquet").num_rows == 3 * 43
     bad = fashionrec("similar-all", "--catalog", str(copies_catalog), "--out", str(tmp_path / "s.xlsx"))
     assert bad.returncode == 2 and ".csv or .parquet" in bad.stderr
+    # Issue 24: bounded as every query (it ran 15 minutes silently at -k 100000), with a progress report.
+    big = fashionrec("similar-all", "--catalog", str(copies_catalog), "-k", "101", "--out", str(tmp_path / "b.csv"))
+    assert big.returncode == 2 and "FASHIONREC_MAX_K" in big.stderr and not (tmp_path / "b.csv").exists()
+    from fashionrec.catalog.catalog import Catalog
+    from fashionrec.recommend.similar_all import similar_all
+
+    told = []
+    assert len(similar_all(Catalog.open(copies_catalog), k=3, progress=told.append).ids) == 43 and sum(told) == 43
 
 
 @pytest.mark.parametrize("command", ["recommend", "similar"])

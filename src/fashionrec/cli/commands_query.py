@@ -57,12 +57,20 @@ def run_similar_all(args: argparse.Namespace) -> int:
     from fashionrec.catalog import Catalog
     from fashionrec.recommend import similar_all
 
+    from tqdm import tqdm
+
+    from fashionrec.recommend.query import check_k
+
     suffix = args.out.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise FashionrecError(f"--out must end in .csv or .parquet, got {args.out.name}")
+    check_k(args.k, load_settings().max_k, name="-k")
+    catalog = Catalog.open(args.catalog)
     started = time.perf_counter()
-    table = similar_all(Catalog.open(args.catalog), k=args.k, show_duplicates=args.show_duplicates,
-                        colour_weight=args.colour_weight)
+    # A bar on a terminal (stderr), nothing in a log or a pipe; --no-progress turns it off.
+    with tqdm(total=len(catalog), unit="product", desc="similar-all", disable=None if args.progress else True) as bar:
+        table = similar_all(catalog, k=args.k, show_duplicates=args.show_duplicates,
+                            colour_weight=args.colour_weight, progress=bar.update)
     searched = time.perf_counter() - started
     write_rows(args.out, list(table.rows()))
     print(f"Wrote the {args.k} most similar products of each of {len(table.ids)} products to {args.out} "

@@ -88,9 +88,12 @@ def _add_query_commands(commands: Commands) -> None:
 
     table = commands.add_parser("similar-all", help="the k most similar products of every product, to a file")
     table.add_argument("--catalog", type=Path, help=CATALOG_HELP)
-    table.add_argument("-k", type=int, default=10, help="how many per product (default 10)")
+    table.add_argument("-k", type=int, default=10,
+                       help="how many per product (default 10; at most FASHIONREC_MAX_K, 100 by default)")
     table.add_argument("--out", type=Path, required=True, help="FILE.csv or FILE.parquet")
     table.add_argument("--show-duplicates", action="store_true", help="keep every copy of a duplicate image")
+    table.add_argument("--no-progress", dest="progress", action="store_false",
+                       help="no progress bar (it shows on a terminal only)")
     _add_colour_option(table)
     table.set_defaults(run=run_similar_all)
 

@@ -34,14 +34,16 @@ class Shortlist:
 def block_neighbours(vectors: np.ndarray, positions: np.ndarray, depth: int,
                      exclude: Callable[[int], Sequence[int]] = lambda q: [q],
                      as_query: Callable[[np.ndarray], np.ndarray] | None = None,
-                     shortlist: Shortlist | None = None) -> BlockNeighbours:
+                     shortlist: Shortlist | None = None,
+                     progress: Callable[[int], None] | None = None) -> BlockNeighbours:
     """The `depth` nearest rows to each query row `positions[i]`, by blocked matrix products.
 
     `exclude(q)` names the rows query q may not return (at least q itself). `as_query` turns rows into the
     queries searched with (e.g. `Catalog.query_vector`, which weighs the colour part); default: the rows
     themselves. With a `shortlist`, only each query's shortlist is ranked (what a colour query does on every face:
     `recommend.view.View`). Memory stays at one block of queries times the catalog, so a whole catalog can be
-    searched against itself. `similarities` are the inner products of query and row.
+    searched against itself. `similarities` are the inner products of query and row. `progress` is told how many
+    queries each block answered (a progress bar over a long run).
     """
     found = np.empty((len(positions), depth), dtype=np.int64)
     similar = np.empty((len(positions), depth), dtype=np.float32)
@@ -64,6 +66,8 @@ def block_neighbours(vectors: np.ndarray, positions: np.ndarray, depth: int,
             inner = vectors[ranked[:min(int(finite.sum()), depth)]] @ queries[row]  # the excluded rows: -inf
             cosines = np.concatenate([inner.astype(np.float32), np.full(depth, -np.inf, np.float32)])
             found[start + row], similar[start + row] = ranked, cosines[:depth]
+        if progress is not None:
+            progress(len(block))
     return BlockNeighbours(found, similar)
 
 
