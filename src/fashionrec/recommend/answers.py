@@ -67,11 +67,13 @@ class PairScores:
         """The pairs' scores at `gain`, sorted: kept per gain, as a shop's queries use a few weights (a sort of 80,000
         scores costs milliseconds; a look-up of the figures microseconds)."""
         key = (gain.layout, gain.whole)
-        if key not in self._sorted:
+        scores = self._sorted.get(key)  # never read back after a write: a server's threads share this cache
+        if scores is None:
+            scores = np.sort(self.shape + gain.layout * self.layout + gain.whole * self.whole)
             if len(self._sorted) >= 64:
                 self._sorted.clear()
-            self._sorted[key] = np.sort(self.shape + gain.layout * self.layout + gain.whole * self.whole)
-        return self._sorted[key]
+            self._sorted[key] = scores
+        return scores
 
     def figures(self, inner: np.ndarray, gain: ColourGain) -> np.ndarray:
         """SIMILARITY_MEANING for matches whose inner product with the query is `inner`: the share of pairs with a

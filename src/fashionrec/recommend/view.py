@@ -58,7 +58,7 @@ class View:
         size = shortlist_size(len(self.catalog), 1)  # the same for every k: a wider search keeps the first results
         found = self._nearest(self.catalog.query_vector(query, 0.0), max(size, k), allowed)
         vectors = found.vectors if found.vectors is not None else self._rows(found.positions)
-        order, distances = rank_rows(vectors[:size], found.positions[:size], query)
+        order, _ = rank_rows(vectors[:size], found.positions[:size], query)
         # Past the shortlist (k larger than it), the results go on in shape order, as in `search.block`.
         rest = np.arange(len(order), len(found.positions))
         order = np.concatenate([order, rest])[:k]
