@@ -44,6 +44,19 @@ COLOUR_WHOLE_FULL = 2.5
 COLOUR_SHORTLIST, COLOUR_SHORTLIST_MIN, COLOUR_SHORTLIST_SHARE = 100, 20, 0.03
 # Query photos (uploads) decoded in full: 4096 x 4096 holds a 5K screenshot and any shop's PNG or WebP, and costs
 # at most ~65 MB (RGBA) to decode; Pillow's own bomb limit (89 M pixels) would let a 130 kB PNG take 170 MB.
+# Photos of people (issue 23, docs/QUALITY.md "Photos of people"): a photo whose pixels are at least this share skin,
+# and where a garment kind is seen with at least this probability, is answered per garment region, at most
+# REGION_LIMIT of them; unless its nearest product is as close as REGION_SAME_PHOTO (the shop's own photo).
+REGION_SKIN_SHARE = 0.02
+REGION_MIN_SCORE = 0.05
+REGION_LIMIT = 3
+REGION_SAME_PHOTO = 0.75
+# A region's answers stay of its kind where the catalog's metadata says kinds (measured: 16 -> 18 of 23 VITON tops).
+REGION_KIND_COLUMN = "subCategory"
+REGION_KIND_VALUES: dict[str, tuple[str, ...]] = {
+    "top": ("Topwear",), "bottom": ("Bottomwear",), "dress": ("Dress",),
+    "shoes": ("Shoes", "Sandal", "Flip Flops"), "bag": ("Bags",),
+}
 MAX_UPLOAD_PIXELS = 4096 * 4096
 # A query JPEG is decoded 2-8x smaller per side by the decoder itself (draft): a 40 MP camera photo costs a few MB.
 MAX_UPLOAD_JPEG_PIXELS = 40_000_000

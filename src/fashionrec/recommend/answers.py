@@ -121,9 +121,33 @@ class Recommendations:
     results: list[Match]
     notice: str | None = None  # set when a filter matched nothing: which one, and the values there are
     colour_weight: float = 0.0  # how much colour counted (0-1; see `Recommender.by_image`)
+    # A photo of a person: the garments found, each with its own answers; `results` are those of `region`.
+    regions: tuple[RegionAnswer, ...] = ()
+    region: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape shared by the CLI (`--json`) and the REST API: each match's figure is `similarity`."""
-        results = [{"id": m.id, "similarity": m.similarity, "cosine": m.cosine, "image": m.image,
-                    "metadata": m.metadata, "colours": m.colours} for m in self.results]
-        return {"model": self.model, "colour_weight": self.colour_weight, "results": results, "notice": self.notice}
+        return {"model": self.model, "colour_weight": self.colour_weight, "results": _matches(self.results),
+                "notice": self.notice, "region": self.region,
+                "regions": [{"kind": r.kind, "box": list(r.box), "score": r.score, "results": _matches(r.results),
+                             "notice": r.notice}
+                            for r in self.regions]}
+
+
+@dataclass(frozen=True)
+class RegionAnswer:
+    """One garment found in a photo of a person: its kind ("top", "bottom", "dress", "shoes", "bag"), its box
+    (x0, y0, x1, y1) in the photo's pixels as uploaded (after EXIF rotation), how probable the classifier finds it
+    (0-1), and the products most like what is in the box."""
+
+    kind: str
+    box: tuple[int, int, int, int]
+    score: float
+    results: list[Match]
+    notice: str | None = None  # as `Recommendations.notice`, for this region's search
+
+
+def _matches(matches: list[Match]) -> list[dict[str, Any]]:
+    """Matches as JSON objects."""
+    return [{"id": m.id, "similarity": m.similarity, "cosine": m.cosine, "image": m.image, "metadata": m.metadata,
+             "colours": m.colours} for m in matches]

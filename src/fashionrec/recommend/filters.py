@@ -60,6 +60,13 @@ class MetadataFilters:
             allowed[exclude] = False
         return Restriction(allowed, lowered, () if exclude is None else (exclude,))
 
+    def present(self, column: str, values: Sequence[str]) -> list[str]:
+        """Those of `values` that some product has in `column` (case ignored); none when the column is absent."""
+        if column not in self._catalog.columns:
+            return []
+        there = set(self._lowered(column).tolist())
+        return [value for value in values if value.lower() in there]
+
     def notice(self, where: Filters | None, allowed: Restriction) -> str | None:
         """What a shopper must hear when filters matched nothing: values no product has (with the values there
         are), or filters that exist alone but together allow no product (or none but the query's own)."""

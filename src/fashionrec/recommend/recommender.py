@@ -89,7 +89,8 @@ class Recommender:
         return self.search_in_use
 
     def by_image(self, image: ImageSource, k: int = DEFAULT_K, where: Filters | None = None,
-                 show_duplicates: bool = False, colour_weight: float | None = None) -> Recommendations:
+                 show_duplicates: bool = False, colour_weight: float | None = None, region: str | None = None,
+                 regions: bool = True) -> Recommendations:
         """The `k` products that look most like `image` (a path, the file's bytes, or a PIL image).
 
         Duplicate images (exact copies, or vectors closer than the `duplicate_cosine` setting) come back
@@ -98,12 +99,18 @@ class Recommender:
         `colour_weight` (0-1, default from settings) says how much the product's colour counts beside its shape:
         0 ranks by shape alone, 1 is the strongest colour setting offered (`recommend.query.colour_gain`).
 
+        A photo of a person wearing garments (skin seen, and a garment kind: top, bottom, dress, shoes, bag) is
+        answered per garment: `regions` of the answer hold each garment's box and answers, and `results` are those
+        of `region` (a kind), by default of the most probable garment. A packshot, or the shop's own photo of a
+        product, is answered whole, as is every photo when `regions` is False or the model cannot locate garments
+        (resnet50). At most 1 + `REGION_LIMIT` images go through the model, in two calls.
+
         Raises:
             ImageError: the image cannot be used.
             CatalogError: the catalog is empty. FilterError: a filter names an unknown column.
-            FashionrecError: a colour weight outside 0-1.
+            FashionrecError: a colour weight outside 0-1, or an unknown `region`.
         """
-        return self._view.by_image(image, k, where, show_duplicates, colour_weight)
+        return self._view.by_image(image, k, where, show_duplicates, colour_weight, region, regions)
 
     def by_id(self, product_id: str, k: int = DEFAULT_K, where: Filters | None = None,
               show_duplicates: bool = False, colour_weight: float | None = None) -> Recommendations:

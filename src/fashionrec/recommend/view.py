@@ -10,16 +10,20 @@ import numpy as np
 from PIL import Image
 
 from fashionrec.catalog.catalog import Catalog
-from fashionrec.config import Settings
-from fashionrec.errors import CatalogError
+from fashionrec.config import (REGION_KIND_COLUMN, REGION_KIND_VALUES, REGION_LIMIT, REGION_MIN_SCORE,
+                               REGION_SAME_PHOTO, REGION_SKIN_SHARE, Settings)
+from fashionrec.errors import CatalogError, FashionrecError
 from fashionrec.imaging.decode import ImageSource, PixelLimits
-from fashionrec.index.read import decode_picture, in_catalog_look, read_picture
+from fashionrec.imaging.people import skin_share
+from fashionrec.index.read import Picture, decode_picture, in_catalog_look, read_picture
 from fashionrec.models.embed import Embedder
+from fashionrec.models.garments import KINDS, Garment, find_garments
 from fashionrec.recommend.answers import (
     DEFAULT_K,
     Match,
     PairScores,
     Recommendations,
+    RegionAnswer,
     catalog_pair_scores,
     raw_cosines,
     sample_positions,
@@ -87,19 +91,73 @@ class View:
         return exact_search(self.catalog.vectors, query, k, allowed.mask)
 
     def by_image(self, image: ImageSource, k: int = DEFAULT_K, where: Filters | None = None,
-                 show_duplicates: bool = False, colour_weight: float | None = None) -> Recommendations:
+                 show_duplicates: bool = False, colour_weight: float | None = None, region: str | None = None,
+                 regions: bool = True) -> Recommendations:
         """See `Recommender.by_image`."""
         self._check(k)
+        if region is not None and region not in KINDS:
+            raise FashionrecError(f"unknown region {region!r}; choose one of: {', '.join(KINDS)}")
         asked, gain = colour_gain(colour_weight, self._settings, self.catalog.has_colour)
-        picture = read_picture(self._decode(image), self.embedder.spec.preprocessing, self._query_size,
+        photo = self._decode(image)
+        picture = read_picture(photo, self.embedder.spec.preprocessing, self._query_size,
                                colour=self.catalog.has_colour)
-        model_vector = self.embedder.embed_batch(picture.pixels[None])[0]
+        locate = regions and self.embedder.locates
+        if locate:
+            vectors, maps, log_norm = self.embedder.embed_and_locate(picture.pixels[None])
+        else:
+            vectors = self.embedder.embed_batch(picture.pixels[None])
+        whole = self._picture_answer(vectors[0], picture, k, where, show_duplicates, gain)
+        garments = self._garments(photo, picture.pixels, maps[0], float(log_norm[0]), whole) if locate else []
+        if not garments:
+            missing = f"no garment regions in this photo; the answers are for the whole photo" if region else None
+            return replace(whole, colour_weight=asked, notice=_joined(whole.notice, missing))
+        answers = self._region_answers(photo, garments, k, where, show_duplicates, gain)
+        chosen = next((answer for answer in answers if answer.kind == region), answers[0])
+        missing = (f"no {region} found in this photo; the answers are for the {chosen.kind}"
+                   if region and chosen.kind != region else None)
+        return Recommendations(model=whole.model, results=chosen.results, colour_weight=asked,
+                               notice=_joined(chosen.notice, missing), regions=tuple(answers), region=chosen.kind)
+
+    def _picture_answer(self, model_vector: np.ndarray, picture: Picture, k: int, where: Filters | None,
+                        show_duplicates: bool, gain: ColourGain) -> Recommendations:
+        """The answer to one embedded picture (a whole photo or a garment's crop)."""
         histogram = picture.colour.histogram if picture.colour is not None else None
         search_vector = self.catalog.search_vectors(model_vector[None], None if histogram is None else histogram[None])
         query = self.catalog.query_vector(search_vector[0], gain.weights)
         allowed = self._filters.allowed(where, exclude=None)
         found = self._answer(query, k, allowed, None if show_duplicates else (), gain)
-        return replace(found, notice=self._filters.notice(where, allowed), colour_weight=asked)
+        return replace(found, notice=self._filters.notice(where, allowed))
+
+    def _garments(self, photo: Image.Image, pixels: np.ndarray, maps: np.ndarray, log_norm: float,
+                  whole: Recommendations) -> list[Garment]:
+        """The garments to answer for, when the photo shows a person (skin) wearing them; none for a packshot, or
+        for the shop's own photo of a product (its nearest product as close as `REGION_SAME_PHOTO`)."""
+        if skin_share(pixels, self.embedder.spec.preprocessing) < REGION_SKIN_SHARE:
+            return []
+        if whole.results and whole.results[0].cosine >= REGION_SAME_PHOTO:
+            return []
+        return find_garments(maps, log_norm, photo.size, REGION_MIN_SCORE, REGION_LIMIT)
+
+    def _region_answers(self, photo: Image.Image, garments: list[Garment], k: int, where: Filters | None,
+                        show_duplicates: bool, gain: ColourGain) -> list[RegionAnswer]:
+        """Each garment's crop answered, the crops embedded in one model call; each kept to products of its kind
+        where the catalog says kinds (and the shopper did not filter kinds already)."""
+        pictures = [read_picture(photo.crop(g.box), self.embedder.spec.preprocessing, self._query_size,
+                                 colour=self.catalog.has_colour) for g in garments]
+        vectors = self.embedder.embed_batch(np.stack([picture.pixels for picture in pictures]))
+        answers = []
+        for garment, vector, picture in zip(garments, vectors, pictures):
+            found = self._picture_answer(vector, picture, k, self._of_kind(where, garment.kind), show_duplicates, gain)
+            answers.append(RegionAnswer(garment.kind, garment.box, round(garment.score, 4), found.results,
+                                        found.notice))
+        return answers
+
+    def _of_kind(self, where: Filters | None, kind: str) -> Filters | None:
+        """The shopper's filters, plus the garment's kind where the catalog's metadata has it."""
+        if where and REGION_KIND_COLUMN in where:
+            return where
+        values = self._filters.present(REGION_KIND_COLUMN, REGION_KIND_VALUES.get(kind, ()))
+        return {**(where or {}), REGION_KIND_COLUMN: values} if values else where
 
     def _decode(self, image: ImageSource) -> Image.Image:
         """The query photo decoded, upright, RGB (an upload: the upload pixel limits apply)."""
@@ -204,3 +262,9 @@ class _LookRows(Mapping):
 
     def __iter__(self):
         return iter(range(len(self._catalog)))
+
+
+def _joined(*notices: str | None) -> str | None:
+    """Notices joined into one, or None when there are none."""
+    present = [notice for notice in notices if notice]
+    return "; ".join(present) if present else None
