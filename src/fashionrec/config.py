@@ -47,6 +47,7 @@ COLOUR_SHORTLIST, COLOUR_SHORTLIST_MIN, COLOUR_SHORTLIST_SHARE = 100, 20, 0.03
 # Photos of people (issue 23, docs/QUALITY.md "Photos of people"): a photo whose pixels are at least this share skin,
 # and where a garment kind is seen with at least this probability, is answered per garment region, at most
 # REGION_LIMIT of them; unless its nearest product is as close as REGION_SAME_PHOTO (the shop's own photo).
+GARMENT_KINDS = ("top", "bottom", "dress", "shoes", "bag")  # what `models.garments` finds, in its class table's order
 REGION_SKIN_SHARE = 0.02
 REGION_MIN_SCORE = 0.05
 REGION_LIMIT = 3

@@ -16,10 +16,12 @@ from fastapi.responses import FileResponse
 
 from fashionrec.api.errors import error_responses
 from fashionrec.api.schemas import (
+    GarmentKind,
     HealthOut,
     MatchOut,
     ProductOut,
     RecommendationsOut,
+    RegionOut,
     SwatchOut,
     multipart_encoding,
     product_id_path,
@@ -29,9 +31,9 @@ from fashionrec.api.uploads import body_limit, read_upload, upload_name, upload_
 from fashionrec.config import Settings
 from fashionrec.errors import FilterError, ImageError, shown
 from fashionrec.imaging.formats import MEDIA_TYPES, media_type_of
-from fashionrec.recommend import DEFAULT_K, Recommendations, Recommender
+from fashionrec.recommend import DEFAULT_K, Match, Recommendations, Recommender
 
-RESERVED_PARAMETERS = ("k", "show_duplicates", "colour_weight")  # query parameters that are not filters
+RESERVED_PARAMETERS = ("k", "show_duplicates", "colour_weight", "region")  # query parameters that are not filters
 
 FiltersReader = Callable[[Request], dict[str, list[str]]]
 
@@ -72,12 +74,15 @@ def _add_recommend_route(app: FastAPI, recommender: Recommender, settings: Setti
               max_body_size=body_limit(settings.max_upload_bytes), openapi_extra=multipart_encoding(photo="file"))
     async def recommend(request: Request, file: UploadFile = File(description=photo_rule),
                         k: int = _k_query(settings), show_duplicates: bool = _duplicates_query(),
-                        colour_weight: float | None = _colour_query(settings)) -> RecommendationsOut:
-        """The k products that look most like the uploaded photo."""
+                        colour_weight: float | None = _colour_query(settings),
+                        region: GarmentKind | None = _region_query()) -> RecommendationsOut:
+        """The k products that look most like the uploaded photo; for a photo of a person, per garment it shows
+        (`regions`), `results` being those of the garment `region` (default: the most probable)."""
         where = read_filters(request)
         image = await read_upload(file, settings.max_upload_bytes)
         try:
-            found = await run_in_threadpool(recommender.by_image, image, k, where, show_duplicates, colour_weight)
+            found = await run_in_threadpool(recommender.by_image, image, k, where, show_duplicates, colour_weight,
+                                            region)
         except ImageError as exc:  # the same kind of error (so the same status), naming the file
             raise type(exc)(f"{upload_name(file)}: {exc}") from None
         return recommendations_out(request, found)
@@ -119,6 +124,8 @@ def _add_similar_route(app: FastAPI, recommender: Recommender, settings: Setting
                       colour_weight: float | None = _colour_query(settings)) -> RecommendationsOut:
         """More like this product (never the product itself, nor a copy of its image)."""
         where = read_filters(request)
+        if "region" in request.query_params:
+            raise FilterError("region applies to a photo (POST /recommend): a catalog product is answered whole")
         found = await run_in_threadpool(recommender.by_id, product_id, k, where, show_duplicates, colour_weight)
         return recommendations_out(request, found)
 
@@ -131,6 +138,12 @@ def _k_query(settings: Settings) -> Any:
 def _duplicates_query() -> Any:
     """The `show_duplicates` parameter of both queries."""
     return Query(False, description="show every copy of a duplicate image (default: one product per group)")
+
+
+def _region_query() -> Any:
+    """The `region` parameter of a photo query: which garment's answers are the top-level `results`."""
+    return Query(None, description="for a photo of a person: the garment whose answers are `results` (default: the "
+                                   "most probable garment found); every garment's answers are in `regions`")
 
 
 def _colour_query(settings: Settings) -> Any:
@@ -153,7 +166,7 @@ def filters_reader(current_columns: Callable[[], list[str]]) -> FiltersReader:
                 continue
             if name not in allowed:
                 known = ", ".join(columns) or "none (the catalog was indexed without metadata)"
-                raise FilterError(f"unknown query parameter {shown(name)}: use k, show_duplicates, colour_weight or a "
+                raise FilterError(f"unknown query parameter {shown(name)}: use k, show_duplicates, colour_weight, region (photos) or a "
                                   f"filter column ({known})")
             where.setdefault(name, []).append(value)
         return where
@@ -163,11 +176,17 @@ def filters_reader(current_columns: Callable[[], list[str]]) -> FiltersReader:
 
 def recommendations_out(request: Request, found: Recommendations) -> RecommendationsOut:
     """Recommendations with image URLs of this server in place of file paths."""
-    results = [MatchOut(id=m.id, similarity=m.similarity, cosine=m.cosine, image=image_url(request, m.id),
-                        metadata=m.metadata, colours=[SwatchOut(**colour) for colour in m.colours])
-               for m in found.results]
-    return RecommendationsOut(model=found.model, colour_weight=found.colour_weight, results=results,
-                              notice=found.notice)
+    regions = [RegionOut(kind=r.kind, box=list(r.box), score=r.score, results=_matches_out(request, r.results),
+                         notice=r.notice) for r in found.regions]
+    return RecommendationsOut(model=found.model, colour_weight=found.colour_weight,
+                              results=_matches_out(request, found.results), notice=found.notice,
+                              region=found.region, regions=regions)
+
+
+def _matches_out(request: Request, matches: list[Match]) -> list[MatchOut]:
+    """Matches with image URLs of this server in place of file paths."""
+    return [MatchOut(id=m.id, similarity=m.similarity, cosine=m.cosine, image=image_url(request, m.id),
+                     metadata=m.metadata, colours=[SwatchOut(**colour) for colour in m.colours]) for m in matches]
 
 
 def image_url(request: Request, product_id: str) -> str:

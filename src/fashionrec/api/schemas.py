@@ -4,13 +4,14 @@ routes that take the product's id (the parts known only once a catalog is open a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import Path
 from pydantic import BaseModel, Field
 
 from fashionrec.config import MAX_PRODUCT_ID_LENGTH, PRODUCT_ID_PATTERN
 from fashionrec.imaging.formats import accepted_media_types
+from fashionrec.recommend import GARMENT_KINDS as KINDS
 from fashionrec.recommend import SIMILARITY_MEANING
 
 PRODUCT_ID_RULE = ("1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit (it names the "
@@ -73,6 +74,20 @@ class MatchOut(BaseModel):
                                                                        "first (none until its colour is computed)")
 
 
+GarmentKind = Literal[KINDS]  # type: ignore[valid-type]
+
+
+class RegionOut(BaseModel):
+    """One garment found in a photo of a person, and the products most like it."""
+
+    kind: GarmentKind = Field(description="what kind of garment: " + ", ".join(KINDS))
+    box: list[int] = Field(min_length=4, max_length=4, description="[x0, y0, x1, y1] in the photo's pixels (upright, "
+                                                                    "as EXIF says), x0 < x1, y0 < y1")
+    score: float = Field(ge=0, le=1, description="how probable the classifier finds this kind of garment, 0-1")
+    results: list[MatchOut]
+    notice: str | None = Field(None, description="as the answer's `notice`, for this garment's search")
+
+
 class RecommendationsOut(BaseModel):
     """The answer to one query, nearest product first."""
 
@@ -81,6 +96,10 @@ class RecommendationsOut(BaseModel):
     results: list[MatchOut]
     notice: str | None = Field(None, description="set when a filter matched nothing: the filter, and the values "
                                                  "its column has (or that the filters together allow no product)")
+    region: GarmentKind | None = Field(None, description="for a photo of a person: the garment whose answers "
+                                                          "`results` are (the `region` asked, else the most probable)")
+    regions: list[RegionOut] = Field(default_factory=list, description="for a photo of a person: each garment found, "
+                                     "most probable first, with its own answers; empty for a product photo")
 
 
 class ProductOut(BaseModel):

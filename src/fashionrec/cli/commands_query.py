@@ -25,7 +25,8 @@ def run_recommend(args: argparse.Namespace) -> int:
     image = read_image_bytes(args.image)  # a missing file fails before the model loads
     recommender, filters = open_recommender(args)
     return show(recommender.by_image(image, k=args.k, where=filters, show_duplicates=args.show_duplicates,
-                                     colour_weight=args.colour_weight), args.json)
+                                     colour_weight=args.colour_weight, region=args.region, regions=args.regions),
+                args.json)
 
 
 def run_similar(args: argparse.Namespace) -> int:

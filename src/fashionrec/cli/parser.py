@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from fashionrec.cli.commands_catalog import run_add, run_index, run_info, run_models, run_refit, run_remove
 from fashionrec.cli.commands_query import run_evaluate, run_recommend, run_similar, run_similar_all, run_tune
 from fashionrec.cli.commands_serve import run_app, run_demo, run_push, run_serve
-from fashionrec.config import COLOUR_WEIGHT
+from fashionrec.config import COLOUR_WEIGHT, GARMENT_KINDS
 
 CATALOG_HELP = ("catalog folder (default: $FASHIONREC_CATALOG, else the demo catalog fashionrec demo built, in the "
                 "cache)")
@@ -84,6 +84,12 @@ def _add_query_commands(commands: Commands) -> None:
                          help="show every copy of a duplicate image (default: one product per group)")
         _add_colour_option(sub)
         sub.add_argument("--json", action="store_true", help="print JSON")
+        if name == "recommend":
+            sub.add_argument("--region", choices=GARMENT_KINDS,
+                             help="a photo of a person: the garment whose answers come first (default: the most "
+                                  "probable one found); every garment found gets its block")
+            sub.add_argument("--whole", dest="regions", action="store_false",
+                             help="answer the whole photo, never per garment")
         sub.set_defaults(run=run_recommend if name == "recommend" else run_similar)
 
     table = commands.add_parser("similar-all", help="the k most similar products of every product, to a file")

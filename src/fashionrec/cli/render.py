@@ -50,13 +50,23 @@ def show(recommendations: Any, as_json: bool) -> int:
 
     if recommendations.notice:
         print(f"fashionrec: {recommendations.notice}", file=sys.stderr)
-    rows = [(str(rank), m.id, percent(m.similarity), m.metadata.get("articleType") or "",
-             m.metadata.get("baseColour") or "", " ".join(c["rgb"] for c in m.colours),
-             shorten(m.metadata.get("productDisplayName") or "", NAME_WIDTH), m.image)
-            for rank, m in enumerate(recommendations.results, start=1)]
     print(f"model: {recommendations.model}, colour weight {recommendations.colour_weight:g}")
-    if rows:
-        print_table(("#", "id", "similarity", "articleType", "colour", "dominant colours", "name", "image"), rows)
+    # A photo of a person: one block per garment found, the chosen one first.
+    regions = sorted(recommendations.regions, key=lambda r: r.kind != recommendations.region)
+    blocks = [(f"{r.kind} at {list(r.box)} (probability {r.score:.2f})", r.results) for r in regions] or \
+        [(None, recommendations.results)]
+    shown_any = False
+    for title, matches in blocks:
+        if title:
+            print(f"\n{title}")
+        rows = [(str(rank), m.id, percent(m.similarity), m.metadata.get("articleType") or "",
+                 m.metadata.get("baseColour") or "", " ".join(c["rgb"] for c in m.colours),
+                 shorten(m.metadata.get("productDisplayName") or "", NAME_WIDTH), m.image)
+                for rank, m in enumerate(matches, start=1)]
+        if rows:
+            print_table(("#", "id", "similarity", "articleType", "colour", "dominant colours", "name", "image"), rows)
+            shown_any = True
+    if shown_any:
         print(f"({SIMILARITY_MEANING})")
     return 0
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fashionrec.config import GARMENT_KINDS
 from fashionrec.models.spec import ModelSpec
 
 # ImageNet-1k class indices of what is worn, by the kind a shopper would call it.
@@ -34,7 +35,8 @@ GARMENT_CLASSES: dict[str, tuple[int, ...]] = {
     # purse, backpack, mailbag, wallet
     "bag": (748, 414, 636, 893),
 }
-KINDS: tuple[str, ...] = tuple(GARMENT_CLASSES)
+KINDS: tuple[str, ...] = GARMENT_KINDS
+assert tuple(GARMENT_CLASSES) == KINDS, "the class table names the kinds of config.GARMENT_KINDS, in that order"
 CLASS_IDS: tuple[int, ...] = tuple(c for kind in KINDS for c in GARMENT_CLASSES[kind])
 PEAK_SHARE = 0.6
 UPSAMPLE = 8

@@ -10,8 +10,15 @@ import numpy as np
 from PIL import Image
 
 from fashionrec.catalog.catalog import Catalog
-from fashionrec.config import (REGION_KIND_COLUMN, REGION_KIND_VALUES, REGION_LIMIT, REGION_MIN_SCORE,
-                               REGION_SAME_PHOTO, REGION_SKIN_SHARE, Settings)
+from fashionrec.config import (
+    REGION_KIND_COLUMN,
+    REGION_KIND_VALUES,
+    REGION_LIMIT,
+    REGION_MIN_SCORE,
+    REGION_SAME_PHOTO,
+    REGION_SKIN_SHARE,
+    Settings,
+)
 from fashionrec.errors import CatalogError, FashionrecError
 from fashionrec.imaging.decode import ImageSource, PixelLimits
 from fashionrec.imaging.people import skin_share
@@ -109,7 +116,7 @@ class View:
         whole = self._picture_answer(vectors[0], picture, k, where, show_duplicates, gain)
         garments = self._garments(photo, picture.pixels, maps[0], float(log_norm[0]), whole) if locate else []
         if not garments:
-            missing = f"no garment regions in this photo; the answers are for the whole photo" if region else None
+            missing = "no garment regions in this photo; the answers are for the whole photo" if region else None
             return replace(whole, colour_weight=asked, notice=_joined(whole.notice, missing))
         answers = self._region_answers(photo, garments, k, where, show_duplicates, gain)
         chosen = next((answer for answer in answers if answer.kind == region), answers[0])
