@@ -263,7 +263,7 @@ def test_eight_bombs_at_once_are_refused_from_their_headers(client: TestClient) 
 
 
 K_DETAIL = "the query parameter 'k' must be a whole number from 1 to 30 (this server's FASHIONREC_MAX_K), got '{}'"
-UNKNOWN_DETAIL = ("unknown query parameter '{}': use k, show_duplicates, colour_weight or a filter column "
+UNKNOWN_DETAIL = ("unknown query parameter '{}': use k, show_duplicates, colour_weight, region (photos) or a filter column "
                   "(gender, articleType, baseColour, productDisplayName)")  # the shop's styles.csv columns
 
 
@@ -347,7 +347,7 @@ def test_openapi_documents_every_endpoint_and_the_filters(client: TestClient) ->
     assert {"/health", "/filters", "/recommend", "/products/{product_id}", "/products/{product_id}/image",
             "/products/{product_id}/similar"} <= set(schema["paths"])
     names = [p["name"] for p in schema["paths"]["/recommend"]["post"]["parameters"]]
-    assert names == ["k", "show_duplicates", "colour_weight", "gender", "articleType", "baseColour",
+    assert names == ["k", "show_duplicates", "colour_weight", "region", "gender", "articleType", "baseColour",
                      "productDisplayName"]
     assert "413" in schema["paths"]["/recommend"]["post"]["responses"]
     error = {"$ref": "#/components/schemas/ErrorOut"}
@@ -448,7 +448,8 @@ def test_a_filter_value_no_product_has_is_named_with_the_values_there_are(client
     typo = client.get("/products/5/similar?gender=Mne")
     assert typo.status_code == 200
     assert typo.json() == {"model": "efficientnet-lite0", "results": [], "colour_weight": DEFAULT_COLOUR,
-                           "notice": "no product has gender=Mne; its values are: Men, Women"}
+                           "notice": "no product has gender=Mne; its values are: Men, Women", "region": None,
+                           "regions": []}
     partial = client.get("/products/5/similar?k=3&baseColour=Red&baseColour=Rde").json()
     assert [m["metadata"]["baseColour"] for m in partial["results"]] == ["Red"] * 3
     assert partial["notice"] == "no product has baseColour=Rde; its values are: Black, Blue, Red, White"
@@ -467,7 +468,8 @@ def test_filters_that_together_allow_nothing_say_so(client: TestClient) -> None:
                               "(each value exists on its own): remove a filter to see more")
     only_itself = client.get("/products/5/similar?productDisplayName=Drawn%20product%205").json()
     assert only_itself == {"model": "efficientnet-lite0", "results": [], "colour_weight": DEFAULT_COLOUR,
-                           "notice": "no product other than 5 has productDisplayName=Drawn product 5"}
+                           "notice": "no product other than 5 has productDisplayName=Drawn product 5",
+                           "region": None, "regions": []}
 
 
 def test_the_docs_pages_load_their_assets_from_this_server(client: TestClient) -> None:
