@@ -12,8 +12,9 @@ from streamlit.testing.v1 import AppTest
 
 from fashionrec.catalog.catalog import Catalog
 from fashionrec.config import load_settings
+from fashionrec.imaging.decode import open_image
 from fashionrec.launch import WEBAPP_SCRIPT
-from fashionrec.recommend.answers import SIMILARITY_MEANING
+from fashionrec.recommend.answers import SIMILARITY_MEANING, Match, Recommendations, RegionAnswer
 from fashionrec.recommend.recommender import Recommender
 from tests.conftest import draw_product, shop_metadata
 from tests.image_corpus import BLUE, RED, corrupt_exif_jpeg, png_bomb, psd_file
@@ -63,6 +64,7 @@ def test_an_uploaded_photo_gets_k_results_with_its_product_first(app: AppTest, s
     shown = [c.value.split(" · similarity ")[1].split(" · ")[0] for c in app.caption[:5]]
     assert shown == [f"{m.similarity:.2%}" for m in expected]  # the CLI's and the API's figure
     assert app.caption[0].help == SIMILARITY_MEANING
+    assert "garment" not in [radio.key for radio in app.radio]  # a product photo: no garments to choose from
     app.sidebar.slider(key="k").set_value(8).run()
     assert len(result_ids(app)) == 8
 
@@ -109,6 +111,66 @@ def test_a_photo_with_damaged_exif_is_shown_upright_and_answered(app: AppTest, m
     previews = [image for image in shown if isinstance(image, Image.Image)]  # the result cards show file paths
     assert len(previews) == 1 and _red_over_blue(previews[0])  # the query as the page shows it: upright
     assert len(embedded) == 1 and _red_over_blue(embedded[0])  # and as the model sees it
+
+
+@pytest.fixture
+def two_garments(shop_catalog: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Match], list[Match], list]:
+    """`Recommender.by_image` made to answer every photo as a photo of a person: a top in its upper half (with the
+    answers to product 11) and a bottom in its lower half (those of product 3), boxes in the photo's upright pixels.
+    Returns (the top's results, the bottom's, the photos it was called with)."""
+    recommender = Recommender(Catalog.open(shop_catalog))
+    tops, bottoms = recommender.by_id("11", k=5).results, recommender.by_id("3", k=5).results
+    calls: list = []
+
+    def by_image(self, image, k=5, where=None, show_duplicates=False, colour_weight=None, region=None, regions=True):
+        calls.append(image)
+        width, height = open_image(image, 10**8).size
+        found = (RegionAnswer("top", (0, 0, width, height // 2), 0.4, tops),
+                 RegionAnswer("bottom", (0, height // 2, width, height), 0.2, bottoms))
+        chosen = next((answer for answer in found if answer.kind == region), found[0])
+        return Recommendations(model="fake", results=chosen.results, regions=found, region=chosen.kind)
+
+    monkeypatch.setattr(Recommender, "by_image", by_image)
+    return tops, bottoms, calls
+
+
+def test_a_photo_of_a_person_offers_its_garments_and_switching_reuses_the_answer(
+        app: AppTest, two_garments: tuple[list[Match], list[Match], list]) -> None:
+    """Issue 23: one choice per garment, the most probable first; choosing another shows its results from the same
+    answer (the model is not run again); a new photo starts again at its most probable garment."""
+    tops, bottoms, calls = two_garments
+    app.file_uploader(key="upload").upload("me.png", png(11), "image/png").run()
+    assert not app.exception and not app.error
+    choice = app.radio(key="garment")
+    assert choice.options == ["top", "bottom"] and choice.value == "top"
+    assert result_ids(app) == [m.id for m in tops] and app.subheader[1].value == "5 products like the top"
+    assert app.get("image")[0].captions == ["Your photo (me.png) · found: top, bottom"]
+    app.radio(key="garment").set_value("bottom").run()
+    assert result_ids(app) == [m.id for m in bottoms] and app.subheader[1].value == "5 products like the bottom"
+    assert len(calls) == 1  # the garment's results came from the answer already there
+    app.file_uploader(key="upload").upload("you.png", png(12), "image/png").run()
+    assert app.radio(key="garment").value == "top" and result_ids(app) == [m.id for m in tops]
+    assert len(calls) == 2
+
+
+def test_the_garments_are_boxed_on_the_upright_photo(app: AppTest, two_garments: tuple[list[Match], list[Match], list],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The boxes are in the pixels of the photo as decoded upright (EXIF applied), so they are drawn on it: a phone
+    photo stored sideways shows its top box on its red upper half, its bottom box on its blue lower half."""
+    from streamlit.elements.image import ImageMixin
+
+    shown = []
+    show = ImageMixin.image
+    monkeypatch.setattr(ImageMixin, "image", lambda self, image, *a, **kw: (shown.append(image),
+                                                                            show(self, image, *a, **kw))[1])
+    app.file_uploader(key="upload").upload("phone.jpg", corrupt_exif_jpeg(), "image/jpeg").run()
+    assert not app.exception and not app.error
+    boxed = [image for image in shown if isinstance(image, Image.Image)]
+    assert len(boxed) == 1 and boxed[0].size == (480, 640)  # portrait, at the preview's width
+    pixels = np.asarray(boxed[0], dtype=float)
+    assert np.abs(pixels[160, 240] - RED).max() < 40 and np.abs(pixels[480, 240] - BLUE).max() < 40
+    top_edge, bottom_edge = pixels[2, 240], pixels[321, 240]  # the chosen top's thick line, the bottom's thin one
+    assert np.abs(top_edge - (0xE4, 0x57, 0x2E)).max() < 2 and np.abs(bottom_edge - (0x1F, 0x77, 0xB4)).max() < 2
 
 
 def test_an_upload_over_the_limit_is_refused(shop_catalog: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,10 +1,11 @@
 """The web app and the API's docs end to end in a real headless Chromium (Debian's package), driven by Playwright.
 
 `fashionrec app`'s server runs as a child process on a free port; the test uploads a photo the way a
-shopper does and checks that k result images really render. `fashionrec serve` runs the same way, and its
-/docs page must render with every request to another host refused (as on a machine without internet).
-Screenshots go to `test-artifacts/`. Without Chromium the tests are skipped with the reason, except in CI
-(`CI` set), where that is a failure.
+shopper does and checks that k result images really render. A photo of people (two of the sample's photos of
+models side by side) shows its garments' boxes, and choosing a garment gives that garment's results.
+`fashionrec serve` runs the same way, and its /docs page must render with every request to another host
+refused (as on a machine without internet). Screenshots go to `test-artifacts/`. Without Chromium the tests
+are skipped with the reason, except in CI (`CI` set), where that is a failure.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from fashionrec.index.run import index_images
 from fashionrec.config import load_settings
+from fashionrec.index.run import index_images
 from fashionrec.launch import start_web_app, stop, wait_until_up
 from tests.conftest import free_port, write_products
 
@@ -28,6 +29,9 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-
                   "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 SAMPLE_PRODUCTS = 60
+# Two of the sample's photos of models (a man in a T-shirt: Tshirts; a woman in jeans: Jeans), indexed with the
+# others; the photo of a person is composed from them.
+MODEL_PHOTOS = ("2059", "50963")
 WAIT_MS = 90_000
 ALL_RESULT_IMAGES_LOADED = """(k) => {
     const images = [...document.querySelectorAll('.st-key-results img')];
@@ -67,7 +71,8 @@ def shop(tmp_path_factory, lite0) -> tuple[Path, Path, str]:
         images.mkdir()
         wanted = [path.stem for path in queries]
         others = sorted(p.stem for p in (SAMPLE_DIR / "images").glob("*.jpg") if p.stem not in wanted)
-        for product_id in wanted + others[: SAMPLE_PRODUCTS - len(wanted)]:
+        chosen = wanted + others[: SAMPLE_PRODUCTS - len(wanted)]
+        for product_id in chosen + [pid for pid in MODEL_PHOTOS if pid not in chosen]:
             shutil.copy(SAMPLE_DIR / "images" / f"{product_id}.jpg", images)
         metadata: Path | None = SAMPLE_DIR / "styles.csv"
         photo = queries[0]
@@ -97,6 +102,17 @@ def card_captions(page) -> list[str]:
     return [text.strip() for text in page.locator(".st-key-results [data-testid='stCaptionContainer']").all_inner_texts()]
 
 
+SHOWN_IDS = """(ids) => [...document.querySelectorAll('.st-key-results [data-testid="stCaptionContainer"]')]
+    .map(caption => caption.innerText.trim().split('id ').pop()).join(',') === ids.join(',')"""
+
+
+def wait_for_results(page, ids: list[str]) -> None:
+    """Wait until the result cards show the products `ids`, in order, with their images loaded (a page keeps its
+    earlier cards until the new ones replace them, so a count alone can read the old ones)."""
+    page.wait_for_function(SHOWN_IDS, arg=ids, timeout=WAIT_MS)
+    page.wait_for_function(ALL_RESULT_IMAGES_LOADED, arg=len(ids), timeout=WAIT_MS)
+
+
 def upload(page, app_url: str, photo: Path) -> None:
     """Open the app, upload `photo` the way a shopper does, and wait until the 5 result images have loaded."""
     page.goto(app_url)
@@ -106,6 +122,9 @@ def upload(page, app_url: str, photo: Path) -> None:
 
 
 def test_upload_a_photo_and_see_k_result_images(browser, app_url: str, shop: tuple[Path, Path, str]) -> None:
+    from fashionrec.catalog.catalog import Catalog
+    from fashionrec.recommend.recommender import Recommender
+
     _, photo, product_id = shop
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
@@ -121,7 +140,7 @@ def test_upload_a_photo_and_see_k_result_images(browser, app_url: str, shop: tup
         second_id = cards[1].rsplit("id ", 1)[1]
         more.nth(1).click()
         page.locator("[data-testid='stImageCaption']", has_text=second_id).first.wait_for(timeout=WAIT_MS)
-        page.wait_for_function(ALL_RESULT_IMAGES_LOADED, arg=5, timeout=WAIT_MS)
+        wait_for_results(page, [m.id for m in Recommender(Catalog.open(shop[0])).by_id(second_id, k=5).results])
         after = card_captions(page)
         assert len(after) == 5 and not any(text.endswith(f"id {second_id}") for text in after)
         page.screenshot(path=str(ARTIFACTS / "webapp-more-like-this.png"), full_page=True)
@@ -155,16 +174,105 @@ def test_the_match_colour_slider_reranks_and_each_card_shows_its_colours(browser
         slider.press("End")  # the strongest colour setting
         page.locator(".st-key-colour-weight [data-testid='stSliderThumbValue']", has_text="1.00").wait_for(
             timeout=WAIT_MS)
-        page.wait_for_function(
-            """(ids) => [...document.querySelectorAll('.st-key-results [data-testid="stCaptionContainer"]')]
-                .map(c => c.innerText.trim().split('id ').pop()).join(',') === ids.join(',')""",
-            arg=full, timeout=WAIT_MS)
-        page.wait_for_function(ALL_RESULT_IMAGES_LOADED, arg=5, timeout=WAIT_MS)
+        wait_for_results(page, full)
         swatches = page.evaluate(SWATCHES)
         catalog = recommender.catalog
         assert swatches == [[c["rgb"] for c in catalog.swatches_at(catalog.position(i))] for i in full], swatches
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "webapp-match-colour.png"), full_page=True)
+    finally:
+        page.close()
+
+
+@pytest.fixture(scope="module")
+def people_photo(shop: tuple[Path, Path, str], tmp_path_factory) -> Path:
+    """A photo of people: the sample's two photos of models (`MODEL_PHOTOS`), each enlarged 4x, side by side on a
+    white canvas (600 x 400 pixels, small enough to be searched as it is: the boxes are in its own pixels)."""
+    from PIL import Image
+
+    from tests.conftest import SAMPLE_DIR
+
+    if not all((SAMPLE_DIR / "images" / f"{pid}.jpg").is_file() for pid in MODEL_PHOTOS):
+        pytest.skip(f"the sample's photos of models {MODEL_PHOTOS} are absent (expected in {SAMPLE_DIR})")
+    margin, scale = 40, 4
+    models = [Image.open(SAMPLE_DIR / "images" / f"{pid}.jpg").convert("RGB") for pid in MODEL_PHOTOS]
+    models = [model.resize((model.width * scale, model.height * scale), Image.Resampling.LANCZOS) for model in models]
+    canvas = Image.new("RGB", (sum(m.width for m in models) + 3 * margin, max(m.height for m in models) + 2 * margin),
+                       "white")
+    left = margin
+    for model in models:
+        canvas.paste(model, (left, margin))
+        left += model.width + margin
+    photo = tmp_path_factory.mktemp("people") / "two-models.png"
+    canvas.save(photo)
+    return photo
+
+
+CHOSEN_OPTION = ".st-key-garment [data-testid='stRadioOption'][data-selected='true']"
+
+
+def boxed_photo(page):
+    """The photo with the garments' boxes, as the page shows it (fetched from the app, as the browser did)."""
+    import io
+    from urllib.parse import urljoin
+
+    from PIL import Image
+
+    source = page.locator(".st-key-garments img").first.get_attribute("src")
+    answer = page.request.get(urljoin(page.url, source))
+    assert answer.ok, (source, answer.status)
+    return Image.open(io.BytesIO(answer.body())).convert("RGB")
+
+
+def edge_width(image, box: tuple[int, int, int, int], scale: float, colour: str) -> int:
+    """How many pixels of `colour` run across the middle of the box's right edge (the line is drawn inside the
+    box): the width its line was drawn with, 0 if it is not there."""
+    rgb = tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    right, middle = round(box[2] * scale), round((box[1] + box[3]) / 2 * scale)
+    return sum(image.getpixel((x, middle)) == rgb for x in range(max(0, right - 12), min(image.width, right + 3)))
+
+
+def test_a_photo_of_people_shows_the_garments_and_the_one_chosen_gives_the_results(
+        browser, app_url: str, shop: tuple[Path, Path, str], people_photo: Path) -> None:
+    """Issue 23: the garments found are boxed and labelled on the photo, one control each; choosing the second
+    shows the library's answer for that region, and its box becomes the thick one."""
+    from PIL import Image
+
+    from fashionrec.catalog.catalog import Catalog
+    from fashionrec.recommend.recommender import Recommender
+    from fashionrec.webapp import CHOSEN_LINE, KIND_COLOURS, OTHER_LINE, PREVIEW_PIXELS
+
+    recommender = Recommender(Catalog.open(shop[0]))
+    answer = recommender.by_image(people_photo, k=5)
+    kinds = [region.kind for region in answer.regions]
+    assert len(kinds) >= 2 and answer.region == kinds[0], kinds  # the composite must show garments, or it tests nothing
+    second = kinds[1]
+    first_ids = [m.id for m in answer.results]
+    second_ids = [m.id for m in recommender.by_image(people_photo, k=5, region=second).results]
+    assert first_ids != second_ids
+    scale = PREVIEW_PIXELS / Image.open(people_photo).width  # the boxed photo is shown at the preview's width
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        upload(page, app_url, people_photo)
+        choices = page.locator(".st-key-garment [data-testid='stRadioOption']")  # one per garment
+        assert [text.strip() for text in choices.all_inner_texts()] == kinds
+        assert page.locator(CHOSEN_OPTION).inner_text().strip() == kinds[0]
+        assert [text.rsplit("id ", 1)[1] for text in card_captions(page)] == first_ids
+        shown = boxed_photo(page)
+        assert shown.width == PREVIEW_PIXELS
+        widths = [edge_width(shown, region.box, scale, KIND_COLOURS[region.kind]) for region in answer.regions]
+        assert widths[0] >= CHOSEN_LINE and all(OTHER_LINE <= w < CHOSEN_LINE for w in widths[1:]), widths
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "webapp-garments.png"), full_page=True)
+
+        choices.get_by_text(second, exact=True).click()
+        wait_for_results(page, second_ids)
+        page.get_by_text(f"5 products like the {second}").wait_for(timeout=WAIT_MS)
+        assert page.locator(CHOSEN_OPTION).inner_text().strip() == second
+        shown = boxed_photo(page)
+        widths = [edge_width(shown, region.box, scale, KIND_COLOURS[region.kind]) for region in answer.regions]
+        assert widths[1] >= CHOSEN_LINE and widths[0] < CHOSEN_LINE, widths
+        page.screenshot(path=str(ARTIFACTS / "webapp-garment-chosen.png"), full_page=True)
     finally:
         page.close()
 

@@ -7,28 +7,46 @@ file as a script: start it with `fashionrec app --catalog DIR`, which sets FASHI
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import streamlit as st
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from fashionrec.catalog.catalog import Catalog
 from fashionrec.config import Settings, load_settings
 from fashionrec.errors import FashionrecError
 from fashionrec.imaging.decode import PixelLimits, open_image
 from fashionrec.imaging.formats import IMAGE_SUFFIXES
-from fashionrec.recommend.answers import DEFAULT_K, SIMILARITY_MEANING, Match, Recommendations, percent
+from fashionrec.recommend.answers import (
+    DEFAULT_K,
+    SIMILARITY_MEANING,
+    Match,
+    Recommendations,
+    RegionAnswer,
+    percent,
+)
 from fashionrec.recommend.recommender import Recommender
 
 GRID_COLUMNS = 5
+COLUMNS, PEOPLE_COLUMNS = (1, 4), (2, 3)  # the query's and the results' shares of the page: a photo of people's
+# boxes and labels need the wider query column
 MAX_K_SLIDER = 20
 PREVIEW_PIXELS = 480  # the query photo is shown at most this wide
 UPLOAD_TYPES = sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)  # the formats imaging/ decodes
 FIRST_FILTERS = ("gender", "masterCategory", "subCategory", "articleType", "baseColour", "season", "usage")
 MODES = ("Upload a photo", "Pick a product", "Try an example photo")
+# Each garment kind's box colour on the photo (`recommend.view` finds these kinds); another kind gets the last one.
+KIND_COLOURS = {"top": "#e4572e", "bottom": "#1f77b4", "dress": "#9c27b0", "shoes": "#2a9d3f", "bag": "#b8860b",
+                "": "#555555"}
+CHOSEN_LINE, OTHER_LINE = 5, 2  # box line widths in preview pixels: the chosen garment's, the others'
+LABEL_PIXELS = 20  # the kind's label, in preview pixels
+GARMENT_KEY = "garment"  # the choice of garment (a widget key)
+GARMENT_PHOTO_STATE = "garment-photo"  # the photo that choice was made for (another photo starts afresh)
+ANSWER_STATE = "answer"  # the last photo query and its answer (session state)
 
 
 @dataclass(frozen=True)
@@ -67,7 +85,7 @@ def main() -> None:
     if query is None:
         st.info("Upload a photo of a fashion product, or pick one from the catalog, to see similar products.")
         return
-    _show(recommender, query, options)
+    _show(recommender, query, options, settings)
 
 
 @dataclass(frozen=True)
@@ -166,22 +184,121 @@ def _examples(settings: Settings) -> list[Path]:
     return sorted(path for path in folder.iterdir() if path.suffix.lower().lstrip(".") in UPLOAD_TYPES)
 
 
-def _show(recommender: Recommender, query: Query, options: Options) -> None:
-    """The query beside its results."""
-    query_column, results_column = st.columns([1, 4], gap="large")
+def _show(recommender: Recommender, query: Query, options: Options, settings: Settings) -> None:
+    """The query beside its results. A photo of a person shows its garments' boxes (in a wider column, to be read)
+    and a choice of garment: the results are the chosen garment's."""
+    try:
+        found, problem = _answer(recommender, query, options), None
+    except FashionrecError as exc:
+        found, problem = None, exc
+    people = found is not None and bool(found.regions)
+    query_column, results_column = st.columns(PEOPLE_COLUMNS if people else COLUMNS, gap="large")
     with query_column:
         st.subheader("Query")
-        st.image(query.picture, caption=query.title, width="stretch")
+        chosen = _choose_garment(recommender, query, found, settings) if found and people else None
+        if chosen is None:
+            st.image(query.picture, caption=query.title, width="stretch")
     with results_column:
-        try:
-            ask = dict(k=options.k, where=options.where, show_duplicates=options.show_duplicates,
-                       colour_weight=options.colour_weight)
-            found = (recommender.by_id(query.product_id, **ask) if query.product_id
-                     else recommender.by_image(query.photo, **ask))
-        except FashionrecError as exc:
-            st.error(f"No recommendations: {exc}")
-            return
-        _grid(found)
+        if found is None:
+            st.error(f"No recommendations: {problem}")
+        else:
+            _grid(found if chosen is None else _of_region(found, chosen))
+
+
+def _answer(recommender: Recommender, query: Query, options: Options) -> Recommendations:
+    """The answer to the query. A photo's answer is kept in the session (the last one only): it holds every
+    garment's results, so choosing another garment redraws the page without running the model again.
+
+    Raises:
+        FashionrecError: as `Recommender.by_image` and `Recommender.by_id`.
+    """
+    ask = {"k": options.k, "where": options.where, "show_duplicates": options.show_duplicates,
+           "colour_weight": options.colour_weight}
+    if query.product_id:
+        return recommender.by_id(query.product_id, **ask)
+    assert query.photo is not None  # a query is a product or a photo
+    asked = (_photo_key(query.photo), recommender.catalog.generation, repr(sorted(ask.items())))
+    kept = st.session_state.get(ANSWER_STATE)
+    if kept is not None and kept[0] == asked:
+        return kept[1]
+    found = recommender.by_image(query.photo, **ask)
+    st.session_state[ANSWER_STATE] = (asked, found)
+    return found
+
+
+def _photo_key(photo: bytes | Path) -> str:
+    """What tells one query photo from another: an upload by its content, an example photo by its path."""
+    return hashlib.sha256(photo).hexdigest() if isinstance(photo, bytes) else str(photo)
+
+
+def _choose_garment(recommender: Recommender, query: Query, found: Recommendations,
+                    settings: Settings) -> RegionAnswer | None:
+    """The photo with its garments' boxes, and one choice per garment below it; returns the chosen garment (the
+    most probable one until the shopper chooses, and again for each new photo). None, and the plain preview, if
+    the photo cannot be decoded again (it just was, for the answer)."""
+    try:  # decoded as the model's query was (upright, same reduction), so the boxes sit where they were found
+        photo = open_image(query.photo, PixelLimits.for_uploads(settings),
+                           draft_size=recommender.embedder.spec.preprocessing.draft_size)
+    except FashionrecError:
+        return None
+    kinds = [region.kind for region in found.regions]
+    photo_key = _photo_key(query.photo)
+    if st.session_state.get(GARMENT_PHOTO_STATE) != photo_key or st.session_state.get(GARMENT_KEY) not in kinds:
+        st.session_state[GARMENT_PHOTO_STATE] = photo_key  # a new photo starts at its most probable garment
+        st.session_state[GARMENT_KEY] = found.region if found.region in kinds else kinds[0]
+    with st.container(key="garments"):
+        boxed_slot = st.empty()  # the photo goes above the choice, drawn once the choice is known
+        kind = st.radio("Which garment?", kinds, key=GARMENT_KEY, horizontal=True,
+                        help="The garments found in your photo: the results are products like the one chosen.")
+        chosen = found.regions[kinds.index(kind)]
+        boxed_slot.image(_boxed(photo, found.regions, chosen), caption=f"{query.title} · found: {', '.join(kinds)}",
+                         width="stretch", output_format="PNG")
+    return chosen
+
+
+def _of_region(found: Recommendations, region: RegionAnswer) -> Recommendations:
+    """The answer as the grid shows it for one garment: that garment's results and notice."""
+    return replace(found, results=region.results, notice=region.notice, region=region.kind)
+
+
+def _boxed(photo: Image.Image, regions: tuple[RegionAnswer, ...], chosen: RegionAnswer) -> Image.Image:
+    """The photo at preview size with each garment's box and kind drawn in the kind's colour; the chosen one thick,
+    drawn last (on top), its label filled. Labels go on after every box, so no line crosses one."""
+    scale = min(PREVIEW_PIXELS / photo.width, 2 * PREVIEW_PIXELS / photo.height)
+    picture = photo.resize((max(1, round(photo.width * scale)), max(1, round(photo.height * scale))),
+                           Image.Resampling.LANCZOS)
+    draw = ImageDraw.Draw(picture)
+    ordered = sorted(regions, key=lambda region: region is chosen)
+    corners = []
+    for region in ordered:
+        x0, y0, x1, y1 = (round(value * scale) for value in region.box)
+        line = CHOSEN_LINE if region is chosen else OTHER_LINE
+        draw.rectangle((x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)), outline=_colour(region), width=line)
+        corners.append((x0 + line + 3, y0 + line + 1))
+    font = ImageFont.load_default(size=LABEL_PIXELS)
+    labels: list[tuple[int, int, int, int]] = []
+    for region, corner in zip(ordered, corners):
+        label = _free_place(draw.textbbox(corner, region.kind, font=font, anchor="lt"), labels)
+        colour = _colour(region)
+        draw.rectangle((label[0] - 3, label[1] - 2, label[2] + 3, label[3] + 2), outline=colour,
+                       fill=colour if region is chosen else "white")
+        draw.text(label[:2], region.kind, font=font, anchor="lt", fill="white" if region is chosen else colour)
+        labels.append(label)
+    return picture
+
+
+def _colour(region: RegionAnswer) -> str:
+    """The colour of a garment's box and label."""
+    return KIND_COLOURS.get(region.kind, KIND_COLOURS[""])
+
+
+def _free_place(label: tuple[int, int, int, int], taken: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    """The label's box moved down until it covers no label drawn before it (boxes of garments often share a
+    corner)."""
+    x0, y0, x1, y1 = label
+    while any(x0 < t[2] + 6 and t[0] < x1 + 6 and y0 < t[3] + 3 and t[1] < y1 + 3 for t in taken):
+        y0, y1 = y0 + (y1 - y0) + 4, y1 + (y1 - y0) + 4
+    return x0, y0, x1, y1
 
 
 def _grid(found: Recommendations) -> None:
@@ -190,7 +307,9 @@ def _grid(found: Recommendations) -> None:
         st.info(f"No product to show: {found.notice}" if found.notice
                 else "No product matches these filters. Remove a filter to see more.")
         return
-    st.subheader(f"{len(found.results)} similar products")
+    products = "product" if len(found.results) == 1 else "products"
+    st.subheader(f"{len(found.results)} {products} like the {found.region}" if found.region
+                 else f"{len(found.results)} similar {products}")
     with st.container(key="results"):
         for start in range(0, len(found.results), GRID_COLUMNS):
             for column, match in zip(st.columns(GRID_COLUMNS), found.results[start:start + GRID_COLUMNS]):
