@@ -265,13 +265,14 @@ def _boxed(photo: Image.Image, regions: tuple[RegionAnswer, ...], chosen: Region
     """The photo at preview size with each garment's box and kind drawn in the kind's colour; the chosen one thick,
     drawn last (on top), its label filled. Labels go on after every box, so no line crosses one."""
     scale = min(PREVIEW_PIXELS / photo.width, 2 * PREVIEW_PIXELS / photo.height)
+    boxes_scale = scale * photo.width / photo.info.get("full_size", photo.size)[0]  # boxes: the photo's own pixels
     picture = photo.resize((max(1, round(photo.width * scale)), max(1, round(photo.height * scale))),
                            Image.Resampling.LANCZOS)
     draw = ImageDraw.Draw(picture)
     ordered = sorted(regions, key=lambda region: region is chosen)
     corners = []
     for region in ordered:
-        x0, y0, x1, y1 = (round(value * scale) for value in region.box)
+        x0, y0, x1, y1 = (round(value * boxes_scale) for value in region.box)
         line = CHOSEN_LINE if region is chosen else OTHER_LINE
         draw.rectangle((x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)), outline=_colour(region), width=line)
         corners.append((x0 + line + 3, y0 + line + 1))

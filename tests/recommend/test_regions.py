@@ -9,6 +9,7 @@ the sample's thumbnails) so that both halves of a composite keep enough pixels i
 from __future__ import annotations
 
 import csv
+import io
 import shutil
 import sys
 from pathlib import Path
@@ -161,3 +162,23 @@ def test_the_viton_hd_photos_find_the_worn_top(people_catalog: Path, tmp_path: P
     # Measured here (lite0, 125 distractors): whole 15, main 10, tapped 22 of 23. The acceptance figures (lite2,
     # the 7,254 sample products as distractors) are benchmarks/onmodel.py's: whole 2, main 13, tapped 17.
     assert top5[2] >= 18 and top5[2] > top5[0] + 3 and top5[1] >= 8, f"R@5 whole/main/tapped: {top5}"
+
+
+def test_boxes_are_in_the_uploaded_photos_own_pixels(recommender: Recommender, sample_dir: Path) -> None:
+    """A large JPEG is decoded reduced; its boxes still come in its own pixels (6x those of the small photo)."""
+    small = composite(sample_dir, *PAIRS[0])
+    large = small.resize((small.width * 6, small.height * 6), Image.LANCZOS)
+    data = io.BytesIO()
+    large.save(data, "JPEG", quality=92)
+    boxes = {r.kind: r.box for r in recommender.by_image(data.getvalue()).regions}
+    small_boxes = {r.kind: r.box for r in recommender.by_image(small).regions}
+    assert boxes.keys() == small_boxes.keys()
+    for kind, box in boxes.items():
+        assert _overlap(box, tuple(6 * v for v in small_boxes[kind])) >= 0.5, (kind, box, small_boxes[kind])
+        assert box[2] <= large.width and box[3] <= large.height
+
+
+def _overlap(a: tuple[int, ...], b: tuple[int, ...]) -> float:
+    """Intersection over union of two boxes."""
+    inner = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    return inner / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inner)

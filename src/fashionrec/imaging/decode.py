@@ -213,18 +213,24 @@ def _decode(data: bytes, limits: PixelLimits, draft_size: int | None) -> Image.I
         what = f"a {name} decoded in full" if name == "JPEG" else f"a {name} image"
         _check_pixels(image.size, limits.full_decode, limits.full_decode_setting, what, hint)
 
+    full_size = image.size
+
     def decode() -> Image.Image:
         if reduced:
             image.draft("RGB", (draft_size, draft_size))
         image.load()  # an animation: its first frame only
-        return _finish(image, draft_size)
+        return _finish(image, draft_size, full_size)
 
     return DECODE_SLOTS.run(lambda: _guarded(decode, f"the {name}"))  # full-size pixels exist only in a slot
 
 
-def _finish(image: Image.Image, draft_size: int | None) -> Image.Image:
+def _finish(image: Image.Image, draft_size: int | None, full_size: tuple[int, int] | None = None) -> Image.Image:
     """A decoded image to what `open_image` returns: RGB, reduced by a whole factor keeping both sides >=
-    `draft_size` (as the JPEG decoder's draft does; a no-op on a JPEG it already scaled), upright."""
+    `draft_size` (as the JPEG decoder's draft does; a no-op on a JPEG it already scaled), upright.
+
+    Its `info["full_size"]` is the photo's upright size before any reduction, so that a box found on the reduced
+    picture can be given in the photo's own pixels (`recommend.view`)."""
+    full_size = full_size or image.size
     transposition = _orientation(image)  # read first: converting may drop the EXIF block
     rgb = _to_rgb(image)
     factor = min(rgb.width, rgb.height) // draft_size if draft_size else 1
@@ -233,6 +239,9 @@ def _finish(image: Image.Image, draft_size: int | None) -> Image.Image:
     upright = rgb.transpose(transposition) if transposition is not None else rgb
     for key in ("exif", "xmp", "XML:com.adobe.xmp", "Raw profile type exif"):  # never turned a second time
         upright.info.pop(key, None)
+    turned = transposition in (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270, Image.Transpose.TRANSPOSE,
+                               Image.Transpose.TRANSVERSE)
+    upright.info["full_size"] = full_size[::-1] if turned else full_size
     return upright
 
 

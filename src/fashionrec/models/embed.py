@@ -7,6 +7,7 @@ process: the indexer, the API and the web app each load it once.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,8 @@ from fashionrec.models import ModelSpec, get_spec
 from fashionrec.models.garments import classes_tag, locates_garments
 from fashionrec.models.weights import file_sha256, locate_weights
 from fashionrec.vectors import l2_normalize
+
+log = logging.getLogger(__name__)
 
 
 class Embedder:
@@ -151,11 +154,23 @@ def load_model(
     weights_path = locate_weights(spec, settings, weights)
     weights_sha = file_sha256(weights_path)
     onnx_path = settings.models_dir / _onnx_file_name(spec, weights_sha)
+    plain = settings.models_dir / f"{spec.model_id(weights_sha).replace(':', '-')}.onnx"
+    if not onnx_path.is_file() and plain.is_file() and not _can_export():
+        # A server that built its model before garments were located, and has no torch now: same vectors, no regions.
+        log.warning("%s cannot be rebuilt to locate garments (no torch): photos are answered whole", onnx_path.name)
+        onnx_path = plain
     if not onnx_path.is_file():
         from fashionrec.models.export import export_onnx
 
         export_onnx(spec, weights_path, onnx_path)
     return Embedder(spec, onnx_path, spec.model_id(weights_sha), settings)
+
+
+def _can_export() -> bool:
+    """Whether torch is there to build an ONNX file."""
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
 
 
 def _onnx_file_name(spec: ModelSpec, weights_sha256: str) -> str:

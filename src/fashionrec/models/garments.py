@@ -76,7 +76,7 @@ def find_garments(maps: np.ndarray, log_norm: float, photo_size: tuple[int, int]
     """
     probabilities = np.exp(maps.mean(axis=(1, 2)) - log_norm)
     spans = dict(zip(KINDS, np.split(np.arange(len(CLASS_IDS)), np.cumsum([len(GARMENT_CLASSES[k]) for k in KINDS])[:-1])))
-    scores = {kind: float(probabilities[rows].sum()) for kind, rows in spans.items()}
+    scores = {kind: min(1.0, float(probabilities[rows].sum())) for kind, rows in spans.items()}  # float32 sums
     kept = sorted((kind for kind in KINDS if scores[kind] >= min_score), key=lambda kind: -scores[kind])[:limit]
     return [Garment(kind, scores[kind], _box(np.tensordot(probabilities[spans[kind]], maps[spans[kind]], axes=1),
                                              photo_size)) for kind in kept]

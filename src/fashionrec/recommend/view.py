@@ -104,6 +104,8 @@ class View:
         self._check(k)
         if region is not None and region not in KINDS:
             raise FashionrecError(f"unknown region {region!r}; choose one of: {', '.join(KINDS)}")
+        if region is not None and not regions:
+            raise FashionrecError("a region is chosen among the garments found: it needs regions on (not --whole)")
         asked, gain = colour_gain(colour_weight, self._settings, self.catalog.has_colour)
         photo = self._decode(image)
         picture = read_picture(photo, self.embedder.spec.preprocessing, self._query_size,
@@ -155,8 +157,8 @@ class View:
         answers = []
         for garment, vector, picture in zip(garments, vectors, pictures):
             found = self._picture_answer(vector, picture, k, self._of_kind(where, garment.kind), show_duplicates, gain)
-            answers.append(RegionAnswer(garment.kind, garment.box, round(garment.score, 4), found.results,
-                                        found.notice))
+            answers.append(RegionAnswer(garment.kind, _in_full_size(garment.box, photo), round(garment.score, 4),
+                                        found.results, found.notice))
         return answers
 
     def _of_kind(self, where: Filters | None, kind: str) -> Filters | None:
@@ -164,7 +166,11 @@ class View:
         if where and REGION_KIND_COLUMN in where:
             return where
         values = self._filters.present(REGION_KIND_COLUMN, REGION_KIND_VALUES.get(kind, ()))
-        return {**(where or {}), REGION_KIND_COLUMN: values} if values else where
+        if not values:
+            return where
+        of_kind = {**(where or {}), REGION_KIND_COLUMN: values}
+        # Never the kind against the shopper's own filters (articleType=Jeans and a top): theirs win.
+        return of_kind if self._filters.allowed(of_kind, exclude=None).count(len(self.catalog)) else where
 
     def _decode(self, image: ImageSource) -> Image.Image:
         """The query photo decoded, upright, RGB (an upload: the upload pixel limits apply)."""
@@ -269,6 +275,14 @@ class _LookRows(Mapping):
 
     def __iter__(self):
         return iter(range(len(self._catalog)))
+
+
+def _in_full_size(box: tuple[int, int, int, int], photo: Image.Image) -> tuple[int, int, int, int]:
+    """A box on the decoded (maybe reduced) photo in the uploaded photo's own upright pixels."""
+    width, height = photo.info.get("full_size", photo.size)
+    sx, sy = width / photo.width, height / photo.height
+    x0, y0, x1, y1 = box
+    return (round(x0 * sx), round(y0 * sy), min(width, round(x1 * sx)), min(height, round(y1 * sy)))
 
 
 def _joined(*notices: str | None) -> str | None:
