@@ -263,8 +263,8 @@ def test_eight_bombs_at_once_are_refused_from_their_headers(client: TestClient) 
 
 
 K_DETAIL = "the query parameter 'k' must be a whole number from 1 to 30 (this server's FASHIONREC_MAX_K), got '{}'"
-UNKNOWN_DETAIL = ("unknown query parameter '{}': use k, show_duplicates, colour_weight, region (photos) or a filter column "
-                  "(gender, articleType, baseColour, productDisplayName)")  # the shop's styles.csv columns
+UNKNOWN_DETAIL = ("unknown query parameter '{}': use k, show_duplicates, colour_weight, region and whole (photos) or a "
+                  "filter column (gender, articleType, baseColour, productDisplayName)")  # the shop's styles.csv columns
 
 
 @pytest.mark.parametrize("query, status, detail", [
@@ -347,7 +347,7 @@ def test_openapi_documents_every_endpoint_and_the_filters(client: TestClient) ->
     assert {"/health", "/filters", "/recommend", "/products/{product_id}", "/products/{product_id}/image",
             "/products/{product_id}/similar"} <= set(schema["paths"])
     names = [p["name"] for p in schema["paths"]["/recommend"]["post"]["parameters"]]
-    assert names == ["k", "show_duplicates", "colour_weight", "region", "gender", "articleType", "baseColour",
+    assert names == ["k", "show_duplicates", "colour_weight", "region", "whole", "gender", "articleType", "baseColour",
                      "productDisplayName"]
     assert "413" in schema["paths"]["/recommend"]["post"]["responses"]
     error = {"$ref": "#/components/schemas/ErrorOut"}

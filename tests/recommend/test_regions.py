@@ -89,6 +89,7 @@ def test_each_garment_of_a_composed_photo_finds_its_own_product(recommender: Rec
 def test_the_region_asked_for_gives_the_results(recommender: Recommender, sample_dir: Path) -> None:
     photo = composite(sample_dir, *PAIRS[0])
     default = recommender.by_image(photo, k=5)
+    assert len(default.regions) >= 2 and "bag" not in [r.kind for r in default.regions]
     other = next(r for r in default.regions if r.kind != default.region)
     chosen = recommender.by_image(photo, k=5, region=other.kind)
     assert chosen.region == other.kind and [m.id for m in chosen.results] == [m.id for m in other.results]
@@ -96,6 +97,15 @@ def test_the_region_asked_for_gives_the_results(recommender: Recommender, sample
     assert missing.region == default.region and "no bag found" in missing.notice
     with pytest.raises(FashionrecError, match="unknown region"):
         recommender.by_image(photo, region="hat")
+    with pytest.raises(FashionrecError, match="needs regions on"):
+        recommender.by_image(photo, region="top", regions=False)
+
+
+def test_the_kind_never_overrules_the_shoppers_filters(recommender: Recommender, sample_dir: Path) -> None:
+    """A top found, the shopper asking for jeans: the top's answers are jeans (their filter), not nothing."""
+    photo = composite(sample_dir, *PAIRS[0])
+    answer = recommender.by_image(photo, k=5, where={"articleType": "Jeans"}, region="top")
+    assert answer.results and all(m.metadata["articleType"] == "Jeans" for m in answer.results)
 
 
 def test_a_packshot_and_the_shops_own_photo_are_answered_whole(recommender: Recommender, sample_dir: Path,
@@ -124,7 +134,12 @@ def test_the_api_and_the_json_give_the_regions(recommender: Recommender, sample_
                        ).status_code == 422
     some_id = recommender.catalog.ids[0]
     refused = client.get(f"/products/{some_id}/similar?region=top")
-    assert refused.status_code == 400 and "region applies to a photo" in refused.json()["detail"]
+    assert refused.status_code == 400 and "region and whole apply to a photo" in refused.json()["detail"]
+    whole = client.post("/recommend?k=3&whole=true", files={"file": ("person.jpg", path.read_bytes(), "image/jpeg")})
+    assert whole.json()["regions"] == [] and [m["id"] for m in whole.json()["results"]] == [
+        m.id for m in recommender.by_image(path, k=3, regions=False).results]
+    both = client.post("/recommend?region=top&whole=true", files={"file": ("p.jpg", path.read_bytes(), "image/jpeg")})
+    assert both.status_code == 400 and "needs regions on" in both.json()["detail"]
 
 
 def test_the_cli_prints_one_block_per_garment(people_catalog: Path, sample_dir: Path, tmp_path: Path) -> None:
@@ -147,7 +162,10 @@ def test_the_viton_hd_photos_find_the_worn_top(people_catalog: Path, tmp_path: P
     if not (VITON / "person").is_dir():
         pytest.skip(f"the VITON-HD pairs are absent (expected at {VITON})")
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    from onmodel import add_pairs, ranks
+    try:
+        from onmodel import add_pairs, ranks
+    finally:
+        sys.path.pop(0)
 
     copy = tmp_path / "catalog"
     shutil.copytree(people_catalog, copy)

@@ -33,7 +33,7 @@ from fashionrec.errors import FilterError, ImageError, shown
 from fashionrec.imaging.formats import MEDIA_TYPES, media_type_of
 from fashionrec.recommend import DEFAULT_K, Match, Recommendations, Recommender
 
-RESERVED_PARAMETERS = ("k", "show_duplicates", "colour_weight", "region")  # query parameters that are not filters
+RESERVED_PARAMETERS = ("k", "show_duplicates", "colour_weight", "region", "whole")  # query parameters that are not filters
 
 FiltersReader = Callable[[Request], dict[str, list[str]]]
 
@@ -75,14 +75,16 @@ def _add_recommend_route(app: FastAPI, recommender: Recommender, settings: Setti
     async def recommend(request: Request, file: UploadFile = File(description=photo_rule),
                         k: int = _k_query(settings), show_duplicates: bool = _duplicates_query(),
                         colour_weight: float | None = _colour_query(settings),
-                        region: GarmentKind | None = _region_query()) -> RecommendationsOut:
+                        region: GarmentKind | None = _region_query(),
+                        whole: bool = Query(False, description="answer the whole photo, never per garment")
+                        ) -> RecommendationsOut:
         """The k products that look most like the uploaded photo; for a photo of a person, per garment it shows
         (`regions`), `results` being those of the garment `region` (default: the most probable)."""
         where = read_filters(request)
         image = await read_upload(file, settings.max_upload_bytes)
         try:
             found = await run_in_threadpool(recommender.by_image, image, k, where, show_duplicates, colour_weight,
-                                            region)
+                                            region, not whole)
         except ImageError as exc:  # the same kind of error (so the same status), naming the file
             raise type(exc)(f"{upload_name(file)}: {exc}") from None
         return recommendations_out(request, found)
@@ -124,8 +126,9 @@ def _add_similar_route(app: FastAPI, recommender: Recommender, settings: Setting
                       colour_weight: float | None = _colour_query(settings)) -> RecommendationsOut:
         """More like this product (never the product itself, nor a copy of its image)."""
         where = read_filters(request)
-        if "region" in request.query_params:
-            raise FilterError("region applies to a photo (POST /recommend): a catalog product is answered whole")
+        if {"region", "whole"} & set(request.query_params):
+            raise FilterError("region and whole apply to a photo (POST /recommend): a catalog product is answered "
+                              "whole")
         found = await run_in_threadpool(recommender.by_id, product_id, k, where, show_duplicates, colour_weight)
         return recommendations_out(request, found)
 
@@ -166,7 +169,7 @@ def filters_reader(current_columns: Callable[[], list[str]]) -> FiltersReader:
                 continue
             if name not in allowed:
                 known = ", ".join(columns) or "none (the catalog was indexed without metadata)"
-                raise FilterError(f"unknown query parameter {shown(name)}: use k, show_duplicates, colour_weight, region (photos) or a "
+                raise FilterError(f"unknown query parameter {shown(name)}: use k, show_duplicates, colour_weight, region and whole (photos) or a "
                                   f"filter column ({known})")
             where.setdefault(name, []).append(value)
         return where

@@ -55,11 +55,10 @@ def run_similar_all(args: argparse.Namespace) -> int:
     """`fashionrec similar-all`: the k most similar products of every product, to a CSV or Parquet file."""
     import time
 
-    from fashionrec.catalog import Catalog
-    from fashionrec.recommend import similar_all
-
     from tqdm import tqdm
 
+    from fashionrec.catalog import Catalog
+    from fashionrec.recommend import similar_all
     from fashionrec.recommend.query import check_k
 
     suffix = args.out.suffix.lower()

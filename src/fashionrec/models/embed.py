@@ -19,7 +19,7 @@ from fashionrec.errors import ModelError
 from fashionrec.imaging.decode import ImageSource
 from fashionrec.imaging.preprocess import load_model_input
 from fashionrec.models import ModelSpec, get_spec
-from fashionrec.models.garments import classes_tag, locates_garments
+from fashionrec.models.garments import GARMENT_MAPS, LOG_NORM, classes_tag, locates_garments
 from fashionrec.models.weights import file_sha256, locate_weights
 from fashionrec.vectors import l2_normalize
 
@@ -94,7 +94,7 @@ class Embedder:
     @property
     def locates(self) -> bool:
         """Whether this model also says where garments are (`embed_and_locate`): EfficientNet-Lite's graph does."""
-        return len(self._outputs) == 3
+        return self._outputs[1:] == [GARMENT_MAPS, LOG_NORM]
 
     def embed_and_locate(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Like `embed_batch`, and from the same pass the garment class maps (N, C, h, w) and the logits'
@@ -105,6 +105,8 @@ class Embedder:
         """
         if not self.locates:
             raise ModelError(f"{self.name} cannot locate garments: its network has no ImageNet classifier")
+        if batch.ndim != 4 or len(batch) == 0:
+            raise ValueError(f"expected a non-empty batch of shape (N, 3, S, S), got {batch.shape}")
         features, maps, log_norm = self._session.run(
             self._outputs, {self._input: np.ascontiguousarray(batch, dtype=np.float32)})
         return l2_normalize(features), maps, log_norm

@@ -14,15 +14,13 @@ from pathlib import Path
 from typing import Literal
 
 from fashionrec.errors import ModelError
-from fashionrec.models.garments import locates_garments
+from fashionrec.models.garments import GARMENT_MAPS, LOG_NORM, locates_garments
 from fashionrec.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "features"
-GARMENT_MAPS = "garment_maps"  # class maps of `models.garments.CLASS_IDS` (N, C, h, w), bias included
-LOG_NORM = "log_norm"  # log-sum-exp of the 1,000 ImageNet logits (N,)
 OPSET = 17
 GEM_P = 3.0
 GEM_EPS = 1e-6

@@ -38,6 +38,8 @@ GARMENT_CLASSES: dict[str, tuple[int, ...]] = {
 KINDS: tuple[str, ...] = GARMENT_KINDS
 assert tuple(GARMENT_CLASSES) == KINDS, "the class table names the kinds of config.GARMENT_KINDS, in that order"
 CLASS_IDS: tuple[int, ...] = tuple(c for kind in KINDS for c in GARMENT_CLASSES[kind])
+GARMENT_MAPS = "garment_maps"  # the graph's output: class maps of CLASS_IDS (N, C, h, w), bias included
+LOG_NORM = "log_norm"  # the graph's output: log-sum-exp of the 1,000 ImageNet logits (N,)
 PEAK_SHARE = 0.6
 UPSAMPLE = 8
 

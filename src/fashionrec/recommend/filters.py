@@ -64,8 +64,8 @@ class MetadataFilters:
         """Those of `values` that some product has in `column` (case ignored); none when the column is absent."""
         if column not in self._catalog.columns:
             return []
-        there = set(self._lowered(column).tolist())
-        return [value for value in values if value.lower() in there]
+        self._lowered(column)  # fills the column's known values once a snapshot
+        return [value for value in values if value.lower() in self._known_values[column]]
 
     def notice(self, where: Filters | None, allowed: Restriction) -> str | None:
         """What a shopper must hear when filters matched nothing: values no product has (with the values there
