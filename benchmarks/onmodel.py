@@ -196,7 +196,7 @@ def main() -> int:
                 for k in sorted(set(kinds))) + " |")
         studio_and_cost(recommender, args.fullres, args.fullres.parent, args.pairs, names)
     finally:
-        shutil.rmtree(copy, ignore_errors=True)
+        shutil.rmtree(copy if args.work else work, ignore_errors=True)
     return 0
 
 

@@ -53,14 +53,14 @@ def show(recommendations: Any, as_json: bool) -> int:
     print(f"model: {recommendations.model}, colour weight {recommendations.colour_weight:g}")
     # A photo of a person: one block per garment found, the chosen one first.
     regions = sorted(recommendations.regions, key=lambda r: r.kind != recommendations.region)
-    blocks = [(f"{r.kind} at {list(r.box)} (probability {r.score:.2f})", r.results, r.notice) for r in regions] or \
+    blocks = [(f"{r.kind} at {list(r.box)} (score {r.score:.2f})", r.results, r.notice) for r in regions] or \
         [(None, recommendations.results, None)]
     shown_any = False
     for title, matches, notice in blocks:
         if title:
             print(f"\n{title}")
         if notice and title and notice != recommendations.notice:
-            print(f"fashionrec: {title.split(' at ')[0]}: {notice}", file=sys.stderr)
+            print(f"fashionrec: {title.split(' at ')[0]}: {notice}", file=sys.stderr)  # the kind, then its notice
         rows = [(str(rank), m.id, percent(m.similarity), m.metadata.get("articleType") or "",
                  m.metadata.get("baseColour") or "", " ".join(c["rgb"] for c in m.colours),
                  shorten(m.metadata.get("productDisplayName") or "", NAME_WIDTH), m.image)
