@@ -43,6 +43,8 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
     add_error_handlers(app, settings)
     refuse_large_bodies(app, settings.max_upload_bytes)
     app.add_middleware(WriteGuard, token=settings.api_token)  # outermost: a write's token before its body
+    if settings.query_batch > 1:  # each request runs on a thread: concurrent photos share model runs
+        recommender.share_model_runs(settings.query_batch)
     add_read_routes(app, recommender, settings)
     add_write_routes(app, recommender, settings)
     document_contract(app, lambda: recommender.catalog.columns)

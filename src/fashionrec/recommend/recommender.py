@@ -10,10 +10,11 @@ from PIL import Image
 
 from fashionrec.catalog.catalog import Catalog
 from fashionrec.catalog.identity import require_model
-from fashionrec.config import Settings, load_settings
+from fashionrec.config import QUERY_BATCH, Settings, load_settings
 from fashionrec.errors import FashionrecError, ModelMismatchError
 from fashionrec.imaging.decode import ImageSource
 from fashionrec.models.embed import Embedder, load_model
+from fashionrec.models.shared_runs import SharedRuns
 from fashionrec.recommend.answers import DEFAULT_K, Recommendations
 from fashionrec.recommend.filters import Filters
 from fashionrec.recommend.view import View
@@ -68,6 +69,14 @@ class Recommender:
         self._follower: threading.Thread | None = None
         self._retry_at = 0.0
         self._failures = 0
+
+    def share_model_runs(self, max_batch: int = QUERY_BATCH) -> None:
+        """Let concurrent queries share model runs (`models.shared_runs.SharedRuns`): what a server does, whose
+        requests each run on a thread. Answers are the same; a lone query is not slowed."""
+        with self._lock:
+            if not isinstance(self.embedder, SharedRuns):
+                self.embedder = SharedRuns(self.embedder, max_batch)
+                self._view.embedder = self.embedder
 
     @property
     def catalog(self) -> Catalog:
