@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -113,25 +116,60 @@ def test_a_photo_with_damaged_exif_is_shown_upright_and_answered(app: AppTest, m
     assert len(embedded) == 1 and _red_over_blue(embedded[0])  # and as the model sees it
 
 
-@pytest.fixture
-def two_garments(shop_catalog: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Match], list[Match], list]:
-    """`Recommender.by_image` made to answer every photo as a photo of a person: a top in its upper half (with the
-    answers to product 11) and a bottom in its lower half (those of product 3), boxes in the photo's upright pixels.
-    Returns (the top's results, the bottom's, the photos it was called with)."""
+def answer_as_a_person(shop_catalog: Path, monkeypatch: pytest.MonkeyPatch,
+                       garments: list[tuple[str, tuple[float, float, float, float], str]]) -> list:
+    """Make `Recommender.by_image` answer every photo as a photo of a person wearing `garments`: (kind, box as
+    shares of the photo's upright width and height, the product whose answers are that garment's results), the
+    most probable first. Returns the photos it is called with (a list that grows)."""
     recommender = Recommender(Catalog.open(shop_catalog))
-    tops, bottoms = recommender.by_id("11", k=5).results, recommender.by_id("3", k=5).results
+    answers = {product_id: recommender.by_id(product_id, k=5).results for _, _, product_id in garments}
     calls: list = []
 
     def by_image(self, image, k=5, where=None, show_duplicates=False, colour_weight=None, region=None, regions=True):
         calls.append(image)
         width, height = open_image(image, 10**8).size
-        found = (RegionAnswer("top", (0, 0, width, height // 2), 0.4, tops),
-                 RegionAnswer("bottom", (0, height // 2, width, height), 0.2, bottoms))
+        found = tuple(RegionAnswer(kind, (round(box[0] * width), round(box[1] * height), round(box[2] * width),
+                                          round(box[3] * height)), 0.4 / (1 + n), answers[product_id])
+                      for n, (kind, box, product_id) in enumerate(garments))
         chosen = next((answer for answer in found if answer.kind == region), found[0])
         return Recommendations(model="fake", results=chosen.results, regions=found, region=chosen.kind)
 
     monkeypatch.setattr(Recommender, "by_image", by_image)
-    return tops, bottoms, calls
+    return calls
+
+
+@pytest.fixture
+def two_garments(shop_catalog: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Match], list[Match], list]:
+    """Every photo answered as a photo of a person: a top in its upper half (with the answers to product 11) and a
+    bottom in its lower half (those of product 3), boxes in the photo's upright pixels. Returns (the top's results,
+    the bottom's, the photos `by_image` was called with)."""
+    calls = answer_as_a_person(shop_catalog, monkeypatch, [("top", (0, 0, 1, 0.5), "11"), ("bottom", (0, 0.5, 1, 1), "3")])
+    recommender = Recommender(Catalog.open(shop_catalog))
+    return recommender.by_id("11", k=5).results, recommender.by_id("3", k=5).results, calls
+
+
+def tap_photo(app: AppTest) -> tuple[str, Image.Image]:
+    """The boxed photo's tap component (streamlit-image-coordinates): its widget id, and the picture it shows (the
+    data URL it is given)."""
+    [component] = app.get("component_instance")
+    assert component.proto.component_name == "streamlit_image_coordinates.streamlit_image_coordinates"
+    header, data = json.loads(component.proto.json_args)["src"].split(",", 1)
+    assert header == "data:image/png;base64"
+    return component.proto.id, Image.open(io.BytesIO(base64.b64decode(data)))
+
+
+def tap(app: AppTest, x: float, y: float, width: float, height: float) -> AppTest:
+    """A tap at (x, y) on the boxed photo shown `width` x `height`, as the component's frontend reports it (its
+    main.js: the click's offsetX/offsetY and the picture's shown size). AppTest cannot drive a custom component, so
+    the run gets the widget states a browser would send: AppTest's own, plus the component's new value (through
+    AppTest's private `_tree` and `_run`)."""
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+    component_id, _ = tap_photo(app)
+    states = app._tree.get_widget_states()
+    value = {"x": x, "y": y, "width": width, "height": height, "unix_time": time.time_ns() // 1000}
+    states.widgets.append(WidgetState(id=component_id, json_value=json.dumps(value)))
+    return app._run(states)
 
 
 def test_a_photo_of_a_person_offers_its_garments_and_switching_reuses_the_answer(
@@ -144,7 +182,7 @@ def test_a_photo_of_a_person_offers_its_garments_and_switching_reuses_the_answer
     choice = app.radio(key="garment")
     assert choice.options == ["top", "bottom"] and choice.value == "top"
     assert result_ids(app) == [m.id for m in tops] and app.subheader[1].value == "5 products like the top"
-    assert app.get("image")[0].captions == ["Your photo (me.png) · found: top, bottom"]
+    assert app.caption[0].value == "Your photo (me.png) · found: top, bottom · tap a garment to choose it"
     app.radio(key="garment").set_value("bottom").run()
     assert result_ids(app) == [m.id for m in bottoms] and app.subheader[1].value == "5 products like the bottom"
     assert len(calls) == 1  # the garment's results came from the answer already there
@@ -153,24 +191,64 @@ def test_a_photo_of_a_person_offers_its_garments_and_switching_reuses_the_answer
     assert len(calls) == 2
 
 
-def test_the_garments_are_boxed_on_the_upright_photo(app: AppTest, two_garments: tuple[list[Match], list[Match], list],
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_garments_are_boxed_on_the_upright_photo(app: AppTest,
+                                                       two_garments: tuple[list[Match], list[Match], list]) -> None:
     """The boxes are in the pixels of the photo as decoded upright (EXIF applied), so they are drawn on it: a phone
     photo stored sideways shows its top box on its red upper half, its bottom box on its blue lower half."""
-    from streamlit.elements.image import ImageMixin
-
-    shown = []
-    show = ImageMixin.image
-    monkeypatch.setattr(ImageMixin, "image", lambda self, image, *a, **kw: (shown.append(image),
-                                                                            show(self, image, *a, **kw))[1])
     app.file_uploader(key="upload").upload("phone.jpg", corrupt_exif_jpeg(), "image/jpeg").run()
     assert not app.exception and not app.error
-    boxed = [image for image in shown if isinstance(image, Image.Image)]
-    assert len(boxed) == 1 and boxed[0].size == (480, 640)  # portrait, at the preview's width
-    pixels = np.asarray(boxed[0], dtype=float)
+    assert len(app.get("image")) == 5  # the results': the boxed photo is the tap component's, not an st.image
+    _, boxed = tap_photo(app)
+    assert boxed.size == (480, 640)  # portrait, at the preview's width
+    pixels = np.asarray(boxed.convert("RGB"), dtype=float)
     assert np.abs(pixels[160, 240] - RED).max() < 40 and np.abs(pixels[480, 240] - BLUE).max() < 40
     top_edge, bottom_edge = pixels[2, 240], pixels[321, 240]  # the chosen top's thick line, the bottom's thin one
     assert np.abs(top_edge - (0xE4, 0x57, 0x2E)).max() < 2 and np.abs(bottom_edge - (0x1F, 0x77, 0xB4)).max() < 2
+
+
+def test_tapping_a_garment_on_the_photo_chooses_it(app: AppTest, two_garments: tuple[list[Match], list[Match], list]
+                                                   ) -> None:
+    """Issue 23: a tap on the photo chooses the garment whose box holds it, whatever size the page shows the photo
+    at: the tap comes in the shown picture's pixels and is scaled to the photo's own (not to those of the picture
+    decoded reduced for the preview). The radio shows the choice, the model is not run again, a tap is not repeated
+    by later runs, and a second tap at the same spot counts."""
+    tops, bottoms, calls = two_garments
+    buffer = io.BytesIO()
+    draw_product(11, (1200, 1600)).save(buffer, "JPEG")  # decoded reduced (JPEG draft): the boxes are in its own pixels
+    app.file_uploader(key="upload").upload("me.jpg", buffer.getvalue(), "image/jpeg").run()
+    _, picture = tap_photo(app)
+    width, height = picture.width / 3, picture.height / 3  # shown a third of the size it is drawn at
+    tap(app, width / 2, height * 3 / 4, width, height)  # the lower half: the bottom (read unscaled: the top)
+    assert not app.exception and app.radio(key="garment").value == "bottom"
+    assert result_ids(app) == [m.id for m in bottoms] and app.subheader[1].value == "5 products like the bottom"
+    _, picture = tap_photo(app)
+    bottom_edge = np.asarray(picture.convert("RGB"), dtype=float)[picture.height // 2 + 2, picture.width // 2]
+    assert np.abs(bottom_edge - (0x1F, 0x77, 0xB4)).max() < 2  # the bottom's line, thick now, below the boxes' seam
+    assert len(calls) == 1
+    app.radio(key="garment").set_value("top").run()  # the radio still chooses; the last tap is not applied again
+    assert app.radio(key="garment").value == "top" and result_ids(app) == [m.id for m in tops]
+    app.run()
+    assert app.radio(key="garment").value == "top"
+    tap(app, width / 2, height * 3 / 4, width, height)  # the same spot again
+    assert app.radio(key="garment").value == "bottom" and result_ids(app) == [m.id for m in bottoms]
+    assert len(calls) == 1
+
+
+def test_a_tap_chooses_the_smallest_box_that_holds_it_and_outside_every_box_nothing(
+        app: AppTest, shop_catalog: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Boxes of garments nest (a bag in front of a top): a tap inside both means the smaller; a tap outside every
+    box keeps the choice."""
+    answer_as_a_person(shop_catalog, monkeypatch, [("top", (0.25, 0, 0.75, 0.5), "11"),
+                                                   ("bottom", (0.25, 0.5, 0.75, 1), "3"),
+                                                   ("bag", (0.5, 0.25, 0.75, 0.5), "7")])
+    app.file_uploader(key="upload").upload("me.png", png(11), "image/png").run()
+    assert app.radio(key="garment").options == ["top", "bottom", "bag"]
+    for x, y, kind in [(0.6, 0.4, "bag"), (0.3, 0.4, "top"), (0.1, 0.4, "top"), (0.6, 0.9, "bottom"),
+                       (0.9, 0.1, "bottom"), (0.7, 0.3, "bag"), (0.3, 0.7, "bottom")]:
+        tap(app, x * 200, y * 300, 200, 300)  # a share of the width and height of the picture as shown
+        assert not app.exception and app.radio(key="garment").value == kind, (x, y)
+        assert result_ids(app) == [m.id for m in Recommender(Catalog.open(shop_catalog)).by_id(
+            {"top": "11", "bottom": "3", "bag": "7"}[kind], k=5).results]
 
 
 def test_an_upload_over_the_limit_is_refused(shop_catalog: Path, monkeypatch: pytest.MonkeyPatch) -> None:

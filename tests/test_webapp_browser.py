@@ -2,7 +2,8 @@
 
 `fashionrec app`'s server runs as a child process on a free port; the test uploads a photo the way a
 shopper does and checks that k result images really render. A photo of people (two of the sample's photos of
-models side by side) shows its garments' boxes, and choosing a garment gives that garment's results.
+models side by side) shows its garments' boxes, and tapping a garment on the photo (or choosing it below) gives
+that garment's results.
 `fashionrec serve` runs the same way, and its /docs page must render with every request to another host
 refused (as on a machine without internet). Screenshots go to `test-artifacts/`. Without Chromium the tests
 are skipped with the reason, except in CI (`CI` set), where that is a failure.
@@ -209,19 +210,20 @@ def people_photo(shop: tuple[Path, Path, str], tmp_path_factory) -> Path:
 
 
 CHOSEN_OPTION = ".st-key-garment [data-testid='stRadioOption'][data-selected='true']"
+TAP_PHOTO = ".st-key-garments iframe"  # the boxed photo: streamlit-image-coordinates' frame, an <img id="image">
 
 
 def boxed_photo(page):
-    """The photo with the garments' boxes, as the page shows it (fetched from the app, as the browser did)."""
+    """The photo with the garments' boxes, as the page shows it (the data URL the component's frame shows)."""
+    import base64
     import io
-    from urllib.parse import urljoin
 
     from PIL import Image
 
-    source = page.locator(".st-key-garments img").first.get_attribute("src")
-    answer = page.request.get(urljoin(page.url, source))
-    assert answer.ok, (source, answer.status)
-    return Image.open(io.BytesIO(answer.body())).convert("RGB")
+    source = page.frame_locator(TAP_PHOTO).locator("#image").get_attribute("src")
+    header, data = source.split(",", 1)
+    assert header == "data:image/png;base64", header
+    return Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")
 
 
 def edge_width(image, box: tuple[int, int, int, int], scale: float, colour: str) -> int:
@@ -232,10 +234,56 @@ def edge_width(image, box: tuple[int, int, int, int], scale: float, colour: str)
     return sum(image.getpixel((x, middle)) == rgb for x in range(max(0, right - 12), min(image.width, right + 3)))
 
 
+def inside(box: tuple[int, int, int, int], x: float, y: float) -> bool:
+    return box[0] <= x <= box[2] and box[1] <= y <= box[3]
+
+
+def a_point_of(wanted, regions) -> tuple[float, float]:
+    """A point of the photo (its own pixels) that a tap there means `wanted`: inside its box and outside every other
+    box, or else inside only boxes larger than its own (boxes of garments nest); the one nearest its box's centre."""
+    def area(box):
+        return (box[2] - box[0]) * (box[3] - box[1])
+
+    x0, y0, x1, y1 = wanted.box
+    points = [(x0 + (x1 - x0) * i / 20, y0 + (y1 - y0) * j / 20) for i in range(1, 20) for j in range(1, 20)]
+    others = [region.box for region in regions if region is not wanted]
+    alone = [point for point in points if not any(inside(box, *point) for box in others)]
+    smallest = [point for point in points if all(area(box) > area(wanted.box) for box in others if inside(box, *point))]
+    candidates = alone or smallest
+    assert candidates, (wanted, regions)  # no point where a tap means this garment: the test would test nothing
+    return min(candidates, key=lambda p: (p[0] - (x0 + x1) / 2) ** 2 + (p[1] - (y0 + y1) / 2) ** 2)
+
+
+LISTEN_TO_TAPS = """() => { window.taps = [];
+    window.addEventListener('message', event => {
+        if (event.data && event.data.type === 'streamlit:setComponentValue') window.taps.push(event.data.value);
+    }); }"""
+
+
+FRAME_FITS_PICTURE = """(wider) => {
+    const frame = document.querySelector('.st-key-garments iframe');
+    const picture = frame.contentDocument.getElementById('image');
+    const shown = picture.getBoundingClientRect();
+    return shown.width > wider && Math.abs(frame.getBoundingClientRect().height - shown.height) <= 1;
+}"""
+
+
+def tap_on_photo(page, photo_size: tuple[int, int], point: tuple[float, float]) -> dict[str, float]:
+    """Click the boxed photo where it shows the photo's `point` (in the photo's own pixels), whatever size the page
+    shows it at; returns where that is in the picture as shown, and the size it is shown at."""
+    image = page.frame_locator(TAP_PHOTO).locator("#image")
+    shown = image.bounding_box()
+    position = {"x": point[0] * shown["width"] / photo_size[0], "y": point[1] * shown["height"] / photo_size[1]}
+    image.click(position=position)
+    return {**position, "width": shown["width"], "height": shown["height"]}
+
+
 def test_a_photo_of_people_shows_the_garments_and_the_one_chosen_gives_the_results(
         browser, app_url: str, shop: tuple[Path, Path, str], people_photo: Path) -> None:
-    """Issue 23: the garments found are boxed and labelled on the photo, one control each; choosing the second
-    shows the library's answer for that region, and its box becomes the thick one."""
+    """Issue 23: the garments found are boxed and labelled on the photo, one control each; tapping the second on
+    the photo shows the library's answer for that region, selects it in the controls and makes its box the thick
+    one; in a wider window (the photo shown larger, its frame still fitting it) tapping the first goes back; the
+    controls still choose. The tappable photo needs nothing from another host."""
     from PIL import Image
 
     from fashionrec.catalog.catalog import Catalog
@@ -250,8 +298,12 @@ def test_a_photo_of_people_shows_the_garments_and_the_one_chosen_gives_the_resul
     first_ids = [m.id for m in answer.results]
     second_ids = [m.id for m in recommender.by_image(people_photo, k=5, region=second).results]
     assert first_ids != second_ids
-    scale = PREVIEW_PIXELS / Image.open(people_photo).width  # the boxed photo is shown at the preview's width
+    photo_size = Image.open(people_photo).size
+    scale = PREVIEW_PIXELS / photo_size[0]  # the boxed photo is drawn at the preview's width
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    elsewhere: list[str] = []
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(app_url)
+               else (elsewhere.append(route.request.url), route.abort()))
     try:
         upload(page, app_url, people_photo)
         choices = page.locator(".st-key-garment [data-testid='stRadioOption']")  # one per garment
@@ -262,17 +314,34 @@ def test_a_photo_of_people_shows_the_garments_and_the_one_chosen_gives_the_resul
         assert shown.width == PREVIEW_PIXELS
         widths = [edge_width(shown, region.box, scale, KIND_COLOURS[region.kind]) for region in answer.regions]
         assert widths[0] >= CHOSEN_LINE and all(OTHER_LINE <= w < CHOSEN_LINE for w in widths[1:]), widths
+        rendered = page.frame_locator(TAP_PHOTO).locator("#image").bounding_box()
+        assert rendered["width"] < PREVIEW_PIXELS - 20, rendered  # shown smaller than drawn: the tap is scaled
+        assert abs(page.locator(TAP_PHOTO).bounding_box()["height"] - rendered["height"]) <= 1  # the frame fits it
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "webapp-garments.png"), full_page=True)
 
-        choices.get_by_text(second, exact=True).click()
+        page.evaluate(LISTEN_TO_TAPS)  # what the component tells the app (its frame posts it to the page)
+        tapped = tap_on_photo(page, photo_size, a_point_of(answer.regions[1], answer.regions))
         wait_for_results(page, second_ids)
         page.get_by_text(f"5 products like the {second}").wait_for(timeout=WAIT_MS)
         assert page.locator(CHOSEN_OPTION).inner_text().strip() == second
         shown = boxed_photo(page)
         widths = [edge_width(shown, region.box, scale, KIND_COLOURS[region.kind]) for region in answer.regions]
         assert widths[1] >= CHOSEN_LINE and widths[0] < CHOSEN_LINE, widths
-        page.screenshot(path=str(ARTIFACTS / "webapp-garment-chosen.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / "webapp-garment-tapped.png"), full_page=True)
+        [told] = page.evaluate("() => window.taps")  # the tap in the pixels of the picture as shown, not its own
+        assert abs(told["x"] - tapped["x"]) <= 1 and abs(told["y"] - tapped["y"]) <= 1, (told, tapped)
+        assert abs(told["width"] - tapped["width"]) <= 1 and abs(told["height"] - tapped["height"]) <= 1, (told, tapped)
+
+        page.set_viewport_size({"width": 1900, "height": 1000})  # a wider window: the photo is shown larger
+        page.wait_for_function(FRAME_FITS_PICTURE, arg=PREVIEW_PIXELS + 20, timeout=WAIT_MS)
+        tap_on_photo(page, photo_size, a_point_of(answer.regions[0], answer.regions))  # and back, on the photo
+        wait_for_results(page, first_ids)
+        assert page.locator(CHOSEN_OPTION).inner_text().strip() == kinds[0]
+        choices.get_by_text(second, exact=True).click()  # the controls still choose
+        wait_for_results(page, second_ids)
+        assert page.locator(CHOSEN_OPTION).inner_text().strip() == second
+        assert elsewhere == [], elsewhere
     finally:
         page.close()
 

@@ -11,10 +11,12 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import streamlit as st
 from PIL import Image, ImageDraw, ImageFont
+from streamlit_image_coordinates import streamlit_image_coordinates
 
 from fashionrec.catalog.catalog import Catalog
 from fashionrec.config import Settings, load_settings
@@ -45,6 +47,7 @@ KIND_COLOURS = {"top": "#e4572e", "bottom": "#1f77b4", "dress": "#9c27b0", "shoe
 CHOSEN_LINE, OTHER_LINE = 5, 2  # box line widths in preview pixels: the chosen garment's, the others'
 LABEL_PIXELS = 20  # the kind's label, in preview pixels
 GARMENT_KEY = "garment"  # the choice of garment (a widget key)
+TAP_KEY = "garment-tap"  # the last tap on the boxed photo (a widget key)
 GARMENT_PHOTO_STATE = "garment-photo"  # the photo that choice was made for (another photo starts afresh)
 ANSWER_STATE = "answer"  # the last photo query and its answer (session state)
 
@@ -233,9 +236,10 @@ def _photo_key(photo: bytes | Path) -> str:
 
 def _choose_garment(recommender: Recommender, query: Query, found: Recommendations,
                     settings: Settings) -> RegionAnswer | None:
-    """The photo with its garments' boxes, and one choice per garment below it; returns the chosen garment (the
-    most probable one until the shopper chooses, and again for each new photo). None, and the plain preview, if
-    the photo cannot be decoded again (it just was, for the answer)."""
+    """The photo with its garments' boxes, where a tap chooses a garment, and the same choice as one option per
+    garment below it (for keyboards and screen readers); returns the chosen garment (the most probable one until
+    the shopper chooses, and again for each new photo). None, and the plain preview, if the photo cannot be decoded
+    again (it just was, for the answer)."""
     try:  # decoded as the model's query was (upright, same reduction), so the boxes sit where they were found
         photo = open_image(query.photo, PixelLimits.for_uploads(settings),
                            draft_size=recommender.embedder.spec.preprocessing.draft_size)
@@ -246,14 +250,37 @@ def _choose_garment(recommender: Recommender, query: Query, found: Recommendatio
     if st.session_state.get(GARMENT_PHOTO_STATE) != photo_key or st.session_state.get(GARMENT_KEY) not in kinds:
         st.session_state[GARMENT_PHOTO_STATE] = photo_key  # a new photo starts at its most probable garment
         st.session_state[GARMENT_KEY] = found.region if found.region in kinds else kinds[0]
+    chosen = found.regions[kinds.index(st.session_state[GARMENT_KEY])]  # as the radio below will show it
+    picture = _boxed(photo, found.regions, chosen)
+    # The component sizes its frame to the picture once, as it loads: the frame keeps the picture's shape instead, so
+    # a wider or narrower window neither cuts the picture off nor leaves a gap under it.
+    st.html(f"<style>.st-key-{TAP_KEY} iframe {{height: auto; aspect-ratio: {picture.width} / {picture.height}}}</style>")
     with st.container(key="garments"):
-        boxed_slot = st.empty()  # the photo goes above the choice, drawn once the choice is known
-        kind = st.radio("Which garment?", kinds, key=GARMENT_KEY, horizontal=True,
-                        help="The garments found in your photo: the results are products like the one chosen.")
-        chosen = found.regions[kinds.index(kind)]
-        boxed_slot.image(_boxed(photo, found.regions, chosen), caption=f"{query.title} · found: {', '.join(kinds)}",
-                         width="stretch", output_format="PNG")
+        streamlit_image_coordinates(picture, width="stretch", key=TAP_KEY, png_compression_level=6, cursor="pointer",
+                                    on_click=partial(_tapped, found.regions, photo.info.get("full_size", photo.size)))
+        st.caption(f"{query.title} · found: {', '.join(kinds)} · tap a garment to choose it")
+        st.radio("Which garment?", kinds, key=GARMENT_KEY, horizontal=True,
+                 help="The garments found in your photo: the results are products like the one chosen.")
     return chosen
+
+
+def _tapped(regions: tuple[RegionAnswer, ...], size: tuple[int, int]) -> None:
+    """Choose the garment tapped on the boxed photo of `size` pixels (a callback: it runs before the page is drawn
+    again, so the radio shows the choice). The tap is in the pixels of the picture as shown, of its shown size."""
+    tap = st.session_state.get(TAP_KEY)
+    if not tap or not tap.get("width") or not tap.get("height"):
+        return
+    tapped = _garment_at(regions, tap["x"] * size[0] / tap["width"], tap["y"] * size[1] / tap["height"])
+    if tapped is not None:  # a tap outside every box changes nothing
+        st.session_state[GARMENT_KEY] = tapped.kind
+
+
+def _garment_at(regions: tuple[RegionAnswer, ...], x: float, y: float) -> RegionAnswer | None:
+    """The garment whose box holds the photo's point (x, y), the smallest if boxes nest; None outside every box."""
+    holding = [region for region in regions
+               if region.box[0] <= x <= region.box[2] and region.box[1] <= y <= region.box[3]]
+    return min(holding, key=lambda region: (region.box[2] - region.box[0]) * (region.box[3] - region.box[1]),
+               default=None)
 
 
 def _of_region(found: Recommendations, region: RegionAnswer) -> Recommendations:
