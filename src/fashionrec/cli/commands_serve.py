@@ -38,6 +38,7 @@ def run_web_app(catalog_dir: Path, host: str, port: int, open_browser: bool, exa
     )
 
     require_extra("streamlit", "the web app")
+    require_extra("streamlit_image_coordinates", "the web app")
     require_port_free(host, port)
     url = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0', '::') else host}:{port}"
     with sigterm_interrupts():  # `kill` stops the web app's server too, as Ctrl+C does
