@@ -24,6 +24,7 @@ import numpy as np
 
 from fashionrec import Catalog, Recommender
 from fashionrec.index.read import read_picture
+from fashionrec.threads import one_blas_thread
 
 
 def main() -> int:
@@ -32,7 +33,11 @@ def main() -> int:
     parser.add_argument("--photos", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
                         / "fashion-product-images" / "queries_fullres")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--blas-threads", choices=("one", "default"), default="one",
+                        help="one: as the API and the web app run (fashionrec.threads); default: numpy's own")
     args = parser.parse_args()
+    if args.blas_threads == "one":
+        one_blas_thread()
     photos = [path.read_bytes() for path in sorted(args.photos.glob("*.jpg"))]
     if not photos:
         sys.exit(f"no photos in {args.photos}")
@@ -59,7 +64,7 @@ def main() -> int:
             times["picture"].append(time.perf_counter() - start)
     p50 = {name: statistics.median(values) * 1000 for name, values in times.items()}
     print(f"{len(photos)} photos x {args.rounds} rounds, {embedder.name}, catalog of {len(recommender.catalog):,} "
-          f"products, interleaved\n")
+          f"products, interleaved, BLAS threads: {args.blas_threads}\n")
     print("| step | p50 ms | p90 ms |")
     print("|---|--:|--:|")
     for name, values in times.items():

@@ -47,7 +47,10 @@ COLOUR_SHORTLIST, COLOUR_SHORTLIST_MIN, COLOUR_SHORTLIST_SHARE = 100, 20, 0.03
 # Photos of people (issue 23, docs/QUALITY.md "Photos of people"): a photo whose pixels are at least this share skin,
 # and where a garment kind is seen with at least this probability, is answered per garment region, at most
 # REGION_LIMIT of them; unless its nearest product is as close as REGION_SAME_PHOTO (the shop's own photo).
-QUERY_BATCH = 16  # most images one shared model run takes from concurrent queries (`models.shared_runs`)
+# Most images one shared model run takes from concurrent queries (`models.shared_runs`), where runs are shared: on a
+# GPU. On CPU the model gains little from batches (lite2 on 2 cores: 143 images/s at batch 1, 158 at 16) and sharing
+# measured slower (API, 8 clients: 48 against 44 requests/s), so the default (auto) shares runs on a GPU only.
+QUERY_BATCH = 16
 GARMENT_KINDS = ("top", "bottom", "dress", "shoes", "bag")  # what `models.garments` finds, in its class table's order
 REGION_SKIN_SHARE = 0.02
 REGION_MIN_SCORE = 0.05
@@ -83,7 +86,7 @@ class Settings:
     cache_dir: Path  # FASHIONREC_CACHE: exported ONNX models live under cache_dir / "models"
     default_model: str  # FASHIONREC_MODEL: backbone for new catalogs
     batch_size: int  # FASHIONREC_BATCH_SIZE: images per inference call
-    query_batch: int  # FASHIONREC_QUERY_BATCH: most images a server's concurrent queries share a model run with (1: off)
+    query_batch: int  # FASHIONREC_QUERY_BATCH: most images concurrent queries share a model run with (1: off, 0: auto)
     decode_workers: int  # FASHIONREC_DECODE_WORKERS: threads decoding images while the model runs
     inference_threads: int  # FASHIONREC_THREADS: ONNX Runtime intra-op threads (0 = one per core)
     max_image_pixels: int  # FASHIONREC_MAX_PIXELS: larger catalog images are refused (decompression bombs)
@@ -171,7 +174,7 @@ def load_settings() -> Settings:
         cache_dir=Path(cache).expanduser(),
         default_model=os.environ.get("FASHIONREC_MODEL") or DEFAULT_MODEL,
         batch_size=max(1, _env_int("FASHIONREC_BATCH_SIZE", 16)),  # docs/PERFORMANCE.md
-        query_batch=max(1, _env_int("FASHIONREC_QUERY_BATCH", QUERY_BATCH)),
+        query_batch=max(0, _env_int("FASHIONREC_QUERY_BATCH", 0)),
         decode_workers=max(1, _env_int("FASHIONREC_DECODE_WORKERS", min(4, cores))),
         inference_threads=max(0, _env_int("FASHIONREC_THREADS", 0)),
         max_image_pixels=max(1, _env_int("FASHIONREC_MAX_PIXELS", 40_000_000)),

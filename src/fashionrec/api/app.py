@@ -12,9 +12,10 @@ from fashionrec.api.reads import add_read_routes
 from fashionrec.api.uploads import refuse_large_bodies
 from fashionrec.api.writes import add_write_routes
 from fashionrec.catalog import Catalog
-from fashionrec.config import Settings, load_settings
+from fashionrec.config import QUERY_BATCH, Settings, load_settings
 from fashionrec.errors import CatalogError
 from fashionrec.recommend import Recommender
+from fashionrec.threads import one_blas_thread
 
 
 def create_app(recommender: Recommender, settings: Settings | None = None) -> FastAPI:
@@ -43,8 +44,10 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
     add_error_handlers(app, settings)
     refuse_large_bodies(app, settings.max_upload_bytes)
     app.add_middleware(WriteGuard, token=settings.api_token)  # outermost: a write's token before its body
-    if settings.query_batch > 1:  # each request runs on a thread: concurrent photos share model runs
-        recommender.share_model_runs(settings.query_batch)
+    one_blas_thread()  # a server answers queries: numpy's BLAS threads would fight the model's (fashionrec.threads)
+    batch = settings.query_batch or (QUERY_BATCH if recommender.embedder.on_gpu else 1)
+    if batch > 1:  # each request runs on a thread: concurrent photos share model runs
+        recommender.share_model_runs(batch)
     add_read_routes(app, recommender, settings)
     add_write_routes(app, recommender, settings)
     document_contract(app, lambda: recommender.catalog.columns)

@@ -92,6 +92,11 @@ class Embedder:
         return l2_normalize(features[0])
 
     @property
+    def on_gpu(self) -> bool:
+        """Whether the model runs on a GPU (ONNX Runtime's CUDA provider), where batches pay (`models.shared_runs`)."""
+        return "CUDAExecutionProvider" in self._session.get_providers()
+
+    @property
     def locates(self) -> bool:
         """Whether this model also says where garments are (`embed_and_locate`): EfficientNet-Lite's graph does."""
         return self._outputs[1:] == [GARMENT_MAPS, LOG_NORM]
