@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -20,6 +21,6 @@ print(json.dumps([before, after]))
 def test_one_blas_thread_limits_numpys_blas() -> None:
     shown = subprocess.run([sys.executable, "-c", "import numpy\n" + CHECK], capture_output=True, text=True,
                            timeout=120, check=True)
-    before, after = eval(shown.stdout)  # noqa: S307 - our own JSON list of lists of ints
+    before, after = json.loads(shown.stdout)
     assert after and all(n == 1 for n in after)
     assert before == [] or len(before) == len(after)
