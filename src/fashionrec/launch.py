@@ -67,7 +67,9 @@ def start_web_app(catalog_dir: str | os.PathLike, host: str = "127.0.0.1", port:
         >>> server = start_web_app("my-catalog", port=8501)
         >>> wait_until_up("http://127.0.0.1:8501", server)
     """
-    env = dict(os.environ, FASHIONREC_CATALOG=str(Path(catalog_dir).resolve()))
+    # The app's process answers queries: numpy's BLAS on one thread, or its threads fight the model's
+    # (fashionrec.threads; set before numpy loads there, so no call in the app itself touches a test's process).
+    env = dict(os.environ, FASHIONREC_CATALOG=str(Path(catalog_dir).resolve()), OPENBLAS_NUM_THREADS="1")
     if examples_dir is not None:
         env["FASHIONREC_EXAMPLES"] = str(Path(examples_dir).resolve())
     if search:

@@ -32,7 +32,6 @@ from fashionrec.recommend.answers import (
     percent,
 )
 from fashionrec.recommend.recommender import Recommender
-from fashionrec.threads import one_blas_thread
 
 GRID_COLUMNS = 5
 COLUMNS, PEOPLE_COLUMNS = (1, 4), (2, 3)  # the query's and the results' shares of the page: a photo of people's
@@ -66,7 +65,6 @@ class Query:
 @st.cache_resource(show_spinner="Loading the model and the catalog...")
 def load_recommender(catalog_dir: str) -> Recommender:
     """The one `Recommender` of this process (model session and catalog vectors in memory)."""
-    one_blas_thread()  # the app answers queries: numpy's BLAS threads would fight the model's (fashionrec.threads)
     recommender = Recommender(Catalog.open(catalog_dir))
     recommender.follow()  # products indexed, added or removed while the app runs show up within seconds
     return recommender

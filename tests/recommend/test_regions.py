@@ -97,8 +97,8 @@ def test_the_region_asked_for_gives_the_results(recommender: Recommender, sample
     assert missing.region == default.region and "no bag found" in missing.notice
     with pytest.raises(FashionrecError, match="unknown region"):
         recommender.by_image(photo, region="hat")
-    with pytest.raises(FashionrecError, match="needs regions on"):
-        recommender.by_image(photo, region="top", regions=False)
+    whole = recommender.by_image(photo, k=5, region="top", regions=False)  # the whole photo wins, and says so
+    assert whole.regions == () and "the whole photo was asked for" in whole.notice
 
 
 def test_the_kind_never_overrules_the_shoppers_filters(recommender: Recommender, sample_dir: Path) -> None:
@@ -139,7 +139,7 @@ def test_the_api_and_the_json_give_the_regions(recommender: Recommender, sample_
     assert whole.json()["regions"] == [] and [m["id"] for m in whole.json()["results"]] == [
         m.id for m in recommender.by_image(path, k=3, regions=False).results]
     both = client.post("/recommend?region=top&whole=true", files={"file": ("p.jpg", path.read_bytes(), "image/jpeg")})
-    assert both.status_code == 400 and "needs regions on" in both.json()["detail"]
+    assert both.status_code == 200 and both.json()["regions"] == [] and "whole photo" in both.json()["notice"]
 
 
 def test_the_cli_prints_one_block_per_garment(people_catalog: Path, sample_dir: Path, tmp_path: Path) -> None:

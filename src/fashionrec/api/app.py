@@ -44,7 +44,6 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
     add_error_handlers(app, settings)
     refuse_large_bodies(app, settings.max_upload_bytes)
     app.add_middleware(WriteGuard, token=settings.api_token)  # outermost: a write's token before its body
-    one_blas_thread()  # a server answers queries: numpy's BLAS threads would fight the model's (fashionrec.threads)
     batch = settings.query_batch or (QUERY_BATCH if recommender.embedder.on_gpu else 1)
     if batch > 1:  # each request runs on a thread: concurrent photos share model runs
         recommender.share_model_runs(batch)
@@ -63,6 +62,7 @@ def app_from_settings() -> FastAPI:
     settings = load_settings()
     if settings.catalog_dir is None:
         raise CatalogError("set FASHIONREC_CATALOG to the catalog folder this API should serve")
+    one_blas_thread()  # a server process answers queries: numpy's BLAS threads would fight the model's
     recommender = Recommender(Catalog.open(settings.catalog_dir), settings=settings)
     recommender.follow()  # each worker process follows the catalog on its own
     return create_app(recommender, settings)

@@ -75,6 +75,7 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from fashionrec.api import create_app
+    from fashionrec.threads import one_blas_thread
     from fashionrec.catalog import Catalog
     from fashionrec.launch import require_port_free
     from fashionrec.recommend import Recommender
@@ -85,6 +86,7 @@ def run_serve(args: argparse.Namespace) -> int:
     print(f"Serving {len(recommender.catalog)} products ({recommender.catalog.model_name}, {recommender.search_in_use} search) on "
           f"http://{args.host}:{args.port}   (docs: /docs, Ctrl+C to stop)", flush=True)
     try:
+        one_blas_thread()  # a server process answers queries: numpy's BLAS threads would fight the model's
         uvicorn.run(create_app(recommender), host=args.host, port=args.port, log_level="info")
     except KeyboardInterrupt:
         pass

@@ -104,8 +104,6 @@ class View:
         self._check(k)
         if region is not None and region not in KINDS:
             raise FashionrecError(f"unknown region {region!r}; choose one of: {', '.join(KINDS)}")
-        if region is not None and not regions:
-            raise FashionrecError("a region is chosen among the garments found: it needs regions on (not --whole)")
         asked, gain = colour_gain(colour_weight, self._settings, self.catalog.has_colour)
         photo = self._decode(image)
         picture = read_picture(photo, self.embedder.spec.preprocessing, self._query_size,
@@ -118,7 +116,9 @@ class View:
         whole = self._picture_answer(vectors[0], picture, k, where, show_duplicates, gain)
         garments = self._garments(photo, picture.pixels, maps[0], float(log_norm[0]), whole) if locate else []
         if not garments:
-            missing = "no garment regions in this photo; the answers are for the whole photo" if region else None
+            why = ("the whole photo was asked for" if not regions else "this model cannot locate garments"
+                   if not self.embedder.locates else "no garment regions in this photo")
+            missing = f"{why}; the answers are for the whole photo" if region else None
             return replace(whole, colour_weight=asked, notice=_joined(whole.notice, missing))
         answers = self._region_answers(photo, garments, k, where, show_duplicates, gain)
         chosen = next((answer for answer in answers if answer.kind == region), answers[0])
