@@ -5,9 +5,10 @@ threads, but OpenBLAS's threads spin-wait after each product, taking the cores f
 the model next (and ONNX Runtime's, spinning after the model, from numpy). Measured on 2 cores
 (`benchmarks/query_overhead.py`, the 17 full-resolution photos): by_image p50 42 ms with numpy's default threads,
 23 ms with one; the model's forward pass alone, run between queries, 17 ms against 6.7 ms. Whole-catalog work
-(indexing, whitening fits, similar-all) keeps its threads: only the serving processes call this (`fashionrec serve`,
-`app_from_settings`, `fashionrec recommend`; the web app's process gets OPENBLAS_NUM_THREADS=1 from `launch`), never
-a library call, whose process may be doing other work (and whose float sums would change with the thread count).
+(indexing, whitening fits, similar-all) keeps its threads: only the serving processes call this (`fashionrec serve`;
+the web app's process gets OPENBLAS_NUM_THREADS=1 from `launch`, and the README runs uvicorn's workers so), never a
+library call or a one-query command, whose process may be doing other work (and whose float sums would change with
+the thread count: the last bits of a similarity, enough to swap two near-tied products).
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from fashionrec.catalog import Catalog
 from fashionrec.config import QUERY_BATCH, Settings, load_settings
 from fashionrec.errors import CatalogError
 from fashionrec.recommend import Recommender
-from fashionrec.threads import one_blas_thread
 
 
 def create_app(recommender: Recommender, settings: Settings | None = None) -> FastAPI:
@@ -54,7 +53,8 @@ def create_app(recommender: Recommender, settings: Settings | None = None) -> Fa
 
 
 def app_from_settings() -> FastAPI:
-    """The API for the catalog named by FASHIONREC_CATALOG (for `uvicorn --factory`, one per worker).
+    """The API for the catalog named by FASHIONREC_CATALOG (for `uvicorn --factory`, one per worker; run the workers
+    with OPENBLAS_NUM_THREADS=1, as `fashionrec serve` runs itself: `fashionrec.threads`).
 
     Raises:
         CatalogError: FASHIONREC_CATALOG is not set, or is not a catalog.
@@ -62,7 +62,6 @@ def app_from_settings() -> FastAPI:
     settings = load_settings()
     if settings.catalog_dir is None:
         raise CatalogError("set FASHIONREC_CATALOG to the catalog folder this API should serve")
-    one_blas_thread()  # a server process answers queries: numpy's BLAS threads would fight the model's
     recommender = Recommender(Catalog.open(settings.catalog_dir), settings=settings)
     recommender.follow()  # each worker process follows the catalog on its own
     return create_app(recommender, settings)

@@ -20,11 +20,9 @@ def run_recommend(args: argparse.Namespace) -> int:
     """`fashionrec recommend`: products that look like a photo."""
     from fashionrec.imaging.decode import read_image_bytes
     from fashionrec.recommend.query import check_k
-    from fashionrec.threads import one_blas_thread
 
     check_k(args.k, load_settings().max_k, name="-k")
     image = read_image_bytes(args.image)  # a missing file fails before the model loads
-    one_blas_thread()  # a query: numpy's BLAS threads would fight the model's (fashionrec.threads)
     recommender, filters = open_recommender(args)
     return show(recommender.by_image(image, k=args.k, where=filters, show_duplicates=args.show_duplicates,
                                      colour_weight=args.colour_weight, region=args.region, regions=args.regions),
