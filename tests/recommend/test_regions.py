@@ -49,11 +49,14 @@ def composite(sample_dir: Path, left: str, right: str) -> Image.Image:
 @pytest.fixture(scope="module")
 def people_catalog(sample_dir: Path, tmp_path_factory, lite0) -> Path:
     """The pairs' products and OTHERS seeded sample products, at 180 x 240, with their metadata, in lite0."""
+    return _people_catalog(sample_dir, tmp_path_factory.mktemp("people"), OTHERS)
+
+
+def _people_catalog(sample_dir: Path, root: Path, others: int) -> Path:
     with open(sample_dir / "styles.csv", newline="", encoding="utf-8") as handle:
         rows = {row["id"]: row for row in csv.DictReader(handle)}
     have = sorted(p.stem for p in (sample_dir / "images").glob("*.jpg"))
-    ids = sorted({i for pair in PAIRS for i in pair} | set(np.random.default_rng(0).choice(have, OTHERS).tolist()))
-    root = tmp_path_factory.mktemp("people")
+    ids = sorted({i for pair in PAIRS for i in pair} | set(np.random.default_rng(0).choice(have, others).tolist()))
     (root / "images").mkdir()
     for product_id in ids:
         _big(sample_dir, product_id).save(root / "images" / f"{product_id}.jpg", quality=90)
@@ -84,6 +87,17 @@ def test_each_garment_of_a_composed_photo_finds_its_own_product(recommender: Rec
         for match in answer.regions[0].results if answer.regions[0].kind in ("top", "bottom") else []:
             assert match.metadata["subCategory"] == {"top": "Topwear", "bottom": "Bottomwear"}[answer.regions[0].kind]
     assert found >= 4, f"both garments found in only {found} of {len(PAIRS)} composed photos"
+
+
+def test_a_small_catalog_on_raw_vectors_still_answers_per_garment(sample_dir: Path, tmp_path: Path, lite0) -> None:
+    """Under 100 products the catalog is not whitened and every cosine runs high: a composite must not pass for the
+    shop's own photo there (it did, at the whitened space's same-photo threshold)."""
+    small = Recommender(Catalog.open(_people_catalog(sample_dir, tmp_path, 30)), embedder=lite0, search="exact")
+    assert small.catalog.whitening is None
+    found = [bool(small.by_image(composite(sample_dir, *pair)).regions) for pair in PAIRS]
+    assert sum(found) >= 4, found
+    own = small.by_image(_big(sample_dir, PAIRS[0][0]))
+    assert own.regions == () and own.results[0].id == PAIRS[0][0]
 
 
 def test_the_region_asked_for_gives_the_results(recommender: Recommender, sample_dir: Path) -> None:

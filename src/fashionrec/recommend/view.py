@@ -16,6 +16,7 @@ from fashionrec.config import (
     REGION_LIMIT,
     REGION_MIN_SCORE,
     REGION_SAME_PHOTO,
+    REGION_SAME_PHOTO_RAW,
     REGION_SKIN_SHARE,
     Settings,
 )
@@ -143,7 +144,8 @@ class View:
         for the shop's own photo of a product (its nearest product as close as `REGION_SAME_PHOTO`)."""
         if skin_share(pixels, self.embedder.spec.preprocessing) < REGION_SKIN_SHARE:
             return []
-        if whole.results and whole.results[0].cosine >= REGION_SAME_PHOTO:
+        same_photo = REGION_SAME_PHOTO if self.catalog.whitening else REGION_SAME_PHOTO_RAW  # raw cosines run high
+        if whole.results and whole.results[0].cosine >= same_photo:
             return []
         return find_garments(maps, log_norm, photo.size, REGION_MIN_SCORE, REGION_LIMIT)
 
