@@ -1,21 +1,23 @@
-"""Issue 24, first measurement: which index answers 1M products in 1 GB? Compact codes in RAM, floats on disk.
+"""Issue 24: 1M products in 1 GB. The compact search backend (`search.compact`, `--search ivf`): IVF over 8-bit codes
+in RAM, candidates re-ranked with the exact floats read from disk, measured in a fresh process as a server opens it.
 
-    python benchmarks/compact_ann.py --catalog DIR [--sizes 100000,1000000] [--queries 200] [--work DIR]
+    python benchmarks/compact_ann.py --catalog DIR [--sizes 100000,1000000] [--data tiled,mixed] [--queries 200]
+        [--work DIR]
 
-The catalog's search vectors, tiled with noise to each size (as benchmarks/speed.py does), are written to a float32
-file; each candidate index is built over them and written; then a fresh process per candidate opens the index and
-reads the candidates' rows of the float file with pread (as a server would: the page cache holds what is read often,
-outside the process), answers the probe queries, and reports its p50, recall@10 against exact search, and its resident
-memory (VmRSS; a memory map of the float file instead put 2.3 GB of it in RSS through the kernel's fault-around).
-Candidates: FAISS HNSW over 8-bit scalar-quantised codes (HNSW-SQ8) and IVF over the same codes, each re-ranking
-its candidates with the exact floats read from the memory-mapped file.
+The catalog's search vectors are grown to each size two ways: `tiled` (each vector repeated with a little noise, as
+benchmarks/speed.py does: clusters of near copies, easy for an inverted index) and `mixed` (each new vector a random
+blend of two of the catalog's, unit length: new vectors spread between the real ones, the harder case). The index is
+built by `CompactIndex.build` (what `search.select.open_ivf` runs on a catalog's blocks) and opened by
+`CompactIndex.open` (its files' digests checked) in a fresh process per setting, which answers the probe queries and
+reports p50, recall@10 against exact search, and its resident memory (VmRSS, of which file pages). The page cache
+holds the floats file outside the process (the open reads it once to check it). Before this backend, a memory map of
+the floats put 2.3 GB in RSS through the kernel's fault-around; an HNSW graph holds every float (2.3 GB at 1M).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-K, RERANK = 10, 100
+K = 10
 
 
 def tiled(base: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
@@ -36,62 +38,48 @@ def tiled(base: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
     return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
 
+def mixed(base: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
+    """`base` and, past it, blends of two random rows of it (weights 0.2-0.8), unit length."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((size, base.shape[1]), dtype=np.float32)
+    out[:len(base)] = base[:size]
+    for start in range(len(base), size, 100_000):
+        count = min(100_000, size - start)
+        share = rng.uniform(0.2, 0.8, (count, 1)).astype(np.float32)
+        block = share * base[rng.integers(0, len(base), count)] + (1 - share) * base[rng.integers(0, len(base), count)]
+        out[start:start + count] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
 def exact_truth(vectors: np.ndarray, probe: np.ndarray) -> np.ndarray:
     """The exact top K of each probe query (inner product), in blocks."""
     scores = np.concatenate([probe @ vectors[i:i + 200_000].T for i in range(0, len(vectors), 200_000)], axis=1)
     return np.argsort(-scores, axis=1)[:, :K]
 
 
-def build(kind: str, vectors: np.ndarray, target: Path) -> float:
-    """Build one candidate over `vectors`, write it to `target`; returns the seconds it took."""
-    import faiss
+def paths_in(work: Path, name: str) -> dict[str, Path]:
+    return {"codes": work / f"{name}.faiss", "floats": work / f"{name}.npy", "record": work / f"{name}.json"}
+
+
+def measure(work: Path, name: str, rows: int, dim: int, nprobe: int, probe_path: Path, truth_path: Path) -> dict:
+    """In this (fresh) process: open the index as a server does, answer the probes."""
+    from fashionrec.search.compact import CompactIndex
 
     start = time.perf_counter()
-    dim = vectors.shape[1]
-    if kind == "hnsw-sq8":
-        index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, 16, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 40
-        index.train(vectors[:: max(1, len(vectors) // 100_000)])
-        index.add(vectors)
-    else:
-        nlist = int(2 * np.sqrt(len(vectors)))
-        quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit,
-                                              faiss.METRIC_INNER_PRODUCT)
-        index.train(vectors[np.random.default_rng(1).choice(len(vectors), min(len(vectors), 30 * nlist), False)])
-        index.add(vectors)
-    faiss.write_index(index, str(target))
-    return time.perf_counter() - start
-
-
-def measure(kind: str, index_path: Path, floats: Path, probe_path: Path, truth_path: Path, search: int) -> dict:
-    """In this (fresh) process: open the index and the memory-mapped floats, answer the probes with a re-rank."""
-    import faiss
-
-    index = faiss.read_index(str(index_path))
-    if kind == "hnsw-sq8":
-        index.hnsw.efSearch = search
-    else:
-        index.nprobe = search
-    mapped = np.load(floats, mmap_mode="r")  # only for the file's layout: the rows are read with pread
-    offset, row_bytes, dim = mapped.offset, mapped.shape[1] * 4, mapped.shape[1]
-    del mapped
-    handle = os.open(floats, os.O_RDONLY)
+    index = CompactIndex.open(paths_in(work, name), name, rows, dim)
+    opened = time.perf_counter() - start
+    index._index.nprobe = nprobe
     probe, truth = np.load(probe_path), np.load(truth_path)
     times, hits = [], 0
     for query, want in zip(probe, truth):
         start = time.perf_counter()
-        _, candidates = index.search(query[None, :], RERANK)
-        rows = np.sort(candidates[0][candidates[0] >= 0])
-        block = b"".join(os.pread(handle, row_bytes, offset + int(row) * row_bytes) for row in rows)
-        scores = np.frombuffer(block, dtype=np.float32).reshape(-1, dim) @ query  # exact floats, candidates only
-        found = rows[np.argsort(-scores)[:K]]
+        found = index.search(query, K)
         times.append(time.perf_counter() - start)
-        hits += len(set(found.tolist()) & set(want.tolist()))
+        hits += len(set(found.positions.tolist()) & set(want.tolist()))
     status = Path("/proc/self/status").read_text()
     rss = {line.split(":")[0]: int(line.split()[1]) for line in status.splitlines()
            if line.startswith(("VmRSS", "VmHWM", "RssFile"))}
-    return {"p50_ms": statistics.median(times) * 1000, "recall": hits / (K * len(probe)),
+    return {"p50_ms": statistics.median(times) * 1000, "recall": hits / (K * len(probe)), "open_s": opened,
             "rss_mb": rss["VmRSS"] / 1024, "peak_mb": rss["VmHWM"] / 1024, "file_mb": rss["RssFile"] / 1024}
 
 
@@ -99,45 +87,51 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--catalog", type=Path)
     parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--data", default="tiled,mixed")
+    parser.add_argument("--nprobe", default="8,16,32")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--work", type=Path)
-    parser.add_argument("--measure", nargs=6, help=argparse.SUPPRESS)  # the child: kind index floats probe truth n
+    parser.add_argument("--measure", nargs=7, help=argparse.SUPPRESS)  # the child
     args = parser.parse_args()
     if args.measure:
-        kind, index_path, floats, probe_path, truth_path, search = args.measure
-        print(json.dumps(measure(kind, Path(index_path), Path(floats), Path(probe_path), Path(truth_path),
-                                 int(search))))
+        work, name, rows, dim, nprobe, probe_path, truth_path = args.measure
+        print(json.dumps(measure(Path(work), name, int(rows), int(dim), int(nprobe), Path(probe_path),
+                                 Path(truth_path))))
         return 0
     from fashionrec import Catalog
+    from fashionrec.search.compact import RERANK, CompactIndex
 
     base = np.asarray(Catalog.open(args.catalog).vectors, dtype=np.float32)
     work = args.work or Path(tempfile.mkdtemp(prefix="fashionrec-compact-"))
-    print("| products | index | build s | search | p50 ms | recall@10 | RSS MB | of it, file pages MB | peak RSS MB |")
-    print("|--:|---|--:|---|--:|--:|--:|--:|--:|")
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"| products | vectors | build s | nprobe | p50 ms | recall@10 | open s | RSS MB | of it, file pages MB | "
+          f"peak RSS MB |  (IVF-SQ8, {RERANK} re-ranked, {base.shape[1]}-d)")
+    print("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|")
     for size in [int(s) for s in args.sizes.split(",")]:
-        vectors = tiled(base, size)
-        rng = np.random.default_rng(2)
-        probe = vectors[rng.choice(size, args.queries, replace=False)] + rng.normal(0, 0.02, (args.queries,
-                                                                                               base.shape[1]))
-        probe = (probe / np.linalg.norm(probe, axis=1, keepdims=True)).astype(np.float32)
-        floats, probe_path, truth_path = work / f"floats-{size}.npy", work / f"probe-{size}.npy", work / f"truth-{size}.npy"
-        np.save(floats, vectors)
-        np.save(probe_path, probe)
-        np.save(truth_path, exact_truth(vectors, probe))
-        for kind, searches in (("hnsw-sq8", (64, 128, 256)), ("ivf-sq8", (16, 32, 64))):
-            index_path = work / f"{kind}-{size}.faiss"
-            built = build(kind, vectors, index_path)
-            for search in searches:
-                shown = subprocess.run([sys.executable, __file__, "--measure", kind, str(index_path), str(floats),
-                                        str(probe_path), str(truth_path), str(search)],
+        for data in args.data.split(","):
+            vectors = {"tiled": tiled, "mixed": mixed}[data](base, size)
+            rng = np.random.default_rng(2)
+            probe = vectors[rng.choice(size, args.queries, replace=False)] + rng.normal(0, 0.02, (args.queries,
+                                                                                                   base.shape[1]))
+            probe = (probe / np.linalg.norm(probe, axis=1, keepdims=True)).astype(np.float32)
+            name = f"{data}-{size}"
+            probe_path, truth_path = work / f"probe-{name}.npy", work / f"truth-{name}.npy"
+            np.save(probe_path, probe)
+            np.save(truth_path, exact_truth(vectors, probe))
+            start = time.perf_counter()
+            CompactIndex.build((vectors[i:i + 65_536] for i in range(0, size, 65_536)), size, vectors.shape[1],
+                               paths_in(work, name), name)
+            built = time.perf_counter() - start
+            dim = vectors.shape[1]
+            del vectors
+            for nprobe in [int(n) for n in args.nprobe.split(",")]:
+                shown = subprocess.run([sys.executable, __file__, "--measure", str(work), name, str(size), str(dim),
+                                        str(nprobe), str(probe_path), str(truth_path)],
                                        capture_output=True, text=True, check=True)
                 row = json.loads(shown.stdout.strip().splitlines()[-1])
-                name = "efSearch" if kind == "hnsw-sq8" else "nprobe"
-                print(f"| {size:,} | {kind} + re-rank of {RERANK} | {built:.0f} | {name} {search} | "
-                      f"{row['p50_ms']:.2f} | {row['recall']:.3f} | {row['rss_mb']:.0f} | {row['file_mb']:.0f} | "
-                      f"{row['peak_mb']:.0f} |",
+                print(f"| {size:,} | {data} | {built:.0f} | {nprobe} | {row['p50_ms']:.2f} | {row['recall']:.3f} | "
+                      f"{row['open_s']:.1f} | {row['rss_mb']:.0f} | {row['file_mb']:.0f} | {row['peak_mb']:.0f} |",
                       flush=True)
-        del vectors
     return 0
 
 

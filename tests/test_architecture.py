@@ -30,13 +30,15 @@ OWNERS: dict[str, set[str]] = {
     "sqlite3": {"catalog/store.py", "catalog/reads.py", "catalog/schema.py"},
     "CatalogStore": {"catalog/store.py", "catalog/schema.py", "catalog/catalog.py", "catalog/space.py",
                      "catalog/writer.py"},
-    # 3. staleness: the search space (catalog/space), an HNSW file (search/select), a Milvus copy (milvus/push)
+    # 3. staleness: the search space (catalog/space), HNSW and IVF files (search/select), a Milvus copy (milvus/push)
     "fit_whitening": {"catalog/whitening.py", "catalog/space.py"},
     "set_space": {"catalog/store.py", "catalog/space.py"},
     "drift": {"catalog/space.py", "catalog/catalog.py", "cli/render.py"},  # space decides; catalog and info show it
     "whitening_drift": {"catalog/space.py", "catalog/catalog.py"},
     "hnsw_path": {"catalog/derived.py", "search/select.py"},
     "hnsw_is_current": {"search/select.py", "recommend/recommender.py"},
+    "ivf_paths": {"catalog/derived.py", "search/select.py"},
+    "ivf_is_current": {"search/select.py", "recommend/recommender.py"},
     "holds_snapshot": {"scale/milvus/push.py", "scale/milvus/index.py"},
     "_can_send_changes_only": {"scale/milvus/push.py"},
     # 4. one path from an image to its model input and colour: index/read

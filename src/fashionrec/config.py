@@ -106,8 +106,8 @@ class Settings:
     examples_dir: Path | None  # FASHIONREC_EXAMPLES: photos the web app offers to try (the demo sets it)
     duplicate_cosine: float  # FASHIONREC_DUPLICATE_COSINE: results this close to a shown one are its near copies
     whiten_dim: int  # FASHIONREC_WHITEN_DIM: PCA-whiten catalog vectors to this length (0: raw model vectors)
-    search: str  # FASHIONREC_SEARCH (or FASHIONREC_INDEX): auto, exact, hnsw (FAISS), or a Milvus address
-    ann_threshold: int  # FASHIONREC_ANN_THRESHOLD: catalog size from which auto uses the HNSW index
+    search: str  # FASHIONREC_SEARCH (or FASHIONREC_INDEX): auto, exact, ivf, hnsw (FAISS), or a Milvus address
+    ann_threshold: int  # FASHIONREC_ANN_THRESHOLD: catalog size from which auto uses the compact IVF index
     # FASHIONREC_MILVUS_TOKEN: credentials of a Milvus server, "user:password" or an API key (never in the address,
     # where `ps` and shell history would show them); kept out of repr so a logged Settings never shows it
     milvus_token: str = field(repr=False)

@@ -223,7 +223,7 @@ def test_a_stale_hnsw_file_is_never_opened_and_superseded_ones_are_removed(tmp_p
 
 def test_auto_index_is_exact_below_the_threshold_and_bad_names_are_refused(copies_catalog: Path, lite0) -> None:
     assert Recommender(Catalog.open(copies_catalog), lite0).search_in_use == "exact"
-    with pytest.raises(FashionrecError, match="auto, exact, hnsw"):
+    with pytest.raises(FashionrecError, match="auto, exact, ivf"):
         Recommender(Catalog.open(copies_catalog), lite0, search="annoy")
 
 

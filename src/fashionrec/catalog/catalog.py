@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 
@@ -120,6 +120,19 @@ class Catalog:
                                                  with_colour=self.has_colour)
         return self._vectors
 
+    def vector_blocks(self, rows: int = 65_536) -> Iterator[np.ndarray]:
+        """The search vectors (`vectors`) block by block, never all in memory (the compact index's floats file).
+
+        Raises:
+            CatalogError: the catalog changed since this snapshot was opened (open it again).
+        """
+        if self._vectors is not None:
+            yield from (self._vectors[start:start + rows] for start in range(0, max(len(self), 1), rows))
+            return
+        with CatalogStore(self.catalog_dir, reading=True) as store:
+            yield from store.blocks_at(self.generation, len(self), self.dim, transform=self.search_vectors,
+                                       rows=rows, with_colour=self.has_colour)
+
     @cached_property
     def has_colour(self) -> bool:
         """Whether search vectors carry a colour part: some product has a colour histogram of this version (the
@@ -195,7 +208,7 @@ class Catalog:
         return self.search_vectors(np.stack([model_vectors[i] for i in product_ids]),
                                    np.stack([histograms[i] for i in product_ids]) if histograms else None)
 
-    def _vector_changed(self, product_id: str, older: Catalog) -> bool:
+    def vector_changed(self, product_id: str, older: Catalog) -> bool:
         """Whether a product written since `older` has another search vector there: its model vector was written
         again, or its colour (a backfill); a metadata change alone keeps it."""
         if product_id not in older:
@@ -215,7 +228,7 @@ class Catalog:
                 or older.has_colour != self.has_colour):
             return False
         written, _ = self.changes_since(older.generation)
-        fresh_ids = {product_id for product_id in written if self._vector_changed(product_id, older)}
+        fresh_ids = {product_id for product_id in written if self.vector_changed(product_id, older)}
         fresh_ids |= {product_id for product_id in self.ids if product_id not in older}  # added: written since, too
         fresh = [row for row, product_id in enumerate(self.ids) if product_id in fresh_ids]
         try:

@@ -10,7 +10,7 @@ The rules, for all of it (like git's objects: content-addressed, immutable, one 
 
 - **Named by what it was derived from.** A search space file is named by the digest of its own arrays and
   parameters (`space-<digest>.npz`); an index file by the digest of its inputs, the search space and the
-  products (`hnsw-<search key>.faiss`); a Milvus collection records the catalog fingerprint it holds.
+  products (`hnsw-<search key>.faiss`, `ivf-<search key>.*`); a Milvus collection records the catalog fingerprint it holds.
 - **Immutable, published atomically.** A file is written under a temporary name unique to its writer, flushed,
   then renamed into place; a reader never sees half a file, and two writers never share a temporary name.
 - **A stale artifact cannot be opened, only rebuilt.** Readers ask for the artifact the catalog snapshot names
@@ -43,6 +43,9 @@ SPACE_PREFIX, SPACE_SUFFIX = "space-", ".npz"
 
 
 HNSW_PREFIX, HNSW_SUFFIX = "hnsw-", ".faiss"
+
+
+IVF_PREFIX = "ivf-"  # the compact index: ivf-<search key>.faiss (codes), .npy (floats), .json (written last)
 
 
 ORPHAN_SECONDS = 3600  # a temporary file older than this was left by a writer that died: removed
@@ -95,6 +98,14 @@ def space_path(catalog_dir: Path, digest: str) -> Path:
 def hnsw_path(catalog_dir: Path, keys: DerivedKeys) -> Path:
     """Where the HNSW graph over these search vectors lives."""
     return Path(catalog_dir) / DERIVED_DIR / f"{HNSW_PREFIX}{keys.search}{HNSW_SUFFIX}"
+
+
+def ivf_paths(catalog_dir: Path, keys: DerivedKeys) -> dict[str, Path]:
+    """Where the compact index over these search vectors lives: its codes ("codes"), the exact floats it re-ranks
+    with ("floats"), and the record of both ("record", published last: the index exists once it does)."""
+    stem = Path(catalog_dir) / DERIVED_DIR / f"{IVF_PREFIX}{keys.search}"
+    return {"codes": stem.with_suffix(".faiss"), "floats": stem.with_suffix(".npy"),
+            "record": stem.with_suffix(".json")}
 
 
 def publish(target: Path, write: Callable, mode: str = "wb") -> None:

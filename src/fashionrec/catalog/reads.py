@@ -138,6 +138,24 @@ class StoreReads:
         Raises:
             CatalogError: the catalog changed since that generation (open it again).
         """
+        out = None
+        start = 0
+        for block in self.blocks_at(generation, count, dim, transform, rows, with_colour):
+            if out is None:
+                out = np.empty((count, block.shape[1]), dtype=np.float32)
+            out[start:start + len(block)] = block
+            start += len(block)
+        return out
+
+    def blocks_at(self, generation: int, count: int, dim: int, transform=None, rows: int = 65_536,
+                  with_colour: bool = False) -> Iterator[np.ndarray]:
+        """Like `vectors_at`, block by block (for a derived file written without the whole matrix in memory); an
+        empty catalog yields one empty block, so a consumer learns the vectors' length. The blocks are read in one
+        read transaction, checked against `generation` before the first and after the last.
+
+        Raises:
+            CatalogError: the catalog changed since that generation (open it again).
+        """
         def apply(block: np.ndarray, colours: np.ndarray | None) -> np.ndarray:
             if transform is None:
                 return block.copy()
@@ -146,18 +164,16 @@ class StoreReads:
         with self.snapshot():
             if self.generation() != generation:
                 raise CatalogError(f"the catalog {self.catalog_dir} changed since it was opened; open it again")
-            out = None
             start = 0
             colour_blocks = self.colour_blocks(rows) if with_colour else iter(lambda: None, 0)
             for block, colours in zip(self.vector_blocks(dim, rows), colour_blocks):
-                block = apply(block, colours)
-                if out is None:
-                    out = np.empty((count, block.shape[1]), dtype=np.float32)
-                out[start:start + len(block)] = block
+                block = np.asarray(apply(block, colours), dtype=np.float32)
                 start += len(block)
-            if out is None:
+                if start > count:
+                    break
+                yield block
+            if start == 0 and count == 0:
                 empty = apply(np.zeros((1, dim), np.float32), np.zeros((1, HISTOGRAM_DIM), np.float32))
-                out = np.empty((0, empty.shape[1]), dtype=np.float32)
+                yield np.empty((0, empty.shape[1]), dtype=np.float32)
             if start != count:
                 raise CatalogError(f"the catalog {self.catalog_dir} changed since it was opened; open it again")
-        return out

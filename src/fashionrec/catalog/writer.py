@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from fashionrec.catalog.derived import publish
 from fashionrec.catalog.rows import FileStamp, ProductRow, SkippedFile, StoredProduct
+from fashionrec.catalog.schema import OWN_FOLDER
 from fashionrec.catalog.space import SpaceUpdate, refresh_space
 from fashionrec.catalog.store import DB_NAME, CatalogStore
-from fashionrec.catalog.derived import publish
-from fashionrec.catalog.schema import OWN_FOLDER
 from fashionrec.errors import FashionrecError, StorageError
 from fashionrec.imaging.colour import ColourDescriptor
 

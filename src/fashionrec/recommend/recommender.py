@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from PIL import Image
 
@@ -19,8 +20,17 @@ from fashionrec.recommend.answers import DEFAULT_K, Recommendations
 from fashionrec.recommend.filters import Filters
 from fashionrec.recommend.view import View
 from fashionrec.search.backend import SearchBackend
+from fashionrec.search.compact import CompactIndex, PatchedIndex
 from fashionrec.search.exact import ExactIndex
-from fashionrec.search.select import hnsw_is_current, open_hnsw, open_local, search_kind
+from fashionrec.search.select import (
+    hnsw_is_current,
+    ivf_is_current,
+    open_hnsw,
+    open_ivf,
+    open_local,
+    patch_ivf,
+    search_kind,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +55,9 @@ class Recommender:
         `match_queries` (default from settings: on) brings photos much larger than the catalog's images
         to the catalog's size and JPEG look before embedding them (see `imaging.look.match_catalog_look`).
 
-        `search` (default from settings: auto) picks the index: `exact`; `hnsw` or `faiss` (FAISS HNSW, built
-        once and kept in the catalog folder); `auto` (hnsw from `ann_threshold` products when faiss is
+        `search` (default from settings: auto) picks the index: `exact`; `ivf` or `compact` (FAISS IVF over 8-bit
+        codes, the exact floats read from disk: little memory, `search.compact`); `hnsw` or `faiss` (FAISS HNSW);
+        both built once and kept in the catalog folder; `auto` (ivf from `ann_threshold` products when faiss is
         installed); a Milvus collection the catalog was pushed to (`milvus://HOST:PORT/COLLECTION`,
         `milvuss://...` for TLS, `milvus-lite:///path/file.db`); or a ready `SearchBackend` (which cannot follow
         the catalog).
@@ -65,6 +76,8 @@ class Recommender:
             catalog, self._search, self._settings)
         self._view = View(catalog, self.embedder, backend, self._settings, self._matching)
         self._lock = threading.Lock()
+        self._build_lock = threading.Lock()
+        self._building = False
         self._stop = threading.Event()
         self._follower: threading.Thread | None = None
         self._retry_at = 0.0
@@ -89,7 +102,7 @@ class Recommender:
 
     @property
     def search_in_use(self) -> str:
-        """The search in use: exact, hnsw or milvus (`search.select` chose it)."""
+        """The search in use: exact, ivf, hnsw or milvus (`search.select` chose it)."""
         return self._view.backend.name
 
     @property
@@ -147,7 +160,8 @@ class Recommender:
         Only what changed is read: the search vectors of unchanged products come from the current snapshot. A
         Milvus-served recommender first sends the changes to Milvus (incrementally); if Milvus cannot be reached it
         keeps answering from the current snapshot and tries again later (nothing is lost: the catalog holds every
-        write). An HNSW-served one answers exactly until the new graph is built (in the background).
+        write). An HNSW-served one answers exactly until the new graph is built (in the background); a compact-index-served
+        one answers from the earlier index, patched with what changed, until its own is built.
 
         Raises:
             FashionrecError: the new snapshot cannot be served (e.g. another model); the current one stays.
@@ -180,20 +194,40 @@ class Recommender:
             push(catalog, self._search)  # only what changed since the copy's generation; raises if unreachable
             return view.backend.for_catalog(catalog)
         if kind == "hnsw" and not hnsw_is_current(catalog):
-            threading.Thread(target=self._build_graph, args=(catalog,), daemon=True, name="fashionrec-hnsw").start()
+            self._build_later(catalog, open_hnsw)
             return ExactIndex(catalog.vectors)  # exact (slower, never wrong) until the new graph is ready
+        if kind == "ivf" and not ivf_is_current(catalog) and isinstance(view.backend, (CompactIndex, PatchedIndex)):
+            self._build_later(catalog, open_ivf)
+            return patch_ivf(catalog, view.backend, view.catalog)  # the earlier index, patched, until then
         return open_local(catalog, kind)
 
-    def _build_graph(self, catalog: Catalog) -> None:
-        """Build the HNSW graph of a snapshot in the background, then serve it if that snapshot is still current."""
-        try:
-            backend = open_hnsw(catalog)
-        except FashionrecError as exc:
-            log.warning("the HNSW graph of generation %d was not built: %s", catalog.generation, exc)
-            return
-        with self._lock:
-            if self._view.catalog is catalog:
-                self._view = View(catalog, self.embedder, backend, self._settings, self._matching)
+    def _build_later(self, catalog: Catalog, build: Callable[[Catalog], SearchBackend]) -> None:
+        """Build the index of the snapshot being served in the background (one build at a time), then serve it if
+        that snapshot is still current; if a newer one came meanwhile, build the newest's next."""
+        with self._build_lock:
+            if self._building:
+                return  # the running build starts the next one for the newest snapshot when it ends
+            self._building = True
+        threading.Thread(target=self._build_index, args=(catalog, build), daemon=True,
+                         name="fashionrec-index-build").start()
+
+    def _build_index(self, catalog: Catalog, build: Callable[[Catalog], SearchBackend]) -> None:
+        while True:
+            try:
+                backend = build(catalog)
+            except (FashionrecError, OSError) as exc:
+                log.warning("the search index of generation %d was not built: %s", catalog.generation, exc)
+                backend = None
+            with self._lock:
+                if backend is not None and self._view.catalog is catalog:
+                    self._view = View(catalog, self.embedder, backend, self._settings, self._matching)
+                newest, waiting = self._view.catalog, self._view.backend
+            pending = isinstance(waiting, PatchedIndex) if build is open_ivf else waiting.name == "exact"
+            with self._build_lock:
+                if backend is None or newest is catalog or not pending or self._stop.is_set():
+                    self._building = False
+                    return
+            catalog = newest
 
     def follow(self, seconds: float | None = None) -> None:
         """Check every `seconds` (default: the `follow_seconds` setting) for a newer catalog and swap to it, in a

@@ -34,7 +34,7 @@ class AnnIndex:
         Raises:
             FashionrecError: faiss is not installed.
         """
-        faiss = _faiss()
+        faiss = faiss_module()
         index = faiss.IndexHNSWFlat(vectors.shape[1], neighbours, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = ef_construction
         index.add(np.ascontiguousarray(vectors, dtype=np.float32))
@@ -50,7 +50,7 @@ class AnnIndex:
         Raises:
             FashionrecError: faiss is not installed, or the file is damaged or holds other vectors.
         """
-        faiss = _faiss()
+        faiss = faiss_module()
         try:
             index = faiss.read_index(str(path))
         except RuntimeError as exc:
@@ -63,7 +63,7 @@ class AnnIndex:
 
     def write(self, path: str) -> None:
         """Write the graph to `path` (publish it atomically: `catalog.derived.publish_with`)."""
-        _faiss().write_index(self._index, path)
+        faiss_module().write_index(self._index, path)
 
     def vector(self, position: int) -> np.ndarray:
         """See `SearchBackend.vector`."""
@@ -71,7 +71,7 @@ class AnnIndex:
 
     def search(self, query: np.ndarray, k: int, restriction: Restriction | None = None) -> Neighbours:
         """Like `exact_search`, approximately (see `SearchBackend.search`)."""
-        faiss = _faiss()
+        faiss = faiss_module()
         allowed = restriction.mask if restriction else None
         available = len(self._vectors) if allowed is None else int(allowed.sum())
         k = min(k, available)
@@ -96,7 +96,7 @@ def _holds(index: object, vectors: np.ndarray, rows: int = 65_536) -> bool:
     return True
 
 
-def _faiss():
+def faiss_module():
     """The faiss module, or a clear error."""
     try:
         import faiss

@@ -1,9 +1,10 @@
-"""Which search backend serves a catalog snapshot, and whether the HNSW file it would use is current.
+"""Which search backend serves a catalog snapshot, and whether the index file it would use is current.
 
 The one owner of both decisions. A search spec (`FASHIONREC_SEARCH`, `--search`) is `auto` (exact below
-`ann_threshold` products, else HNSW when faiss is installed), `exact`, `hnsw` (or `faiss`), or a Milvus address
-(served by `scale.milvus`, which this layer only recognises). An HNSW graph is derived data: its file is named by the
-snapshot's search key (`catalog.derived.hnsw_path`), so a file of other vectors is another file, and the file of this
+`ann_threshold` products, else the compact IVF index when faiss is installed), `exact`, `ivf` (or `compact`: codes
+in RAM, floats on disk, `search.compact`), `hnsw` (or `faiss`), or a Milvus address (served by `scale.milvus`, which
+this layer only recognises). An index is derived data: its files are named by the snapshot's search key
+(`catalog.derived.hnsw_path`, `ivf_paths`), so a file of other vectors is another file, and the file of this
 snapshot is current by its name alone; it is built and published atomically when missing.
 """
 
@@ -12,11 +13,14 @@ from __future__ import annotations
 import importlib.util
 import logging
 
+import numpy as np
+
 from fashionrec.catalog.catalog import Catalog
-from fashionrec.catalog.derived import HNSW_PREFIX, hnsw_path, publish_with, remove_superseded
+from fashionrec.catalog.derived import HNSW_PREFIX, IVF_PREFIX, hnsw_path, ivf_paths, publish_with, remove_superseded
 from fashionrec.config import Settings
 from fashionrec.errors import FashionrecError
 from fashionrec.search.backend import SearchBackend
+from fashionrec.search.compact import CompactIndex, PatchedIndex
 from fashionrec.search.exact import ExactIndex
 from fashionrec.search.hnsw import AnnIndex
 
@@ -31,24 +35,24 @@ def is_milvus_address(spec: str) -> bool:
 
 
 def search_kind(catalog: Catalog, spec: str, settings: Settings) -> str:
-    """"exact", "hnsw" or "milvus": what a search spec means for this catalog.
+    """"exact", "ivf", "hnsw" or "milvus": what a search spec means for this catalog.
 
     Raises:
         FashionrecError: an unknown spec.
     """
     if is_milvus_address(spec):
         return "milvus"
-    mode = {"faiss": "hnsw"}.get(spec.strip().lower(), spec.strip().lower())
-    if mode not in ("auto", "exact", "hnsw"):
+    mode = {"faiss": "hnsw", "compact": "ivf"}.get(spec.strip().lower(), spec.strip().lower())
+    if mode not in ("auto", "exact", "ivf", "hnsw"):
         raise FashionrecError(
-            f"the search must be auto, exact, hnsw (or faiss), or a milvus://, milvuss:// or milvus-lite:// address, "
-            f"got {spec!r}")
+            f"the search must be auto, exact, ivf (or compact), hnsw (or faiss), or a milvus://, milvuss:// or "
+            f"milvus-lite:// address, got {spec!r}")
     if mode == "exact" or len(catalog) == 0 or (mode == "auto" and len(catalog) < settings.ann_threshold):
         return "exact"
     if mode == "auto" and importlib.util.find_spec("faiss") is None:
         log.warning("%d products: approximate search would be faster; pip install 'fashionrec[ann]'", len(catalog))
         return "exact"
-    return "hnsw"
+    return "ivf" if mode == "auto" else mode
 
 
 def hnsw_is_current(catalog: Catalog) -> bool:
@@ -77,6 +81,54 @@ def open_hnsw(catalog: Catalog) -> AnnIndex:
     return index
 
 
+def ivf_is_current(catalog: Catalog) -> bool:
+    """Whether the compact index of this snapshot's search vectors is on disk (its record is written last)."""
+    return ivf_paths(catalog.catalog_dir, catalog.keys)["record"].is_file()
+
+
+def open_ivf(catalog: Catalog) -> CompactIndex:
+    """The compact index of this snapshot: opened when current (and its files check out), else built from the
+    catalog block by block and published; older ones are removed.
+
+    Raises:
+        FashionrecError: faiss is not installed.
+    """
+    paths = ivf_paths(catalog.catalog_dir, catalog.keys)
+    key, rows, dim = catalog.keys.search, len(catalog), catalog.search_dim
+    index = None
+    if ivf_is_current(catalog):
+        try:
+            index = CompactIndex.open(paths, key, rows, dim)
+        except FashionrecError as exc:  # damaged or swapped: built again in its place
+            log.warning("%s", exc)
+    if index is None:
+        CompactIndex.build(catalog.vector_blocks(), rows, dim, paths, key)
+        index = CompactIndex.open(paths, key, rows, dim)
+    remove_superseded(catalog.catalog_dir, [path.name for path in paths.values()], IVF_PREFIX)
+    return index
+
+
+def patch_ivf(catalog: Catalog, base: CompactIndex | PatchedIndex, base_catalog: Catalog) -> PatchedIndex:
+    """A snapshot served by the compact index of an earlier one (`base_catalog`'s) until its own is built: the
+    products unchanged since are found there, the others (added, or with a new vector) exactly, in memory.
+
+    Raises:
+        CatalogError: the catalog changed again meanwhile (a later snapshot will be served).
+    """
+    if isinstance(base, PatchedIndex):
+        base, base_catalog = base.base, base.base_catalog
+    written, _ = catalog.changes_since(base_catalog.generation)
+    fresh = {product_id for product_id in written if catalog.vector_changed(product_id, base_catalog)}
+    fresh |= {product_id for product_id in catalog.ids if product_id not in base_catalog}
+    base_rows = np.array([-1 if product_id in fresh else base_catalog.position(product_id)
+                          for product_id in catalog.ids], dtype=np.int64)
+    fresh_rows = np.flatnonzero(base_rows < 0)
+    vectors = catalog.read_search_vectors([catalog.ids[row] for row in fresh_rows.tolist()])
+    return PatchedIndex(base, base_catalog, base_rows, fresh_rows, vectors)
+
+
 def open_local(catalog: Catalog, kind: str) -> SearchBackend:
-    """The exact or HNSW backend over this snapshot (`kind` from `search_kind`)."""
+    """The exact, compact or HNSW backend over this snapshot (`kind` from `search_kind`)."""
+    if kind == "ivf":
+        return open_ivf(catalog)
     return open_hnsw(catalog) if kind == "hnsw" else ExactIndex(catalog.vectors)

@@ -1,0 +1,274 @@
+"""Approximate k-NN in little memory: an IVF index over 8-bit codes in RAM, its candidates re-ranked with the exact
+floats read from disk.
+
+Why: an HNSW graph keeps every float vector in RAM (2.3 GB at 1M products of 608 dimensions), and so does exact
+search. Here RAM holds one byte a dimension (FAISS `IndexIVFScalarQuantizer`, 8-bit), and the floats stay in a file
+beside it; a query reads only its `RERANK` candidates' rows with `pread` (a memory map would do, but the kernel's
+fault-around then counts most of the file in the process's memory), and ranks them exactly as every backend does
+(`search.exact.rank_rows`). Measured at 1M (`benchmarks/compact_ann.py`, docs/PERFORMANCE.md).
+
+The files are derived data, named by the snapshot's search key (`catalog.derived.ivf_paths`): the floats (`.npy`),
+the codes (`.faiss`), and a record (`.json`, published last) of both files' SHA-256, checked when they are opened,
+so a damaged or half-written index is refused, never searched. Which index is current is decided in
+`search.select`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from fashionrec.catalog.derived import publish, publish_with
+from fashionrec.errors import FashionrecError
+from fashionrec.search.backend import Neighbours, Restriction
+from fashionrec.search.exact import rank_rows
+from fashionrec.search.hnsw import faiss_module
+
+RERANK = 100  # candidates taken from the codes and ranked exactly (recall@10 1.000 at 1M, docs/PERFORMANCE.md)
+NPROBE = 16  # lists searched a query: p50 1.6 ms at 1M
+TRAIN_PER_LIST = 30  # training rows per list (FAISS asks for at least 30 per centroid)
+KIND = "ivf-sq8"
+_HASH_CHUNK = 1 << 24
+
+
+def list_count(rows: int) -> int:
+    """The number of inverted lists for `rows` vectors: 2 sqrt(n) (2,000 at 1M), at least 1."""
+    return max(1, int(2 * math.sqrt(rows)))
+
+
+class CompactIndex:
+    """k-NN over the catalog's search vectors with the codes in RAM and the floats on disk (`SearchBackend`)."""
+
+    name = "ivf"
+
+    def __init__(self, index: object, floats: Path, rows: int, dim: int, offset: int) -> None:
+        self._index = index
+        self._rows, self._dim, self._offset = rows, dim, offset
+        self._row_bytes = dim * 4
+        self._fd = os.open(floats, os.O_RDONLY)
+
+    @classmethod
+    def build(cls, blocks: Iterable[np.ndarray], rows: int, dim: int, paths: dict[str, Path], key: str) -> None:
+        """Write the index of the vectors `blocks` yields (`rows` x `dim` in all, row order kept) to `paths`
+        (`catalog.derived.ivf_paths`): the floats as they come, then the codes trained on a seeded sample of them,
+        then the record. Never more than one block and the codes in memory.
+
+        Raises:
+            FashionrecError: faiss is not installed, or the blocks are not `rows` x `dim`.
+        """
+        faiss = faiss_module()
+
+        def write_floats(handle) -> None:
+            np.lib.format.write_array_header_1_0(handle, {"descr": "<f4", "fortran_order": False,
+                                                          "shape": (rows, dim)})
+            written = 0
+            for block in blocks:
+                data = np.ascontiguousarray(block, dtype="<f4")
+                if data.ndim != 2 or data.shape[1] != dim:
+                    raise FashionrecError(f"a block of {data.shape} does not fit {dim}-d vectors")
+                handle.write(data.tobytes())
+                written += len(data)
+            if written != rows:
+                raise FashionrecError(f"{written} vectors were read, {rows} expected")
+
+        publish(paths["floats"], write_floats)
+        lists = list_count(rows)
+        with open(paths["floats"], "rb") as handle:
+            floats_digest = _file_digest(handle)
+        reader = _FloatFile(paths["floats"])
+        try:
+            quantizer = faiss.IndexFlatIP(dim)
+            index = faiss.IndexIVFScalarQuantizer(quantizer, dim, lists, faiss.ScalarQuantizer.QT_8bit,
+                                                  faiss.METRIC_INNER_PRODUCT)
+            index.cp.min_points_per_centroid = 1  # a small catalog trains on what it has (no warning)
+            sample = np.random.default_rng(0).choice(rows, min(rows, TRAIN_PER_LIST * lists), replace=False)
+            index.train(reader.rows(np.sort(sample)))
+            for start in range(0, rows, 65_536):
+                index.add(reader.rows(np.arange(start, min(rows, start + 65_536))))
+        finally:
+            reader.close()
+        publish_with(paths["codes"], lambda name: faiss.write_index(index, name))
+        with open(paths["codes"], "rb") as handle:
+            codes_digest = _file_digest(handle)
+        record = {"kind": KIND, "search_key": key, "rows": rows, "dim": dim, "lists": lists,
+                  "floats_sha256": floats_digest, "codes_sha256": codes_digest}
+        publish(paths["record"], lambda handle: handle.write(json.dumps(record, sort_keys=True)), mode="w")
+
+    @classmethod
+    def open(cls, paths: dict[str, Path], key: str, rows: int, dim: int) -> CompactIndex:
+        """Open the index of these `paths`, checked: its record names this search key and size, and both files
+        hash to what the record says (damaged, half-written or swapped files are refused).
+
+        Raises:
+            FashionrecError: faiss is not installed, or the files are missing, damaged or of other vectors.
+        """
+        faiss = faiss_module()
+        try:
+            record = json.loads(paths["record"].read_text())
+            with open(paths["floats"], "rb") as handle:
+                floats_digest = _file_digest(handle)
+            with open(paths["codes"], "rb") as handle:
+                codes_digest = _file_digest(handle)
+        except (OSError, ValueError) as exc:
+            raise FashionrecError(f"the compact index {paths['record']} cannot be read ({exc}); it is built again") \
+                from None
+        expected = {"kind": KIND, "search_key": key, "rows": rows, "dim": dim, "floats_sha256": floats_digest,
+                    "codes_sha256": codes_digest}
+        if any(record.get(name) != value for name, value in expected.items()):
+            raise FashionrecError(f"the compact index {paths['record']} does not hold these vectors (damaged or "
+                                  "swapped); it is built again")
+        try:
+            index = faiss.read_index(str(paths["codes"]))
+        except RuntimeError as exc:
+            raise FashionrecError(f"the compact index {paths['codes']} cannot be read ({exc})") from None
+        reader = _FloatFile(paths["floats"])
+        offset, shape = reader.offset, reader.shape
+        reader.close()
+        if shape != (rows, dim) or index.ntotal != rows or index.d != dim:
+            raise FashionrecError(f"the compact index {paths['record']} does not hold these vectors")
+        index.nprobe = min(NPROBE, index.nlist)
+        return cls(index, paths["floats"], rows, dim, offset)
+
+    def close(self) -> None:
+        """Close the floats file (the codes go with the object)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:
+        self.close()
+
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        """The exact float vectors of catalog rows, read from the file (one `pread` per run of adjacent rows)."""
+        return _read_rows(self._fd, self._offset, self._dim, np.asarray(positions, dtype=np.int64))
+
+    def vector(self, position: int) -> np.ndarray:
+        """See `SearchBackend.vector`."""
+        return self.rows(np.array([position]))[0]
+
+    def search(self, query: np.ndarray, k: int, restriction: Restriction | None = None) -> Neighbours:
+        """See `SearchBackend.search`: the codes' best `RERANK` (or k) allowed rows, ranked by their exact floats.
+
+        A filter that leaves few rows in the lists searched widens the search (4x the lists, up to all of them),
+        so a filtered query gets k allowed rows whenever k are allowed.
+        """
+        faiss = faiss_module()
+        allowed = restriction.mask if restriction else None
+        available = self._rows if allowed is None else int(allowed.sum())
+        k = min(k, available)
+        if k < 1:
+            return Neighbours(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32),
+                              np.zeros((0, self._dim), dtype=np.float32))
+        fetch = min(max(RERANK, k), available)
+        params = faiss.SearchParametersIVF(nprobe=self._index.nprobe)
+        bitmap = None
+        if allowed is not None:
+            bitmap = np.packbits(allowed.astype(np.uint8), bitorder="little")
+            params.sel = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
+        while True:
+            _, found = self._index.search(np.asarray(query, np.float32)[None, :], fetch, params=params)
+            candidates = found[0][found[0] >= 0]
+            if len(candidates) >= fetch or params.nprobe >= self._index.nlist:
+                break
+            params.nprobe = min(self._index.nlist, params.nprobe * 4)
+        candidates = np.sort(candidates)
+        vectors = self.rows(candidates)
+        order, distances = rank_rows(vectors, candidates, query)
+        order = order[:k]
+        return Neighbours(candidates[order], distances[:k], vectors[order])
+
+
+class _FloatFile:
+    """A `.npy` file of float32 rows, read row by row with `pread`."""
+
+    def __init__(self, path: Path) -> None:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(handle)
+            self.offset = handle.tell()
+        if fortran or dtype != np.dtype("<f4") or len(shape) != 2:
+            raise FashionrecError(f"{path} is not a file of float32 rows")
+        self.shape = tuple(shape)
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        return _read_rows(self._fd, self.offset, self.shape[1], positions)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def _read_rows(fd: int, offset: int, dim: int, positions: np.ndarray) -> np.ndarray:
+    """Rows `positions` (any order) of a float32 file at `offset`, one `pread` per run of adjacent rows."""
+    out = np.empty((len(positions), dim), dtype=np.float32)
+    if not len(positions):
+        return out
+    order = np.argsort(positions, kind="stable")
+    wanted = positions[order]
+    breaks = np.flatnonzero(np.diff(wanted) != 1) + 1
+    row_bytes = dim * 4
+    for run in np.split(np.arange(len(wanted)), breaks):
+        first, count = int(wanted[run[0]]), len(run)
+        data = os.pread(fd, count * row_bytes, offset + first * row_bytes)
+        if len(data) != count * row_bytes:
+            raise FashionrecError("the compact index's floats file is shorter than its record says")
+        out[order[run]] = np.frombuffer(data, dtype="<f4").reshape(count, dim)
+    return out
+
+
+def _file_digest(handle) -> str:
+    digest = hashlib.sha256()
+    while chunk := handle.read(_HASH_CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+
+class PatchedIndex:
+    """A newer snapshot served by an earlier snapshot's compact index while its own is built (`search.select`).
+
+    Products whose search vector is unchanged since `base_catalog` are searched in `base` (their rows mapped);
+    the rest (added, or with a new photo or colour) exactly, from `vectors` in memory; the two lists are ranked
+    together exactly. So a write is searchable at once, at a cost that grows with the writes since the base.
+    """
+
+    name = "ivf"
+
+    def __init__(self, base: CompactIndex, base_catalog: object, base_rows: np.ndarray, fresh_rows: np.ndarray,
+                 vectors: np.ndarray) -> None:
+        self.base, self.base_catalog = base, base_catalog
+        self._base_rows = base_rows  # (n,) each row's row in the base index, -1 for a fresh one
+        self._fresh_rows = fresh_rows  # rows searched exactly, row-aligned with `vectors`
+        self._fresh_vectors = vectors
+        self._new_row = np.full(base._rows, -1, dtype=np.int64)  # base row -> row of this snapshot (-1: gone)
+        kept = np.flatnonzero(base_rows >= 0)
+        self._new_row[base_rows[kept]] = kept
+        self._fresh_of_row = {int(row): slot for slot, row in enumerate(fresh_rows.tolist())}
+
+    def vector(self, position: int) -> np.ndarray:
+        """See `SearchBackend.vector`."""
+        slot = self._fresh_of_row.get(int(position))
+        return self._fresh_vectors[slot] if slot is not None else self.base.vector(int(self._base_rows[position]))
+
+    def search(self, query: np.ndarray, k: int, restriction: Restriction | None = None) -> Neighbours:
+        """See `SearchBackend.search`."""
+        allowed = restriction.mask if restriction else None
+        base_allowed = self._new_row >= 0
+        if allowed is not None:
+            base_allowed &= allowed[np.maximum(self._new_row, 0)]
+        found = self.base.search(query, k, Restriction(mask=base_allowed))
+        fresh_allowed = np.ones(len(self._fresh_rows), bool) if allowed is None else allowed[self._fresh_rows]
+        slots = np.flatnonzero(fresh_allowed)
+        positions = np.concatenate([self._new_row[found.positions], self._fresh_rows[slots]])
+        vectors = np.concatenate([found.vectors, self._fresh_vectors[slots]]) if len(slots) else found.vectors
+        order, distances = rank_rows(vectors, positions, query)
+        order = order[:k]
+        return Neighbours(positions[order], distances[:k], vectors[order])

@@ -1,0 +1,111 @@
+"""search/compact.py and its selection: the compact index (codes in RAM, floats on disk) answers as exact search
+does where it searches every list, keeps filters whole, refuses damaged files, and serves live writes at once."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fashionrec.catalog import Catalog
+from fashionrec.errors import FashionrecError
+from fashionrec.index.write import ProductWrite, put_products, remove_products
+from fashionrec.recommend import Recommender
+from fashionrec.search.backend import Restriction
+from fashionrec.search.compact import CompactIndex, PatchedIndex
+from fashionrec.search.exact import exact_search
+from tests.conftest import draw_product
+
+faiss = pytest.importorskip("faiss", reason="approximate search needs faiss (pip install -e '.[ann]')")
+
+
+def unit_rows(count: int, dim: int, seed: int = 0) -> np.ndarray:
+    rows = np.random.default_rng(seed).normal(size=(count, dim)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def built(tmp_path: Path, vectors: np.ndarray, key: str = "k") -> tuple[dict[str, Path], CompactIndex]:
+    paths = {"codes": tmp_path / f"{key}.faiss", "floats": tmp_path / f"{key}.npy", "record": tmp_path / f"{key}.json"}
+    blocks = (vectors[start:start + 300] for start in range(0, len(vectors), 300))  # built block by block
+    CompactIndex.build(blocks, len(vectors), vectors.shape[1], paths, key)
+    return paths, CompactIndex.open(paths, key, len(vectors), vectors.shape[1])
+
+
+def test_every_list_searched_gives_the_exact_answers_with_the_exact_floats(tmp_path: Path) -> None:
+    vectors = unit_rows(1000, 24)
+    _, index = built(tmp_path, vectors)
+    index._index.nprobe = index._index.nlist  # every list: only the 8-bit codes' shortlist is approximate
+    for query in vectors[:20] + 0.1 * unit_rows(20, 24, seed=1):
+        found, want = index.search(query, 10), exact_search(vectors, query, 10)
+        assert found.positions.tolist() == want.positions.tolist()
+        np.testing.assert_allclose(found.distances, want.distances, atol=1e-5)
+        assert np.array_equal(found.vectors, vectors[found.positions])  # the floats, read back bit for bit
+    assert np.array_equal(index.vector(517), vectors[517])
+
+
+def test_a_selective_filter_still_gets_every_allowed_row_it_asks_for(tmp_path: Path) -> None:
+    vectors = unit_rows(2000, 16)
+    _, index = built(tmp_path, vectors)
+    allowed = np.zeros(len(vectors), bool)
+    allowed[np.random.default_rng(3).choice(len(vectors), 6, replace=False)] = True  # far from the query's lists
+    found = index.search(vectors[0], 5, Restriction(mask=allowed))
+    assert found.positions.tolist() == exact_search(vectors, vectors[0], 5, allowed).positions.tolist()
+    assert len(index.search(vectors[0], 50, Restriction(mask=allowed)).positions) == 6
+    assert len(index.search(vectors[0], 5, Restriction(mask=np.zeros(len(vectors), bool))).positions) == 0
+
+
+@pytest.mark.parametrize("damage", ["floats", "codes", "record"])
+def test_a_damaged_or_swapped_index_is_refused(tmp_path: Path, damage: str) -> None:
+    vectors = unit_rows(500, 16)
+    paths, _ = built(tmp_path, vectors)
+    if damage == "record":  # the index of other vectors under this name
+        built(tmp_path / "other", unit_rows(500, 16, seed=9), key="k")
+        for name in ("codes", "floats", "record"):
+            shutil.copy(tmp_path / "other" / paths[name].name, paths[name])
+        with pytest.raises(FashionrecError, match="does not hold these vectors"):
+            CompactIndex.open(paths, "another key", 500, 16)
+        return
+    data = bytearray(paths[damage].read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    paths[damage].write_bytes(bytes(data))
+    with pytest.raises(FashionrecError, match="does not hold these vectors"):
+        CompactIndex.open(paths, "k", 500, 16)
+
+
+def test_the_compact_search_serves_a_catalog_and_its_live_writes(copies_catalog: Path, tmp_path: Path,
+                                                                 lite0) -> None:
+    shutil.copytree(copies_catalog, tmp_path / "c")
+    catalog = Catalog.open(tmp_path / "c")
+    compact = Recommender(catalog, lite0, search="ivf")
+    assert compact.search_in_use == "ivf" and not catalog.vectors_loaded  # the floats stay on disk
+    exact = Recommender(Catalog.open(tmp_path / "c"), lite0, search="exact")
+    assert sorted(p.suffix for p in (tmp_path / "c" / "derived").glob("ivf-*")) == [".faiss", ".json", ".npy"]
+    assert len(catalog) < 64  # at most 16 lists, all searched: the exact answers
+    for weight in (0.0, 1.0):
+        for product_id in ("1", "17", "30"):
+            for where in (None, {"gender": "Men"}):
+                assert ([m.id for m in compact.by_id(product_id, k=6, where=where, colour_weight=weight).results]
+                        == [m.id for m in exact.by_id(product_id, k=6, where=where, colour_weight=weight).results])
+    photo = io.BytesIO()
+    draw_product(500).save(photo, "PNG")
+    put_products(tmp_path / "c", [ProductWrite("500", photo.getvalue())], lite0)
+    remove_products(tmp_path / "c", ["7"])
+    assert compact.refresh() is True
+    # Searchable at once: the earlier index, patched with what changed, until this snapshot's own is built.
+    assert compact.by_image(photo.getvalue(), k=1).results[0].id == "500"
+    assert all(m.id != "7" for m in compact.by_id("8", k=30).results)
+    deadline = time.monotonic() + 60
+    while isinstance(compact._backend, PatchedIndex) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert isinstance(compact._backend, CompactIndex)
+    reference = Recommender(Catalog.open(tmp_path / "c"), lite0, search="exact")
+    for product_id in ("500", "8", "30"):
+        assert ([m.id for m in compact.by_id(product_id, k=6).results]
+                == [m.id for m in reference.by_id(product_id, k=6).results])
+    names = sorted(p.name for p in (tmp_path / "c" / "derived").glob("ivf-*"))
+    assert len(names) == 3 and compact.catalog.keys.search in names[0]  # the earlier index was removed
+    compact.close()
