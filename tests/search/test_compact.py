@@ -109,3 +109,22 @@ def test_the_compact_search_serves_a_catalog_and_its_live_writes(copies_catalog:
     names = sorted(p.name for p in (tmp_path / "c" / "derived").glob("ivf-*"))
     assert len(names) == 3 and compact.catalog.keys.search in names[0]  # the earlier index was removed
     compact.close()
+
+
+@pytest.mark.parametrize("show_duplicates", [False, True])
+def test_similar_all_through_the_index_gives_the_blocked_exact_table(copies_catalog: Path, tmp_path: Path,
+                                                                       show_duplicates: bool) -> None:
+    """The large-catalog path of similar-all (one indexed query a product) answers as the exact blocked path."""
+    from fashionrec.recommend.similar_all import similar_all
+
+    shutil.copytree(copies_catalog, tmp_path / "c")
+    catalog = Catalog.open(tmp_path / "c")
+    for weight in (0.0, 1.0):
+        told: list[int] = []
+        indexed = similar_all(catalog, k=7, show_duplicates=show_duplicates, colour_weight=weight,
+                              progress=told.append, search="ivf")
+        exact = similar_all(Catalog.open(tmp_path / "c"), k=7, show_duplicates=show_duplicates,
+                            colour_weight=weight, search="exact")
+        assert indexed.similar == exact.similar and sum(told) == len(catalog)
+        for got, want in zip(indexed.similarities, exact.similarities):
+            assert got == pytest.approx(want, abs=1e-5)

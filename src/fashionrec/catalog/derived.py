@@ -1,7 +1,7 @@
 """Derived data: the keys it is named by, where it lives, and how it is published.
 
 Whether a derived artifact is current is decided by its owner, by comparing the key it was derived from with the
-snapshot's key computed here: the search space in `catalog.space`, an HNSW file in `search.select`, the Milvus copy
+snapshot's key computed here: the search space in `catalog.space`, HNSW and IVF files in `search.select`, the Milvus copy
 in `scale.milvus.push`.
 
 Everything computed from a catalog's products is derived data: the search space (the whitening fitted on the
@@ -10,7 +10,8 @@ The rules, for all of it (like git's objects: content-addressed, immutable, one 
 
 - **Named by what it was derived from.** A search space file is named by the digest of its own arrays and
   parameters (`space-<digest>.npz`); an index file by the digest of its inputs, the search space and the
-  products (`hnsw-<search key>.faiss`, `ivf-<search key>.*`); a Milvus collection records the catalog fingerprint it holds.
+  products (`hnsw-<search key>.faiss`, `ivf-<search key>.*`); a Milvus collection records the catalog fingerprint
+  it holds.
 - **Immutable, published atomically.** A file is written under a temporary name unique to its writer, flushed,
   then renamed into place; a reader never sees half a file, and two writers never share a temporary name.
 - **A stale artifact cannot be opened, only rebuilt.** Readers ask for the artifact the catalog snapshot names

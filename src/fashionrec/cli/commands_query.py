@@ -70,7 +70,7 @@ def run_similar_all(args: argparse.Namespace) -> int:
     # A bar on a terminal (stderr), nothing in a log or a pipe; --no-progress turns it off.
     with tqdm(total=len(catalog), unit="product", desc="similar-all", disable=None if args.progress else True) as bar:
         table = similar_all(catalog, k=args.k, show_duplicates=args.show_duplicates,
-                            colour_weight=args.colour_weight, progress=bar.update)
+                            colour_weight=args.colour_weight, progress=bar.update, search=args.search)
     searched = time.perf_counter() - started
     write_rows(args.out, list(table.rows()))
     print(f"Wrote the {args.k} most similar products of each of {len(table.ids)} products to {args.out} "

@@ -101,6 +101,7 @@ def _add_query_commands(commands: Commands) -> None:
     table.add_argument("--no-progress", dest="progress", action="store_false",
                        help="no progress bar (it shows on a terminal only)")
     _add_colour_option(table)
+    _add_index_option(table)
     table.set_defaults(run=run_similar_all)
 
     info = commands.add_parser("info", help="what a catalog holds")

@@ -11,7 +11,11 @@ from fashionrec.catalog.catalog import Catalog
 from fashionrec.config import Settings, load_settings
 from fashionrec.recommend.answers import catalog_pair_scores, sample_positions
 from fashionrec.recommend.query import check_k, colour_gain, colour_ranking
+from fashionrec.recommend.recommender import open_search
+from fashionrec.recommend.view import View
+from fashionrec.search.backend import SearchBackend
 from fashionrec.search.block import block_neighbours
+from fashionrec.search.select import search_kind
 from fashionrec.search.dedupe import distinct_rows
 
 
@@ -33,14 +37,18 @@ class SimilarTable:
 
 def similar_all(catalog: Catalog, k: int = 10, show_duplicates: bool = False,
                 settings: Settings | None = None, colour_weight: float | None = None,
-                progress: Callable[[int], None] | None = None) -> SimilarTable:
-    """"More like this" for every product at once, by blocked matrix products over the whole catalog.
+                progress: Callable[[int], None] | None = None, search: str | None = None) -> SimilarTable:
+    """"More like this" for every product at once: by blocked matrix products over the whole catalog (exact), or
+    one indexed query a product for a large catalog.
 
     Same answers as `Recommender.by_id` for each product (never itself; one product per duplicate group unless
     `show_duplicates`; `colour_weight` as there), without loading a model. k is bounded as every query's is
-    (`FASHIONREC_MAX_K`, 100 by default); `progress` is told how many products each block answered. Exact search
-    only: its time grows with the square of the catalog (the 7,254-product sample at k 100: 34 s of search, 414 MB
-    peak, `fashionrec similar-all -k 100`, 2 cores).
+    (`FASHIONREC_MAX_K`, 100 by default); `progress` is told how many products each block answered.
+
+    `search` (default: the setting, auto) is what queries use (`search.select`): exact search's time grows with the
+    square of the catalog (the 7,254-product sample at k 100: 34 s of search, 414 MB peak, `fashionrec similar-all
+    -k 100`, 2 cores), so from `FASHIONREC_ANN_THRESHOLD` products (200,000) auto asks the approximate index (ivf)
+    once a product instead, its time growing with the catalog alone.
 
     Example:
         >>> table = similar_all(Catalog.open("my-catalog"), k=10)
@@ -49,6 +57,9 @@ def similar_all(catalog: Catalog, k: int = 10, show_duplicates: bool = False,
     """
     settings = settings or load_settings()
     check_k(k, settings.max_k)  # the bound of every query: memory and time grow with k x the catalog
+    if search_kind(catalog, search or settings.search, settings) != "exact":
+        return _by_index(catalog, open_search(catalog, search or settings.search, settings), k, show_duplicates,
+                         settings, colour_weight, progress)
     _, gain = colour_gain(colour_weight, settings, catalog.has_colour)
     vectors, hashes = catalog.vectors, catalog.content_hashes
     count = len(catalog)
@@ -71,4 +82,23 @@ def similar_all(catalog: Catalog, k: int = 10, show_duplicates: bool = False,
         similar.append([catalog.ids[p] for p in chosen.tolist()])
         similarities.append(pairs.figures(vectors[chosen] @ catalog.query_vector(vectors[row], gain.weights),
                                           gain).tolist())
+    return SimilarTable(list(catalog.ids), similar, similarities)
+
+
+def _by_index(catalog: Catalog, backend: SearchBackend, k: int, show_duplicates: bool, settings: Settings,
+              colour_weight: float | None, progress: Callable[[int], None] | None, block: int = 1000) -> SimilarTable:
+    """`similar_all` by one query a product through a search index (the large-catalog path): exactly what
+    `Recommender.by_id` answers, since it is the same view."""
+    view = View(catalog, None, backend, settings, match_queries=False)  # by_id never runs the model
+    similar, similarities = [], []
+    try:
+        for start in range(0, len(catalog), block):
+            for product_id in catalog.ids[start:start + block]:
+                found = view.by_id(product_id, k, show_duplicates=show_duplicates, colour_weight=colour_weight)
+                similar.append([match.id for match in found.results])
+                similarities.append([match.similarity for match in found.results])
+            if progress is not None:
+                progress(min(block, len(catalog) - start))
+    finally:
+        getattr(backend, "close", lambda: None)()
     return SimilarTable(list(catalog.ids), similar, similarities)
