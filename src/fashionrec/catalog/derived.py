@@ -1,8 +1,8 @@
 """Derived data: the keys it is named by, where it lives, and how it is published.
 
 Whether a derived artifact is current is decided by its owner, by comparing the key it was derived from with the
-snapshot's key computed here: the search space in `catalog.space`, HNSW and IVF files in `search.select`, the Milvus copy
-in `scale.milvus.push`.
+snapshot's key computed here: the search space in `catalog.space`, HNSW and IVF files in `search.select`, the
+Milvus copy in `scale.milvus.push`.
 
 Everything computed from a catalog's products is derived data: the search space (the whitening fitted on the
 model vectors and the tuning fitted in the whitened space), FAISS indexes, the copy of the catalog in Milvus.
