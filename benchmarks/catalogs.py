@@ -114,7 +114,7 @@ def main() -> int:
         for rows in subsets:
             vectors = catalog_vectors(model[rows], colour[rows], 0 if args.raw else settings.whiten_dim)
             for w in scores:
-                gain = colour_gain(w, settings)[1]
+                gain = colour_gain(w, settings, products=len(rows))[1]
                 scores[w].append(precision_at_k(vectors, [values[rows] for values in labels], hashes[rows], gain))
         shape = np.mean(scores[0.0], axis=0)
         cells = [f"{shape[0]:.4f} / {shape[1]:.4f}"]

@@ -332,7 +332,7 @@ def colour_curve(catalog: Catalog, photos: list[Path], plot: Path | None) -> lis
     base = curve["A"][0]
     allowed = [i for i, (art, _) in enumerate(curve["A"]) if base[0] - art <= 0.01]
     chosen = COLOUR_GRID[max(allowed, key=lambda i: curve["A"][i][1])]
-    full = colour_gain(1.0, settings)[1]
+    full = colour_gain(1.0, settings, products=len(catalog))[1]
     lines = [f"The colour weight W (`--colour-weight`, API `colour_weight`, the web app's \"Match colour\") runs from 0 "
              f"(shape only) to 1, the strongest setting offered: the query's colour layout gets the gain "
              f"{full.layout:g} x min(W / 0.5, 1) and its whole product colour {full.whole:g} x max(W - 0.5, 0) / 0.5, "

@@ -54,7 +54,7 @@ def _scores(bench, shop: Catalog, rows: np.ndarray, weight: float) -> np.ndarray
     vectors = bench.catalog_vectors(shop.model_vectors[rows], shop.vectors[rows, -COLOUR_DIM:], settings.whiten_dim)
     labels = [np.array([v or "" for v in shop.column_values(label)], dtype=object)[rows] for label in bench.LABELS]
     hashes = np.array(shop.content_hashes, dtype=object)[rows]
-    return np.array(bench.precision_at_k(vectors, labels, hashes, colour_gain(weight, settings)[1]))
+    return np.array(bench.precision_at_k(vectors, labels, hashes, colour_gain(weight, settings, products=len(rows))[1]))
 
 
 def test_the_benchmark_ranks_as_fashionrec_evaluate(shop: Catalog) -> None:

@@ -102,7 +102,7 @@ def evaluate(catalog: Catalog, labels: Sequence[str] = DEFAULT_LABELS, k: int = 
         >>> evaluate(Catalog.open("my-catalog"), ["articleType"], k=5).labels[0].precision
         0.71
     """
-    asked, gain = colour_gain(colour_weight, load_settings(), catalog.has_colour)
+    asked, gain = colour_gain(colour_weight, load_settings(), catalog.has_colour, products=len(catalog))
     as_query, shortlist = colour_ranking(catalog, gain) if vectors is None else (None, None)  # own vectors
     vectors = catalog.vectors if vectors is None else vectors
     _check(catalog, labels, k, vectors)

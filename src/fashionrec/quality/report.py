@@ -35,7 +35,8 @@ def write_report(evaluation: Evaluation, catalog: Catalog, out_dir: str | os.Pat
     _precision_curve(plt, evaluation, out / "precision_at_k.png")
     first = evaluation.deduplicated[0]
     _worst_classes(plt, first, out / "worst_classes.png")
-    _, gain = colour_gain(evaluation.colour_weight, load_settings(), catalog.has_colour)
+    _, gain = colour_gain(evaluation.colour_weight, load_settings(), catalog.has_colour,
+                          products=len(catalog))
     _examples(plt, catalog, first.label, out / "examples.png", seed, gain)
     report = out / "report.md"
     report.write_text(_markdown(evaluation), encoding="utf-8")

@@ -14,6 +14,9 @@ from fashionrec.config import (
     COLOUR_SHORTLIST,
     COLOUR_SHORTLIST_MIN,
     COLOUR_SHORTLIST_SHARE,
+    COLOUR_SIZE_FROM,
+    COLOUR_SIZE_RISE,
+    COLOUR_SIZE_TO,
     COLOUR_WHOLE_FROM,
     COLOUR_WHOLE_FULL,
     Settings,
@@ -61,12 +64,15 @@ class ColourGain:
         return weights
 
 
-def colour_gain(colour_weight: float | None, settings: Settings, has_colour: bool = True) -> tuple[float, ColourGain]:
-    """The one place the colour weight a shopper sets (0-1) becomes the gains a query applies to its colour part.
+def colour_gain(colour_weight: float | None, settings: Settings, has_colour: bool = True, *,
+                products: int) -> tuple[float, ColourGain]:
+    """The one place the colour weight a shopper sets (0-1) becomes the gains a query applies to its colour part, in
+    a catalog of `products` products.
 
     Returns (the weight asked, 0-1, the settings' default for None; its `ColourGain`: the layout's gain rises with
-    the weight to `config.COLOUR_LAYOUT_FULL` at `config.COLOUR_WHOLE_FROM`, the whole product's colour comes in
-    above that, to `config.COLOUR_WHOLE_FULL` at 1; no gain for a catalog without colour). Everything downstream
+    the weight to `config.COLOUR_LAYOUT_FULL` at `config.COLOUR_WHOLE_FROM`, and with the catalog's size
+    (`size_factor`), the whole product's colour comes in above that, to `config.COLOUR_WHOLE_FULL` at 1; no gain
+    for a catalog without colour). Everything downstream
     of this function takes the gain, under that name (`Catalog.query_vector`, `answers.Calibration`).
 
     Raises:
@@ -79,9 +85,19 @@ def colour_gain(colour_weight: float | None, settings: Settings, has_colour: boo
     weight = float(weight)
     if not has_colour:
         return weight, ColourGain()
-    layout = COLOUR_LAYOUT_FULL * min(weight / COLOUR_WHOLE_FROM, 1.0)
+    layout = min(COLOUR_LAYOUT_FULL, COLOUR_LAYOUT_FULL * min(weight / COLOUR_WHOLE_FROM, 1.0) * size_factor(products))
     whole = COLOUR_WHOLE_FULL * max(weight - COLOUR_WHOLE_FROM, 0.0) / (1.0 - COLOUR_WHOLE_FROM)
     return weight, ColourGain(layout, whole)
+
+
+def size_factor(products: int) -> float:
+    """How much more the colour layout may count in a catalog of `products` (1 up to `config.COLOUR_SIZE_FROM`,
+    rising with the log of the size to `config.COLOUR_SIZE_RISE` at `config.COLOUR_SIZE_TO`): the same weight then
+    costs about the same articleType on every catalog (a larger one has more of the query's kind to choose from)."""
+    if products <= COLOUR_SIZE_FROM:
+        return 1.0
+    rise = min(1.0, float(np.log(products / COLOUR_SIZE_FROM) / np.log(COLOUR_SIZE_TO / COLOUR_SIZE_FROM)))
+    return 1.0 + (COLOUR_SIZE_RISE - 1.0) * rise
 
 
 def shortlist_size(products: int, k: int) -> int:

@@ -60,7 +60,7 @@ def similar_all(catalog: Catalog, k: int = 10, show_duplicates: bool = False,
     if search_kind(catalog, search or settings.search, settings) != "exact":
         return _by_index(catalog, open_search(catalog, search or settings.search, settings), k, show_duplicates,
                          settings, colour_weight, progress)
-    _, gain = colour_gain(colour_weight, settings, catalog.has_colour)
+    _, gain = colour_gain(colour_weight, settings, catalog.has_colour, products=len(catalog))
     vectors, hashes = catalog.vectors, catalog.content_hashes
     count = len(catalog)
     depth = min(count - 1, k if show_duplicates else 2 * k + 8)

@@ -105,7 +105,8 @@ class View:
         self._check(k)
         if region is not None and region not in KINDS:
             raise FashionrecError(f"unknown region {region!r}; choose one of: {', '.join(KINDS)}")
-        asked, gain = colour_gain(colour_weight, self._settings, self.catalog.has_colour)
+        asked, gain = colour_gain(colour_weight, self._settings, self.catalog.has_colour,
+                                  products=len(self.catalog))
         photo = self._decode(image)
         picture = read_picture(photo, self.embedder.spec.preprocessing, self._query_size,
                                colour=self.catalog.has_colour)
@@ -190,7 +191,8 @@ class View:
               show_duplicates: bool = False, colour_weight: float | None = None) -> Recommendations:
         """See `Recommender.by_id`."""
         self._check(k)
-        asked, gain = colour_gain(colour_weight, self._settings, self.catalog.has_colour)
+        asked, gain = colour_gain(colour_weight, self._settings, self.catalog.has_colour,
+                                  products=len(self.catalog))
         position = self.catalog.position(str(product_id))
         allowed = self._filters.allowed(where, exclude=position)
         query = self.catalog.query_vector(self.backend.vector(position), gain.weights)
