@@ -59,6 +59,7 @@ class Shop:
             self.excluded[np.ix_(rows, rows)] = True
         sims[self.excluded] = -np.inf
         self.sims = sims
+        self.shape = shape
         self.size = shortlist_size(n, 1) if listed is None else listed
         part = np.argpartition(-sims, self.size - 1, axis=1)[:, :self.size]
         order = np.argsort(-np.take_along_axis(sims, part, 1), axis=1, kind="stable")
@@ -83,6 +84,13 @@ class Shop:
         top = np.argsort(-score, axis=1, kind="stable")[:, :K]
         return np.array([np.take_along_axis(same, top, 1).mean(1)[counted].mean()
                          for same, counted in zip(self.same, self.counted)])
+
+    def within(self, similarity: np.ndarray | None = None) -> np.ndarray:
+        """Similarities among each query's shortlisted products (n, size, size), shape unless given (n, n)."""
+        if similarity is not None:
+            return similarity[self.listed[:, :, None], self.listed[:, None, :]]
+        vectors = self.shape[self.listed]
+        return np.einsum("qid,qjd->qij", vectors, vectors)
 
     def gather(self, similarity: np.ndarray) -> np.ndarray:
         """A full (n, n) similarity at each query's shortlist (n, size)."""
@@ -239,10 +247,49 @@ def run_oracle(sample: Sample, sizes: list[int], seeds: int, shops: bool, whole:
     table("Oracle", results, rows_too)
 
 
+def sized_gains(products: int) -> dict[str, float]:
+    """Layout gains at the default that grow with the catalog (a bigger catalog holds more of the query's kind in
+    its shortlist, so the same gain costs less articleType): 0.3 up to 1,000 products, rising with log(products) to
+    `top` at 7,254 (and staying there)."""
+    rise = float(np.clip(np.log(products / 1000) / np.log(7.254), 0, 1))
+    return {f"rule: layout gain 0.3 to {top} by log size": 0.3 + (top - 0.3) * rise for top in (0.375, 0.4)}
+
+
+FINE = tuple(np.round(np.concatenate([np.arange(0.1, 0.5, 0.025), np.arange(0.5, 1.05, 0.1)]), 3))
+
+
+def run_layout(sample: Sample, sizes: list[int], seeds: int, shops: bool, whole: bool, rows_too: bool) -> None:
+    """The shipped colour layout's frontier on every catalog, and the gain that reaches +0.05 / the whole-sample
+    figures: is there one gain for all, or a gain that grows with the catalog?"""
+    from fashionrec.imaging.colour import _prior, layout_roots
+    from fashionrec.vectors import l2_normalize
+    prior = _prior()
+    full = l2_normalize(layout_roots(sample.histograms, prior["band_roots_mean"]) - prior["layout_mean"])
+    results: dict = {}
+    bases = {}
+    for name, subsets in sample.catalogs(sizes, seeds, shops, whole):
+        per: dict[str, list] = defaultdict(list)
+        base_runs = []
+        for rows in subsets:
+            shop, colour = sample.shop(rows)
+            base = shop.precision(None)
+            base_runs.append(base)
+            for feature, vectors in (("layout (shipped)", colour[:, :LAYOUT_DIM]), ("layout, 1024 bins", full[rows])):
+                listed = shop.gather(vectors @ vectors.T)
+                per[feature].append(sweep(shop, base, lambda g: g * listed, FINE))
+            listed_layout = shop.gather(colour[:, :LAYOUT_DIM] @ colour[:, :LAYOUT_DIM].T)
+            for rule, gain in sized_gains(len(rows)).items():
+                per[rule].append([shop.precision(gain * listed_layout) - base] * len(FINE))
+        results[name] = {feature: list(zip(FINE, np.mean(runs, axis=0))) for feature, runs in per.items()}
+        bases[name] = np.mean(base_runs, axis=0)
+        print(f"  {name}: shape only {bases[name][0]:.4f} / {bases[name][1]:.4f}", flush=True)
+    table("Colour layout", results, rows_too)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--catalog", type=Path, required=True)
-    parser.add_argument("mode", choices=["oracle", "features", "check"])
+    parser.add_argument("mode", choices=["oracle", "layout"])
     parser.add_argument("--sizes", type=int, nargs="*", default=[200, 400])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--shops", action="store_true", help="also the single-kind shops")
@@ -252,6 +299,8 @@ def main() -> int:
     sample = Sample(args.catalog)
     if args.mode == "oracle":
         run_oracle(sample, args.sizes, args.seeds, args.shops, args.whole, args.rows)
+    elif args.mode == "layout":
+        run_layout(sample, args.sizes, args.seeds, args.shops, args.whole, args.rows)
     return 0
 
 
