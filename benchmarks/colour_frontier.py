@@ -1,8 +1,7 @@
 """Issue 22: is +0.05 baseColour within 0.01 articleType reachable on every catalog? The colour re-rank's frontier.
 
-    python benchmarks/colour_frontier.py --catalog DIR oracle   [--sizes 200 400] [--seeds 3]
-    python benchmarks/colour_frontier.py --catalog DIR features [--sizes 200 400 1000 2000] [--shops] [--whole]
-    python benchmarks/colour_frontier.py --catalog DIR check    (the shipped ranking, as benchmarks/catalogs.py)
+    python benchmarks/colour_frontier.py --catalog DIR oracle [--sizes 200 400] [--seeds 3] [--rows]
+    python benchmarks/colour_frontier.py --catalog DIR layout [--sizes 200 400 1000 2000] [--shops] [--whole] [--rows]
 
 The catalogs are those of `benchmarks/catalogs.py` (seeded random subsets, single-kind shops, the whole sample), each
 with its own search space. Every ranking here is the shipped scheme: the shape shortlist of `recommend.query`
@@ -13,8 +12,10 @@ similarity put in the re-rank (and, for `margin`, which shortlisted products col
 - oracle: 1 where the two products share their baseColour label, else 0 (a perfect colour);
 - soft oracle: a one-hot of the label plus Gaussian noise, the noise set (bisection) so that colour alone ranks
   baseColour as well as the real colour layout does on that catalog (standalone P@5 over the whole catalog);
-- layout / whole / joined: the shipped colour vector's parts (`imaging.colour`);
-- swatch and colour-name features made from the stored histograms (no training on labels).
+- layout: the shipped colour layout (`imaging.colour`), and the same without its 64 main axes (1,024 bins);
+  `layout` mode also scores a default gain that grows with the catalog's size (`sized_gains`).
+Other label-free colour features (names, swatches, perceptual kernels, query expansion, gates) are measured by the
+study scripts in benchmarks/colour_frontier_extra/.
 
 For each feature and gain it prints articleType / baseColour change against shape only, averaged over the seeds, and
 the "frontier": the largest baseColour change whose articleType change is >= -0.01 on the catalog.
@@ -31,13 +32,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from catalogs import KINDS, catalog_vectors  # noqa: E402
+from catalogs import KINDS, catalog_vectors
 
-from fashionrec.catalog import Catalog  # noqa: E402
-from fashionrec.catalog.store import CatalogStore  # noqa: E402
-from fashionrec.config import load_settings  # noqa: E402
-from fashionrec.imaging.colour import COLOUR_DIM, LAYOUT_DIM  # noqa: E402
-from fashionrec.recommend.query import shortlist_size  # noqa: E402
+from fashionrec.catalog import Catalog
+from fashionrec.catalog.store import CatalogStore
+from fashionrec.config import load_settings
+from fashionrec.imaging.colour import COLOUR_DIM, LAYOUT_DIM
+from fashionrec.recommend.query import shortlist_size
 
 K = 5
 BOUND_TYPE, BOUND_COLOUR = -0.01, 0.05
@@ -224,20 +225,22 @@ def run_oracle(sample: Sample, sizes: list[int], seeds: int, shops: bool, whole:
             soft_listed = shop.gather(soft @ soft.T)
             lay_listed = shop.gather(layout @ layout.T)
             alone.append([lay_alone, shop.standalone(colour), shop.standalone(one_hot(shop.colours)), sigma])
-            per["oracle, shortlist shipped"].append(sweep(shop, base, lambda g: g * same))
-            per["soft oracle (layout's standalone P@5)"].append(sweep(shop, base, lambda g: g * soft_listed))
-            per["real colour layout (shipped)"].append(sweep(shop, base, lambda g: g * lay_listed))
+            per["oracle, shortlist shipped"].append(sweep(shop, base, lambda g, x=same: g * x))
+            per["soft oracle (layout's standalone P@5)"].append(sweep(shop, base, lambda g, x=soft_listed: g * x))
+            per["real colour layout (shipped)"].append(sweep(shop, base, lambda g, x=lay_listed: g * x))
             for margin in (0.1, 0.2, 0.3, 0.5):
                 per[f"oracle, margin {margin} spread"].append(
-                    sweep(shop, base, lambda g: margin_extra(shop, same, g, margin)))
+                    sweep(shop, base, lambda g, x=same, m=margin, c=shop: margin_extra(c, x, g, m)))
             for target in (0.35, 0.4, 0.45, 0.5, 0.6):
-                noisy = shop.gather((lambda v: v @ v.T)(soft_oracle(shop, target)[0]))
-                per[f"soft oracle, standalone {target}"].append(sweep(shop, base, lambda g: g * noisy))
+                noisy_vectors = soft_oracle(shop, target)[0]
+                noisy = shop.gather(noisy_vectors @ noisy_vectors.T)
+                per[f"soft oracle, standalone {target}"].append(sweep(shop, base, lambda g, x=noisy: g * x))
             for size in (10, 40, 100):
                 if size < shop.n:
                     sub = sample.shop(rows, size)[0]
+                    sub_same = sub.same[1].astype(np.float32)
                     per[f"oracle, shortlist {size}"].append(
-                        sweep(sub, base, lambda g: g * sub.same[1].astype(np.float32)))
+                        sweep(sub, base, lambda g, x=sub_same: g * x))
         results[name] = {feature: list(zip(GAINS, np.mean(runs, axis=0))) for feature, runs in per.items()}
         standalone[name] = np.mean(alone, axis=0)
     print("standalone baseColour P@5 (whole catalog ranked by colour alone): layout / joined colour vector / label "
@@ -276,7 +279,7 @@ def run_layout(sample: Sample, sizes: list[int], seeds: int, shops: bool, whole:
             base_runs.append(base)
             for feature, vectors in (("layout (shipped)", colour[:, :LAYOUT_DIM]), ("layout, 1024 bins", full[rows])):
                 listed = shop.gather(vectors @ vectors.T)
-                per[feature].append(sweep(shop, base, lambda g: g * listed, FINE))
+                per[feature].append(sweep(shop, base, lambda g, x=listed: g * x, FINE))
             listed_layout = shop.gather(colour[:, :LAYOUT_DIM] @ colour[:, :LAYOUT_DIM].T)
             for rule, gain in sized_gains(len(rows)).items():
                 per[rule].append([shop.precision(gain * listed_layout) - base] * len(FINE))
