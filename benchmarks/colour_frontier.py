@@ -251,11 +251,12 @@ def run_oracle(sample: Sample, sizes: list[int], seeds: int, shops: bool, whole:
 
 
 def sized_gains(products: int) -> dict[str, float]:
-    """Layout gains at the default that grow with the catalog (a bigger catalog holds more of the query's kind in
-    its shortlist, so the same gain costs less articleType): 0.3 up to 1,000 products, rising with log(products) to
-    `top` at 7,254 (and staying there)."""
-    rise = float(np.clip(np.log(products / 1000) / np.log(7.254), 0, 1))
-    return {f"rule: layout gain 0.3 to {top} by log size": 0.3 + (top - 0.3) * rise for top in (0.375, 0.4)}
+    """The default's layout gain in a catalog of `products` (`recommend.query.colour_gain`: it grows with the
+    catalog, a bigger catalog holding more of the query's kind in its shortlist), and the rule before it (0.3)."""
+    from fashionrec.recommend.query import colour_gain
+
+    shipped = colour_gain(None, load_settings(), products=products)[1].layout
+    return {"default (shipped, by size)": shipped, "default before (0.3 at every size)": 0.3}
 
 
 FINE = tuple(np.round(np.concatenate([np.arange(0.1, 0.5, 0.025), np.arange(0.5, 1.05, 0.1)]), 3))

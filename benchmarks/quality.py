@@ -31,7 +31,7 @@ import onnxruntime as ort
 from fashionrec.catalog.catalog import Catalog
 from fashionrec.index.run import index_images
 from fashionrec.catalog.whitening import fit_whitening
-from fashionrec.config import load_settings
+from fashionrec.config import COLOUR_SIZE_FROM, COLOUR_SIZE_RISE, COLOUR_SIZE_TO, load_settings
 from fashionrec.demo import find_sample_data
 from fashionrec.quality.evaluate import evaluate
 from fashionrec.imaging.look import match_catalog_look
@@ -317,7 +317,7 @@ def colour_curve(catalog: Catalog, photos: list[Path], plot: Path | None) -> lis
     gives on products it was not chosen on.
     """
     from fashionrec.recommend.recommender import Recommender
-    from fashionrec.recommend.query import colour_gain
+    from fashionrec.recommend.query import colour_gain, size_factor
     from fashionrec.quality.evaluate import photo_recall
 
     settings = load_settings()
@@ -335,7 +335,9 @@ def colour_curve(catalog: Catalog, photos: list[Path], plot: Path | None) -> lis
     full = colour_gain(1.0, settings, products=len(catalog))[1]
     lines = [f"The colour weight W (`--colour-weight`, API `colour_weight`, the web app's \"Match colour\") runs from 0 "
              f"(shape only) to 1, the strongest setting offered: the query's colour layout gets the gain "
-             f"{full.layout:g} x min(W / 0.5, 1) and its whole product colour {full.whole:g} x max(W - 0.5, 0) / 0.5, "
+             f"{full.layout:g} x min(W / 0.5, 1) x the catalog's size factor ({size_factor(len(catalog)):.3g} here; "
+             f"1 up to {COLOUR_SIZE_FROM:,} products, {COLOUR_SIZE_RISE:.3g} from {COLOUR_SIZE_TO:,}), at most "
+             f"{full.layout:g}, and its whole product colour {full.whole:g} x max(W - 0.5, 0) / 0.5, "
              f"and colour re-ranks the products nearest in shape (`recommend.query`). Leave-one-out P@5, the "
              f"query's exact copies left out; half A and half B are a seeded split of the products (seed "
              f"{HELD_OUT_SEED}).",

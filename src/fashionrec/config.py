@@ -39,11 +39,11 @@ COLOUR_WHOLE_FROM = 0.5
 COLOUR_WHOLE_FULL = 2.5
 # A larger catalog holds more products of the query's kind in its shape shortlist, so the same layout gain costs it
 # less articleType: the layout's gain is COLOUR_SIZE_RISE times higher from COLOUR_SIZE_TO products, rising with the
-# log of the catalog's size from COLOUR_SIZE_FROM (capped at COLOUR_LAYOUT_FULL). Measured (docs/QUALITY.md,
-# benchmarks/colour_frontier.py): the whole sample's default reaches baseColour P@5 0.374 at articleType 0.654
-# (0.360 / 0.658 without it) and the 2,000 subsets +0.050 baseColour; 1,000 products and fewer are unchanged.
-# Flat above the largest catalog measured (the sample, 7,254 products).
-COLOUR_SIZE_FROM, COLOUR_SIZE_TO, COLOUR_SIZE_RISE = 1_000, 7_254, 4 / 3
+# log of the catalog's size from COLOUR_SIZE_FROM (capped at COLOUR_LAYOUT_FULL). Chosen on the frontier of every
+# catalog measured (docs/QUALITY.md, benchmarks/colour_frontier.py layout): 1,000 and 2,000 products then pass
+# +0.05 baseColour P@5 within 0.01 articleType, the whole sample reaches 0.374 (0.360 without it); the 200 and 400
+# product subsets, the tightest on articleType, and the 450-product shop kept aside are below COLOUR_SIZE_FROM.
+COLOUR_SIZE_FROM, COLOUR_SIZE_TO, COLOUR_SIZE_RISE = 600, 1_500, 4 / 3
 # Colour re-ranks only the products nearest in shape (`recommend.query.shortlist_size`): 3% of the catalog, at least
 # 20 and at most 100, so even the strongest colour setting answers a pink handbag with bags, not with nail polish
 # (measured on many catalogs, docs/QUALITY.md: at W 1 a 200-product shop loses 0.067 articleType instead of 0.104,

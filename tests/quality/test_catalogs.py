@@ -79,8 +79,10 @@ def test_the_default_colour_weight_keeps_the_kind_on_small_and_large_catalogs(sh
         chosen.append(_scores(bench, shop, rows, default))
     shape, chosen = np.mean(shape, axis=0), np.mean(chosen, axis=0)
     assert chosen[0] >= shape[0] - 0.01, f"articleType {chosen[0]:.4f} against {shape[0]:.4f} shape only"
-    # Measured on the sample's subsets (docs/QUALITY.md): +0.037 at 400 and +0.047 at 2,000, averaged over seeds.
-    assert chosen[1] >= shape[1] + 0.025, f"baseColour {chosen[1]:.4f} against {shape[1]:.4f} shape only"
+    # Measured on the sample's subsets (docs/QUALITY.md): +0.036 at 400 and +0.058 at 2,000 (where the layout's gain
+    # has grown with the catalog, `recommend.query.size_factor`), averaged over seeds.
+    gained = {400: 0.025, 2000: 0.045}[size]
+    assert chosen[1] >= shape[1] + gained, f"baseColour {chosen[1]:.4f} against {shape[1]:.4f} shape only"
 
 
 def test_no_cliff_at_the_old_whitening_threshold(shop: Catalog) -> None:

@@ -9,12 +9,12 @@ from fashionrec.errors import FashionrecError
 from fashionrec.recommend.query import colour_gain, size_factor
 
 
-def test_the_layout_gain_grows_with_the_catalog_from_a_thousand_products_and_then_stays() -> None:
+def test_the_layout_gain_grows_with_the_catalog_between_two_sizes_and_then_stays() -> None:
     settings = load_settings()
-    gains = {n: colour_gain(0.12, settings, products=n)[1] for n in (10, 400, COLOUR_SIZE_FROM, 2_000,
+    gains = {n: colour_gain(0.12, settings, products=n)[1] for n in (10, 400, COLOUR_SIZE_FROM, 1_000,
                                                                     COLOUR_SIZE_TO, 1_000_000)}
     assert gains[10] == gains[400] == gains[COLOUR_SIZE_FROM]  # small shops: what was measured on them
-    assert gains[COLOUR_SIZE_FROM].layout < gains[2_000].layout < gains[COLOUR_SIZE_TO].layout
+    assert gains[COLOUR_SIZE_FROM].layout < gains[1_000].layout < gains[COLOUR_SIZE_TO].layout
     assert gains[COLOUR_SIZE_TO] == gains[1_000_000]  # flat past the largest catalog measured
     assert gains[COLOUR_SIZE_TO].layout == pytest.approx(COLOUR_SIZE_RISE * gains[400].layout)
     assert all(gain.whole == 0 for gain in gains.values())  # the whole product's colour only above W 0.5

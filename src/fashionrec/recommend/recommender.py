@@ -218,14 +218,13 @@ class Recommender:
             except (FashionrecError, OSError) as exc:
                 log.warning("the search index of generation %d was not built: %s", catalog.generation, exc)
                 backend = None
-            with self._lock:
+            with self._lock, self._build_lock:  # the order refresh takes them in: no refresh slips between
                 if backend is not None and self._view.catalog is catalog:
                     self._view = View(catalog, self.embedder, backend, self._settings, self._matching)
                 newest, waiting = self._view.catalog, self._view.backend
-            pending = isinstance(waiting, PatchedIndex) if build is open_ivf else waiting.name == "exact"
-            with self._build_lock:
-                if backend is None or newest is catalog or not pending or self._stop.is_set():
-                    self._building = False
+                pending = isinstance(waiting, PatchedIndex) if build is open_ivf else waiting.name == "exact"
+                if newest is catalog or not pending or self._stop.is_set():  # a failed build of an older snapshot
+                    self._building = False  # (the catalog changed before it began) is followed by the newest's
                     return
             catalog = newest
 
