@@ -50,6 +50,7 @@ from fashionrec.search.exact import exact_search  # noqa: E402
 BATCHES = (8, 16, 32)
 ROUNDS = 5
 MODELS = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "efficientnet-lite2-mirrored", "resnet50")
+KEPT_MARKER = "<!-- sections of other benchmarks: kept by speed.py --write -->"
 
 
 def index_rate(images: Path, model: str, weights: Path | None, batch_size: int, work: Path) -> float:
@@ -77,59 +78,6 @@ def reference_loop(paths: list[Path], out: Path) -> float:
         features.append(model.predict(array, verbose=0).flatten())
     np.save(out, np.stack(features))  # the reference pickles the list; the same floats, no pickle anywhere here
     return len(paths) / (time.perf_counter() - start)
-
-
-def quantized(embedder, calibration: list[Path], target: Path) -> Path:
-    """The embedder's ONNX model statically quantised to int8 (QDQ, per-channel), calibrated on catalog images."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.batches = iter([{embedder._input: np.stack([embedder.prepare(p) for p in calibration[i:i + 8]])}
-                                 for i in range(0, len(calibration), 8)])
-
-        def get_next(self):
-            return next(self.batches, None)
-
-    prepared = target.with_name("prepared.onnx")
-    quant_pre_process(str(embedder.onnx_path), str(prepared))
-    quantize_static(str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    return target
-
-
-def session_rate(path: Path, size: int, batch_size: int = 16, seconds: float = 6.0) -> float:
-    """Images/s of an ONNX file alone on ready tensors."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    batch = np.random.default_rng(0).normal(0, 1, (batch_size, 3, size, size)).astype(np.float32)
-    session.run(None, {name: batch})
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        session.run(None, {name: batch})
-        done += batch_size
-    return done / (time.perf_counter() - start)
-
-
-def embed_catalog(path: Path, embedder, catalog: Catalog) -> np.ndarray:
-    """Unit vectors of every catalog image through the ONNX file at `path` (same preprocessing)."""
-    import onnxruntime as ort
-    from concurrent.futures import ThreadPoolExecutor
-
-    from fashionrec.vectors import l2_normalize
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    paths = [catalog.image_path_at(i) for i in range(len(catalog))]
-    chunks = []
-    with ThreadPoolExecutor(2) as pool:
-        for first in range(0, len(paths), 16):
-            batch = np.stack(list(pool.map(embedder.prepare, paths[first:first + 16])))
-            chunks.append(session.run(None, {name: batch})[0])
-    return l2_normalize(np.concatenate(chunks).astype(np.float32))
 
 
 def precision_at_5(catalog: Catalog, model_vectors: np.ndarray) -> float:
@@ -348,24 +296,16 @@ def main() -> None:
         index_images(data / "images", args.catalog, metadata=data / "styles.csv", progress=False)
         catalog = Catalog.open(args.catalog)
 
-        embedder = load_model(catalog.model_name)
-        int8 = quantized(embedder, [catalog.image_path_at(i) for i in range(0, len(catalog), len(catalog) // 160)],
-                         work / "int8.onnx")
-        size = embedder.spec.input_size
-        fp32_rate, int8_rate = session_rate(embedder.onnx_path, size), session_rate(int8, size)
         fp32_p5 = precision_at_5(catalog, catalog.model_vectors)
-        int8_p5 = precision_at_5(catalog, embed_catalog(int8, embedder, catalog))
         fp16_p5 = precision_at_5(catalog, catalog.model_vectors.astype(np.float16).astype(np.float32))
-        lines += ["", "## 4. int8 and float16", "",
-                  f"{catalog.model_name}, ONNX Runtime static quantisation (QDQ, per-channel int8 weights, uint8 "
-                  f"activations) calibrated on 160 catalog images; throughput at batch 16; precision = leave-one-out "
-                  f"articleType P@5 over the {len(catalog):,}-product sample (copies left out, whitened as the "
-                  "catalog is).", "",
-                  "| variant | model img/s | x fp32 | articleType P@5 | change |", "|---|---:|---:|---:|---:|",
-                  f"| fp32 | {fp32_rate:.1f} | 1.00 | {fp32_p5:.4f} | |",
-                  f"| int8 | {int8_rate:.1f} | {int8_rate / fp32_rate:.2f} | {int8_p5:.4f} | {int8_p5 - fp32_p5:+.4f} |",
-                  f"| fp32 model, vectors stored as float16 | | | {fp16_p5:.4f} | {fp16_p5 - fp32_p5:+.4f} |"]
-        print("\n".join(lines[-7:]), flush=True)
+        lines += ["", "## 4. float16 (int8: section 9)", "",
+                  f"{catalog.model_name}; precision = leave-one-out articleType P@5 over the {len(catalog):,}-product "
+                  "sample (copies left out, whitened as the catalog is). The int8 recipes are measured by "
+                  "`benchmarks/int8.py` (section 9).", "",
+                  "| variant | articleType P@5 | change |", "|---|---:|---:|",
+                  f"| fp32 | {fp32_p5:.4f} | |",
+                  f"| fp32 model, vectors stored as float16 | {fp16_p5:.4f} | {fp16_p5 - fp32_p5:+.4f} |"]
+        print("\n".join(lines[-5:]), flush=True)
         photos = sorted((data / "queries_fullres").glob("*.jpg"))
         times = query_latency(args.catalog, photos)
         first = start_to_first_answer(args.catalog, photos[0])
@@ -411,8 +351,12 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.write:
-        args.write.write_text("# Performance\n\nGenerated by `python benchmarks/speed.py --write docs/PERFORMANCE.md`; "
-                              "every figure below comes from that one run.\n\n" + text + "\n", encoding="utf-8")
+        kept = ""  # the other benchmarks' sections, below the marker, stay as they are
+        if args.write.exists() and KEPT_MARKER in args.write.read_text(encoding="utf-8"):
+            kept = "\n" + KEPT_MARKER + args.write.read_text(encoding="utf-8").split(KEPT_MARKER, 1)[1]
+        args.write.write_text("# Performance\n\nSections 1-8 are generated by `python benchmarks/speed.py --write "
+                              "docs/PERFORMANCE.md`; every figure in them comes from that one run.\n\n" + text + "\n"
+                              + kept, encoding="utf-8")
 
 
 if __name__ == "__main__":
