@@ -9,7 +9,9 @@ is meant to change answers rewrites the file on purpose and says so in its commi
 
 The catalogs are seeded subsets of the sample (2,100 products, holding the 17 photographed products; and 400
 products), indexed with EfficientNet-Lite0 so that the test stays quick. Rewritten for issue 22 (the shrinkage
-search space at every size, the colour gains and shortlist, the similarity figure read against the catalog's pairs).
+search space at every size, the colour gains and shortlist, the similarity figure read against the catalog's pairs),
+and again for its size rule (the layout gain grows from 600 products: only the 2,100-product catalog's default answers
+changed; weights 0 and 1 and the 400-product catalog kept every id).
 """
 
 from __future__ import annotations
