@@ -128,3 +128,44 @@ def test_similar_all_through_the_index_gives_the_blocked_exact_table(copies_cata
         assert indexed.similar == exact.similar and sum(told) == len(catalog)
         for got, want in zip(indexed.similarities, exact.similarities):
             assert got == pytest.approx(want, abs=1e-5)
+
+
+def test_a_one_product_catalog_and_a_refit_are_served_right(tmp_path: Path, lite0) -> None:
+    """Review of issue 24: one product made a raw faiss error (two lists for one vector); a refresh across a change
+    of search space (here the first whitening) was patched over an index of the old space."""
+    from dataclasses import replace as with_fields
+
+    from fashionrec.config import load_settings
+    from fashionrec.index.run import index_images
+    from tests.conftest import write_products
+
+    write_products(tmp_path / "one", [1])
+    index_images(tmp_path / "one", tmp_path / "c1", model="efficientnet-lite0", progress=False)
+    single = Recommender(Catalog.open(tmp_path / "c1"), lite0, search="ivf")
+    assert single.by_id("1", k=3).results == [] and single.search_in_use == "ivf"
+
+    settings = with_fields(load_settings(), whiten_dim=8)
+    write_products(tmp_path / "images", range(1, 61))  # 60 products: raw vectors
+    index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False, settings=settings)
+    served = Recommender(Catalog.open(tmp_path / "c"), lite0, settings=settings, search="ivf")
+    write_products(tmp_path / "images", range(61, 111))  # 110: whitened, another search space
+    index_images(tmp_path / "images", tmp_path / "c", progress=False, settings=settings)
+    assert served.refresh() is True
+    assert not isinstance(served._backend, PatchedIndex)  # never patched across spaces: exact until built
+    reference = Recommender(Catalog.open(tmp_path / "c"), lite0, settings=settings, search="exact")
+    for product_id in ("3", "70", "110"):
+        assert ([m.id for m in served.by_id(product_id, k=5).results]
+                == [m.id for m in reference.by_id(product_id, k=5).results])
+    served.close()
+
+
+def test_a_served_snapshot_answers_after_the_catalog_moved_on(copies_catalog: Path, tmp_path: Path, lite0) -> None:
+    """Review of issue 24: the figure's pair sample was read from the database at the first query, which refused
+    once the catalog had moved on; the compact index's floats are this snapshot's own."""
+    shutil.copytree(copies_catalog, tmp_path / "c")
+    compact = Recommender(Catalog.open(tmp_path / "c"), lite0, search="ivf")
+    photo = io.BytesIO()
+    draw_product(700).save(photo, "PNG")
+    put_products(tmp_path / "c", [ProductWrite("700", photo.getvalue())], lite0)  # before the first query
+    assert len(compact.by_id("8", k=5).results) == 5
+    compact.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Union
 
 import numpy as np
 
@@ -13,7 +12,7 @@ from fashionrec.search.backend import Restriction
 
 VALUES_NAMED = 30  # a notice names at most this many of a column's values
 
-Filters = Mapping[str, Union[str, Sequence[str]]]
+Filters = Mapping[str, str | Sequence[str]]
 """Metadata filters: {column: value or values}. Values of one column are OR-ed, columns AND-ed;
 matching ignores case."""
 

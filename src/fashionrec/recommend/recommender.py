@@ -12,7 +12,7 @@ from PIL import Image
 from fashionrec.catalog.catalog import Catalog
 from fashionrec.catalog.identity import require_model
 from fashionrec.config import QUERY_BATCH, Settings, load_settings
-from fashionrec.errors import FashionrecError, ModelMismatchError
+from fashionrec.errors import ModelMismatchError
 from fashionrec.imaging.decode import ImageSource
 from fashionrec.models.embed import Embedder, load_model
 from fashionrec.models.shared_runs import SharedRuns
@@ -23,6 +23,7 @@ from fashionrec.search.backend import SearchBackend
 from fashionrec.search.compact import CompactIndex, PatchedIndex
 from fashionrec.search.exact import ExactIndex
 from fashionrec.search.select import (
+    can_patch,
     hnsw_is_current,
     ivf_is_current,
     open_hnsw,
@@ -160,8 +161,9 @@ class Recommender:
         Only what changed is read: the search vectors of unchanged products come from the current snapshot. A
         Milvus-served recommender first sends the changes to Milvus (incrementally); if Milvus cannot be reached it
         keeps answering from the current snapshot and tries again later (nothing is lost: the catalog holds every
-        write). An HNSW-served one answers exactly until the new graph is built (in the background); a compact-index-served
-        one answers from the earlier index, patched with what changed, until its own is built.
+        write). An HNSW-served one answers exactly until the new graph is built (in the background); one served by
+        the compact index answers from the earlier index, patched with what changed, until its own is built
+        (exactly, when the search space itself changed).
 
         Raises:
             FashionrecError: the new snapshot cannot be served (e.g. another model); the current one stays.
@@ -196,9 +198,14 @@ class Recommender:
         if kind == "hnsw" and not hnsw_is_current(catalog):
             self._build_later(catalog, open_hnsw)
             return ExactIndex(catalog.vectors)  # exact (slower, never wrong) until the new graph is ready
-        if kind == "ivf" and not ivf_is_current(catalog) and isinstance(view.backend, (CompactIndex, PatchedIndex)):
+        if kind == "ivf" and not ivf_is_current(catalog):
+            # The earlier index, patched with what changed, until this snapshot's own is built; exact search when
+            # the earlier one holds vectors of another space (a refit, a first whitening or colour backfill).
+            patched = (patch_ivf(catalog, view.backend, view.catalog)
+                       if isinstance(view.backend, (CompactIndex, PatchedIndex)) and can_patch(catalog, view.catalog)
+                       else ExactIndex(catalog.vectors))
             self._build_later(catalog, open_ivf)
-            return patch_ivf(catalog, view.backend, view.catalog)  # the earlier index, patched, until then
+            return patched
         return open_local(catalog, kind)
 
     def _build_later(self, catalog: Catalog, build: Callable[[Catalog], SearchBackend]) -> None:
@@ -212,21 +219,32 @@ class Recommender:
                          name="fashionrec-index-build").start()
 
     def _build_index(self, catalog: Catalog, build: Callable[[Catalog], SearchBackend]) -> None:
-        while True:
-            try:
-                backend = build(catalog)
-            except (FashionrecError, OSError) as exc:
-                log.warning("the search index of generation %d was not built: %s", catalog.generation, exc)
-                backend = None
-            with self._lock, self._build_lock:  # the order refresh takes them in: no refresh slips between
-                if backend is not None and self._view.catalog is catalog:
-                    self._view = View(catalog, self.embedder, backend, self._settings, self._matching)
-                newest, waiting = self._view.catalog, self._view.backend
-                pending = isinstance(waiting, PatchedIndex) if build is open_ivf else waiting.name == "exact"
-                if newest is catalog or not pending or self._stop.is_set():  # a failed build of an older snapshot
-                    self._building = False  # (the catalog changed before it began) is followed by the newest's
-                    return
-            catalog = newest
+        try:
+            while catalog is not None:
+                catalog = self._build_one(catalog, build)
+        except BaseException:
+            with self._build_lock:
+                self._building = False  # whatever happened: a later refresh can start a build again
+            raise
+
+    def _build_one(self, catalog: Catalog, build: Callable[[Catalog], SearchBackend]) -> Catalog | None:
+        """Build one snapshot's index and serve it if that snapshot is still the one served; returns the snapshot
+        to build next (a newer one served meanwhile by a stand-in), or None."""
+        try:
+            backend = build(catalog)
+        except Exception as exc:  # noqa: BLE001 - any failure (faiss raises RuntimeError) leaves the stand-in
+            log.warning("the search index of generation %d was not built: %s", catalog.generation, exc)
+            backend = None
+        with self._lock, self._build_lock:  # the order refresh takes them in: no refresh slips between
+            if backend is not None and self._view.catalog is catalog and not self._stop.is_set():
+                self._view = View(catalog, self.embedder, backend, self._settings, self._matching)
+            newest, waiting = self._view.catalog, self._view.backend
+            stand_in = isinstance(waiting, PatchedIndex) or waiting.name == "exact"
+            # A failed build of an older snapshot (the catalog changed before it began) is followed by the newest's.
+            if newest is not catalog and stand_in and not self._stop.is_set():
+                return newest
+            self._building = False
+            return None
 
     def follow(self, seconds: float | None = None) -> None:
         """Check every `seconds` (default: the `follow_seconds` setting) for a newer catalog and swap to it, in a

@@ -15,8 +15,8 @@ from fashionrec.recommend.recommender import open_search
 from fashionrec.recommend.view import View
 from fashionrec.search.backend import SearchBackend
 from fashionrec.search.block import block_neighbours
-from fashionrec.search.select import search_kind
 from fashionrec.search.dedupe import distinct_rows
+from fashionrec.search.select import search_kind
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,11 @@ def similar_all(catalog: Catalog, k: int = 10, show_duplicates: bool = False,
     `show_duplicates`; `colour_weight` as there), without loading a model. k is bounded as every query's is
     (`FASHIONREC_MAX_K`, 100 by default); `progress` is told how many products each block answered.
 
-    `search` (default: the setting, auto) is what queries use (`search.select`): exact search's time grows with the
-    square of the catalog (the 7,254-product sample at k 100: 34 s of search, 414 MB peak, `fashionrec similar-all
-    -k 100`, 2 cores), so from `FASHIONREC_ANN_THRESHOLD` products (200,000) auto asks the approximate index (ivf)
-    once a product instead, its time growing with the catalog alone.
+    `search` (default auto; `search.select`): exact search's time grows with the square of the catalog (the
+    7,254-product sample at k 100: 34 s of search, 414 MB peak, `fashionrec similar-all -k 100`, 2 cores), so from
+    `FASHIONREC_ANN_THRESHOLD` products (200,000) auto asks the approximate index (ivf) once a product instead. Each
+    such query still builds a mask over the catalog (the product itself left out), so its time grows a little with
+    the catalog too: far below the exact path's.
 
     Example:
         >>> table = similar_all(Catalog.open("my-catalog"), k=10)
@@ -57,9 +58,10 @@ def similar_all(catalog: Catalog, k: int = 10, show_duplicates: bool = False,
     """
     settings = settings or load_settings()
     check_k(k, settings.max_k)  # the bound of every query: memory and time grow with k x the catalog
-    if search_kind(catalog, search or settings.search, settings) != "exact":
-        return _by_index(catalog, open_search(catalog, search or settings.search, settings), k, show_duplicates,
-                         settings, colour_weight, progress)
+    if search_kind(catalog, search or "auto", settings) != "exact":  # only what it is asked, or auto: never the
+        # server's search setting (a Milvus address there would get one query a product)
+        return _by_index(catalog, open_search(catalog, search or "auto", settings), k, show_duplicates, settings,
+                         colour_weight, progress)
     _, gain = colour_gain(colour_weight, settings, catalog.has_colour, products=len(catalog))
     vectors, hashes = catalog.vectors, catalog.content_hashes
     count = len(catalog)

@@ -85,9 +85,13 @@ class View:
         return catalog_pair_scores(self.catalog.shape_part, self.catalog.colour_dim, vectors)
 
     def _rows(self, positions: np.ndarray) -> np.ndarray:
-        """Search vectors of catalog rows: from memory when loaded, else read (a server searching Milvus)."""
+        """Search vectors of catalog rows: from memory when loaded, else from the backend when it keeps them (the
+        compact index's floats: this very snapshot's, however far the catalog has moved on since), else read (a
+        server searching Milvus)."""
         if self.catalog.vectors_loaded or len(positions) == 0:
             return self.catalog.vectors[positions]
+        if hasattr(self.backend, "rows"):
+            return self.backend.rows(np.asarray(positions, dtype=np.int64))
         return self.catalog.read_search_vectors([self.catalog.ids[p] for p in positions.tolist()])
 
     def _nearest(self, query: np.ndarray, k: int, allowed: Restriction) -> Neighbours:

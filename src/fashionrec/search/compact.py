@@ -38,8 +38,8 @@ _HASH_CHUNK = 1 << 24
 
 
 def list_count(rows: int) -> int:
-    """The number of inverted lists for `rows` vectors: 2 sqrt(n) (2,000 at 1M), at least 1."""
-    return max(1, int(2 * math.sqrt(rows)))
+    """The number of inverted lists for `rows` vectors: 2 sqrt(n) (2,000 at 1M), at least 1, at most one a vector."""
+    return max(1, min(rows, int(2 * math.sqrt(rows))))
 
 
 class CompactIndex:
@@ -231,7 +231,6 @@ def _file_digest(handle) -> str:
     return digest.hexdigest()
 
 
-
 class PatchedIndex:
     """A newer snapshot served by an earlier snapshot's compact index while its own is built (`search.select`).
 
@@ -252,6 +251,11 @@ class PatchedIndex:
         kept = np.flatnonzero(base_rows >= 0)
         self._new_row[base_rows[kept]] = kept
         self._fresh_of_row = {int(row): slot for slot, row in enumerate(fresh_rows.tolist())}
+
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        """The search vectors of catalog rows (this snapshot's rows)."""
+        return np.stack([self.vector(int(p)) for p in positions]) if len(positions) else \
+            np.zeros((0, self._fresh_vectors.shape[1]), dtype=np.float32)
 
     def vector(self, position: int) -> np.ndarray:
         """See `SearchBackend.vector`."""

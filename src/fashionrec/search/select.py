@@ -108,9 +108,17 @@ def open_ivf(catalog: Catalog) -> CompactIndex:
     return index
 
 
+def can_patch(catalog: Catalog, base_catalog: Catalog) -> bool:
+    """Whether an earlier snapshot's compact index can stand in for this one's (`patch_ivf`): the same model,
+    search space and colour part, so its unchanged products' vectors are this snapshot's too."""
+    return (catalog.model_id == base_catalog.model_id and catalog.keys.space == base_catalog.keys.space
+            and catalog.has_colour == base_catalog.has_colour and catalog.search_dim == base_catalog.search_dim)
+
+
 def patch_ivf(catalog: Catalog, base: CompactIndex | PatchedIndex, base_catalog: Catalog) -> PatchedIndex:
     """A snapshot served by the compact index of an earlier one (`base_catalog`'s) until its own is built: the
-    products unchanged since are found there, the others (added, or with a new vector) exactly, in memory.
+    products unchanged since are found there, the others (added, or with a new vector) exactly, in memory. Only
+    where `can_patch` says the two snapshots share their search space.
 
     Raises:
         CatalogError: the catalog changed again meanwhile (a later snapshot will be served).
