@@ -133,6 +133,7 @@ class CompactIndex:
         if shape != (rows, dim) or index.ntotal != rows or index.d != dim:
             raise FashionrecError(f"the compact index {paths['record']} does not hold these vectors")
         index.nprobe = min(NPROBE, index.nlist)
+        index.parallel_mode = 1  # one query's lists split over the cores (measured: 1.94 -> 1.47 ms at 1M)
         return cls(index, paths["floats"], rows, dim, offset)
 
     def close(self) -> None:
