@@ -206,7 +206,7 @@ def test_app_and_serve_refuse_a_bad_catalog_or_a_busy_port(command: str, tmp_pat
     from tests.conftest import free_port
 
     done = fashionrec(command, "--catalog", str(catalog), "--search", "annoy", "--port", str(free_port()))
-    assert done.returncode == 2 and "the search must be auto, exact, hnsw" in done.stderr
+    assert done.returncode == 2 and "the search must be auto, exact, ivf" in done.stderr
 
 
 def test_demo_indexes_checks_the_photos_then_opens_the_app(tmp_path: Path, lite0) -> None:

@@ -88,7 +88,7 @@ def similar_all(catalog: Catalog, k: int = 10, show_duplicates: bool = False,
 
 
 def _by_index(catalog: Catalog, backend: SearchBackend, k: int, show_duplicates: bool, settings: Settings,
-              colour_weight: float | None, progress: Callable[[int], None] | None, block: int = 1000) -> SimilarTable:
+              colour_weight: float | None, progress: Callable[[int], None] | None, block: int = 100) -> SimilarTable:
     """`similar_all` by one query a product through a search index (the large-catalog path): exactly what
     `Recommender.by_id` answers, since it is the same view."""
     view = View(catalog, None, backend, settings, match_queries=False)  # by_id never runs the model

@@ -31,7 +31,7 @@ from fashionrec.search.exact import rank_rows
 from fashionrec.search.hnsw import faiss_module
 
 RERANK = 100  # candidates taken from the codes and ranked exactly (recall@10 1.000 at 1M, docs/PERFORMANCE.md)
-NPROBE = 16  # lists searched a query: p50 1.6 ms at 1M
+NPROBE = 12  # lists searched a query: p50 1.8 ms at 1M (docs/PERFORMANCE.md section 10)
 TRAIN_PER_LIST = 30  # training rows per list (FAISS asks for at least 30 per centroid)
 KIND = "ivf-sq8"
 _HASH_CHUNK = 1 << 24
@@ -120,9 +120,11 @@ class CompactIndex:
                 from None
         expected = {"kind": KIND, "search_key": key, "rows": rows, "dim": dim, "floats_sha256": floats_digest,
                     "codes_sha256": codes_digest}
-        if any(record.get(name) != value for name, value in expected.items()):
-            raise FashionrecError(f"the compact index {paths['record']} does not hold these vectors (damaged or "
-                                  "swapped); it is built again")
+        wrong = [name for name, value in expected.items() if record.get(name) != value]
+        if wrong:
+            culprit = {"floats_sha256": paths["floats"], "codes_sha256": paths["codes"]}.get(wrong[0], paths["record"])
+            raise FashionrecError(f"the compact index file {culprit} does not hold these vectors (damaged or "
+                                  f"swapped: {', '.join(wrong)} differ from its record); it is built again")
         try:
             index = faiss.read_index(str(paths["codes"]))
         except RuntimeError as exc:
@@ -133,7 +135,6 @@ class CompactIndex:
         if shape != (rows, dim) or index.ntotal != rows or index.d != dim:
             raise FashionrecError(f"the compact index {paths['record']} does not hold these vectors")
         index.nprobe = min(NPROBE, index.nlist)
-        index.parallel_mode = 1  # one query's lists split over the cores (measured: 1.94 -> 1.47 ms at 1M)
         return cls(index, paths["floats"], rows, dim, offset)
 
     def close(self) -> None:
