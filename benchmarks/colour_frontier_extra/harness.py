@@ -1,6 +1,6 @@
 import os
 exec(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'feat.py')).read())
-import pickle, os
+import os
 from fashionrec.imaging.colour import layout_roots
 GA = tuple(np.round(np.concatenate([np.arange(0.1, 0.5, 0.025), np.arange(0.5, 2.05, 0.1)]), 3))
 lay = s.colour[:, :LAYOUT_DIM]
