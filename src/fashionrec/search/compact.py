@@ -50,14 +50,13 @@ class CompactIndex:
     def __init__(self, index: object, floats: Path, rows: int, dim: int, offset: int) -> None:
         self._index = index
         self._rows, self._dim, self._offset = rows, dim, offset
-        self._row_bytes = dim * 4
         self._fd = os.open(floats, os.O_RDONLY)
 
     @classmethod
     def build(cls, blocks: Iterable[np.ndarray], rows: int, dim: int, paths: dict[str, Path], key: str) -> None:
         """Write the index of the vectors `blocks` yields (`rows` x `dim` in all, row order kept) to `paths`
         (`catalog.derived.ivf_paths`): the floats as they come, then the codes trained on a seeded sample of them,
-        then the record. Never more than one block and the codes in memory.
+        then the record. Never more in memory than one block, the training sample (30 rows a list) and the codes.
 
         Raises:
             FashionrecError: faiss is not installed, or the blocks are not `rows` x `dim`.
