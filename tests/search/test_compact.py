@@ -169,3 +169,21 @@ def test_a_served_snapshot_answers_after_the_catalog_moved_on(copies_catalog: Pa
     put_products(tmp_path / "c", [ProductWrite("700", photo.getvalue())], lite0)  # before the first query
     assert len(compact.by_id("8", k=5).results) == 5
     compact.close()
+
+
+def test_leaving_out_the_query_product_answers_as_the_mask_does(tmp_path: Path) -> None:
+    """"More like this" (no filter, the product itself left out) skips the selector over the whole catalog: the
+    same answers as the mask that says so."""
+    vectors = unit_rows(3000, 16)
+    _, index = built(tmp_path, vectors)
+    for row in (0, 1234, 2999):
+        mask = np.ones(len(vectors), bool)
+        mask[row] = False
+        quick = index.search(vectors[row], 10, Restriction(mask=mask, exclude=(row,)))
+        masked = index.search(vectors[row], 10, Restriction(mask=mask))  # no `exclude`: the selector path
+        assert quick.positions.tolist() == masked.positions.tolist() and row not in quick.positions
+        np.testing.assert_array_equal(quick.distances, masked.distances)
+    tiny = unit_rows(3, 8)
+    _, small = built(tmp_path / "s", tiny)
+    only_others = small.search(tiny[0], 5, Restriction(mask=np.array([False, True, True]), exclude=(0,)))
+    assert sorted(only_others.positions.tolist()) == [1, 2]

@@ -161,7 +161,12 @@ class CompactIndex:
         """
         faiss = faiss_module()
         allowed = restriction.mask if restriction else None
-        available = self._rows if allowed is None else int(allowed.sum())
+        left_out = np.zeros(0, dtype=np.int64)
+        if restriction is not None and allowed is not None and not restriction.where and restriction.exclude:
+            # No filter, only the query product left out (every "more like this"): no selector over the whole
+            # catalog (a bitmap of 1M rows a query), the rows asked for more, the left-out ones dropped.
+            left_out, allowed = np.unique(np.asarray(restriction.exclude, dtype=np.int64)), None
+        available = (self._rows - len(left_out)) if allowed is None else int(allowed.sum())
         k = min(k, available)
         if k < 1:
             return Neighbours(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32),
@@ -173,8 +178,10 @@ class CompactIndex:
             bitmap = np.packbits(allowed.astype(np.uint8), bitorder="little")
             params.sel = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
         while True:
-            _, found = self._index.search(np.asarray(query, np.float32)[None, :], fetch, params=params)
+            _, found = self._index.search(np.asarray(query, np.float32)[None, :], fetch + len(left_out),
+                                          params=params)
             candidates = found[0][found[0] >= 0]
+            candidates = candidates[~np.isin(candidates, left_out)][:fetch]
             if len(candidates) >= fetch or params.nprobe >= self._index.nlist:
                 break
             params.nprobe = min(self._index.nlist, params.nprobe * 4)
