@@ -143,13 +143,20 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def publish_with(target: Path, write_path: Callable[[str], None]) -> None:
-    """Like `publish`, for writers that take a file name (FAISS): `write_path(temporary name)`, then rename."""
+    """Like `publish`, for writers that take a file name (FAISS): `write_path(temporary name)`, flushed to disk, then
+    renamed (and the rename made durable), so a record published after it never names a file lost to a crash."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write_path(temporary)
+        written = os.open(temporary, os.O_RDONLY)
+        try:
+            os.fsync(written)
+        finally:
+            os.close(written)
         os.replace(temporary, target)
+        _fsync_folder(target.parent)
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
