@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import os
 import tempfile
 from pathlib import Path
@@ -147,3 +149,19 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def copy_catalog(source: Path, target: Path) -> Path:
+    """A copy of a catalog another part of the session may be reading: SQLite's -shm and a reader's (empty) -wal
+    vanish when that reader closes, between the listing and the copy; those are skipped (a session catalog is only
+    read once built, so its -wal holds nothing the main file lacks)."""
+    shutil.copytree(source, target, copy_function=_copy_unless_gone)
+    return target
+
+
+def _copy_unless_gone(source: str, target: str) -> None:
+    try:
+        shutil.copy2(source, target)
+    except FileNotFoundError:
+        if not source.endswith(("-shm", "-wal")):
+            raise

@@ -25,7 +25,7 @@ from fashionrec.imaging.decode import DECODE_SLOTS
 from fashionrec.launch import stop, wait_until_up
 from fashionrec.recommend.answers import SIMILARITY_MEANING
 from fashionrec.recommend.recommender import Recommender
-from tests.conftest import draw_product, free_port
+from tests.conftest import copy_catalog, draw_product, free_port
 from tests.image_corpus import BadInput, bad_inputs, png_bomb
 from tests.reference import catalog_arrays, more_like
 
@@ -492,9 +492,8 @@ TOKEN = "s3cret-token"
 @pytest.fixture
 def writable(shop_catalog: Path, tmp_path: Path, lite0) -> tuple[TestClient, Path]:
     """An API with writes on (a token), over a private copy of the shop catalog."""
-    import shutil
 
-    shutil.copytree(shop_catalog, tmp_path / "c")
+    copy_catalog(shop_catalog, tmp_path / "c")
     settings = replace(load_settings(), api_token=TOKEN)
     recommender = Recommender(Catalog.open(tmp_path / "c"), lite0, settings=settings)
     return TestClient(create_app(recommender, settings)), tmp_path / "c"

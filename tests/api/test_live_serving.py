@@ -7,7 +7,6 @@ import http.client
 import io
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import pytest
 
 from fashionrec.catalog.catalog import Catalog
 from fashionrec.launch import stop, wait_until_up
-from tests.conftest import draw_product, free_port, write_products
+from tests.conftest import copy_catalog, draw_product, free_port, write_products
 
 TOKEN = "live-token"
 BOUND_S = 5.0  # a product written must answer within this long
@@ -56,7 +55,7 @@ def put_body(seed: int) -> tuple[bytes, dict]:
 
 @pytest.fixture
 def live_catalog(shop_catalog: Path, tmp_path: Path) -> Path:
-    shutil.copytree(shop_catalog, tmp_path / "c")
+    copy_catalog(shop_catalog, tmp_path / "c")
     return tmp_path / "c"
 
 

@@ -10,7 +10,6 @@ few examples (the full acceptance run, 200 examples an operation: `benchmarks/ap
 from __future__ import annotations
 
 import json
-import shutil
 import urllib.request
 from dataclasses import replace
 from pathlib import Path
@@ -26,14 +25,14 @@ from fashionrec.config import load_settings
 from fashionrec.launch import stop
 from fashionrec.recommend.recommender import Recommender
 from tests.api.schemathesis_run import PRODUCT_ROUTES, WRITES, operations_table, run_schemathesis, start_server
-from tests.conftest import free_port
+from tests.conftest import copy_catalog, free_port
 
 COLUMNS = ["gender", "articleType", "baseColour", "productDisplayName"]  # the shop catalog's styles.csv
 
 
 def schema_of(shop_catalog: Path, folder: Path, lite0, token: str) -> dict:
     """The /openapi.json of an app over a copy of the shop catalog, writes on for `token` (off for "")."""
-    shutil.copytree(shop_catalog, folder / "catalog")
+    copy_catalog(shop_catalog, folder / "catalog")
     settings = replace(load_settings(), api_token=token)
     recommender = Recommender(Catalog.open(folder / "catalog"), lite0, settings=settings)
     return TestClient(create_app(recommender, settings)).get("/openapi.json").json()
@@ -132,7 +131,7 @@ OPERATIONS = ("GET /health", "GET /filters", "POST /recommend", *PRODUCT_ROUTES,
 
 def served_catalog(shop_catalog: Path, tmp_path: Path, token: str | None):
     """A copy of the shop catalog served by a real server (the run writes to it)."""
-    shutil.copytree(shop_catalog, tmp_path / "catalog")
+    copy_catalog(shop_catalog, tmp_path / "catalog")
     port = free_port()
     return start_server(tmp_path / "catalog", port, token), f"http://127.0.0.1:{port}"
 

@@ -12,7 +12,6 @@ import io
 import itertools
 import json
 import random
-import shutil
 import threading
 import uuid
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 from fashionrec.catalog import Catalog
 from fashionrec.launch import stop
 from tests.api.test_live_serving import TOKEN, start_server
-from tests.conftest import draw_product, free_port
+from tests.conftest import copy_catalog, draw_product, free_port
 
 IDS = ("r1", "r2", "r3")
 WRITERS, ROUNDS = 4, 20
@@ -122,17 +121,8 @@ def _observed(port: int) -> dict:
 
 @pytest.fixture
 def race_catalog(shop_catalog: Path, tmp_path: Path) -> Path:
-    shutil.copytree(shop_catalog, tmp_path / "c", copy_function=_copy_unless_gone)
+    copy_catalog(shop_catalog, tmp_path / "c")
     return tmp_path / "c"
-
-
-def _copy_unless_gone(source: str, target: str) -> None:
-    """Copy a file; SQLite's -shm (and a checkpointed -wal) may vanish as a reader elsewhere closes: skip those."""
-    try:
-        shutil.copy2(source, target)
-    except FileNotFoundError:
-        if not source.endswith(("-shm", "-wal")):
-            raise
 
 
 def test_racing_writers_leave_a_state_some_order_of_their_acknowledged_writes_gives(race_catalog: Path,

@@ -12,7 +12,7 @@ import pytest
 
 from fashionrec.config import load_settings
 from fashionrec.recommend.answers import SIMILARITY_MEANING
-from tests.conftest import drawn_colour, hex_rgb, write_products
+from tests.conftest import copy_catalog, drawn_colour, hex_rgb, write_products
 
 
 def fashionrec(*args: str) -> subprocess.CompletedProcess:
@@ -365,9 +365,8 @@ def test_without_catalog_commands_use_fashionrec_catalog_or_the_demo_catalog(cat
     named = subprocess.run([sys.executable, "-m", "fashionrec.cli", "info", "--json"], capture_output=True, text=True,
                            env=dict(empty_cache, FASHIONREC_CATALOG=str(catalog)), timeout=120)
     assert named.returncode == 0 and json.loads(named.stdout)["products"] == 10
-    import shutil
 
-    shutil.copytree(catalog, tmp_path / "cache" / "demo-catalog")  # where fashionrec demo builds it
+    copy_catalog(catalog, tmp_path / "cache" / "demo-catalog")  # where fashionrec demo builds it
     found = subprocess.run([sys.executable, "-m", "fashionrec.cli", "similar", "2", "-k", "2", "--json"],
                            capture_output=True, text=True, env=empty_cache, timeout=120)
     assert found.returncode == 0, found.stderr

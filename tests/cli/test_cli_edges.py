@@ -17,7 +17,7 @@ import pytest
 from fashionrec.errors import FashionrecError
 from fashionrec.launch import stop, wait_until_up
 from tests.cli.test_cli import catalog, fashionrec, read_until  # noqa: F401 - `catalog` is a fixture
-from tests.conftest import free_port, write_products
+from tests.conftest import copy_catalog, free_port, write_products
 from tests.image_corpus import png_bytes
 
 
@@ -33,10 +33,9 @@ def one_line_error(done: subprocess.CompletedProcess) -> str:
 @pytest.fixture(scope="module")
 def writable_catalog(catalog: Path, tmp_path_factory) -> Path:  # noqa: F811 - the fixture
     """A private copy of the CLI tests' catalog, for writes."""
-    import shutil
 
     copy = tmp_path_factory.mktemp("cli-edges") / "c"
-    shutil.copytree(catalog, copy)
+    copy_catalog(catalog, copy)
     return copy
 
 

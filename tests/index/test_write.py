@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from fashionrec.index.write import ProductIdError, ProductWrite, check_product_i
 from fashionrec.config import load_settings
 from fashionrec.errors import FashionrecError, ImageError, ProductNotFoundError
 from fashionrec.recommend.recommender import Recommender
-from tests.conftest import draw_product, write_products
+from tests.conftest import copy_catalog, draw_product, write_products
 
 
 def png(seed: int) -> bytes:
@@ -29,7 +28,7 @@ def png(seed: int) -> bytes:
 @pytest.fixture
 def shop(shop_catalog: Path, tmp_path: Path) -> Path:
     """A private copy of the 40-product shop catalog (its images stay where they were indexed from)."""
-    shutil.copytree(shop_catalog, tmp_path / "c")
+    copy_catalog(shop_catalog, tmp_path / "c")
     return tmp_path / "c"
 
 

@@ -20,7 +20,7 @@ import pytest
 from fashionrec.catalog import Catalog
 from fashionrec.catalog.writer import CatalogWriter
 from fashionrec.index.write import ProductWrite, put_products
-from tests.conftest import draw_product
+from tests.conftest import copy_catalog, draw_product
 
 PRODUCTS = 100
 KILLS = 20
@@ -62,7 +62,7 @@ def _no_orphans(catalog_dir: Path) -> None:
 
 @pytest.fixture
 def written(shop_catalog: Path, tmp_path: Path, lite0) -> Path:
-    shutil.copytree(shop_catalog, tmp_path / "c")
+    copy_catalog(shop_catalog, tmp_path / "c")
     put_products(tmp_path / "c", _batch(5000), lite0)
     return tmp_path / "c"
 
@@ -157,7 +157,7 @@ def test_a_full_disk_refuses_a_write_clearly_and_loses_nothing(shop_catalog: Pat
     from fashionrec.errors import StorageError
 
     catalog_dir = small_disk / "c"
-    shutil.copytree(shop_catalog, catalog_dir)
+    copy_catalog(shop_catalog, catalog_dir)
     put_products(catalog_dir, [ProductWrite("x", _png(1), {"gender": "before"})], lite0)
     big = io.BytesIO()
     rng = np.random.default_rng(0)  # noise does not compress: a PNG of ~1 MB

@@ -18,7 +18,7 @@ from fashionrec.catalog import Catalog
 from fashionrec.index import index_images
 from fashionrec.index.write import ProductWrite, put_products, remove_products
 from fashionrec.recommend import Recommender
-from tests.conftest import draw_product, write_products
+from tests.conftest import copy_catalog, draw_product, write_products
 
 
 def _jpeg(image: Image.Image) -> bytes:
@@ -42,7 +42,7 @@ def sample_catalog(sample_dir: Path, tmp_path_factory, lite0) -> Path:
 
 def test_a_product_written_with_a_large_photo_is_found_first_by_that_photo(sample_catalog: Path, sample_dir: Path,
                                                                           tmp_path: Path, lite0) -> None:
-    shutil.copytree(sample_catalog, tmp_path / "c")
+    copy_catalog(sample_catalog, tmp_path / "c")
     photos = sorted((sample_dir / "queries_fullres").glob("*.jpg"))[:3]
     with Image.open(photos[0]) as full:
         assert full.width * full.height >= 1080 * 1440  # a shopper's photo, not a thumbnail
@@ -75,7 +75,7 @@ def test_a_removed_product_stays_removed_when_its_folder_is_indexed_again(tmp_pa
 
 
 def test_a_moved_catalog_serves_every_image(shop_catalog: Path, tmp_path: Path, lite0) -> None:
-    shutil.copytree(shop_catalog, tmp_path / "c")
+    copy_catalog(shop_catalog, tmp_path / "c")
     put_products(tmp_path / "c", [ProductWrite("own-1", _jpeg(draw_product(71))),
                                   ProductWrite("own-2", _jpeg(draw_product(72)))], lite0)
     shutil.move(tmp_path / "c", tmp_path / "moved")
@@ -96,7 +96,7 @@ def read_only_copy(shop_catalog: Path, tmp_path: Path):
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(disk)], capture_output=True).returncode:
         pytest.skip("a filesystem cannot be mounted here: run as root")
     try:
-        shutil.copytree(shop_catalog, disk / "c")
+        copy_catalog(shop_catalog, disk / "c")
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
         yield disk / "c"
     finally:

@@ -18,6 +18,7 @@ from fashionrec.errors import FashionrecError
 from fashionrec.recommend.recommender import Recommender
 from fashionrec.catalog.space import remove_tuning, save_tuning
 from fashionrec.quality.tune import HeadSettings, fit_head, fit_lda, tune
+from tests.conftest import copy_catalog
 
 
 def _lda_tuning(matrix: np.ndarray, weight: float, fitted_on: str = "") -> Tuning:
@@ -77,7 +78,7 @@ def test_tuning_keeps_the_vector_and_adds_weighted_projections() -> None:
 @pytest.fixture
 def shop_copy(shop_catalog: Path, tmp_path: Path) -> Path:
     """A private copy of the shop catalog and its images (so a test may change them)."""
-    shutil.copytree(shop_catalog, tmp_path / "c")
+    copy_catalog(shop_catalog, tmp_path / "c")
     shutil.copytree(Catalog.open(shop_catalog).images_dir, tmp_path / "images")
     report = index_images(tmp_path / "images", tmp_path / "c", progress=False)
     assert report.embedded == 0 and report.products == 40

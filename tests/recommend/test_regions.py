@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 import sys
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from fashionrec.config import load_settings
 from fashionrec.errors import FashionrecError
 from fashionrec.index.run import index_images
 from fashionrec.recommend.recommender import Recommender
-from tests.conftest import draw_product
+from tests.conftest import copy_catalog, draw_product
 
 # (T-shirt on a model, jeans on a model): sample products whose composite the region finder splits (checked below).
 PAIRS = (("26279", "28794"), ("27644", "30442"), ("28672", "31334"), ("29017", "33147"), ("3413", "41356"))
@@ -182,7 +181,7 @@ def test_the_viton_hd_photos_find_the_worn_top(people_catalog: Path, tmp_path: P
         sys.path.pop(0)
 
     copy = tmp_path / "catalog"
-    shutil.copytree(people_catalog, copy)
+    copy_catalog(people_catalog, copy)
     names = add_pairs(copy, VITON)
     recommender = Recommender(Catalog.open(copy), search="exact")
     whole = ranks(recommender, VITON, names, lambda rec, image: [[m.id for m in rec.by_image(

@@ -18,7 +18,7 @@ from fashionrec.recommend import Recommender
 from fashionrec.search.backend import Restriction
 from fashionrec.search.compact import CompactIndex, PatchedIndex
 from fashionrec.search.exact import exact_search
-from tests.conftest import draw_product
+from tests.conftest import copy_catalog, draw_product
 
 faiss = pytest.importorskip("faiss", reason="approximate search needs faiss (pip install -e '.[ann]')")
 
@@ -78,7 +78,7 @@ def test_a_damaged_or_swapped_index_is_refused(tmp_path: Path, damage: str) -> N
 
 def test_the_compact_search_serves_a_catalog_and_its_live_writes(copies_catalog: Path, tmp_path: Path,
                                                                  lite0) -> None:
-    shutil.copytree(copies_catalog, tmp_path / "c")
+    copy_catalog(copies_catalog, tmp_path / "c")
     catalog = Catalog.open(tmp_path / "c")
     compact = Recommender(catalog, lite0, search="ivf")
     assert compact.search_in_use == "ivf" and not catalog.vectors_loaded  # the floats stay on disk
@@ -117,7 +117,7 @@ def test_similar_all_through_the_index_gives_the_blocked_exact_table(copies_cata
     """The large-catalog path of similar-all (one indexed query a product) answers as the exact blocked path."""
     from fashionrec.recommend.similar_all import similar_all
 
-    shutil.copytree(copies_catalog, tmp_path / "c")
+    copy_catalog(copies_catalog, tmp_path / "c")
     catalog = Catalog.open(tmp_path / "c")
     for weight in (0.0, 1.0):
         told: list[int] = []
@@ -162,7 +162,7 @@ def test_a_one_product_catalog_and_a_refit_are_served_right(tmp_path: Path, lite
 def test_a_served_snapshot_answers_after_the_catalog_moved_on(copies_catalog: Path, tmp_path: Path, lite0) -> None:
     """Review of issue 24: the figure's pair sample was read from the database at the first query, which refused
     once the catalog had moved on; the compact index's floats are this snapshot's own."""
-    shutil.copytree(copies_catalog, tmp_path / "c")
+    copy_catalog(copies_catalog, tmp_path / "c")
     compact = Recommender(Catalog.open(tmp_path / "c"), lite0, search="ivf")
     photo = io.BytesIO()
     draw_product(700).save(photo, "PNG")

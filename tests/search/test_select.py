@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,12 +9,13 @@ import pytest
 
 from fashionrec.catalog import Catalog
 from fashionrec.recommend import Recommender
+from tests.conftest import copy_catalog
 
 
 def test_a_swapped_hnsw_file_of_other_vectors_is_refused_and_rebuilt(copies_catalog: Path, tmp_path: Path,
                                                                      lite0) -> None:
     faiss = pytest.importorskip("faiss", reason="approximate search needs faiss (pip install -e '.[ann]')")
-    shutil.copytree(copies_catalog, tmp_path / "c")
+    copy_catalog(copies_catalog, tmp_path / "c")
     catalog = Catalog.open(tmp_path / "c")
     Recommender(catalog, lite0, search="hnsw")
     (graph,) = (tmp_path / "c" / "derived").glob("hnsw-*.faiss")
