@@ -47,10 +47,10 @@ class CompactIndex:
 
     name = "ivf"
 
-    def __init__(self, index: object, floats: Path, rows: int, dim: int, offset: int) -> None:
+    def __init__(self, index: object, floats: _FloatFile) -> None:
         self._index = index
-        self._rows, self._dim, self._offset = rows, dim, offset
-        self._fd = os.open(floats, os.O_RDONLY)
+        self._floats = floats
+        self._rows, self._dim = floats.shape
 
     @classmethod
     def build(cls, blocks: Iterable[np.ndarray], rows: int, dim: int, paths: dict[str, Path], key: str) -> None:
@@ -128,26 +128,23 @@ class CompactIndex:
             index = faiss.read_index(str(paths["codes"]))
         except RuntimeError as exc:
             raise FashionrecError(f"the compact index {paths['codes']} cannot be read ({exc})") from None
-        reader = _FloatFile(paths["floats"])
-        offset, shape = reader.offset, reader.shape
-        reader.close()
-        if shape != (rows, dim) or index.ntotal != rows or index.d != dim:
+        floats = _FloatFile(paths["floats"])
+        if floats.shape != (rows, dim) or index.ntotal != rows or index.d != dim:
+            floats.close()
             raise FashionrecError(f"the compact index {paths['record']} does not hold these vectors")
         index.nprobe = min(NPROBE, index.nlist)
-        return cls(index, paths["floats"], rows, dim, offset)
+        return cls(index, floats)
 
     def close(self) -> None:
         """Close the floats file (the codes go with the object)."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        self._floats.close()
 
     def __del__(self) -> None:
         self.close()
 
     def rows(self, positions: np.ndarray) -> np.ndarray:
         """The exact float vectors of catalog rows, read from the file (one `pread` per run of adjacent rows)."""
-        return _read_rows(self._fd, self._offset, self._dim, np.asarray(positions, dtype=np.int64))
+        return self._floats.rows(np.asarray(positions, dtype=np.int64))
 
     def vector(self, position: int) -> np.ndarray:
         """See `SearchBackend.vector`."""
@@ -211,7 +208,9 @@ class _FloatFile:
         return _read_rows(self._fd, self.offset, self.shape[1], positions)
 
     def close(self) -> None:
-        os.close(self._fd)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def _read_rows(fd: int, offset: int, dim: int, positions: np.ndarray) -> np.ndarray:
