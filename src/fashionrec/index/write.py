@@ -36,7 +36,7 @@ from fashionrec.imaging.decode import ImageSource, PixelLimits, read_image_bytes
 from fashionrec.imaging.formats import stored_suffix
 from fashionrec.index.metadata import check_flat_metadata
 from fashionrec.index.plan import is_product_id
-from fashionrec.index.read import decode_picture, read_picture
+from fashionrec.index.read import decode_query, read_picture
 from fashionrec.models.embed import Embedder
 
 WRITE_SLOT = threading.Lock()  # one write prepares, embeds and commits at a time in a process (memory)
@@ -186,7 +186,7 @@ def _prepare(item: ProductWrite, embedder: Embedder, limits: PixelLimits, column
         data = _image_bytes(item.image)
         suffix = stored_suffix(data)
         prep = embedder.spec.preprocessing
-        picture = read_picture(decode_picture(data, limits, prep), prep, look)
+        picture = read_picture(decode_query(data, limits, prep, look), prep, look)
     except ImageError as exc:
         raise type(exc)(f"the image of product {shown(item.product_id)}: {exc}") from None
     return OwnImage(data, suffix), picture.pixels, picture.colour

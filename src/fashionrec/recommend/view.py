@@ -23,7 +23,7 @@ from fashionrec.config import (
 from fashionrec.errors import CatalogError, FashionrecError
 from fashionrec.imaging.decode import ImageSource, PixelLimits
 from fashionrec.imaging.people import skin_share
-from fashionrec.index.read import Picture, decode_picture, in_catalog_look, read_picture
+from fashionrec.index.read import Picture, decode_query, in_catalog_look, read_picture
 from fashionrec.models.embed import Embedder
 from fashionrec.models.garments import KINDS, Garment, find_garments
 from fashionrec.recommend.answers import (
@@ -180,8 +180,9 @@ class View:
         return of_kind if self._filters.allowed(of_kind, exclude=None).count(len(self.catalog)) else where
 
     def _decode(self, image: ImageSource) -> Image.Image:
-        """The query photo decoded, upright, RGB (an upload: the upload pixel limits apply)."""
-        return decode_picture(image, self._query_limits, self.embedder.spec.preprocessing)
+        """The query photo decoded, upright, RGB, no larger than its use needs (an upload: the upload pixel limits
+        apply)."""
+        return decode_query(image, self._query_limits, self.embedder.spec.preprocessing, self._query_size)
 
     def query_image(self, image: ImageSource) -> Image.Image:
         """The query as the model will see it: decoded, upright, RGB, matched to the catalog's look.
