@@ -58,7 +58,8 @@ COLOUR_SHORTLIST, COLOUR_SHORTLIST_MIN, COLOUR_SHORTLIST_SHARE = 100, 20, 0.03
 # the whole sample and on 400 + 17 products: own photos 0.82 or more, the VITON-HD photos' nearest 0.66 at most).
 # Most images one shared model run takes from concurrent queries (`models.shared_runs`), where runs are shared: on a
 # GPU. On CPU the model gains little from batches (lite2 on 2 cores: 143 images/s at batch 1, 158 at 16) and sharing
-# measured slower (API, 8 clients: 48 against 44 requests/s), so the default (auto) shares runs on a GPU only.
+# measured slower (API, 8 clients: 48 against 44 requests/s), so the default (auto) shares runs on a GPU only. Measured
+# again for issue 24 (docs/PERFORMANCE.md section 11): 34.7-37.1 against 32.5-38.9 requests/s, within the drift.
 QUERY_BATCH = 16
 GARMENT_KINDS = ("top", "bottom", "dress", "shoes", "bag")  # what `models.garments` finds, in its class table's order
 REGION_SKIN_SHARE = 0.02
@@ -77,8 +78,8 @@ REGION_KIND_VALUES: dict[str, tuple[str, ...]] = {
 # A query photo brought to a catalog's look (`imaging.look`) is decoded only as large as that needs: both sides at least
 # QUERY_DRAFT_LOOK times the look's longer side (the resampling down to the look still averages many pixels into each),
 # never larger than the model's own draft. For the sample's 60x80 look a 1800x2400 JPEG decodes at 1/8 (5.7 ms)
-# instead of 1/2 (11 ms), and the resampling to the look takes 0.5 ms instead of 10 (benchmarks/query_overhead.py);
-# against the photos decoded in full, its answers are as close as the 1/2 decode's were (docs/PERFORMANCE.md).
+# instead of 1/2 (11 ms), and the resampling to the look takes 0.5 ms instead of 10 (Pillow alone); against the
+# photos decoded in full, its answers are as close as the 1/2 decode's were (docs/PERFORMANCE.md section 11).
 QUERY_DRAFT_LOOK = 2
 MAX_UPLOAD_PIXELS = 4096 * 4096
 # A query JPEG is decoded 2-8x smaller per side by the decoder itself (draft): a 40 MP camera photo costs a few MB.
