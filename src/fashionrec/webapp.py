@@ -240,7 +240,7 @@ def _choose_garment(recommender: Recommender, query: Query, found: Recommendatio
     garment below it (for keyboards and screen readers); returns the chosen garment (the most probable one until
     the shopper chooses, and again for each new photo). None, and the plain preview, if the photo cannot be decoded
     again (it just was, for the answer)."""
-    try:  # decoded as the model's query was (upright, same reduction), so the boxes sit where they were found
+    try:  # upright, at the model's draft; the boxes are in the photo's own pixels, scaled by its full size
         photo = open_image(query.photo, PixelLimits.for_uploads(settings),
                            draft_size=recommender.embedder.spec.preprocessing.draft_size)
     except FashionrecError:

@@ -213,3 +213,25 @@ def _overlap(a: tuple[int, ...], b: tuple[int, ...]) -> float:
     """Intersection over union of two boxes."""
     inner = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
     return inner / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inner)
+
+
+
+def test_garments_are_cut_from_the_models_draft_when_the_query_decodes_smaller(recommender: Recommender,
+                                                                               sample_dir: Path, monkeypatch) -> None:
+    """A catalog of small images (a 60x80 look) has a query decode at 1/8 (`index.read.decode_query`); its garments
+    are cut from the photo at the model's draft instead (1/2 here), the boxes found on the small decode scaled onto
+    it, so that each crop is still much larger than the look and brought to it, as a whole photo is."""
+    from fashionrec.recommend.view import _scaled_box
+
+    view = recommender._view
+    large = composite(sample_dir, *PAIRS[0]).resize((2400, 1680), Image.LANCZOS)
+    data = io.BytesIO()
+    large.save(data, "JPEG", quality=92)
+    assert view._crop_source(data.getvalue(), view._decode(data.getvalue())).size == view._decode(data.getvalue()).size
+    monkeypatch.setattr(view, "_query_size", (60, 80))
+    photo = view._decode(data.getvalue())
+    source = view._crop_source(data.getvalue(), photo)
+    assert photo.size == (300, 210) and source.size == (1200, 840)
+    box = (30, 20, 150, 200)  # a garment found on the small decode: 120 x 180 of its pixels
+    assert _scaled_box(box, photo, source) == (120, 80, 600, 800)
+    assert _scaled_box((250, 150, 300, 210), photo, source) == (1000, 600, 1200, 840)  # edges stay inside
