@@ -9,7 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from fashionrec.catalog import Catalog
 from fashionrec.imaging.decode import PixelLimits, open_image
