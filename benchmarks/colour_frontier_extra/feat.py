@@ -12,6 +12,17 @@ whole = s.histograms.reshape(-1, BANDS, PALETTE_SIZE).sum(1)
 whole = whole / np.maximum(whole.sum(1, keepdims=True), 1e-12)
 D = np.sqrt(((pal[:, None] - pal[None]) ** 2).sum(-1))
 
+
+def gains(start: float = 0.05, top: float = 1.6) -> tuple:
+    """The colour gains each study sweeps: every 0.025 below 0.5, every 0.1 from 0.5 below `top`."""
+    return tuple(np.round(np.concatenate([np.arange(start, 0.5, 0.025), np.arange(0.5, top, 0.1)]), 3))
+
+
+def each_subset(sizes):
+    """(catalog name, its seeded random subsets as (rows, shop, shape-only precision)), as catalogs.py draws them."""
+    for name, subsets in s.catalogs(sizes, 3, False, False):
+        yield name, ((rows, shop, shop.precision(None)) for rows in subsets for shop in [s.shop(rows)[0]])
+
 def kern(sig, root=True, centre=True):
     K = np.exp(-D ** 2 / (2 * sig ** 2))
     w, V = np.linalg.eigh(K)

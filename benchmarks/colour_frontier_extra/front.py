@@ -1,7 +1,7 @@
 import os
 exec(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'feat.py')).read())
 import sys
-GA = tuple(np.round(np.concatenate([np.arange(0.05, 0.5, 0.025), np.arange(0.5, 1.6, 0.1)]), 3))
+GA = gains()
 def powered(pw, centre=True):
     v = whole ** pw
     if centre: v = v - v.mean(0)
@@ -11,11 +11,9 @@ for pw in (0.75, 1.0):
 keep = sys.argv[1].split(',') if len(sys.argv) > 1 else list(feats)
 sizes = [int(x) for x in sys.argv[2].split(',')] if len(sys.argv) > 2 else [200, 400]
 results = {}
-for name, subsets in s.catalogs(sizes, 3, False, False):
+for name, shops in each_subset(sizes):
     per = defaultdict(list)
-    for rows in subsets:
-        shop, colour = s.shop(rows)
-        base = shop.precision(None)
+    for rows, shop, base in shops:
         for f in keep:
             v = feats[f][rows]
             sl = shop.gather(v @ v.T)

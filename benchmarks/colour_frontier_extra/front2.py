@@ -2,7 +2,7 @@ import os
 exec(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'feat.py')).read())
 import sys
 from fashionrec.imaging.colour import layout_roots
-GA = tuple(np.round(np.concatenate([np.arange(0.05, 0.5, 0.025), np.arange(0.5, 1.6, 0.1)]), 3))
+GA = gains()
 lay = s.colour[:, :LAYOUT_DIM]
 full = l2_normalize(layout_roots(s.histograms, prior['band_roots_mean']) - prior['layout_mean'])
 full_nc = l2_normalize(layout_roots(s.histograms, prior['band_roots_mean']))
@@ -10,11 +10,9 @@ def axes(k):
     return l2_normalize((layout_roots(s.histograms, prior['band_roots_mean']) - prior['layout_mean']) @ prior['layout_axes'][:k].T)
 sizes = [int(x) for x in sys.argv[1].split(',')] if len(sys.argv) > 1 else [200, 400]
 results = {}
-for name, subsets in s.catalogs(sizes, 3, False, False):
+for name, shops in each_subset(sizes):
     per = defaultdict(list)
-    for rows in subsets:
-        shop, colour = s.shop(rows)
-        base = shop.precision(None)
+    for rows, shop, base in shops:
         L = shop.gather(lay[rows] @ lay[rows].T)
         per['layout'].append(sweep(shop, base, lambda g: g * L, GA))
         for m in (0.3, 0.5, 0.75, 1.0):

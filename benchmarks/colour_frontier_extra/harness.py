@@ -2,7 +2,7 @@ import os
 exec(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'feat.py')).read())
 import os
 from fashionrec.imaging.colour import layout_roots
-GA = tuple(np.round(np.concatenate([np.arange(0.1, 0.5, 0.025), np.arange(0.5, 2.05, 0.1)]), 3))
+GA = gains(0.1, 2.05)
 lay = s.colour[:, :LAYOUT_DIM]
 full = l2_normalize(layout_roots(s.histograms, prior['band_roots_mean']) - prior['layout_mean'])
 SEEDSETS = {'s0-2': range(3), 's3-11': range(3, 12)}

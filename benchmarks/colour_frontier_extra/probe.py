@@ -3,7 +3,7 @@ exec(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'feat.py')).r
 import torch, sys
 from fashionrec.imaging.colour import layout_roots
 torch.set_num_threads(2)
-GA = tuple(np.round(np.concatenate([np.arange(0.025, 0.5, 0.025), np.arange(0.5, 1.6, 0.1)]), 3))
+GA = gains(0.025)
 rng = np.random.default_rng(15)
 perm = rng.permutation(len(s))
 A, B = np.sort(perm[:len(s)//2]), np.sort(perm[len(s)//2:])

@@ -1,7 +1,7 @@
 import os
 exec(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'feat.py')).read())
 import sys
-GA = tuple(np.round(np.concatenate([np.arange(0.1, 0.5, 0.025), np.arange(0.5, 1.6, 0.1)]), 3))
+GA = gains(0.1)
 lay = s.colour[:, :LAYOUT_DIM]
 for size in (200, 400):
     allr = []
