@@ -178,8 +178,9 @@ class View:
         """Each garment's crop (cut from `source`, the boxes found on `photo`) answered, the crops embedded in one
         model call; each kept to products of its kind where the catalog says kinds (and the shopper did not filter
         kinds already)."""
-        pictures = [read_picture(source.crop(_scaled_box(g.box, photo, source)), self.embedder.spec.preprocessing,
-                                 self._query_size, colour=self.catalog.has_colour) for g in garments]
+        prep = self.embedder.spec.preprocessing
+        pictures = [read_picture(source.crop(_scaled_box(g.box, photo.size, source.size)), prep, self._query_size,
+                                 colour=self.catalog.has_colour) for g in garments]
         vectors = self.embedder.embed_batch(np.stack([picture.pixels for picture in pictures]))
         answers = []
         for garment, vector, picture in zip(garments, vectors, pictures):
@@ -306,21 +307,20 @@ class _LookRows(Mapping):
         return iter(range(len(self._catalog)))
 
 
-def _scaled_box(box: tuple[int, int, int, int], found_on: Image.Image, target: Image.Image) -> tuple[int, int, int, int]:
-    """A box found on one decode of a photo, on another decode of it (the same box when they are the same size)."""
-    if found_on.size == target.size:
+def _scaled_box(box: tuple[int, int, int, int], found_on: tuple[int, int],
+                size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A box found on a picture of size `found_on`, on the same picture at `size` (another decode of the photo, or
+    the photo itself); the same box when the sizes are equal."""
+    if found_on == size:
         return box
-    sx, sy = target.width / found_on.width, target.height / found_on.height
+    (width, height), (sx, sy) = size, (size[0] / found_on[0], size[1] / found_on[1])
     x0, y0, x1, y1 = box
-    return (round(x0 * sx), round(y0 * sy), min(target.width, round(x1 * sx)), min(target.height, round(y1 * sy)))
+    return (round(x0 * sx), round(y0 * sy), min(width, round(x1 * sx)), min(height, round(y1 * sy)))
 
 
 def _in_full_size(box: tuple[int, int, int, int], photo: Image.Image) -> tuple[int, int, int, int]:
     """A box on the decoded (maybe reduced) photo in the uploaded photo's own upright pixels."""
-    width, height = photo.info.get("full_size", photo.size)
-    sx, sy = width / photo.width, height / photo.height
-    x0, y0, x1, y1 = box
-    return (round(x0 * sx), round(y0 * sy), min(width, round(x1 * sx)), min(height, round(y1 * sy)))
+    return _scaled_box(box, photo.size, photo.info.get("full_size", photo.size))
 
 
 def _joined(*notices: str | None) -> str | None:
