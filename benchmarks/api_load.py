@@ -172,7 +172,7 @@ def model_ceiling(model_name: str, photos: list[Path], look: tuple[int, int] | N
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--catalog", type=Path, default=load_settings().cache_dir / "demo-catalog")
     parser.add_argument("--data", type=Path)
     parser.add_argument("--clients", type=int, default=8)
@@ -184,7 +184,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="fashionrec-load-"))
     shutil.copytree(args.catalog, work / "catalog")  # the writes go to a copy: the demo catalog stays as it was
     catalog = Catalog.open(work / "catalog")
-    model_name, look = catalog.model_name, catalog.typical_image_size
+    model_name = catalog.model_name
+    look = catalog.typical_image_size if load_settings().match_queries else None  # as the server brings queries
     new_photos = [catalog.image_path_at(i) for i in range(0, len(catalog), max(1, len(catalog) // args.writes))]
     new_photos = new_photos[:args.writes]
     photos = sorted((data / "queries_fullres").glob("*.jpg"))
