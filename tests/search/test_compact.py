@@ -187,3 +187,63 @@ def test_leaving_out_the_query_product_answers_as_the_mask_does(tmp_path: Path) 
     _, small = built(tmp_path / "s", tiny)
     only_others = small.search(tiny[0], 5, Restriction(mask=np.array([False, True, True]), exclude=(0,)))
     assert sorted(only_others.positions.tolist()) == [1, 2]
+
+
+def _photo(seed: int) -> bytes:
+    photo = io.BytesIO()
+    draw_product(seed).save(photo, "PNG")
+    return photo.getvalue()
+
+
+def test_a_metadata_change_keeps_the_open_index_and_a_build_overtaken_by_writes_moves_the_patch_on(
+        copies_catalog: Path, tmp_path: Path, lite0, monkeypatch) -> None:
+    """Review of issue 24: a metadata-only write reopened (and hashed) the same index; and an index finished for a
+    snapshot the catalog had moved past was dropped, so a catalog written faster than an index builds piled every
+    write onto the first patch. Now the open index goes on serving, and a finished index serves the newest snapshot
+    patched with what changed since it, while the newest's own is built."""
+    import threading
+
+    import fashionrec.recommend.recommender as recommender_module
+    from fashionrec.search.select import open_ivf
+
+    copy_catalog(copies_catalog, tmp_path / "c")
+    compact = Recommender(Catalog.open(tmp_path / "c"), lite0, search="ivf")
+    index = compact._backend
+    put_products(tmp_path / "c", [ProductWrite("8", Catalog.open(tmp_path / "c").image_path_at(
+        Catalog.open(tmp_path / "c").position("8")).read_bytes(), {"gender": "Women"})], lite0)
+    assert compact.refresh() is True and compact._backend is index  # same photo, new metadata: the same index
+
+    gates, built = [threading.Event(), threading.Event()], []
+
+    def held_build(catalog, stand_in):  # each of the first two builds waits for its gate
+        gate = gates[len(built)] if len(built) < len(gates) else None
+        built.append(catalog.generation)
+        if gate is not None:
+            gate.wait(60)
+        return open_ivf(catalog, stand_in)
+
+    def wait_for(condition) -> None:
+        deadline = time.monotonic() + 60
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert condition()
+
+    monkeypatch.setattr(recommender_module, "open_ivf", held_build)
+    put_products(tmp_path / "c", [ProductWrite("600", _photo(600))], lite0)
+    assert compact.refresh() is True
+    first = compact.catalog.generation
+    put_products(tmp_path / "c", [ProductWrite("601", _photo(601))], lite0)
+    assert compact.refresh() is True and isinstance(compact._backend, PatchedIndex)
+    assert compact._backend.base_catalog.generation < first  # both writes patched onto the index before them
+    gates[0].set()  # the first build ends after the catalog moved on: it serves the newest, patched with "601"
+    wait_for(lambda: getattr(compact._backend, "base_catalog", compact.catalog).generation == first)
+    wait_for(lambda: len(built) == 2)  # then the newest's own build begins
+    assert built == [first, compact.catalog.generation] and isinstance(compact._backend, PatchedIndex)
+    assert compact.by_image(_photo(601), k=1).results[0].id == "601"
+    gates[1].set()
+    wait_for(lambda: isinstance(compact._backend, CompactIndex))
+    reference = Recommender(Catalog.open(tmp_path / "c"), lite0, search="exact")
+    for product_id in ("600", "601", "8"):
+        assert ([m.id for m in compact.by_id(product_id, k=6).results]
+                == [m.id for m in reference.by_id(product_id, k=6).results])
+    compact.close()

@@ -12,7 +12,7 @@ from PIL import Image
 from fashionrec.catalog.catalog import Catalog
 from fashionrec.catalog.identity import require_model
 from fashionrec.config import QUERY_BATCH, Settings, load_settings
-from fashionrec.errors import ModelMismatchError
+from fashionrec.errors import FashionrecError, ModelMismatchError
 from fashionrec.imaging.decode import ImageSource
 from fashionrec.models.embed import Embedder, load_model
 from fashionrec.models.shared_runs import SharedRuns
@@ -79,6 +79,7 @@ class Recommender:
         self._lock = threading.Lock()
         self._build_lock = threading.Lock()
         self._building = False
+        self._stand_in: SearchBackend | None = None  # what serves until a background build ends (refresh sets it)
         self._stop = threading.Event()
         self._follower: threading.Thread | None = None
         self._retry_at = 0.0
@@ -186,7 +187,12 @@ class Recommender:
         return True
 
     def _next_backend(self, catalog: Catalog, view: View) -> SearchBackend:
-        """The backend for a new snapshot, built from what the current one holds where it can."""
+        """The backend for a new snapshot, built from what the current one holds where it can. Lock held."""
+        if (isinstance(self._search, str) and view.backend.name in ("hnsw", "ivf")
+                and view.backend.name == search_kind(catalog, self._search, self._settings)
+                and catalog.keys.search == view.catalog.keys.search):
+            return view.backend  # the same vectors in the same rows (a metadata change): what serves goes on serving
+        self._stand_in = None
         if not isinstance(self._search, str):
             return view.backend if getattr(view.backend, "name", "") != "exact" else ExactIndex(catalog.vectors)
         kind = search_kind(catalog, self._search, self._settings)
@@ -196,19 +202,20 @@ class Recommender:
             push(catalog, self._search)  # only what changed since the copy's generation; raises if unreachable
             return view.backend.for_catalog(catalog)
         if kind == "hnsw" and not hnsw_is_current(catalog):
-            self._build_later(catalog, open_hnsw)
-            return ExactIndex(catalog.vectors)  # exact (slower, never wrong) until the new graph is ready
+            self._stand_in = ExactIndex(catalog.vectors)  # exact (slower, never wrong) until the new graph is ready
+            self._build_later(catalog, lambda snapshot, _stand_in: open_hnsw(snapshot))
+            return self._stand_in
         if kind == "ivf" and not ivf_is_current(catalog):
             # The earlier index, patched with what changed, until this snapshot's own is built; exact search when
             # the earlier one holds vectors of another space (a refit, a first whitening or colour backfill).
-            patched = (patch_ivf(catalog, view.backend, view.catalog)
-                       if isinstance(view.backend, (CompactIndex, PatchedIndex)) and can_patch(catalog, view.catalog)
-                       else ExactIndex(catalog.vectors))
+            self._stand_in = (patch_ivf(catalog, view.backend, view.catalog)
+                              if isinstance(view.backend, (CompactIndex, PatchedIndex))
+                              and can_patch(catalog, view.catalog) else ExactIndex(catalog.vectors))
             self._build_later(catalog, open_ivf)
-            return patched
+            return self._stand_in
         return open_local(catalog, kind)
 
-    def _build_later(self, catalog: Catalog, build: Callable[[Catalog], SearchBackend]) -> None:
+    def _build_later(self, catalog: Catalog, build: Callable[[Catalog, SearchBackend], SearchBackend]) -> None:
         """Build the index of the snapshot being served in the background (one build at a time), then serve it if
         that snapshot is still current; if a newer one came meanwhile, build the newest's next."""
         with self._build_lock:
@@ -218,7 +225,7 @@ class Recommender:
         threading.Thread(target=self._build_index, args=(catalog, build), daemon=True,
                          name="fashionrec-index-build").start()
 
-    def _build_index(self, catalog: Catalog, build: Callable[[Catalog], SearchBackend]) -> None:
+    def _build_index(self, catalog: Catalog, build: Callable[[Catalog, SearchBackend], SearchBackend]) -> None:
         try:
             while catalog is not None:
                 catalog = self._build_one(catalog, build)
@@ -227,24 +234,45 @@ class Recommender:
                 self._building = False  # whatever happened: a later refresh can start a build again
             raise
 
-    def _build_one(self, catalog: Catalog, build: Callable[[Catalog], SearchBackend]) -> Catalog | None:
-        """Build one snapshot's index and serve it if that snapshot is still the one served; returns the snapshot
-        to build next (a newer one served meanwhile by a stand-in), or None."""
+    def _build_one(self, catalog: Catalog, build: Callable[[Catalog, SearchBackend], SearchBackend]) -> Catalog | None:
+        """Build one snapshot's index (from the stand-in serving it, which holds its vectors: `search.select.open_ivf`)
+        and serve it (`_serve_built`); returns the snapshot to build next (a newer one served meanwhile by a
+        stand-in), or None."""
+        with self._lock:  # the stand-in serving this snapshot (refresh set it, or the build that patched it on)
+            stand_in = self._stand_in if self._view.catalog is catalog else None
         try:
-            backend = build(catalog)
+            backend = build(catalog, stand_in)
         except Exception as exc:  # noqa: BLE001 - any failure (faiss raises RuntimeError) leaves the stand-in
             log.warning("the search index of generation %d was not built: %s", catalog.generation, exc)
             backend = None
         with self._lock, self._build_lock:  # the order refresh takes them in: no refresh slips between
-            if backend is not None and self._view.catalog is catalog and not self._stop.is_set():
-                self._view = View(catalog, self.embedder, backend, self._settings, self._matching)
-            newest, waiting = self._view.catalog, self._view.backend
-            stand_in = isinstance(waiting, PatchedIndex) or waiting.name == "exact"
-            # A failed build of an older snapshot (the catalog changed before it began) is followed by the newest's.
-            if newest is not catalog and stand_in and not self._stop.is_set():
+            waiting = self._view.backend is self._stand_in and not self._stop.is_set()
+            if backend is not None and waiting:
+                self._serve_built(catalog, backend)
+            newest = self._view.catalog
+            # The newest snapshot is still served by a stand-in (the catalog changed while this one was built, or
+            # the build failed): its own index is built next.
+            if newest is not catalog and self._view.backend is self._stand_in and not self._stop.is_set():
                 return newest
             self._building = False
             return None
+
+    def _serve_built(self, catalog: Catalog, backend: SearchBackend) -> None:
+        """Serve a finished index: for its own snapshot, if that is still the one served; else for the newest, patched
+        with what changed since (a compact index of the same search space), so that a catalog written faster than an
+        index builds moves its patch forward instead of piling every write onto the first one. Both locks held."""
+        newest = self._view.catalog
+        if newest.keys.search != catalog.keys.search:
+            if not (isinstance(backend, CompactIndex) and can_patch(newest, catalog)):
+                return
+            try:
+                backend = self._stand_in = patch_ivf(newest, backend, catalog)
+            except FashionrecError as exc:  # the catalog moved on again: the next build serves it
+                log.warning("could not serve the newest snapshot from the index just built: %s", exc)
+                return
+        else:
+            self._stand_in = None  # served by its own index now: the stand-in (maybe every float) can go
+        self._view = View(newest, self.embedder, backend, self._settings, self._matching)
 
     def follow(self, seconds: float | None = None) -> None:
         """Check every `seconds` (default: the `follow_seconds` setting) for a newer catalog and swap to it, in a
@@ -272,7 +300,9 @@ class Recommender:
         self._stop.set()
         if self._follower is not None:
             self._follower.join(timeout=10)
-        getattr(self._view.backend, "close", lambda: None)()
+        with self._lock:  # a build ending now sees the stop under this lock: nothing is swapped in after this
+            backend = self._view.backend
+        getattr(backend, "close", lambda: None)()
 
 
 def open_search(catalog: Catalog, spec: str, settings: Settings | None = None) -> SearchBackend:

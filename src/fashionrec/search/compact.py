@@ -208,9 +208,12 @@ class _FloatFile:
         return _read_rows(self._fd, self.offset, self.shape[1], positions)
 
     def close(self) -> None:
-        if self._fd >= 0:
+        if getattr(self, "_fd", -1) >= 0:  # (also for a file refused in __init__, before it was opened)
             os.close(self._fd)
             self._fd = -1
+
+    def __del__(self) -> None:  # an index swapped out is dropped, not closed (queries may still be reading it)
+        self.close()
 
 
 def _read_rows(fd: int, offset: int, dim: int, positions: np.ndarray) -> np.ndarray:
@@ -252,22 +255,26 @@ class PatchedIndex:
                  vectors: np.ndarray) -> None:
         self.base, self.base_catalog = base, base_catalog
         self._base_rows = base_rows  # (n,) each row's row in the base index, -1 for a fresh one
-        self._fresh_rows = fresh_rows  # rows searched exactly, row-aligned with `vectors`
+        self._fresh_rows = fresh_rows  # rows searched exactly (ascending), row-aligned with `vectors`
         self._fresh_vectors = vectors
         self._new_row = np.full(base._rows, -1, dtype=np.int64)  # base row -> row of this snapshot (-1: gone)
         kept = np.flatnonzero(base_rows >= 0)
         self._new_row[base_rows[kept]] = kept
-        self._fresh_of_row = {int(row): slot for slot, row in enumerate(fresh_rows.tolist())}
 
     def rows(self, positions: np.ndarray) -> np.ndarray:
-        """The search vectors of catalog rows (this snapshot's rows)."""
-        return np.stack([self.vector(int(p)) for p in positions]) if len(positions) else \
-            np.zeros((0, self._fresh_vectors.shape[1]), dtype=np.float32)
+        """The search vectors of catalog rows (this snapshot's rows): the base's in one read, the fresh from memory."""
+        positions = np.asarray(positions, dtype=np.int64)
+        base_rows = self._base_rows[positions]
+        out = np.empty((len(positions), self._fresh_vectors.shape[1]), dtype=np.float32)
+        in_base = base_rows >= 0
+        out[in_base] = self.base.rows(base_rows[in_base])
+        fresh = np.flatnonzero(~in_base)
+        out[fresh] = self._fresh_vectors[np.searchsorted(self._fresh_rows, positions[fresh])]
+        return out
 
     def vector(self, position: int) -> np.ndarray:
         """See `SearchBackend.vector`."""
-        slot = self._fresh_of_row.get(int(position))
-        return self._fresh_vectors[slot] if slot is not None else self.base.vector(int(self._base_rows[position]))
+        return self.rows(np.array([position]))[0]
 
     def search(self, query: np.ndarray, k: int, restriction: Restriction | None = None) -> Neighbours:
         """See `SearchBackend.search`."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -86,12 +87,14 @@ def ivf_is_current(catalog: Catalog) -> bool:
     return ivf_paths(catalog.catalog_dir, catalog.keys)["record"].is_file()
 
 
-def open_ivf(catalog: Catalog) -> CompactIndex:
-    """The compact index of this snapshot: opened when current (and its files check out), else built from the
-    catalog block by block and published; older ones are removed.
+def open_ivf(catalog: Catalog, stand_in: SearchBackend | None = None) -> CompactIndex:
+    """The compact index of this snapshot: opened when current (and its files check out), else built block by block
+    and published; older ones are removed. The vectors come from `stand_in` when it is the patched index serving this
+    snapshot (the earlier index's floats and the changed rows: the same vectors, read without the catalog, which
+    may have moved on meanwhile, as a live one does), else from the catalog (which must still be at this snapshot).
 
     Raises:
-        FashionrecError: faiss is not installed.
+        FashionrecError: faiss is not installed; CatalogError: the catalog moved on and no stand-in holds the vectors.
     """
     paths = ivf_paths(catalog.catalog_dir, catalog.keys)
     key, rows, dim = catalog.keys.search, len(catalog), catalog.search_dim
@@ -99,13 +102,20 @@ def open_ivf(catalog: Catalog) -> CompactIndex:
     if ivf_is_current(catalog):
         try:
             index = CompactIndex.open(paths, key, rows, dim)
-        except FashionrecError as exc:  # damaged or swapped: built again in its place
+        except (FashionrecError, OSError) as exc:  # damaged, swapped, or removed meanwhile: built again in its place
             log.warning("%s", exc)
     if index is None:
-        CompactIndex.build(catalog.vector_blocks(), rows, dim, paths, key)
+        blocks = _blocks_of(stand_in, rows) if isinstance(stand_in, PatchedIndex) else catalog.vector_blocks()
+        CompactIndex.build(blocks, rows, dim, paths, key)
         index = CompactIndex.open(paths, key, rows, dim)
     remove_superseded(catalog.catalog_dir, [path.name for path in paths.values()], IVF_PREFIX)
     return index
+
+
+def _blocks_of(backend: PatchedIndex, rows: int, block: int = 65_536) -> Iterator[np.ndarray]:
+    """The search vectors a patched index serves, block by block (one empty block for no rows, as the catalog's)."""
+    for start in range(0, max(rows, 1), block):
+        yield backend.rows(np.arange(start, min(start + block, rows)))
 
 
 def can_patch(catalog: Catalog, base_catalog: Catalog) -> bool:
