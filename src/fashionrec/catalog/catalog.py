@@ -208,28 +208,27 @@ class Catalog:
         return self.search_vectors(np.stack([model_vectors[i] for i in product_ids]),
                                    np.stack([histograms[i] for i in product_ids]) if histograms else None)
 
-    def vector_changed(self, product_id: str, older: Catalog) -> bool:
-        """Whether a product written since `older` has another search vector there: its model vector was written
-        again, or its colour (a backfill); a metadata change alone keeps it."""
-        if product_id not in older:
-            return True
-        row, old_row = self.position(product_id), older.position(product_id)
-        return (self._generations[row] > older.generation
-                or self._colour_versions[row] != older._colour_versions[old_row])
+    def vectors_changed_since(self, older: Catalog) -> set[str]:
+        """The products whose search vector is not `older`'s (an earlier snapshot of this catalog): added since, or
+        written again with another photo, or another colour (a backfill); a metadata change alone keeps it."""
+        written, _ = self.changes_since(older.generation)
+        fresh = {product_id for product_id in self.ids if product_id not in older}  # added: written since, too
+        for product_id in set(written) - fresh:
+            row, old_row = self.position(product_id), older.position(product_id)
+            if (self._generations[row] > older.generation
+                    or self._colour_versions[row] != older._colour_versions[old_row]):
+                fresh.add(product_id)
+        return fresh
 
     def follow_from(self, older: Catalog) -> bool:
         """Take the search vectors of products unchanged since `older` (an earlier snapshot of this catalog, in the
-        same search space) from it, and read only those whose search vector changed (`changes_since`, less the
-        metadata changes): what a server does when the catalog changes. Returns whether it could (else the vectors
-        are read in full on first use, as usual).
-        """
+        same search space) from it, and read only those whose search vector changed (`vectors_changed_since`): what a
+        server does when the catalog changes. Returns whether it could (else all are read on first use, as usual)."""
         if (self._vectors is not None or not older.vectors_loaded or older.catalog_dir != self.catalog_dir
                 or older.keys.space != self.keys.space or older.model_id != self.model_id
                 or older.has_colour != self.has_colour):
             return False
-        written, _ = self.changes_since(older.generation)
-        fresh_ids = {product_id for product_id in written if self.vector_changed(product_id, older)}
-        fresh_ids |= {product_id for product_id in self.ids if product_id not in older}  # added: written since, too
+        fresh_ids = self.vectors_changed_since(older)
         fresh = [row for row, product_id in enumerate(self.ids) if product_id in fresh_ids]
         try:
             read = self.read_search_vectors([self.ids[row] for row in fresh])

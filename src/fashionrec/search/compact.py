@@ -170,10 +170,11 @@ class CompactIndex:
                               np.zeros((0, self._dim), dtype=np.float32))
         fetch = min(max(RERANK, k), available)
         params = faiss.SearchParametersIVF(nprobe=self._index.nprobe)
-        bitmap = None
+        bitmap = selector = None  # both kept alive in this frame while FAISS reads them through `params`
         if allowed is not None:
             bitmap = np.packbits(allowed.astype(np.uint8), bitorder="little")
-            params.sel = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
+            selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
+            params.sel = selector
         while True:
             _, found = self._index.search(np.asarray(query, np.float32)[None, :], fetch + len(left_out),
                                           params=params)

@@ -135,9 +135,7 @@ def patch_ivf(catalog: Catalog, base: CompactIndex | PatchedIndex, base_catalog:
     """
     if isinstance(base, PatchedIndex):
         base, base_catalog = base.base, base.base_catalog
-    written, _ = catalog.changes_since(base_catalog.generation)
-    fresh = {product_id for product_id in written if catalog.vector_changed(product_id, base_catalog)}
-    fresh |= {product_id for product_id in catalog.ids if product_id not in base_catalog}
+    fresh = catalog.vectors_changed_since(base_catalog)
     base_rows = np.array([-1 if product_id in fresh else base_catalog.position(product_id)
                           for product_id in catalog.ids], dtype=np.int64)
     fresh_rows = np.flatnonzero(base_rows < 0)
