@@ -156,6 +156,13 @@ def test_a_one_product_catalog_and_a_refit_are_served_right(tmp_path: Path, lite
     for product_id in ("3", "70", "110"):
         assert ([m.id for m in served.by_id(product_id, k=5).results]
                 == [m.id for m in reference.by_id(product_id, k=5).results])
+    deadline = time.monotonic() + 60
+    while not isinstance(served._backend, CompactIndex) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert isinstance(served._backend, CompactIndex)
+    # Review of issue 24: the exact stand-in's floats were cached on the catalog and kept for good (2 GB at 1M).
+    assert not served.catalog.vectors_loaded
+    assert [m.id for m in served.by_id("70", k=5).results] == [m.id for m in reference.by_id("70", k=5).results]
     served.close()
 
 

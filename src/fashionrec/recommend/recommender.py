@@ -24,6 +24,7 @@ from fashionrec.search.compact import CompactIndex, PatchedIndex
 from fashionrec.search.exact import ExactIndex
 from fashionrec.search.select import (
     can_patch,
+    exact_stand_in,
     hnsw_is_current,
     ivf_is_current,
     open_hnsw,
@@ -210,7 +211,7 @@ class Recommender:
             # the earlier one holds vectors of another space (a refit, a first whitening or colour backfill).
             self._stand_in = (patch_ivf(catalog, view.backend, view.catalog)
                               if isinstance(view.backend, (CompactIndex, PatchedIndex))
-                              and can_patch(catalog, view.catalog) else ExactIndex(catalog.vectors))
+                              and can_patch(catalog, view.catalog) else exact_stand_in(catalog))
             self._build_later(catalog, open_ivf)
             return self._stand_in
         return open_local(catalog, kind)

@@ -14,12 +14,21 @@ class ExactIndex:
 
     name = "exact"
 
-    def __init__(self, vectors: np.ndarray) -> None:
+    def __init__(self, vectors: np.ndarray, with_rows: bool = False) -> None:
+        """`with_rows`: hits come with their vectors, and `rows` reads any row, as the compact index's do: a stand-in
+        for it holds the only copy of the floats (the catalog keeps none), so a query never loads the catalog's."""
         self._vectors = vectors
+        self._with_rows = with_rows
 
     def search(self, query: np.ndarray, k: int, restriction: Restriction | None = None) -> Neighbours:
         """See `SearchBackend.search`."""
-        return exact_search(self._vectors, query, k, restriction.mask if restriction else None)
+        found = exact_search(self._vectors, query, k, restriction.mask if restriction else None)
+        return Neighbours(found.positions, found.distances, self._vectors[found.positions]) if self._with_rows \
+            else found
+
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        """The vectors of catalog rows."""
+        return self._vectors[positions]
 
     def vector(self, position: int) -> np.ndarray:
         """See `SearchBackend.vector`."""

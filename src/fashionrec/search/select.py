@@ -89,8 +89,8 @@ def ivf_is_current(catalog: Catalog) -> bool:
 
 def open_ivf(catalog: Catalog, stand_in: SearchBackend | None = None) -> CompactIndex:
     """The compact index of this snapshot: opened when current (and its files check out), else built block by block
-    and published; older ones are removed. The vectors come from `stand_in` when it is the patched index serving this
-    snapshot (the earlier index's floats and the changed rows: the same vectors, read without the catalog, which
+    and published; older ones are removed. The vectors come from `stand_in` when it is the index serving this
+    snapshot meanwhile (the earlier index patched, or exact search: the same vectors, read without the catalog, which
     may have moved on meanwhile, as a live one does), else from the catalog (which must still be at this snapshot).
 
     Raises:
@@ -105,15 +105,23 @@ def open_ivf(catalog: Catalog, stand_in: SearchBackend | None = None) -> Compact
         except (FashionrecError, OSError) as exc:  # damaged, swapped, or removed meanwhile: built again in its place
             log.warning("%s", exc)
     if index is None:
-        blocks = _blocks_of(stand_in, rows) if isinstance(stand_in, PatchedIndex) else catalog.vector_blocks()
+        blocks = (_blocks_of(stand_in, rows) if isinstance(stand_in, (PatchedIndex, ExactIndex))
+                  else catalog.vector_blocks())
         CompactIndex.build(blocks, rows, dim, paths, key)
         index = CompactIndex.open(paths, key, rows, dim)
     remove_superseded(catalog.catalog_dir, [path.name for path in paths.values()], IVF_PREFIX)
     return index
 
 
-def _blocks_of(backend: PatchedIndex, rows: int, block: int = 65_536) -> Iterator[np.ndarray]:
-    """The search vectors a patched index serves, block by block (one empty block for no rows, as the catalog's)."""
+def exact_stand_in(catalog: Catalog) -> ExactIndex:
+    """Exact search over this snapshot until its compact index is built, where the earlier index cannot stand in (a
+    new search space): the floats read into the stand-in alone, never cached on the catalog, so they go with it."""
+    vectors = catalog.vectors if catalog.vectors_loaded else np.concatenate(list(catalog.vector_blocks()))
+    return ExactIndex(vectors, with_rows=True)
+
+
+def _blocks_of(backend: PatchedIndex | ExactIndex, rows: int, block: int = 65_536) -> Iterator[np.ndarray]:
+    """The search vectors a stand-in serves, block by block (one empty block for no rows, as the catalog's)."""
     for start in range(0, max(rows, 1), block):
         yield backend.rows(np.arange(start, min(start + block, rows)))
 
