@@ -254,3 +254,57 @@ def test_a_metadata_change_keeps_the_open_index_and_a_build_overtaken_by_writes_
         assert ([m.id for m in compact.by_id(product_id, k=6).results]
                 == [m.id for m in reference.by_id(product_id, k=6).results])
     compact.close()
+
+
+def test_an_exact_stand_in_is_carried_on_across_writes_until_the_index_is_built(tmp_path: Path, lite0,
+                                                                                 monkeypatch) -> None:
+    """Review of issue 24: while a new search space's index builds, each write read every float again into a new
+    exact stand-in; it is now carried on from the one serving (unchanged rows kept, the changed read), the catalog
+    never holding the floats, and the index then built from it."""
+    import threading
+    from dataclasses import replace as with_fields
+
+    import fashionrec.recommend.recommender as recommender_module
+    from fashionrec.config import load_settings
+    from fashionrec.index.run import index_images
+    from fashionrec.search.exact import ExactIndex
+    from fashionrec.search.select import open_ivf
+    from tests.conftest import write_products
+
+    settings = with_fields(load_settings(), whiten_dim=8)
+    write_products(tmp_path / "images", range(1, 61))  # 60 products: raw vectors
+    index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False, settings=settings)
+    served = Recommender(Catalog.open(tmp_path / "c"), lite0, settings=settings, search="ivf")
+    gate = threading.Event()
+
+    def held_build(catalog, stand_in):
+        gate.wait(60)
+        return open_ivf(catalog, stand_in)
+
+    monkeypatch.setattr(recommender_module, "open_ivf", held_build)
+    write_products(tmp_path / "images", range(61, 111))  # 110: whitened, another search space
+    index_images(tmp_path / "images", tmp_path / "c", progress=False, settings=settings)
+    assert served.refresh() is True
+    first = served._backend
+    assert isinstance(first, ExactIndex)
+
+    def read_in_full(self, rows=65_536):
+        raise AssertionError("every float read again")
+
+    monkeypatch.setattr(Catalog, "vector_blocks", read_in_full)  # from here on: the stand-in's rows, or nothing
+    put_products(tmp_path / "c", [ProductWrite("900", _photo(900))], lite0)
+    remove_products(tmp_path / "c", ["5"])
+    assert served.refresh() is True
+    assert isinstance(served._backend, ExactIndex) and served._backend is not first
+    assert not served.catalog.vectors_loaded
+    reference = Recommender(Catalog.open(tmp_path / "c"), lite0, settings=settings, search="exact")
+    for product_id in ("3", "70", "900"):
+        assert ([m.id for m in served.by_id(product_id, k=5).results]
+                == [m.id for m in reference.by_id(product_id, k=5).results])
+    gate.set()
+    deadline = time.monotonic() + 60
+    while not isinstance(served._backend, CompactIndex) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert isinstance(served._backend, CompactIndex) and served.catalog.generation == reference.catalog.generation
+    assert ([m.id for m in served.by_id("900", k=5).results] == [m.id for m in reference.by_id("900", k=5).results])
+    served.close()

@@ -12,7 +12,7 @@ from PIL import Image
 from fashionrec.catalog.catalog import Catalog
 from fashionrec.catalog.identity import require_model
 from fashionrec.config import QUERY_BATCH, Settings, load_settings
-from fashionrec.errors import FashionrecError, ModelMismatchError
+from fashionrec.errors import ModelMismatchError
 from fashionrec.imaging.decode import ImageSource
 from fashionrec.models.embed import Embedder, load_model
 from fashionrec.models.shared_runs import SharedRuns
@@ -188,87 +188,96 @@ class Recommender:
         return True
 
     def _next_backend(self, catalog: Catalog, view: View) -> SearchBackend:
-        """The backend for a new snapshot, built from what the current one holds where it can. Lock held."""
+        """The backend for a new snapshot, built from what the current one holds where it can. Lock held; the stand-in
+        it may return (`_stand_in`) is recorded only once made (making one can fail: the catalog moved on again)."""
         if (isinstance(self._search, str) and view.backend.name in ("hnsw", "ivf")
                 and view.backend.name == search_kind(catalog, self._search, self._settings)
                 and catalog.keys.search == view.catalog.keys.search):
             return view.backend  # the same vectors in the same rows (a metadata change): what serves goes on serving
-        self._stand_in = None
+        backend, build = self._backend_for(catalog, view)
+        self._stand_in = backend if build is not None else None
+        if build is not None:
+            self._build_later(build)
+        return backend
+
+    def _backend_for(self, catalog: Catalog, view: View) -> tuple[SearchBackend, Callable | None]:
+        """(the backend for a new snapshot, and the build its own index needs when that backend only stands in)."""
         if not isinstance(self._search, str):
-            return view.backend if getattr(view.backend, "name", "") != "exact" else ExactIndex(catalog.vectors)
+            return (view.backend if getattr(view.backend, "name", "") != "exact" else ExactIndex(catalog.vectors)), None
         kind = search_kind(catalog, self._search, self._settings)
         if kind == "milvus":
             from fashionrec.scale.milvus import push
 
             push(catalog, self._search)  # only what changed since the copy's generation; raises if unreachable
-            return view.backend.for_catalog(catalog)
+            return view.backend.for_catalog(catalog), None
         if kind == "hnsw" and not hnsw_is_current(catalog):
-            self._stand_in = ExactIndex(catalog.vectors)  # exact (slower, never wrong) until the new graph is ready
-            self._build_later(catalog, lambda snapshot, _stand_in: open_hnsw(snapshot))
-            return self._stand_in
+            # exact (slower, never wrong) until the new graph is ready
+            return ExactIndex(catalog.vectors), lambda snapshot, _stand_in: open_hnsw(snapshot)
         if kind == "ivf" and not ivf_is_current(catalog):
             # The earlier index, patched with what changed, until this snapshot's own is built; exact search when
-            # the earlier one holds vectors of another space (a refit, a first whitening or colour backfill).
-            self._stand_in = (patch_ivf(catalog, view.backend, view.catalog)
-                              if isinstance(view.backend, (CompactIndex, PatchedIndex))
-                              and can_patch(catalog, view.catalog) else exact_stand_in(catalog))
-            self._build_later(catalog, open_ivf)
-            return self._stand_in
-        return open_local(catalog, kind)
+            # the earlier one holds vectors of another space (a refit, a first whitening or colour backfill), carried
+            # on from the exact stand-in already serving where there is one.
+            if isinstance(view.backend, (CompactIndex, PatchedIndex)) and can_patch(catalog, view.catalog):
+                return patch_ivf(catalog, view.backend, view.catalog), open_ivf
+            previous = view.backend if view.backend is self._stand_in else None
+            return exact_stand_in(catalog, previous, view.catalog), open_ivf
+        return open_local(catalog, kind), None
 
-    def _build_later(self, catalog: Catalog, build: Callable[[Catalog, SearchBackend], SearchBackend]) -> None:
-        """Build the index of the snapshot being served in the background (one build at a time), then serve it if
-        that snapshot is still current; if a newer one came meanwhile, build the newest's next."""
+    def _build_later(self, build: Callable[[Catalog, SearchBackend], SearchBackend]) -> None:
+        """Build the index of the snapshot a stand-in serves, in the background (one build at a time); the running
+        build goes on with the newest snapshot when it ends."""
         with self._build_lock:
             if self._building:
-                return  # the running build starts the next one for the newest snapshot when it ends
+                return
             self._building = True
-        threading.Thread(target=self._build_index, args=(catalog, build), daemon=True,
-                         name="fashionrec-index-build").start()
+        threading.Thread(target=self._build_index, args=(build,), daemon=True, name="fashionrec-index-build").start()
 
-    def _build_index(self, catalog: Catalog, build: Callable[[Catalog, SearchBackend], SearchBackend]) -> None:
+    def _build_index(self, build: Callable[[Catalog, SearchBackend], SearchBackend]) -> None:
         try:
-            while catalog is not None:
-                catalog = self._build_one(catalog, build)
+            while self._build_one(build):
+                pass
         except BaseException:
             with self._build_lock:
                 self._building = False  # whatever happened: a later refresh can start a build again
             raise
 
-    def _build_one(self, catalog: Catalog, build: Callable[[Catalog, SearchBackend], SearchBackend]) -> Catalog | None:
-        """Build one snapshot's index (from the stand-in serving it, which holds its vectors: `search.select.open_ivf`)
-        and serve it (`_serve_built`); returns the snapshot to build next (a newer one served meanwhile by a
-        stand-in), or None."""
-        with self._lock:  # the stand-in serving this snapshot (refresh set it, or the build that patched it on)
-            stand_in = self._stand_in if self._view.catalog is catalog else None
+    def _build_one(self, build: Callable[[Catalog, SearchBackend], SearchBackend]) -> bool:
+        """Build the index of the snapshot a stand-in serves now, from the stand-in's own vectors
+        (`search.select.open_ivf`), and serve it (`_serve_built`); returns whether a newer snapshot's stand-in waits
+        for a build next. Ends the builds when no stand-in serves (taken under both locks, as refresh takes them, so
+        that a refresh never leaves a stand-in with no build coming)."""
+        with self._lock, self._build_lock:
+            catalog, stand_in = self._view.catalog, self._stand_in
+            if self._view.backend is not stand_in or self._stop.is_set():
+                self._building = False
+                return False
         try:
             backend = build(catalog, stand_in)
         except Exception as exc:  # noqa: BLE001 - any failure (faiss raises RuntimeError) leaves the stand-in
             log.warning("the search index of generation %d was not built: %s", catalog.generation, exc)
             backend = None
-        with self._lock, self._build_lock:  # the order refresh takes them in: no refresh slips between
+        with self._lock, self._build_lock:
             waiting = self._view.backend is self._stand_in and not self._stop.is_set()
             if backend is not None and waiting:
                 self._serve_built(catalog, backend)
-            newest = self._view.catalog
-            # The newest snapshot is still served by a stand-in (the catalog changed while this one was built, or
-            # the build failed): its own index is built next.
-            if newest is not catalog and self._view.backend is self._stand_in and not self._stop.is_set():
-                return newest
-            self._building = False
-            return None
+            # Next: a newer snapshot still served by a stand-in (the catalog moved on while this one was built).
+            more = self._view.catalog is not catalog and self._view.backend is self._stand_in
+            if not more:
+                self._building = False
+            return more
 
     def _serve_built(self, catalog: Catalog, backend: SearchBackend) -> None:
         """Serve a finished index: for its own snapshot, if that is still the one served; else for the newest, patched
-        with what changed since (a compact index of the same search space), so that a catalog written faster than an
-        index builds moves its patch forward instead of piling every write onto the first one. Both locks held."""
+        with what changed since (a compact index of the same search space; the changed rows from the stand-in that
+        serves the newest), so that a catalog written faster than an index builds moves its patch forward instead of
+        piling every write onto the first one. Both locks held."""
         newest = self._view.catalog
         if newest.keys.search != catalog.keys.search:
             if not (isinstance(backend, CompactIndex) and can_patch(newest, catalog)):
                 return
             try:
-                backend = self._stand_in = patch_ivf(newest, backend, catalog)
-            except FashionrecError as exc:  # the catalog moved on again: the next build serves it
+                backend = self._stand_in = patch_ivf(newest, backend, catalog, self._stand_in.rows)
+            except Exception as exc:  # noqa: BLE001 - the build thread must go on: the next build serves the newest
                 log.warning("could not serve the newest snapshot from the index just built: %s", exc)
                 return
         else:

@@ -95,7 +95,9 @@ class View:
         """Search vectors of catalog rows: from memory when loaded, else from the backend when it keeps them (the
         compact index's floats: this very snapshot's, however far the catalog has moved on since), else read (a
         server searching Milvus)."""
-        if self.catalog.vectors_loaded or len(positions) == 0:
+        if len(positions) == 0:  # never load the catalog's vectors for no rows
+            return np.zeros((0, self.catalog.search_dim), dtype=np.float32)
+        if self.catalog.vectors_loaded:
             return self.catalog.vectors[positions]
         if hasattr(self.backend, "rows"):
             return self.backend.rows(np.asarray(positions, dtype=np.int64))

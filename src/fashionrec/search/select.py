@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -113,10 +113,22 @@ def open_ivf(catalog: Catalog, stand_in: SearchBackend | None = None) -> Compact
     return index
 
 
-def exact_stand_in(catalog: Catalog) -> ExactIndex:
+def exact_stand_in(catalog: Catalog, previous: SearchBackend | None = None,
+                   previous_catalog: Catalog | None = None) -> ExactIndex:
     """Exact search over this snapshot until its compact index is built, where the earlier index cannot stand in (a
-    new search space): the floats read into the stand-in alone, never cached on the catalog, so they go with it."""
-    vectors = catalog.vectors if catalog.vectors_loaded else np.concatenate(list(catalog.vector_blocks()))
+    new search space): the floats held by the stand-in alone, never cached on the catalog, so they go with it. Carried
+    on from `previous` (the exact stand-in serving `previous_catalog`) where the space is the same: its unchanged
+    rows kept, the changed ones read."""
+    if not (isinstance(previous, ExactIndex) and previous_catalog is not None and can_patch(catalog, previous_catalog)):
+        vectors = catalog.vectors if catalog.vectors_loaded else np.concatenate(list(catalog.vector_blocks()))
+        return ExactIndex(vectors, with_rows=True)
+    fresh = catalog.vectors_changed_since(previous_catalog)
+    kept = np.array([row for row, product_id in enumerate(catalog.ids) if product_id not in fresh], dtype=np.int64)
+    changed = np.array([row for row, product_id in enumerate(catalog.ids) if product_id in fresh], dtype=np.int64)
+    vectors = np.empty((len(catalog), catalog.search_dim), dtype=np.float32)
+    vectors[kept] = previous.rows(np.array([previous_catalog.position(catalog.ids[row]) for row in kept.tolist()],
+                                           dtype=np.int64))
+    vectors[changed] = catalog.read_search_vectors([catalog.ids[row] for row in changed.tolist()])
     return ExactIndex(vectors, with_rows=True)
 
 
@@ -133,10 +145,14 @@ def can_patch(catalog: Catalog, base_catalog: Catalog) -> bool:
             and catalog.has_colour == base_catalog.has_colour and catalog.search_dim == base_catalog.search_dim)
 
 
-def patch_ivf(catalog: Catalog, base: CompactIndex | PatchedIndex, base_catalog: Catalog) -> PatchedIndex:
+def patch_ivf(catalog: Catalog, base: CompactIndex | PatchedIndex, base_catalog: Catalog,
+              rows_of: Callable[[np.ndarray], np.ndarray] | None = None) -> PatchedIndex:
     """A snapshot served by the compact index of an earlier one (`base_catalog`'s) until its own is built: the
     products unchanged since are found there, the others (added, or with a new vector) exactly, in memory. Only
     where `can_patch` says the two snapshots share their search space.
+
+    `rows_of`: where this snapshot's changed rows are read from when something serving it holds them (by its rows),
+    else the catalog.
 
     Raises:
         CatalogError: the catalog changed again meanwhile (a later snapshot will be served).
@@ -147,7 +163,8 @@ def patch_ivf(catalog: Catalog, base: CompactIndex | PatchedIndex, base_catalog:
     base_rows = np.array([-1 if product_id in fresh else base_catalog.position(product_id)
                           for product_id in catalog.ids], dtype=np.int64)
     fresh_rows = np.flatnonzero(base_rows < 0)
-    vectors = catalog.read_search_vectors([catalog.ids[row] for row in fresh_rows.tolist()])
+    vectors = (rows_of(fresh_rows) if rows_of is not None
+               else catalog.read_search_vectors([catalog.ids[row] for row in fresh_rows.tolist()]))
     return PatchedIndex(base, base_catalog, base_rows, fresh_rows, vectors)
 
 
