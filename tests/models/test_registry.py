@@ -11,7 +11,7 @@ from fashionrec.models import get_spec, list_models
 def test_the_backbones_are_registered() -> None:
     specs = {spec.name: spec for spec in list_models()}
     assert set(specs) == {"resnet50", "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2",
-                          "efficientnet-lite2-mirrored"}
+                          "efficientnet-lite2-mirrored", "efficientnet-lite2-int8"}
     assert specs["efficientnet-lite2-mirrored"].mirror and not specs["efficientnet-lite2"].mirror
     assert (specs["resnet50"].dim, specs["resnet50"].input_size, specs["resnet50"].pooling) == (2048, 224, "max")
     assert specs["efficientnet-lite2"].input_size == 260

@@ -38,7 +38,8 @@ def export_onnx(spec: ModelSpec, weights_path: Path, target: Path, output: Outpu
       from one pass;
     - "logits": the ImageNet logits (N, 1000) of the whole network, classifier kept, so a test can compare the
       exported graph with the reference implementation its weights were trained in.
-    The batch dimension is dynamic.
+    The batch dimension is dynamic. An int8 spec's "pooled" graph is then quantised (`models.quantize`): what it
+    embeds with; its "maps" and "logits" stay float.
 
     Raises:
         ModelError: torch (or a builder's package) is not installed.
@@ -58,22 +59,34 @@ def export_onnx(spec: ModelSpec, weights_path: Path, target: Path, output: Outpu
         names = [OUTPUT_NAME, GARMENT_MAPS, LOG_NORM]
     sample = torch.zeros(1, 3, spec.input_size, spec.input_size)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=target.stem, suffix=".onnx.part")
-    os.close(fd)
+    int8 = bool(spec.int8) and output == "pooled"  # the other outputs are float diagnostics of the network
+    parts = [_part_file(target) for _ in range(2 if int8 else 1)]
     log.info("exporting %s to %s (once)", spec.name, target)
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                network, (sample,), tmp_name,
+                network, (sample,), parts[0],
                 input_names=[INPUT_NAME], output_names=names,
                 dynamic_axes={INPUT_NAME: {0: "batch"}, **{name: {0: "batch"} for name in names}},
                 opset_version=OPSET, dynamo=False,
             )
-        os.replace(tmp_name, target)
+        if int8:
+            from fashionrec.models import quantize
+
+            quantize.quantize(Path(parts[0]), quantize.load_ranges(network_name(spec), spec.int8), Path(parts[1]))
+        os.replace(parts[-1], target)
     finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+        for part in parts:
+            if os.path.exists(part):
+                os.unlink(part)
+
+
+def _part_file(target: Path) -> str:
+    """A new temporary file beside `target`, published by rename once whole."""
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=target.stem, suffix=".onnx.part")
+    os.close(fd)
+    return name
 
 
 def _build_backbone(spec: ModelSpec, weights_path: Path, classifier: bool = False):  # -> torch.nn.Module

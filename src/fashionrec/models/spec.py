@@ -58,6 +58,7 @@ class ModelSpec:
     weights: WeightsSource
     mirror: bool = False  # add the vector of the mirrored image (twice the compute; docs/QUALITY.md)
     taps: tuple[str, ...] = ("head",)  # feature maps pooled, each at unit length, and joined (docs/QUALITY.md)
+    int8: str = ""  # int8 model: the digest of its shipped activation ranges (`models.quantize`); "" for float
 
     @property
     def input_size(self) -> int:
@@ -72,6 +73,8 @@ class ModelSpec:
         """
         parts: tuple = (self.family, self.dim, self.preprocessing, self.pooling, EXPORT_VERSION, self.mirror,
                         self.taps)
+        if self.int8:  # appended only when set, so the float models keep their ids (and their catalogs)
+            parts += ("int8", self.int8)
         text = repr(parts)
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
