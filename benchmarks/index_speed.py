@@ -1,6 +1,10 @@
 """Indexing throughput per backbone on this machine: model alone (ceiling) vs end to end from JPEG files.
 
-    python benchmarks/index_speed.py [--images N] [--data DIR]
+    python benchmarks/index_speed.py [--images N] [--data DIR] [--models NAME,NAME,...]
+
+`--models` picks and orders the backbones (default: every registered one); a name given twice is measured twice,
+so two models can be compared in alternating runs on a machine whose speed drifts
+(e.g. `--models efficientnet-lite2,efficientnet-lite2-int8,efficientnet-lite2,efficientnet-lite2-int8`).
 
 Prints a table. ResNet50's speed does not depend on its weights, so when Keras' ImageNet file is
 absent the script writes random weights in Keras' HDF5 layout and uses those.
@@ -66,13 +70,15 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=400, help="real sample images to index per backbone")
     parser.add_argument("--data", type=Path, help="the fashion-product-images folder")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--models", help="comma-separated backbones, in order, repeats allowed (default: all)")
     args = parser.parse_args()
     images_dir = find_sample_data(args.data) / "images"
     settings = load_settings()
     work = Path(tempfile.mkdtemp(prefix="fashionrec-bench-"))
     rows = []
     try:
-        for spec in list_models():
+        specs = [get_spec(name) for name in args.models.split(",")] if args.models else list_models()
+        for run, spec in enumerate(specs):
             weights = None
             try:
                 locate_weights(get_spec(spec.name), settings)
@@ -80,7 +86,7 @@ def main() -> None:
                 weights = random_resnet50_h5(work / "resnet50-random.h5")
             embedder = load_model(spec.name, weights=weights)
             model_only = ceiling(embedder, args.batch_size)
-            report = index_images(images_dir, work / spec.name, model=spec.name, weights=weights,
+            report = index_images(images_dir, work / f"{run}-{spec.name}", model=spec.name, weights=weights,
                                   batch_size=args.batch_size, limit=args.images, progress=False)
             rows.append((spec.name, f"{spec.input_size}", f"{model_only:.1f}", f"{report.images_per_second:.1f}",
                          f"{report.images_per_second / model_only:.2f}", str(report.embedded),

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 from fashionrec.errors import ModelError
-from fashionrec.models import get_spec
-from fashionrec.models import quantize
+from fashionrec.models import get_spec, quantize
 from fashionrec.models.embed import load_model
 
 INT8 = "efficientnet-lite2-int8"

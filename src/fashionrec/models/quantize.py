@@ -108,8 +108,15 @@ def quantize(float_onnx: Path, ranges: dict[str, tuple[float, float]], target: P
     """
     try:
         import onnx
-        from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, TensorData, TensorsData,
-                                              quantize_static, save_tensors_data)
+        from onnxruntime.quantization import (
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            TensorData,
+            TensorsData,
+            quantize_static,
+            save_tensors_data,
+        )
     except ImportError:
         raise ModelError("building an int8 model needs onnx: pip install 'fashionrec[export]'") from None
     with tempfile.TemporaryDirectory(prefix="fashionrec-int8-") as work:
