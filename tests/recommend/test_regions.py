@@ -128,6 +128,9 @@ def test_a_packshot_and_the_shops_own_photo_are_answered_whole(recommender: Reco
         on, off = recommender.by_image(photo, k=8), recommender.by_image(photo, k=8, regions=False)
         assert on.regions == () and on.region is None
         assert [(m.id, m.similarity) for m in on.results] == [(m.id, m.similarity) for m in off.results]
+    # The shop's own photo stays whole when the shopper's filter leaves its product out of the answers.
+    own = recommender.by_image(_big(sample_dir, PAIRS[0][0]), k=5, where={"articleType": "Jeans"})
+    assert own.regions == () and own.results and {m.metadata["articleType"] for m in own.results} == {"Jeans"}
 
 
 def test_the_api_and_the_json_give_the_regions(recommender: Recommender, sample_dir: Path, tmp_path: Path) -> None:

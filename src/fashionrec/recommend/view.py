@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import cached_property
 
@@ -129,7 +129,11 @@ class View:
         else:
             vectors = self.embedder.embed_batch(picture.pixels[None])
         whole = self._picture_answer(vectors[0], picture, k, where, show_duplicates, gain)
-        garments = self._garments(photo, picture.pixels, maps[0], float(log_norm[0]), whole) if locate else []
+
+        def nearest() -> Recommendations:  # the whole catalog's nearest, asked only of a photo with a person in it
+            return whole if not where else self._picture_answer(vectors[0], picture, 1, None, True, gain)
+
+        garments = self._garments(photo, picture.pixels, maps[0], float(log_norm[0]), nearest) if locate else []
         if not garments:
             why = ("the whole photo was asked for" if not regions else "this model cannot locate garments"
                    if not self.embedder.locates else "no garment regions in this photo")
@@ -154,13 +158,16 @@ class View:
         return replace(found, notice=self._filters.notice(where, allowed))
 
     def _garments(self, photo: Image.Image, pixels: np.ndarray, maps: np.ndarray, log_norm: float,
-                  whole: Recommendations) -> list[Garment]:
+                  nearest: Callable[[], Recommendations]) -> list[Garment]:
         """The garments to answer for, when the photo shows a person (skin) wearing them; none for a packshot, or
-        for the shop's own photo of a product (its nearest product as close as `REGION_SAME_PHOTO`)."""
+        for the shop's own photo of a product (its nearest product as close as `REGION_SAME_PHOTO`). `nearest`
+        answers the whole photo over the whole catalog: the shopper's filters may leave out the very product whose
+        photo this is, which would then be answered per garment."""
         if skin_share(pixels, self.embedder.spec.preprocessing) < REGION_SKIN_SHARE:
             return []
         same_photo = REGION_SAME_PHOTO if self.catalog.whitening else REGION_SAME_PHOTO_RAW  # raw cosines run high
-        if whole.results and whole.results[0].cosine >= same_photo:
+        closest = nearest().results
+        if closest and closest[0].cosine >= same_photo:
             return []
         return find_garments(maps, log_norm, photo.size, REGION_MIN_SCORE, REGION_LIMIT)
 
