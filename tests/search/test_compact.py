@@ -308,3 +308,26 @@ def test_an_exact_stand_in_is_carried_on_across_writes_until_the_index_is_built(
     assert isinstance(served._backend, CompactIndex) and served.catalog.generation == reference.catalog.generation
     assert ([m.id for m in served.by_id("900", k=5).results] == [m.id for m in reference.by_id("900", k=5).results])
     served.close()
+
+
+def test_a_server_at_an_older_snapshot_never_removes_the_newer_snapshots_index(copies_catalog: Path,
+                                                                               tmp_path: Path, lite0) -> None:
+    """Issue 24: a build finished at an older snapshot removed the index of the catalog's latest one, which the next
+    server opening the catalog built again (and removed the older's), in turn. Only the latest generation cleans."""
+    from fashionrec.search.select import exact_stand_in, open_ivf
+
+    copy_catalog(copies_catalog, tmp_path / "c")
+    old = Catalog.open(tmp_path / "c")
+    stand_in = exact_stand_in(old)  # the older snapshot's floats, as its server holds them
+    photo = io.BytesIO()
+    draw_product(701).save(photo, "PNG")
+    put_products(tmp_path / "c", [ProductWrite("701", photo.getvalue())], lite0)
+    new = Catalog.open(tmp_path / "c")
+    assert new.keys.search != old.keys.search
+    open_ivf(new)
+    newest = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "c" / "derived").glob("ivf-*")}
+    open_ivf(old, stand_in)  # the older server's build finishes after the newer's
+    files = {p.name for p in (tmp_path / "c" / "derived").glob("ivf-*")}
+    assert set(newest) <= files and len(files) == 6, files
+    open_ivf(Catalog.open(tmp_path / "c"))  # the next server at the latest generation: opens it, removes the older
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "c" / "derived").glob("ivf-*")} == newest

@@ -78,7 +78,7 @@ def open_hnsw(catalog: Catalog) -> AnnIndex:
     if index is None:
         index = AnnIndex.build(catalog.vectors)
         publish_with(path, index.write)
-    remove_superseded(catalog.catalog_dir, [path.name], HNSW_PREFIX)
+    _remove_superseded(catalog, [path.name], HNSW_PREFIX)
     return index
 
 
@@ -109,8 +109,19 @@ def open_ivf(catalog: Catalog, stand_in: SearchBackend | None = None) -> Compact
                   else catalog.vector_blocks())
         CompactIndex.build(blocks, rows, dim, paths, key)
         index = CompactIndex.open(paths, key, rows, dim)
-    remove_superseded(catalog.catalog_dir, [path.name for path in paths.values()], IVF_PREFIX)
+    _remove_superseded(catalog, [path.name for path in paths.values()], IVF_PREFIX)
     return index
+
+
+def _remove_superseded(catalog: Catalog, keep: list[str], prefix: str) -> None:
+    """Remove the other indexes of this kind, but only from a snapshot of the catalog's latest generation.
+
+    A server still at an older snapshot (its build took a while; a write came meanwhile) would otherwise delete the
+    index of the newer snapshot, which the next server opening the catalog then builds again (80 s at 1M products),
+    and so on in turn. The older snapshot's own files are removed by the next open at the latest generation.
+    """
+    if Catalog.generation_of(catalog.catalog_dir) == catalog.generation:
+        remove_superseded(catalog.catalog_dir, keep, prefix)
 
 
 def exact_stand_in(catalog: Catalog, previous: SearchBackend | None = None,
