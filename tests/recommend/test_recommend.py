@@ -271,3 +271,27 @@ def test_following_in_the_background_picks_up_an_index_run(tmp_path: Path, lite0
         assert "34" in recommender.catalog and recommender.by_id("34", k=3).results
     finally:
         recommender.close()
+
+
+def test_a_refresh_ending_after_close_swaps_nothing_in_and_closes_what_it_opened(tmp_path: Path, lite0,
+                                                                               monkeypatch) -> None:
+    """Issue 24: a refresh that outlived close()'s wait for the follower swapped in a backend nobody closed."""
+    write_products(tmp_path / "images", range(1, 11))
+    index_images(tmp_path / "images", tmp_path / "c", model="efficientnet-lite0", progress=False)
+    recommender = Recommender(Catalog.open(tmp_path / "c"), lite0)
+    served, opened, closed = recommender._backend, [], []
+    real = Recommender._next_backend
+
+    def slow(self, catalog, view):  # close() is called while the new snapshot's backend is being made
+        backend = real(self, catalog, view)
+        backend.close = lambda: closed.append(backend)
+        opened.append(backend)
+        self._stop.set()
+        return backend
+
+    monkeypatch.setattr(Recommender, "_next_backend", slow)
+    write_products(tmp_path / "more", range(30, 33))
+    index_images(tmp_path / "more", tmp_path / "c", progress=False)
+    assert recommender.refresh() is False
+    assert recommender._backend is served and "31" not in recommender.catalog and closed == opened != []
+    assert recommender.refresh() is False and len(opened) == 1  # closed: nothing is opened any more

@@ -173,8 +173,8 @@ class Recommender:
         with self._lock:
             view = self._view
             directory = view.catalog.catalog_dir
-            if Catalog.generation_of(directory) == view.catalog.generation:
-                return False
+            if self._stop.is_set() or Catalog.generation_of(directory) == view.catalog.generation:
+                return False  # closed: nothing is opened or swapped in any more
             catalog = Catalog.open(directory)
             if catalog.model_id != view.catalog.model_id:
                 raise ModelMismatchError(f"the catalog {directory} now holds {catalog.model_id} vectors; restart the "
@@ -183,6 +183,10 @@ class Recommender:
                 return False
             catalog.follow_from(view.catalog)
             backend = self._next_backend(catalog, view)
+            if self._stop.is_set():  # closed while this refresh ran (it outlived close()'s wait): never swapped in
+                if backend is not view.backend:
+                    getattr(backend, "close", lambda: None)()
+                return False
             self._view = View(catalog, self.embedder, backend, self._settings, self._matching)
         log.info("now serving generation %d of %s (%d products)", catalog.generation, directory, len(catalog))
         return True
