@@ -331,3 +331,35 @@ def test_a_server_at_an_older_snapshot_never_removes_the_newer_snapshots_index(c
     assert set(newest) <= files and len(files) == 6, files
     open_ivf(Catalog.open(tmp_path / "c"))  # the next server at the latest generation: opens it, removes the older
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "c" / "derived").glob("ivf-*")} == newest
+
+
+@pytest.mark.parametrize("limit", [256, 2])
+def test_a_patched_index_answers_as_exact_search_with_and_without_filters(tmp_path: Path, limit: int,
+                                                                         monkeypatch) -> None:
+    """Issue 24: without filters a patched index leaves its gone rows out of the base as a list (no catalog-sized
+    mask a query), through a mask when many are gone (`limit` 2); the answers are exact search's either way."""
+    from fashionrec.search import compact
+
+    monkeypatch.setattr(compact, "EXCLUDE_LIMIT", limit)
+    base_vectors = unit_rows(600, 16)
+    _, base = built(tmp_path, base_vectors)
+    base._index.nprobe = base._index.nlist  # every list searched: exact answers expected
+    kept = np.array([row for row in range(600) if row not in (3, 10, 20)])  # 3 and 10 removed, 20 replaced
+    fresh = unit_rows(6, 16, seed=5)  # product 20's new vector and 5 new products, at the end
+    vectors = np.concatenate([base_vectors[kept], fresh])
+    base_rows = np.concatenate([kept, np.full(6, -1)])
+    fresh_rows = np.arange(len(kept), len(vectors))
+    patched = PatchedIndex(base, None, base_rows, fresh_rows, fresh)
+    labels = np.random.default_rng(1).integers(0, 3, len(vectors))
+    for query_row in (0, 5, len(vectors) - 1):
+        query = vectors[query_row]
+        more_like = np.ones(len(vectors), bool)
+        more_like[query_row] = False
+        filtered = more_like & (labels == 1)
+        cases = [(None, None), (Restriction(mask=more_like, exclude=(query_row,)), more_like),
+                 (Restriction(exclude=(query_row,)), more_like),
+                 (Restriction(mask=filtered, where={"kind": ("1",)}, exclude=(query_row,)), filtered)]
+        for restriction, mask in cases:
+            found, want = patched.search(query, 8, restriction), exact_search(vectors, query, 8, mask)
+            assert found.positions.tolist() == want.positions.tolist(), restriction
+            assert np.array_equal(found.vectors, vectors[found.positions])

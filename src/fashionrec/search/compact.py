@@ -34,6 +34,7 @@ RERANK = 100  # candidates taken from the codes and ranked exactly (recall@10 1.
 NPROBE = 12  # lists searched a query: p50 1.8 ms at 1M (docs/PERFORMANCE.md section 10)
 TRAIN_PER_LIST = 30  # training rows per list (FAISS asks for at least 30 per centroid)
 KIND = "ivf-sq8"
+EXCLUDE_LIMIT = 256  # a patched index leaves out at most this many base rows as a list, more through a mask
 _HASH_CHUNK = 1 << 24
 
 
@@ -159,9 +160,10 @@ class CompactIndex:
         faiss = faiss_module()
         allowed = restriction.mask if restriction else None
         left_out = np.zeros(0, dtype=np.int64)
-        if restriction is not None and allowed is not None and not restriction.where and restriction.exclude:
-            # No filter, only the query product left out (every "more like this"): no selector over the whole
-            # catalog (a bitmap of 1M rows a query), the rows asked for more, the left-out ones dropped.
+        if restriction is not None and not restriction.where and restriction.exclude:
+            # No filter, only some rows left out (every "more like this"; a patched index's replaced rows): no
+            # selector over the whole catalog (a bitmap of 1M rows a query), the rows asked for more, the left-out
+            # ones dropped. Without filters a mask holds only the exclusions (`MetadataFilters.allowed`).
             left_out, allowed = np.unique(np.asarray(restriction.exclude, dtype=np.int64)), None
         available = (self._rows - len(left_out)) if allowed is None else int(allowed.sum())
         k = min(k, available)
@@ -261,6 +263,7 @@ class PatchedIndex:
         self._new_row = np.full(base._rows, -1, dtype=np.int64)  # base row -> row of this snapshot (-1: gone)
         kept = np.flatnonzero(base_rows >= 0)
         self._new_row[base_rows[kept]] = kept
+        self._gone = np.flatnonzero(self._new_row < 0)  # base rows removed or replaced since the base
 
     def rows(self, positions: np.ndarray) -> np.ndarray:
         """The search vectors of catalog rows (this snapshot's rows): the base's in one read, the fresh from memory."""
@@ -279,15 +282,35 @@ class PatchedIndex:
 
     def search(self, query: np.ndarray, k: int, restriction: Restriction | None = None) -> Neighbours:
         """See `SearchBackend.search`."""
-        allowed = restriction.mask if restriction else None
-        base_allowed = self._new_row >= 0
-        if allowed is not None:
-            base_allowed &= allowed[np.maximum(self._new_row, 0)]
-        found = self.base.search(query, k, Restriction(mask=base_allowed))
-        fresh_allowed = np.ones(len(self._fresh_rows), bool) if allowed is None else allowed[self._fresh_rows]
-        slots = np.flatnonzero(fresh_allowed)
+        found = self.base.search(query, k, self._in_base(restriction))
+        slots = np.flatnonzero(self._fresh_allowed(restriction))
         positions = np.concatenate([self._new_row[found.positions], self._fresh_rows[slots]])
         vectors = np.concatenate([found.vectors, self._fresh_vectors[slots]]) if len(slots) else found.vectors
         order, distances = rank_rows(vectors, positions, query)
         order = order[:k]
         return Neighbours(positions[order], distances[:k], vectors[order])
+
+    def _in_base(self, restriction: Restriction | None) -> Restriction:
+        """The restriction of a query on the base's rows: its gone rows left out. Without filters, and while few rows
+        are gone, as a list of rows left out (the base then needs no selector over the whole catalog); else a mask."""
+        excluded = np.asarray(restriction.exclude if restriction else (), dtype=np.int64)
+        excluded = self._base_rows[excluded] if len(excluded) else excluded
+        excluded = excluded[excluded >= 0]
+        if restriction is None or not restriction.where:
+            left_out = np.concatenate([self._gone, excluded])
+            if len(left_out) <= EXCLUDE_LIMIT:
+                return Restriction(exclude=tuple(left_out.tolist()))
+        allowed = self._new_row >= 0
+        if restriction is not None and restriction.mask is not None:
+            allowed &= restriction.mask[np.maximum(self._new_row, 0)]
+        allowed[excluded] = False
+        return Restriction(mask=allowed)
+
+    def _fresh_allowed(self, restriction: Restriction | None) -> np.ndarray:
+        """Which fresh rows a query may return."""
+        if restriction is not None and restriction.mask is not None:
+            return restriction.mask[self._fresh_rows]
+        allowed = np.ones(len(self._fresh_rows), bool)
+        if restriction is not None and restriction.exclude:
+            allowed &= ~np.isin(self._fresh_rows, np.asarray(restriction.exclude, dtype=np.int64))
+        return allowed
