@@ -40,7 +40,7 @@ def main() -> None:
     chosen = [paths[i] for i in np.random.default_rng(SEED).permutation(len(paths))[:args.count]]
     embedder = load_model(args.network)
     with tempfile.TemporaryDirectory(prefix="fashionrec-ranges-") as work:
-        graph = quantize.shaped(embedder.onnx_path, Path(work) / "shaped.onnx")
+        graph = quantize.fold_and_shape(embedder.onnx_path, Path(work) / "folded.onnx")
         batches = (np.stack([embedder.prepare(p) for p in chosen[i:i + 8]]) for i in range(0, len(chosen), 8))
         ranges = quantize.calibrate(graph, batches, Path(work))
         import onnx
@@ -50,7 +50,7 @@ def main() -> None:
     target = quantize.ranges_path(args.network) if args.write else Path(tempfile.mkdtemp()) / "ranges.json"
     made_from = (f"{args.network} ({embedder.model_id}): MinMax over {args.count} photos of {args.images.name}, "
                  f"seed {SEED}")
-    quantize.write_ranges({name: ranges[name] for name in needed}, target, made_from)
+    quantize.write_ranges({name: ranges[name] for name in needed}, target, embedder.spec.float_graph, made_from)
     print(f"{len(needed)} activation ranges written to {target}; digest {quantize.ranges_digest(target)}")
 
 

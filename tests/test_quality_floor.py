@@ -2,8 +2,8 @@
 
 1,000 seeded products of the shared sample are indexed with the default model, exactly as `fashionrec index` does
 (the catalog is too small to be whitened), and scored leave-one-out: articleType precision@5, the query's exact
-copies left out. Measured with this seed: the repaired default scores 0.451 (0.4575 today); the graph shipped before (ReLU6
-swapped for Swish, average pooling of the head map) scored 0.189. The floor sits between, far from both.
+copies left out. Measured with this seed: the repaired default scores 0.451 (0.4575 today); the graph shipped
+before (ReLU6 swapped for Swish, average pooling of the head map) scored 0.189. The floor sits between, far from both.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from fashionrec.models.weights import locate_weights  # noqa: E402
 from tests.conftest import draw_product  # noqa: E402
 
 # One spec per distinct network (the mirrored and int8 models share lite2's network; int8 is checked in test_quantize).
-LITE_SPECS = {network_name(s): s.name for s in list_models() if s.family == "efficientnet-lite" and not s.int8}
+LITE_SPECS = {network_name(s): s.name for s in list_models() if s.family == "efficientnet-lite" and not s.int8_ranges}
 
 
 def _logits_pair(spec_name: str, images: list, tmp_path: Path) -> tuple[np.ndarray, np.ndarray]:

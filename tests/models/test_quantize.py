@@ -21,20 +21,32 @@ INT8 = "efficientnet-lite2-int8"
 
 def test_the_int8_model_is_pinned_to_its_shipped_ranges() -> None:
     spec, plain = get_spec(INT8), get_spec("efficientnet-lite2")
-    assert spec.int8 == quantize.ranges_digest(quantize.ranges_path("efficientnet-lite2")), (
+    assert spec.int8_ranges == quantize.ranges_digest(quantize.ranges_path("efficientnet-lite2")), (
         "the ranges file changed: put its new digest in models/registry.py (_INT8_RANGES)")
-    assert not plain.int8 and plain.fingerprint() == "839d7753", "the float model's id must not move"
+    assert not plain.int8_ranges and plain.fingerprint() == "839d7753", (
+        "the float model's id moved: every float catalog would have to be embedded again")
     assert spec.model_id("ab" * 32) != plain.model_id("ab" * 32)  # int8 vectors never mix with float ones
+    other = get_spec(INT8, int8_ranges="00000000")  # other ranges: another model, whose vectors never mix either
+    assert other.fingerprint() != spec.fingerprint() and other.model_id("ab" * 32) != spec.model_id("ab" * 32)
+    assert spec.float_graph == plain.fingerprint()
     assert (spec.dim, spec.preprocessing, spec.taps) == (plain.dim, plain.preprocessing, plain.taps)
 
 
-def test_ranges_other_than_the_pinned_ones_are_refused() -> None:
+def test_ranges_other_than_the_pinned_ones_are_refused(tmp_path: Path, monkeypatch) -> None:
+    spec = get_spec(INT8)
     with pytest.raises(ModelError, match="not the int8 ranges this version"):
-        quantize.load_ranges("efficientnet-lite2", "00000000")
+        quantize.load_ranges("efficientnet-lite2", "00000000", spec.float_graph)
     with pytest.raises(ModelError, match="has no int8 ranges"):
-        quantize.load_ranges("efficientnet-lite0", "00000000")
-    shipped = quantize.load_ranges("efficientnet-lite2", get_spec(INT8).int8)
+        quantize.load_ranges("efficientnet-lite0", "00000000", spec.float_graph)
+    with pytest.raises(ModelError, match="calibrated on another build of efficientnet-lite2"):
+        quantize.load_ranges("efficientnet-lite2", spec.int8_ranges, "0ther000")
+    shipped = quantize.load_ranges("efficientnet-lite2", spec.int8_ranges, spec.float_graph)
     assert shipped and all(low <= high for low, high in shipped.values())
+    monkeypatch.setattr(quantize, "ranges_path", lambda network: tmp_path / "ranges.json")
+    quantize.write_ranges(shipped, tmp_path / "ranges.json", spec.float_graph, "test")
+    digest = quantize.ranges_digest(tmp_path / "ranges.json")
+    assert quantize.load_ranges("efficientnet-lite2", digest, spec.float_graph) == {
+        name: (float(np.float32(low)), float(np.float32(high))) for name, (low, high) in shipped.items()}
 
 
 def _small_graph(path: Path) -> None:
@@ -68,16 +80,21 @@ def test_a_graph_quantised_with_its_calibrated_ranges_keeps_its_embedding_and_it
 
     _small_graph(tmp_path / "float.onnx")
     batches = [np.random.default_rng(i).normal(0, 1, (4, 3, 16, 16)).astype(np.float32) for i in range(10)]
-    graph = quantize.shaped(tmp_path / "float.onnx", tmp_path / "shaped.onnx")
+    graph = quantize.fold_and_shape(tmp_path / "float.onnx", tmp_path / "folded.onnx")
     ranges = quantize.calibrate(graph, batches, tmp_path)
-    quantize.write_ranges(ranges, tmp_path / "ranges.json", "test")
+    quantize.write_ranges(ranges, tmp_path / "ranges.json", "graph", "test")
     assert json.loads((tmp_path / "ranges.json").read_text())["tensors"].keys() == ranges.keys()
+    ranges["b"] = (ranges["b"][0], 2 * ranges["b"][1])  # not what calibration found: must be used as given
     quantize.quantize(tmp_path / "float.onnx", ranges, tmp_path / "int8.onnx")
     model = onnx.load(str(tmp_path / "int8.onnx"))
+    constants = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
     quantised_inputs = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
     convs = {n.name: n for n in model.graph.node if n.op_type == "Conv"}
     assert convs["conv2"].input[1] in quantised_inputs  # int8 weights on the embedding's path
     assert convs["side"].input[1] == "w3"  # the side branch's weights stay float
+    (clip,) = [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "b"]
+    low, high = ranges["b"]
+    assert float(constants[clip.input[1]]) == pytest.approx((max(high, 0) - min(low, 0)) / 255, rel=1e-6)
     runs = [ort.InferenceSession(str(tmp_path / name), providers=["CPUExecutionProvider"])
             for name in ("float.onnx", "int8.onnx")]
     test = np.random.default_rng(99).normal(0, 1, (8, 3, 16, 16)).astype(np.float32)

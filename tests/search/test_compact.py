@@ -31,8 +31,11 @@ def unit_rows(count: int, dim: int, seed: int = 0) -> np.ndarray:
 def built(tmp_path: Path, vectors: np.ndarray, key: str = "k") -> tuple[dict[str, Path], CompactIndex]:
     paths = {"codes": tmp_path / f"{key}.faiss", "floats": tmp_path / f"{key}.npy", "record": tmp_path / f"{key}.json"}
     blocks = (vectors[start:start + 300] for start in range(0, len(vectors), 300))  # built block by block
-    CompactIndex.build(blocks, len(vectors), vectors.shape[1], paths, key)
-    return paths, CompactIndex.open(paths, key, len(vectors), vectors.shape[1])
+    made = CompactIndex.build(blocks, len(vectors), vectors.shape[1], paths, key)  # files hashed as written ...
+    opened = CompactIndex.open(paths, key, len(vectors), vectors.shape[1])  # ... which open() checks by reading them
+    assert made.search(vectors[0], 5).positions.tolist() == opened.search(vectors[0], 5).positions.tolist()
+    made.close()
+    return paths, opened
 
 
 def test_every_list_searched_gives_the_exact_answers_with_the_exact_floats(tmp_path: Path) -> None:

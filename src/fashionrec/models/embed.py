@@ -149,7 +149,8 @@ def load_model(
         An `Embedder` whose `model_id` names the model, its weights hash and its preprocessing.
 
     Raises:
-        ModelError: unknown name, or the ONNX file cannot be built (e.g. torch missing).
+        ModelError: unknown name, or the ONNX file cannot be built (e.g. torch missing; an int8 model's ranges that
+            do not fit: `models.export.export_onnx`).
         WeightsNotFoundError: the weights are not available; the message says where to put them.
 
     Example:

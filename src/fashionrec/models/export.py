@@ -42,7 +42,8 @@ def export_onnx(spec: ModelSpec, weights_path: Path, target: Path, output: Outpu
     embeds with; its "maps" and "logits" stay float.
 
     Raises:
-        ModelError: torch (or a builder's package) is not installed.
+        ModelError: torch (or a builder's package) is not installed; an int8 spec's ranges are missing, modified or
+            for another graph, or cannot be applied (`models.quantize.quantize`).
     """
     try:
         import torch
@@ -51,6 +52,11 @@ def export_onnx(spec: ModelSpec, weights_path: Path, target: Path, output: Outpu
             f"the ONNX file for {spec.name} is not built yet and building it needs torch: "
             "pip install torch==2.13.0 'fashionrec[export]'"
         ) from None
+    quantised = bool(spec.int8_ranges) and output == "pooled"  # the other outputs are float diagnostics
+    if quantised:  # checked before the slow export: ranges missing, modified or for another graph
+        from fashionrec.models import quantize
+
+        ranges = quantize.load_ranges(network_name(spec), spec.int8_ranges, spec.float_graph)
     backbone = _build_backbone(spec, weights_path, classifier=output == "logits")
     network = (_pooled(backbone, spec.pooling, spec.mirror) if output == "pooled" else backbone).eval()
     names = [OUTPUT_NAME] if output != "maps" else [f"{OUTPUT_NAME}_{tap}" for tap in spec.taps]
@@ -59,8 +65,7 @@ def export_onnx(spec: ModelSpec, weights_path: Path, target: Path, output: Outpu
         names = [OUTPUT_NAME, GARMENT_MAPS, LOG_NORM]
     sample = torch.zeros(1, 3, spec.input_size, spec.input_size)
     target.parent.mkdir(parents=True, exist_ok=True)
-    int8 = bool(spec.int8) and output == "pooled"  # the other outputs are float diagnostics of the network
-    parts = [_part_file(target) for _ in range(2 if int8 else 1)]
+    parts = [_part_file(target) for _ in range(2 if quantised else 1)]
     log.info("exporting %s to %s (once)", spec.name, target)
     try:
         with warnings.catch_warnings(), torch.no_grad():
@@ -71,10 +76,8 @@ def export_onnx(spec: ModelSpec, weights_path: Path, target: Path, output: Outpu
                 dynamic_axes={INPUT_NAME: {0: "batch"}, **{name: {0: "batch"} for name in names}},
                 opset_version=OPSET, dynamo=False,
             )
-        if int8:
-            from fashionrec.models import quantize
-
-            quantize.quantize(Path(parts[0]), quantize.load_ranges(network_name(spec), spec.int8), Path(parts[1]))
+        if quantised:
+            quantize.quantize(Path(parts[0]), ranges, Path(parts[1]))
         os.replace(parts[-1], target)
     finally:
         for part in parts:

@@ -6,6 +6,7 @@ preprocessing an image never import a deep-learning framework.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from typing import Literal, Union
@@ -58,7 +59,12 @@ class ModelSpec:
     weights: WeightsSource
     mirror: bool = False  # add the vector of the mirrored image (twice the compute; docs/QUALITY.md)
     taps: tuple[str, ...] = ("head",)  # feature maps pooled, each at unit length, and joined (docs/QUALITY.md)
-    int8: str = ""  # int8 model: the digest of its shipped activation ranges (`models.quantize`); "" for float
+    int8_ranges: str = ""  # an int8 model's shipped activation ranges, by digest (`models.quantize`); "" for float
+
+    @property
+    def float_graph(self) -> str:
+        """The fingerprint of the float graph this spec's model is (int8: is quantised from)."""
+        return dataclasses.replace(self, int8_ranges="").fingerprint()
 
     @property
     def input_size(self) -> int:
@@ -73,8 +79,8 @@ class ModelSpec:
         """
         parts: tuple = (self.family, self.dim, self.preprocessing, self.pooling, EXPORT_VERSION, self.mirror,
                         self.taps)
-        if self.int8:  # appended only when set, so the float models keep their ids (and their catalogs)
-            parts += ("int8", self.int8)
+        if self.int8_ranges:  # appended only when set, so the float models keep their ids (and their catalogs)
+            parts += ("int8", self.int8_ranges)
         text = repr(parts)
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 

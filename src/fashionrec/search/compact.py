@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fashionrec.catalog.derived import publish, publish_with
+from fashionrec.catalog.derived import publish
 from fashionrec.errors import FashionrecError
 from fashionrec.search.backend import Neighbours, Restriction
 from fashionrec.search.exact import rank_rows
@@ -54,33 +54,36 @@ class CompactIndex:
         self._rows, self._dim = floats.shape
 
     @classmethod
-    def build(cls, blocks: Iterable[np.ndarray], rows: int, dim: int, paths: dict[str, Path], key: str) -> None:
+    def build(cls, blocks: Iterable[np.ndarray], rows: int, dim: int, paths: dict[str, Path],
+              key: str) -> CompactIndex:
         """Write the index of the vectors `blocks` yields (`rows` x `dim` in all, row order kept) to `paths`
         (`catalog.derived.ivf_paths`): the floats as they come, then the codes trained on a seeded sample of them,
-        then the record. Never more in memory than one block, the training sample (30 rows a list) and the codes.
+        then the record; and return it, open. Never more in memory than one block, the training sample (30 rows a
+        list) and the codes. Each file is hashed as it is written.
 
         Raises:
             FashionrecError: faiss is not installed, or the blocks are not `rows` x `dim`.
         """
         faiss = faiss_module()
 
+        floats_digest, codes_digest = hashlib.sha256(), hashlib.sha256()
+
         def write_floats(handle) -> None:
-            np.lib.format.write_array_header_1_0(handle, {"descr": "<f4", "fortran_order": False,
+            hashed = _Hashed(handle, floats_digest)  # hashed as written: 2 GB at 1M are not read back for it
+            np.lib.format.write_array_header_1_0(hashed, {"descr": "<f4", "fortran_order": False,
                                                           "shape": (rows, dim)})
             written = 0
             for block in blocks:
                 data = np.ascontiguousarray(block, dtype="<f4")
                 if data.ndim != 2 or data.shape[1] != dim:
                     raise FashionrecError(f"a block of {data.shape} does not fit {dim}-d vectors")
-                handle.write(data.tobytes())
+                hashed.write(data.tobytes())
                 written += len(data)
             if written != rows:
                 raise FashionrecError(f"{written} vectors were read, {rows} expected")
 
         publish(paths["floats"], write_floats)
         lists = list_count(rows)
-        with open(paths["floats"], "rb") as handle:
-            floats_digest = _file_digest(handle)
         reader = _FloatFile(paths["floats"])
         try:
             quantizer = faiss.IndexFlatIP(dim)
@@ -91,14 +94,16 @@ class CompactIndex:
             index.train(reader.rows(np.sort(sample)))
             for start in range(0, rows, 65_536):
                 index.add(reader.rows(np.arange(start, min(rows, start + 65_536))))
-        finally:
+        except BaseException:
             reader.close()
-        publish_with(paths["codes"], lambda name: faiss.write_index(index, name))
-        with open(paths["codes"], "rb") as handle:
-            codes_digest = _file_digest(handle)
+            raise
+        publish(paths["codes"], lambda handle: faiss.write_index(
+            index, faiss.PyCallbackIOWriter(_Hashed(handle, codes_digest).write)))
         record = {"kind": KIND, "search_key": key, "rows": rows, "dim": dim, "lists": lists,
-                  "floats_sha256": floats_digest, "codes_sha256": codes_digest}
+                  "floats_sha256": floats_digest.hexdigest(), "codes_sha256": codes_digest.hexdigest()}
         publish(paths["record"], lambda handle: handle.write(json.dumps(record, sort_keys=True)), mode="w")
+        index.nprobe = min(NPROBE, index.nlist)
+        return cls(index, reader)  # what was just written and hashed: not read and hashed again
 
     @classmethod
     def open(cls, paths: dict[str, Path], key: str, rows: int, dim: int) -> CompactIndex:
@@ -109,27 +114,32 @@ class CompactIndex:
             FashionrecError: faiss is not installed, or the files are missing, damaged or of other vectors.
         """
         faiss = faiss_module()
+        floats = None
         try:
             record = json.loads(paths["record"].read_text())
-            with open(paths["floats"], "rb") as handle:
-                floats_digest = _file_digest(handle)
+            # Each file is hashed through the very handle it is then read from: a file swapped between the check
+            # and the use cannot slip in.
+            floats = _FloatFile(paths["floats"])
+            floats_digest = floats.digest()
             with open(paths["codes"], "rb") as handle:
                 codes_digest = _file_digest(handle)
-        except (OSError, ValueError) as exc:
+                expected = {"kind": KIND, "search_key": key, "rows": rows, "dim": dim, "floats_sha256": floats_digest,
+                            "codes_sha256": codes_digest}
+                wrong = [name for name, value in expected.items() if record.get(name) != value]
+                if wrong:
+                    culprit = {"floats_sha256": paths["floats"], "codes_sha256": paths["codes"]}.get(
+                        wrong[0], paths["record"])
+                    raise FashionrecError(f"the compact index file {culprit} does not hold these vectors (damaged or "
+                                          f"swapped: {', '.join(wrong)} differ from its record); it is built again")
+                handle.seek(0)
+                index = faiss.read_index(faiss.PyCallbackIOReader(handle.read))
+        except (OSError, ValueError, RuntimeError, FashionrecError) as exc:
+            if floats is not None:
+                floats.close()
+            if isinstance(exc, FashionrecError):
+                raise
             raise FashionrecError(f"the compact index {paths['record']} cannot be read ({exc}); it is built again") \
                 from None
-        expected = {"kind": KIND, "search_key": key, "rows": rows, "dim": dim, "floats_sha256": floats_digest,
-                    "codes_sha256": codes_digest}
-        wrong = [name for name, value in expected.items() if record.get(name) != value]
-        if wrong:
-            culprit = {"floats_sha256": paths["floats"], "codes_sha256": paths["codes"]}.get(wrong[0], paths["record"])
-            raise FashionrecError(f"the compact index file {culprit} does not hold these vectors (damaged or "
-                                  f"swapped: {', '.join(wrong)} differ from its record); it is built again")
-        try:
-            index = faiss.read_index(str(paths["codes"]))
-        except RuntimeError as exc:
-            raise FashionrecError(f"the compact index {paths['codes']} cannot be read ({exc})") from None
-        floats = _FloatFile(paths["floats"])
         if floats.shape != (rows, dim) or index.ntotal != rows or index.d != dim:
             floats.close()
             raise FashionrecError(f"the compact index {paths['record']} does not hold these vectors")
@@ -196,16 +206,28 @@ class _FloatFile:
     """A `.npy` file of float32 rows, read row by row with `pread`."""
 
     def __init__(self, path: Path) -> None:
-        with open(path, "rb") as handle:
-            version = np.lib.format.read_magic(handle)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            shape, fortran, dtype = read_header(handle)
-            self.offset = handle.tell()
-        if fortran or dtype != np.dtype("<f4") or len(shape) != 2:
-            raise FashionrecError(f"{path} is not a file of float32 rows")
+        self._fd = os.open(path, os.O_RDONLY)  # the header, the digest and the rows are all read through it
+        try:
+            with os.fdopen(os.dup(self._fd), "rb") as handle:
+                version = np.lib.format.read_magic(handle)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, fortran, dtype = read_header(handle)
+                self.offset = handle.tell()
+            if fortran or dtype != np.dtype("<f4") or len(shape) != 2:
+                raise FashionrecError(f"{path} is not a file of float32 rows")
+        except BaseException:
+            self.close()
+            raise
         self.shape = tuple(shape)
-        self._fd = os.open(path, os.O_RDONLY)
+
+    def digest(self) -> str:
+        """The SHA-256 of the whole file, read through this file's own descriptor."""
+        digest, offset = hashlib.sha256(), 0
+        while chunk := os.pread(self._fd, _HASH_CHUNK, offset):
+            digest.update(chunk)
+            offset += len(chunk)
+        return digest.hexdigest()
 
     def rows(self, positions: np.ndarray) -> np.ndarray:
         return _read_rows(self._fd, self.offset, self.shape[1], positions)
@@ -235,6 +257,17 @@ def _read_rows(fd: int, offset: int, dim: int, positions: np.ndarray) -> np.ndar
             raise FashionrecError("the compact index's floats file is shorter than its record says")
         out[order[run]] = np.frombuffer(data, dtype="<f4").reshape(count, dim)
     return out
+
+
+class _Hashed:
+    """A file handle that hashes what is written through it."""
+
+    def __init__(self, handle, digest) -> None:
+        self._handle, self._digest = handle, digest
+
+    def write(self, data: bytes) -> int:
+        self._digest.update(data)
+        return self._handle.write(data)
 
 
 def _file_digest(handle) -> str:

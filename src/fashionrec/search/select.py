@@ -107,8 +107,7 @@ def open_ivf(catalog: Catalog, stand_in: SearchBackend | None = None) -> Compact
     if index is None:
         blocks = (_blocks_of(stand_in, rows) if isinstance(stand_in, (PatchedIndex, ExactIndex))
                   else catalog.vector_blocks())
-        CompactIndex.build(blocks, rows, dim, paths, key)
-        index = CompactIndex.open(paths, key, rows, dim)
+        index = CompactIndex.build(blocks, rows, dim, paths, key)
     _remove_superseded(catalog, [path.name for path in paths.values()], IVF_PREFIX)
     return index
 
