@@ -61,10 +61,15 @@ def test_a_selective_filter_still_gets_every_allowed_row_it_asks_for(tmp_path: P
     assert len(index.search(vectors[0], 5, Restriction(mask=np.zeros(len(vectors), bool))).positions) == 0
 
 
-@pytest.mark.parametrize("damage", ["floats", "codes", "record"])
+@pytest.mark.parametrize("damage", ["floats", "codes", "record", "not a record"])
 def test_a_damaged_or_swapped_index_is_refused(tmp_path: Path, damage: str) -> None:
     vectors = unit_rows(500, 16)
     paths, _ = built(tmp_path, vectors)
+    if damage == "not a record":  # valid JSON, not an object: refused (it stopped the server), so built again
+        paths["record"].write_text("[1]")
+        with pytest.raises(FashionrecError, match="cannot be read"):
+            CompactIndex.open(paths, "k", 500, 16)
+        return
     if damage == "record":  # the index of other vectors under this name
         built(tmp_path / "other", unit_rows(500, 16, seed=9), key="k")
         for name in ("codes", "floats", "record"):
@@ -316,24 +321,48 @@ def test_an_exact_stand_in_is_carried_on_across_writes_until_the_index_is_built(
 def test_a_server_at_an_older_snapshot_never_removes_the_newer_snapshots_index(copies_catalog: Path,
                                                                                tmp_path: Path, lite0) -> None:
     """Issue 24: a build finished at an older snapshot removed the index of the catalog's latest one, which the next
-    server opening the catalog built again (and removed the older's), in turn. Only the latest generation cleans."""
+    server opening the catalog built again (and removed the older's), in turn. An older snapshot leaves what was
+    published since it was read; what is older than that goes, so builds overtaken by steady writes pile nothing up."""
+    import os
+
     from fashionrec.search.select import exact_stand_in, open_ivf
 
+    def write(product: int) -> None:
+        photo = io.BytesIO()
+        draw_product(product).save(photo, "PNG")
+        put_products(tmp_path / "c", [ProductWrite(str(product), photo.getvalue())], lite0)
+
+    def files() -> dict[str, int]:
+        return {p.name: p.stat().st_mtime_ns for p in (tmp_path / "c" / "derived").glob("ivf-*")}
+
+    def age(names) -> None:  # as if published long before (file times are coarse: the test does not wait)
+        for name in names:
+            os.utime(tmp_path / "c" / "derived" / name, (1, 1))
+
     copy_catalog(copies_catalog, tmp_path / "c")
-    old = Catalog.open(tmp_path / "c")
-    stand_in = exact_stand_in(old)  # the older snapshot's floats, as its server holds them
-    photo = io.BytesIO()
-    draw_product(701).save(photo, "PNG")
-    put_products(tmp_path / "c", [ProductWrite("701", photo.getvalue())], lite0)
-    new = Catalog.open(tmp_path / "c")
-    assert new.keys.search != old.keys.search
-    open_ivf(new)
-    newest = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "c" / "derived").glob("ivf-*")}
-    open_ivf(old, stand_in)  # the older server's build finishes after the newer's
-    files = {p.name for p in (tmp_path / "c" / "derived").glob("ivf-*")}
-    assert set(newest) <= files and len(files) == 6, files
+    first = Catalog.open(tmp_path / "c")
+    first_stand_in = exact_stand_in(first)  # the older snapshot's floats, as its server holds them
+    write(701)
+    second = Catalog.open(tmp_path / "c")
+    open_ivf(second)
+    newest = files()
+    open_ivf(first, first_stand_in)  # the older server's build finishes after the newer's
+    assert set(newest) < set(files()) and len(files()) == 6  # the newer snapshot's index stays
     open_ivf(Catalog.open(tmp_path / "c"))  # the next server at the latest generation: opens it, removes the older
-    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "c" / "derived").glob("ivf-*")} == newest
+    assert files() == newest
+
+    # Steady writes: each build ends a generation late, and still removes what came before its snapshot.
+    age(newest)
+    second = Catalog.open(tmp_path / "c")
+    second_stand_in = exact_stand_in(second)
+    write(702)
+    open_ivf(second, second_stand_in)  # at an older generation now: its own file stays ...
+    assert set(files()) == set(newest)
+    third = Catalog.open(tmp_path / "c")
+    third_stand_in = exact_stand_in(third)
+    write(703)
+    open_ivf(third, third_stand_in)  # ... and the next one, overtaken too, removes the one before it
+    assert not set(newest) & set(files()) and len(files()) == 3, sorted(files())
 
 
 @pytest.mark.parametrize("limit", [256, 2])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
@@ -42,6 +43,7 @@ class Catalog:
                  skipped: list[SkippedFile], space: SearchSpace | None = None) -> None:
         self.catalog_dir = catalog_dir
         self.info = info
+        self.opened_at = time.time()  # derived files published since may be a newer snapshot's (`search.select`)
         self.generation = int(info.get(GENERATION_KEY, "0"))
         self.ids = stored.ids
         self.space = space

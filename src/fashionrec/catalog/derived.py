@@ -162,8 +162,10 @@ def publish_with(target: Path, write_path: Callable[[str], None]) -> None:
             os.unlink(temporary)
 
 
-def remove_superseded(catalog_dir: Path, keep: Iterable[str], prefix: str) -> list[str]:
-    """Delete the derived files of one kind (`prefix`) but those named in `keep`, and long-dead temporary files.
+def remove_superseded(catalog_dir: Path, keep: Iterable[str], prefix: str,
+                      keep_since: float | None = None) -> list[str]:
+    """Delete the derived files of one kind (`prefix`) but those named in `keep` (and those modified at or after
+    `keep_since`, a time), and long-dead temporary files.
 
     Returns the names removed. A server holding an older snapshot has its arrays in memory already.
     """
@@ -175,7 +177,8 @@ def remove_superseded(catalog_dir: Path, keep: Iterable[str], prefix: str) -> li
     now = time.time()
     for path in folder.iterdir():
         orphan = path.name.startswith(f".{prefix}") and now - _mtime(path) > ORPHAN_SECONDS
-        if (path.name.startswith(prefix) and path.name not in keep) or orphan:
+        recent = keep_since is not None and _mtime(path) >= keep_since
+        if (path.name.startswith(prefix) and path.name not in keep and not recent) or orphan:
             try:
                 path.unlink()
                 removed.append(path.name)

@@ -184,7 +184,7 @@ class Recommender:
             catalog.follow_from(view.catalog)
             backend = self._next_backend(catalog, view)
             if self._stop.is_set():  # closed while this refresh ran (it outlived close()'s wait): never swapped in
-                if backend is not view.backend:
+                if backend is not view.backend and backend.name != "milvus":  # Milvus: the served one's connection
                     getattr(backend, "close", lambda: None)()
                 return False
             self._view = View(catalog, self.embedder, backend, self._settings, self._matching)

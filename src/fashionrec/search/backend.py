@@ -20,15 +20,21 @@ class Neighbours:
 
 @dataclass(frozen=True)
 class Restriction:
-    """Which catalog rows a query may return."""
+    """Which catalog rows a query may return.
 
-    mask: np.ndarray | None = None  # (n,) bool; None: every row
+    The mask is the whole truth and every backend honours it; it already leaves out `exclude`. Without `where` the
+    mask holds only the exclusions (`MetadataFilters.allowed` makes it so), which lets the compact index skip the
+    mask and leave the few excluded rows out itself. A restriction of `exclude` alone (no mask) is understood by the
+    compact index only (`PatchedIndex` hands one to its base).
+    """
+
+    mask: np.ndarray | None = None  # (n,) bool; None: every row (but `exclude`)
     where: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # column -> allowed values, lower-cased
     exclude: tuple[int, ...] = ()  # rows left out whatever the filters say (the query product)
 
     def count(self, rows: int) -> int:
         """How many of `rows` rows are allowed."""
-        return rows if self.mask is None else int(self.mask.sum())
+        return rows - len(set(self.exclude)) if self.mask is None else int(self.mask.sum())
 
 
 class SearchBackend(Protocol):

@@ -94,14 +94,14 @@ class CompactIndex:
             index.train(reader.rows(np.sort(sample)))
             for start in range(0, rows, 65_536):
                 index.add(reader.rows(np.arange(start, min(rows, start + 65_536))))
+            publish(paths["codes"], lambda handle: faiss.write_index(
+                index, faiss.PyCallbackIOWriter(_Hashed(handle, codes_digest).write)))
+            record = {"kind": KIND, "search_key": key, "rows": rows, "dim": dim, "lists": lists,
+                      "floats_sha256": floats_digest.hexdigest(), "codes_sha256": codes_digest.hexdigest()}
+            publish(paths["record"], lambda handle: handle.write(json.dumps(record, sort_keys=True)), mode="w")
         except BaseException:
             reader.close()
             raise
-        publish(paths["codes"], lambda handle: faiss.write_index(
-            index, faiss.PyCallbackIOWriter(_Hashed(handle, codes_digest).write)))
-        record = {"kind": KIND, "search_key": key, "rows": rows, "dim": dim, "lists": lists,
-                  "floats_sha256": floats_digest.hexdigest(), "codes_sha256": codes_digest.hexdigest()}
-        publish(paths["record"], lambda handle: handle.write(json.dumps(record, sort_keys=True)), mode="w")
         index.nprobe = min(NPROBE, index.nlist)
         return cls(index, reader)  # what was just written and hashed: not read and hashed again
 
@@ -117,6 +117,8 @@ class CompactIndex:
         floats = None
         try:
             record = json.loads(paths["record"].read_text())
+            if not isinstance(record, dict):
+                raise ValueError("its record is not a JSON object")
             # Each file is hashed through the very handle it is then read from: a file swapped between the check
             # and the use cannot slip in.
             floats = _FloatFile(paths["floats"])
@@ -133,10 +135,10 @@ class CompactIndex:
                                           f"swapped: {', '.join(wrong)} differ from its record); it is built again")
                 handle.seek(0)
                 index = faiss.read_index(faiss.PyCallbackIOReader(handle.read))
-        except (OSError, ValueError, RuntimeError, FashionrecError) as exc:
+        except BaseException as exc:
             if floats is not None:
                 floats.close()
-            if isinstance(exc, FashionrecError):
+            if isinstance(exc, FashionrecError) or not isinstance(exc, (OSError, ValueError, RuntimeError)):
                 raise
             raise FashionrecError(f"the compact index {paths['record']} cannot be read ({exc}); it is built again") \
                 from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import sqlite3
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -28,6 +29,7 @@ from fashionrec.search.hnsw import AnnIndex
 log = logging.getLogger(__name__)
 
 MILVUS_SCHEMES = ("milvus://", "milvuss://", "milvus-lite://")
+MTIME_SLACK = 2.0  # seconds: file times come from a coarser clock than time.time(), and may lag it a little
 
 
 def is_milvus_address(spec: str) -> bool:
@@ -113,14 +115,21 @@ def open_ivf(catalog: Catalog, stand_in: SearchBackend | None = None) -> Compact
 
 
 def _remove_superseded(catalog: Catalog, keep: list[str], prefix: str) -> None:
-    """Remove the other indexes of this kind, but only from a snapshot of the catalog's latest generation.
+    """Remove the other indexes of this kind, but never a newer snapshot's.
 
-    A server still at an older snapshot (its build took a while; a write came meanwhile) would otherwise delete the
-    index of the newer snapshot, which the next server opening the catalog then builds again (80 s at 1M products),
-    and so on in turn. The older snapshot's own files are removed by the next open at the latest generation.
+    From the catalog's latest generation every other index is superseded. A server still at an older snapshot (its
+    build took a while; a write came meanwhile) leaves alone what was published since its snapshot was read, which
+    may be the newer snapshot's index: removing it made the next server build it again (80 s at 1M products), which
+    removed this one's, in turn. Older files it does remove, so that builds overtaken by steady writes do not pile up
+    an index (2.4 GB at 1M) each. A failed check skips the cleaning only: the index stays served.
     """
-    if Catalog.generation_of(catalog.catalog_dir) == catalog.generation:
-        remove_superseded(catalog.catalog_dir, keep, prefix)
+    try:
+        latest = Catalog.generation_of(catalog.catalog_dir) == catalog.generation
+    except (FashionrecError, sqlite3.Error) as exc:
+        log.warning("superseded %s files not removed: %s", prefix.rstrip("-"), exc)
+        return
+    keep_since = None if latest else catalog.opened_at - MTIME_SLACK
+    remove_superseded(catalog.catalog_dir, keep, prefix, keep_since)
 
 
 def exact_stand_in(catalog: Catalog, previous: SearchBackend | None = None,
