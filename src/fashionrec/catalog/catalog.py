@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fashionrec.catalog.derived import DerivedKeys, catalog_keys
+from fashionrec.catalog.columns import MetadataTable
 from fashionrec.catalog.rows import SkippedFile, StoredProducts
 from fashionrec.catalog.space import SearchSpace, load_space, whitening_drift
 from fashionrec.catalog.store import GENERATION_KEY, SPACE_KEY, CatalogStore
@@ -378,6 +379,8 @@ class Catalog:
 
     def column_values(self, column: str) -> list[str | None]:
         """One metadata column for every product, row-aligned (for filters)."""
+        if isinstance(self._metadata, MetadataTable):
+            return self._metadata.column(column)
         return [row.get(column) for row in self._metadata]
 
     def facets(self, max_values: int = 300) -> dict[str, list[str]]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fashionrec.catalog.columns import MetadataTable
 from fashionrec.catalog.rows import FileStamp, SkippedFile, StoredProduct, StoredProducts, stored_histogram
 from fashionrec.catalog.schema import OWN_FOLDER
 from fashionrec.errors import CatalogError
@@ -115,19 +116,29 @@ class StoreReads:
 
     def load(self) -> StoredProducts:
         """Every product, ordered by id, without its vector."""
-        rows = self._db.execute("SELECT id, folder, path, metadata, sha256, vector_generation, colour_version, "
-                                "swatches, generation FROM products ORDER BY id").fetchall()
-        return StoredProducts(
-            ids=[row[0] for row in rows],
-            folders=[self._folder(row[1]) for row in rows],
-            paths=[row[2] for row in rows],
-            metadata=[json.loads(row[3]) if row[3] else {} for row in rows],
-            sha256=[row[4] for row in rows],
-            generations=[row[5] for row in rows],
-            colour_versions=[row[6] for row in rows],
-            swatches=[row[7] for row in rows],
-            written=[row[8] for row in rows],
-        )
+        cursor = self._db.execute("SELECT id, folder, path, metadata, sha256, vector_generation, colour_version, "
+                                  "swatches, generation FROM products ORDER BY id")
+        ids, folders, paths, hashes, generations, colour_versions, swatches, written = ([] for _ in range(8))
+        folder_names: dict[str, str] = {}  # one string a folder, not one a product
+
+        def metadata_rows() -> Iterator[dict]:  # each product's JSON decoded as its row comes: never all at once
+            for product_id, folder, path, metadata, sha256, generation, colour_version, swatch, wrote in cursor:
+                ids.append(product_id)
+                if folder not in folder_names:
+                    folder_names[folder] = self._folder(folder)
+                folders.append(folder_names[folder])
+                paths.append(path)
+                hashes.append(sha256)
+                generations.append(generation)
+                colour_versions.append(colour_version)
+                swatches.append(swatch)
+                written.append(wrote)
+                yield json.loads(metadata) if metadata else {}
+
+        metadata = MetadataTable.from_rows(metadata_rows())
+        return StoredProducts(ids=ids, folders=folders, paths=paths, metadata=metadata, sha256=hashes,
+                              generations=generations, colour_versions=colour_versions, swatches=swatches,
+                              written=written)
 
     def vectors_at(self, generation: int, count: int, dim: int,
                    transform=None, rows: int = 65_536, with_colour: bool = False) -> np.ndarray:
