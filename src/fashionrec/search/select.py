@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import sqlite3
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -125,7 +124,7 @@ def _remove_superseded(catalog: Catalog, keep: list[str], prefix: str) -> None:
     """
     try:
         latest = Catalog.generation_of(catalog.catalog_dir) == catalog.generation
-    except (FashionrecError, sqlite3.Error) as exc:
+    except Exception as exc:  # noqa: BLE001 - the store busy or unreadable: only the cleaning is skipped
         log.warning("superseded %s files not removed: %s", prefix.rstrip("-"), exc)
         return
     keep_since = None if latest else catalog.opened_at - MTIME_SLACK
