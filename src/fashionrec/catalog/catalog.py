@@ -1,9 +1,8 @@
 """`Catalog`: one committed snapshot of a stored catalog, what search and recommend read.
 
-A snapshot is read in one read transaction (products, metadata, the search space it names), so it is never a
-mix of two indexing runs. Its search vectors are computed on first use, block by block, from the model vectors
-of the same generation: a server whose search runs elsewhere (Milvus) never reads them, and the model vectors
-are never all in memory at once.
+A snapshot is read in one read transaction (products, metadata, the search space it names), so it is never a mix of
+two indexing runs. Its search vectors are computed on first use, block by block, from the model vectors of the same
+generation: a server whose search runs elsewhere (Milvus) never reads them, nor all the model vectors at once.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from fashionrec.catalog.derived import DerivedKeys, catalog_keys
-from fashionrec.catalog.columns import MetadataTable
 from fashionrec.catalog.rows import SkippedFile, StoredProducts
 from fashionrec.catalog.space import SearchSpace, load_space, whitening_drift
 from fashionrec.catalog.store import GENERATION_KEY, SPACE_KEY, CatalogStore
@@ -379,9 +377,7 @@ class Catalog:
 
     def column_values(self, column: str) -> list[str | None]:
         """One metadata column for every product, row-aligned (for filters)."""
-        if isinstance(self._metadata, MetadataTable):
-            return self._metadata.column(column)
-        return [row.get(column) for row in self._metadata]
+        return self._metadata.column(column)
 
     def facets(self, max_values: int = 300) -> dict[str, list[str]]:
         """Columns worth offering as filters, each with its distinct values (sorted, case kept).
