@@ -28,8 +28,8 @@ def main() -> None:
     _ = catalog.keys, catalog.position(catalog.ids[0])  # what a server computes: the keys, the id -> row map
     held, peak = tracemalloc.get_traced_memory()
     snapshot = tracemalloc.take_snapshot()
-    space = sum(stat.size for stat in snapshot.statistics("filename")
-                if "numpy/lib/_format_impl" in stat.traceback[0].filename)
+    loaded_by_space = snapshot.filter_traces([tracemalloc.Filter(True, "*catalog/space.py", all_frames=True)])
+    space = sum(stat.size for stat in loaded_by_space.statistics("filename"))
     products = len(catalog)
     print(f"{products:,} products of {args.catalog}")
     print("| what | MB | bytes a product |")

@@ -2,12 +2,14 @@
 
 Why: held as one dict a product (as the store's JSON decodes), the sample's metadata took 1.3 kB a product in a
 snapshot, 1.3 GB at 1M products, most of it the same few hundred strings ("Men", "Apparel", "Summer") over and over.
-A product's metadata is rebuilt as a dict when it is shown (a handful a query).
+A product's metadata is rebuilt as a dict when it is shown (a handful a query), with its keys in its own order.
 """
 
 from __future__ import annotations
 
 import array
+import copy
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -21,17 +23,18 @@ class MetadataTable(Sequence[dict]):
     """Row-aligned metadata: `table[row]` is that product's dict (a new one each time), `column(name)` one column.
 
     Example:
-        >>> table = MetadataTable.from_rows([{"gender": "Men"}, {}, {"gender": "Men", "usage": None}])
+        >>> table = MetadataTable.from_rows([{"gender": "Men"}, {}, {"usage": None, "gender": "Men"}])
         >>> table[2], table[1], table.column("gender")
-        ({'gender': 'Men', 'usage': None}, {}, ['Men', None, 'Men'])
+        ({'usage': None, 'gender': 'Men'}, {}, ['Men', None, 'Men'])
     """
 
-    def __init__(self, names: list[str], codes: list[np.ndarray], values: list[list[str | None]],
-                 rows: int = 0) -> None:
+    def __init__(self, names: list[str], codes: np.ndarray, values: list[list], shapes: list[tuple[int, ...]],
+                 row_shapes: np.ndarray) -> None:
         self._names = names  # columns, in the order first seen
-        self._codes = codes  # per column: (n,) int32 index into its values, MISSING where the key is absent
+        self._codes = codes  # (n, columns) int32: each product's code in each column's values, MISSING if absent
         self._values = values  # per column: its distinct values
-        self._rows = len(codes[0]) if codes else rows
+        self._shapes = shapes  # each distinct key order: the columns of a product's dict, in its order
+        self._row_shapes = row_shapes  # (n,) int32: each product's key order, in `shapes`
 
     @classmethod
     def from_rows(cls, rows: Iterable[Row]) -> MetadataTable:
@@ -39,57 +42,92 @@ class MetadataTable(Sequence[dict]):
         metadata is an empty dict."""
         names: list[str] = []
         columns: dict[str, int] = {}
-        codes: list[array.array] = []
-        values: list[list[str | None]] = []
-        indexes: list[dict[str | None, int]] = []  # per column: value -> code, while building
-        seen = 0
+        values: list[list] = []
+        indexes: list[dict] = []  # per column: value -> code, while building
+        shapes: dict[tuple[int, ...], int] = {}
+        codes, row_shapes = array.array("i"), array.array("i")  # codes: row-major, a row as wide as the columns then
+        widths = array.array("i")  # each row's width in `codes`
         for row in rows:
+            shape = []
             for name, value in row.items():
                 column = columns.get(name)
                 if column is None:
                     column = columns[name] = len(names)
                     names.append(name)
-                    codes.append(array.array("i"))
                     values.append([])
                     indexes.append({})
-                key = value if value is None or isinstance(value, str) else repr(value)  # text, as stored; else odd
+                key = _value_key(value)
                 code = indexes[column].get(key)
                 if code is None:
                     code = indexes[column][key] = len(values[column])
                     values[column].append(value)
-                column_codes = codes[column]
-                if len(column_codes) < seen:  # the rows before without this key
-                    column_codes.extend(array.array("i", [MISSING]) * (seen - len(column_codes)))
-                column_codes.append(code)
-            seen += 1
-        return cls(names, [_padded(column, seen) for column in codes], values, seen)
+                shape.append((column, code))
+            widths.append(len(names))
+            codes.extend(array.array("i", [MISSING]) * len(names))
+            for column, code in shape:
+                codes[len(codes) - len(names) + column] = code
+            row_shapes.append(shapes.setdefault(tuple(column for column, _ in shape), len(shapes)))
+        return cls(names, _matrix(codes, widths, len(names)), values, list(shapes), _int32(row_shapes))
 
     def __len__(self) -> int:
-        return self._rows
+        return len(self._row_shapes)
 
     def __getitem__(self, row: int) -> dict:  # type: ignore[override]
-        if not -self._rows <= row < self._rows:
+        if not -len(self) <= row < len(self):
             raise IndexError(row)
-        return {name: values[int(codes[row])] for name, codes, values in zip(self._names, self._codes, self._values)
-                if codes[row] != MISSING}
+        codes = self._codes[row].tolist()
+        return {self._names[column]: _fresh(self._values[column][codes[column]])
+                for column in self._shapes[self._row_shapes[row]]}
 
     def __iter__(self) -> Iterator[dict]:
-        return (self[row] for row in range(self._rows))
+        return (self[row] for row in range(len(self)))
 
-    def column(self, name: str) -> list[str | None]:
+    def column(self, name: str) -> list:
         """One column for every product, row-aligned; None where a product does not have it."""
-        if name not in self._names:
-            return [None] * self._rows
+        if name not in self._names or not len(self):
+            return [None] * len(self)
         column = self._names.index(name)
         lookup = np.empty(len(self._values[column]) + 1, dtype=object)
         lookup[:-1] = self._values[column]
         lookup[-1] = None  # MISSING (-1) indexes the last entry
-        return lookup[self._codes[column]].tolist()
+        return [_fresh(value) for value in lookup[self._codes[:, column]].tolist()]
+
+    def json_texts(self) -> Iterator[str]:
+        """Each product's metadata as `json.dumps(row, sort_keys=True, ensure_ascii=False)` writes it, from each
+        distinct value's text made once (what `catalog.derived` hashes: at 1M rows, dumping a dict a row took
+        several seconds at every snapshot)."""
+        pieces = [[f"{json.dumps(name, ensure_ascii=False)}: {json.dumps(value, sort_keys=True, ensure_ascii=False)}"
+                   for value in column] for name, column in zip(self._names, self._values)]
+        order = [sorted(shape, key=lambda column: self._names[column]) for shape in self._shapes]
+        for codes, shape in zip(self._codes.tolist(), self._row_shapes.tolist()):
+            yield "{" + ", ".join([pieces[column][codes[column]] for column in order[shape]]) + "}"
 
 
-def _padded(codes: array.array, total: int) -> np.ndarray:
-    """A column's codes as int32, MISSING for the rows after its last value."""
-    out = np.full(total, MISSING, dtype=np.int32)
-    if len(codes):
-        out[:len(codes)] = np.frombuffer(codes, dtype=np.int32)
+def _value_key(value: object) -> object:
+    """A value's key among its column's values: text (or None) itself; anything else (an old catalog's number or
+    list) by its type and text, so that 2012 and "2012", or True and 1, never share a code."""
+    if value is None or isinstance(value, str):
+        return value
+    return (type(value).__name__, json.dumps(value, sort_keys=True))
+
+
+def _fresh(value: object) -> object:
+    """A value as handed out: text as it is; an old catalog's list or dict copied, so no caller changes another
+    product's metadata through it."""
+    return value if value is None or isinstance(value, (str, int, float)) else copy.deepcopy(value)
+
+
+def _matrix(codes: array.array, widths: array.array, columns: int) -> np.ndarray:
+    """Rows of codes, each as wide as the columns known when it was read, as one (n, columns) int32 matrix."""
+    row_widths = _int32(widths)
+    flat = _int32(codes)
+    starts = np.concatenate([[0], np.cumsum(row_widths)[:-1]]).astype(np.int64)
+    out = np.full((len(row_widths), columns), MISSING, dtype=np.int32)
+    for width in np.unique(row_widths[row_widths > 0]).tolist():  # the rows of one width at a time
+        rows = np.flatnonzero(row_widths == width)
+        out[rows, :width] = flat[starts[rows][:, None] + np.arange(width)]
     return out
+
+
+def _int32(values: array.array) -> np.ndarray:
+    return np.frombuffer(values, dtype=np.int32) if len(values) else np.zeros(0, dtype=np.int32)
