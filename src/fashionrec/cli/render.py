@@ -160,7 +160,8 @@ def print_evaluation(result: Any, asked: float) -> None:
                  f"P@{k} no copies", f"mAP@{k} no copies"), rows)
     for s in result.labels:
         if s.unscored:
-            print(f"{s.unscored} of the {result.queries} queries are not scored for {s.label}: they have no value, "
+            verb = "is" if s.unscored == 1 else "are"
+            print(f"{s.unscored} of the {result.queries} queries {verb} not scored for {s.label}: they have no value, "
                   "or no other product shares it")
     if result.photos:
         photos = result.photos

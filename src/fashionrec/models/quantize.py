@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -148,6 +149,9 @@ def quantize(float_onnx: Path, ranges: Ranges, target: Path) -> None:
         wanted = {name: tools.TensorData(lowest=np.float32(low), highest=np.float32(high))
                   for name, (low, high) in ranges.items()}
         tools.save_tensors_data(tools.TensorsData(tools.CalibrationMethod.MinMax, wanted), cache)
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(max(level, logging.WARNING))  # not its hundreds of "Increased scale" lines under -v
         try:
             tools.quantize_static(str(graph), str(target), None, calibration_cache_path=cache,
                                   calibrate_method=tools.CalibrationMethod.MinMax, quant_format=tools.QuantFormat.QDQ,
@@ -155,6 +159,8 @@ def quantize(float_onnx: Path, ranges: Ranges, target: Path) -> None:
                                   weight_type=tools.QuantType.QInt8, nodes_to_exclude=sorted(keep_float))
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"ONNX Runtime could not quantise the graph: {exc}") from None
+        finally:
+            root.setLevel(level)
 
 
 def _quantisation_tools():  # -> (onnx, onnxruntime.quantization)
