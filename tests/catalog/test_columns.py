@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from fashionrec.catalog.columns import MetadataTable
+from fashionrec.catalog.columns import MetadataColumns
 from fashionrec.catalog.derived import _digest, _metadata_digest
 
 ROWS = [{}, {"gender": "Men", "baseColour": "Navy Blue"}, {"gender": "Men"}, {"usage": None, "gender": "Wömen ✓"},
@@ -15,7 +15,7 @@ ROWS = [{}, {"gender": "Men", "baseColour": "Navy Blue"}, {"gender": "Men"}, {"u
 
 
 def test_every_row_comes_back_as_it_was_stored() -> None:
-    table = MetadataTable.from_rows(iter(ROWS))  # a generator: rows are taken as they come
+    table = MetadataColumns.from_rows(iter(ROWS))  # a generator: rows are taken as they come
     assert len(table) == len(ROWS) and list(table) == ROWS
     assert [list(row) for row in table] == [list(row) for row in ROWS]  # each product's own key order
     assert [table[i] for i in range(len(ROWS))] == ROWS and table[-1] == {} and table[-2] == ROWS[-2]
@@ -26,7 +26,7 @@ def test_every_row_comes_back_as_it_was_stored() -> None:
     assert table[1] == ROWS[1]
     with pytest.raises(IndexError):
         table[len(ROWS)]
-    empty = MetadataTable.from_rows([{}, {}])
+    empty = MetadataColumns.from_rows([{}, {}])
     assert len(empty) == 2 and list(empty) == [{}, {}] and empty.column("gender") == [None, None]
 
 
@@ -34,13 +34,13 @@ def test_the_metadata_digest_is_the_one_of_the_whole_list() -> None:
     """Derived files (Milvus copies) are named by it: hashing row by row must not rename them."""
     for rows in (ROWS, [], [{}], ROWS * 20_000):  # the last over a block of 65,536 rows
         whole = _digest(json.dumps([dict(row) for row in rows], sort_keys=True, ensure_ascii=False).encode())
-        assert _metadata_digest(MetadataTable.from_rows(rows)) == whole == _metadata_digest(rows)
+        assert _metadata_digest(MetadataColumns.from_rows(rows)) == whole == _metadata_digest(rows)
 
 
 def test_an_old_catalogs_values_that_are_not_text_keep_their_type_and_are_not_shared() -> None:
     """Written before values had to be text: 2012 and "2012", True and 1 are other values; a list is a copy."""
     rows = [{"year": "2012"}, {"year": 2012}, {"flag": True}, {"flag": 1}, {"sizes": ["S", "M"]}, {"sizes": ["S", "M"]}]
-    table = MetadataTable.from_rows(rows)
+    table = MetadataColumns.from_rows(rows)
     assert list(table) == rows and [type(v) for v in table.column("year")[:2]] == [str, int]
     assert table[2]["flag"] is True and table[3]["flag"] == 1 and table[3]["flag"] is not True
     table[4]["sizes"].append("L")
@@ -49,5 +49,5 @@ def test_an_old_catalogs_values_that_are_not_text_keep_their_type_and_are_not_sh
 
 def test_the_json_of_each_row_is_what_json_dumps_writes() -> None:
     rows = ROWS + [{"year": 2012, "b": "ü", "a": None}]
-    table = MetadataTable.from_rows(rows)
+    table = MetadataColumns.from_rows(rows)
     assert list(table.json_texts()) == [json.dumps(row, sort_keys=True, ensure_ascii=False) for row in rows]

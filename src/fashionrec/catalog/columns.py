@@ -19,11 +19,11 @@ MISSING = -1  # the code of a column a product's metadata does not have (its dic
 Row = Mapping[str, "str | None"]
 
 
-class MetadataTable(Sequence[dict]):
+class MetadataColumns(Sequence[dict]):
     """Row-aligned metadata: `table[row]` is that product's dict (a new one each time), `column(name)` one column.
 
     Example:
-        >>> table = MetadataTable.from_rows([{"gender": "Men"}, {}, {"usage": None, "gender": "Men"}])
+        >>> table = MetadataColumns.from_rows([{"gender": "Men"}, {}, {"usage": None, "gender": "Men"}])
         >>> table[2], table[1], table.column("gender")
         ({'usage': None, 'gender': 'Men'}, {}, ['Men', None, 'Men'])
     """
@@ -37,7 +37,7 @@ class MetadataTable(Sequence[dict]):
         self._row_shapes = row_shapes  # (n,) int32: each product's key order, in `shapes`
 
     @classmethod
-    def from_rows(cls, rows: Iterable[Row]) -> MetadataTable:
+    def from_rows(cls, rows: Iterable[Row]) -> MetadataColumns:
         """Build from dicts as they come (a cursor's rows, decoded one by one: never all at once); a product without
         metadata is an empty dict."""
         names: list[str] = []

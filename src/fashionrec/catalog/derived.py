@@ -95,7 +95,7 @@ def _digest(data: bytes) -> str:
 def _metadata_digest(metadata: Iterable[Mapping[str, str | None]]) -> str:
     """The digest of every product's metadata as one JSON list (sorted keys), hashed row by row: the same digest as
     `_digest(json.dumps(list))` (so derived files keep their names), without the list's text (300 MB at 1M)."""
-    texts = iter(metadata.json_texts() if hasattr(metadata, "json_texts")  # a `columns.MetadataTable`: faster
+    texts = iter(metadata.json_texts() if hasattr(metadata, "json_texts")  # a `columns.MetadataColumns`: faster
                  else (json.dumps(dict(values), sort_keys=True, ensure_ascii=False) for values in metadata))
     digest, separator = hashlib.sha256(b"["), ""
     while block := list(itertools.islice(texts, 65_536)):  # a block at a time: never the whole text

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fashionrec.catalog.columns import MetadataTable
+from fashionrec.catalog.columns import MetadataColumns
 from fashionrec.catalog.rows import FileStamp, SkippedFile, StoredProduct, StoredProducts, stored_histogram
 from fashionrec.catalog.schema import OWN_FOLDER
 from fashionrec.errors import CatalogError
@@ -135,7 +135,7 @@ class StoreReads:
                 written.append(wrote)
                 yield json.loads(metadata) if metadata else {}
 
-        metadata = MetadataTable.from_rows(metadata_rows())
+        metadata = MetadataColumns.from_rows(metadata_rows())
         return StoredProducts(ids=ids, folders=folders, paths=paths, metadata=metadata, sha256=hashes,
                               generations=generations, colour_versions=colour_versions, swatches=swatches,
                               written=written)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fashionrec.catalog.columns import MetadataTable
+from fashionrec.catalog.columns import MetadataColumns
 from fashionrec.imaging.colour import COLOUR_VERSION, HISTOGRAM_DIM, ColourDescriptor
 
 
@@ -58,7 +58,7 @@ class StoredProducts:
     ids: list[str]
     folders: list[str]
     paths: list[str]
-    metadata: MetadataTable
+    metadata: MetadataColumns
     sha256: list[str]  # of each image file: equal hashes are exact-duplicate images
     generations: list[int]  # the generation that last wrote each product's vector
     colour_versions: list[int]  # colour.COLOUR_VERSION of each product's colour histogram (0: none)
