@@ -1,8 +1,11 @@
-"""Issue 24: 1M products in 1 GB. The compact search backend (`search.compact`, `--search ivf`): IVF over 8-bit codes
+"""Issue 24: 1M products in 1 GB. The compact search backend (`search.compact`, `--search ivf`): IVF over compact codes
 in RAM, candidates re-ranked with the exact floats read from disk, measured in a fresh process as a server opens it.
 
     python benchmarks/compact_ann.py --catalog DIR [--sizes 100000,1000000] [--data tiled,mixed] [--queries 200]
-        [--work DIR]
+        [--codes auto,sq8] [--work DIR]
+
+`--codes`: the codes to compare, `auto` being what a catalog of that size gets (`search.compact.codes_for`: product
+codes from 100,000 products), `sq8` a byte a dimension, `pq<bytes>` product codes of that many bytes.
 
 The catalog's search vectors are grown to each size two ways: `tiled` (each vector repeated with a little noise, as
 benchmarks/speed.py does: clusters of near copies, easy for an inverted index) and `mixed` (each new vector a random
@@ -61,12 +64,13 @@ def paths_in(work: Path, name: str) -> dict[str, Path]:
     return {"codes": work / f"{name}.faiss", "floats": work / f"{name}.npy", "record": work / f"{name}.json"}
 
 
-def measure(work: Path, name: str, rows: int, dim: int, nprobe: int, probe_path: Path, truth_path: Path) -> dict:
+def measure(work: Path, name: str, rows: int, dim: int, nprobe: int, probe_path: Path, truth_path: Path,
+            codes: str) -> dict:
     """In this (fresh) process: open the index as a server does, answer the probes."""
     from fashionrec.search.compact import CompactIndex
 
     start = time.perf_counter()
-    index = CompactIndex.open(paths_in(work, name), name, rows, dim)
+    index = CompactIndex.open(paths_in(work, f"{name}-{codes}"), name, rows, dim, codes)
     opened = time.perf_counter() - start
     index._index.nprobe = nprobe
     probe, truth = np.load(probe_path), np.load(truth_path)
@@ -90,23 +94,24 @@ def main() -> int:
     parser.add_argument("--data", default="tiled,mixed")
     parser.add_argument("--nprobe", default="8,16,32")
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--codes", default="auto")
     parser.add_argument("--work", type=Path)
-    parser.add_argument("--measure", nargs=7, help=argparse.SUPPRESS)  # the child
+    parser.add_argument("--measure", nargs=8, help=argparse.SUPPRESS)  # the child
     args = parser.parse_args()
     if args.measure:
-        work, name, rows, dim, nprobe, probe_path, truth_path = args.measure
+        work, name, rows, dim, nprobe, probe_path, truth_path, codes = args.measure
         print(json.dumps(measure(Path(work), name, int(rows), int(dim), int(nprobe), Path(probe_path),
-                                 Path(truth_path))))
+                                 Path(truth_path), codes)))
         return 0
     from fashionrec import Catalog
-    from fashionrec.search.compact import RERANK, CompactIndex
+    from fashionrec.search.compact import RERANK, CompactIndex, codes_for
 
     base = np.asarray(Catalog.open(args.catalog).vectors, dtype=np.float32)
     work = args.work or Path(tempfile.mkdtemp(prefix="fashionrec-compact-"))
     work.mkdir(parents=True, exist_ok=True)
-    print(f"| products | vectors | build s | nprobe | p50 ms | recall@10 | open s | RSS MB | of it, file pages MB | "
-          f"peak RSS MB |  (IVF-SQ8, {RERANK} re-ranked, {base.shape[1]}-d)")
-    print("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+    print(f"| products | vectors | codes | build s | nprobe | p50 ms | recall@10 | open s | RSS MB | of it, file pages MB "
+          f"| peak RSS MB |  ({RERANK} re-ranked, {base.shape[1]}-d)")
+    print("|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
     for size in [int(s) for s in args.sizes.split(",")]:
         for data in args.data.split(","):
             vectors = {"tiled": tiled, "mixed": mixed}[data](base, size)
@@ -118,20 +123,24 @@ def main() -> int:
             probe_path, truth_path = work / f"probe-{name}.npy", work / f"truth-{name}.npy"
             np.save(probe_path, probe)
             np.save(truth_path, exact_truth(vectors, probe))
-            start = time.perf_counter()
-            CompactIndex.build((vectors[i:i + 65_536] for i in range(0, size, 65_536)), size, vectors.shape[1],
-                               paths_in(work, name), name)
-            built = time.perf_counter() - start
             dim = vectors.shape[1]
+            for codes in args.codes.split(","):
+                codes = codes_for(size, dim) if codes == "auto" else codes
+                start = time.perf_counter()
+                CompactIndex.build((vectors[i:i + 65_536] for i in range(0, size, 65_536)), size, dim,
+                                   paths_in(work, f"{name}-{codes}"), name, codes).close()
+                built = time.perf_counter() - start
+                for nprobe in [int(n) for n in args.nprobe.split(",")]:
+                    shown = subprocess.run([sys.executable, __file__, "--measure", str(work), name, str(size),
+                                            str(dim), str(nprobe), str(probe_path), str(truth_path), codes],
+                                           capture_output=True, text=True, check=True)
+                    row = json.loads(shown.stdout.strip().splitlines()[-1])
+                    print(f"| {size:,} | {data} | {codes} | {built:.0f} | {nprobe} | {row['p50_ms']:.2f} | "
+                          f"{row['recall']:.3f} | {row['open_s']:.1f} | {row['rss_mb']:.0f} | {row['file_mb']:.0f} | "
+                          f"{row['peak_mb']:.0f} |", flush=True)
+                for path in paths_in(work, f"{name}-{codes}").values():
+                    path.unlink()  # 2.4 GB of floats at 1M a setting: not kept
             del vectors
-            for nprobe in [int(n) for n in args.nprobe.split(",")]:
-                shown = subprocess.run([sys.executable, __file__, "--measure", str(work), name, str(size), str(dim),
-                                        str(nprobe), str(probe_path), str(truth_path)],
-                                       capture_output=True, text=True, check=True)
-                row = json.loads(shown.stdout.strip().splitlines()[-1])
-                print(f"| {size:,} | {data} | {built:.0f} | {nprobe} | {row['p50_ms']:.2f} | {row['recall']:.3f} | "
-                      f"{row['open_s']:.1f} | {row['rss_mb']:.0f} | {row['file_mb']:.0f} | {row['peak_mb']:.0f} |",
-                      flush=True)
     return 0
 
 

@@ -16,7 +16,7 @@ from fashionrec.errors import FashionrecError
 from fashionrec.index.write import ProductWrite, put_products, remove_products
 from fashionrec.recommend import Recommender
 from fashionrec.search.backend import Restriction
-from fashionrec.search.compact import CompactIndex, PatchedIndex
+from fashionrec.search.compact import PQ_MIN_ROWS, CompactIndex, PatchedIndex, codes_for
 from fashionrec.search.exact import exact_search
 from tests.conftest import copy_catalog, draw_product
 
@@ -28,11 +28,20 @@ def unit_rows(count: int, dim: int, seed: int = 0) -> np.ndarray:
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
-def built(tmp_path: Path, vectors: np.ndarray, key: str = "k") -> tuple[dict[str, Path], CompactIndex]:
+def structured_rows(count: int, dim: int, seed: int = 0) -> np.ndarray:
+    """Unit rows near a 6-d subspace, as embeddings are (random Gaussian rows are the worst case for product codes)."""
+    rng = np.random.default_rng(seed)
+    rows = (rng.normal(size=(count, 6)) @ rng.normal(size=(6, dim)) + 0.3 * rng.normal(size=(count, dim)))
+    rows = rows.astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def built(tmp_path: Path, vectors: np.ndarray, key: str = "k",
+          codes: str | None = None) -> tuple[dict[str, Path], CompactIndex]:
     paths = {"codes": tmp_path / f"{key}.faiss", "floats": tmp_path / f"{key}.npy", "record": tmp_path / f"{key}.json"}
     blocks = (vectors[start:start + 300] for start in range(0, len(vectors), 300))  # built block by block
-    made = CompactIndex.build(blocks, len(vectors), vectors.shape[1], paths, key)  # files hashed as written ...
-    opened = CompactIndex.open(paths, key, len(vectors), vectors.shape[1])  # ... which open() checks by reading them
+    made = CompactIndex.build(blocks, len(vectors), vectors.shape[1], paths, key, codes)  # hashed as written ...
+    opened = CompactIndex.open(paths, key, len(vectors), vectors.shape[1], codes)  # ... which open() checks
     assert made.search(vectors[0], 5).positions.tolist() == opened.search(vectors[0], 5).positions.tolist()
     made.close()
     return paths, opened
@@ -48,6 +57,25 @@ def test_every_list_searched_gives_the_exact_answers_with_the_exact_floats(tmp_p
         np.testing.assert_allclose(found.distances, want.distances, atol=1e-5)
         assert np.array_equal(found.vectors, vectors[found.positions])  # the floats, read back bit for bit
     assert np.array_equal(index.vector(517), vectors[517])
+
+
+def test_product_codes_shortlist_as_well_on_vectors_padded_to_whole_bytes(tmp_path: Path) -> None:
+    """What a catalog from `PQ_MIN_ROWS` products holds: a byte for 8 dimensions (45 padded to 48 here)."""
+    assert codes_for(PQ_MIN_ROWS - 1, 608) == "sq8" and codes_for(PQ_MIN_ROWS, 608) == "pq76"
+    assert codes_for(PQ_MIN_ROWS, 45) == "pq6"
+    vectors = structured_rows(3000, 45)
+    paths, index = built(tmp_path, vectors, codes="pq6")
+    assert index._index.code_size == 6 and index._index.d == 48
+    index._index.nprobe = index._index.nlist
+    for query in vectors[:40]:
+        found, want = index.search(query, 10), exact_search(vectors, query, 10)
+        assert found.positions.tolist() == want.positions.tolist()
+        np.testing.assert_allclose(found.distances, want.distances, atol=1e-5)
+    allowed = np.arange(len(vectors)) % 7 == 0  # a filter: the padded query through the selector
+    found = index.search(vectors[5], 5, Restriction(mask=allowed))
+    assert found.positions.tolist() == exact_search(vectors, vectors[5], 5, allowed).positions.tolist()
+    with pytest.raises(FashionrecError, match="kind differ"):  # the same vectors under other codes: another index
+        CompactIndex.open(paths, "k", len(vectors), 45, codes="sq8")
 
 
 def test_a_selective_filter_still_gets_every_allowed_row_it_asks_for(tmp_path: Path) -> None:

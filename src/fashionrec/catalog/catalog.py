@@ -138,7 +138,7 @@ class Catalog:
     def has_colour(self) -> bool:
         """Whether search vectors carry a colour part: some product has a colour histogram of this version (the
         others, until an index run computes theirs, have a zero colour part: their colour counts as no match)."""
-        return COLOUR_VERSION in self._colour_versions
+        return bool(np.any(self._colour_versions == COLOUR_VERSION))
 
     @property
     def colour_dim(self) -> int:
@@ -148,7 +148,7 @@ class Catalog:
     @property
     def colour_missing(self) -> int:
         """How many products have no colour histogram of this version yet (an index run computes them)."""
-        return sum(version != COLOUR_VERSION for version in self._colour_versions)
+        return int(np.count_nonzero(self._colour_versions != COLOUR_VERSION))
 
     def search_vectors(self, model_vectors: np.ndarray, histograms: np.ndarray | None = None) -> np.ndarray:
         """Model vectors (and colour histograms) to search vectors: [shape in the search space; colour vector].
@@ -187,7 +187,7 @@ class Catalog:
         ids removed after it and absent here). What a copy of an earlier snapshot must take to become this one: a
         server following the catalog (`follow_from`) and a push to Milvus both ask here.
         """
-        written = [product_id for product_id, at in zip(self.ids, self._written) if at > generation]
+        written = [self.ids[row] for row in np.flatnonzero(self._written > generation).tolist()]
         with CatalogStore(self.catalog_dir, reading=True) as store:
             _, removed = store.written_since(generation)
         return written, [product_id for product_id in removed if product_id not in self]
@@ -248,7 +248,7 @@ class Catalog:
         whitening = self.whitening
         if whitening is None:
             return None
-        written = sum(generation > whitening.generation for generation in self._generations)
+        written = int(np.count_nonzero(self._generations > whitening.generation))
         return whitening_drift(whitening, written, len(self))
 
     @cached_property

@@ -35,6 +35,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 log = logging.getLogger(__name__)
 
 
@@ -47,7 +49,7 @@ SPACE_PREFIX, SPACE_SUFFIX = "space-", ".npz"
 HNSW_PREFIX, HNSW_SUFFIX = "hnsw-", ".faiss"
 
 
-IVF_PREFIX = "ivf-"  # the compact index: ivf-<search key>.faiss (codes), .npy (floats), .json (written last)
+IVF_PREFIX = "ivf-"  # the compact index: ivf-<codes>-<search key>.faiss (codes), .npy (floats), .json (last)
 
 
 ORPHAN_SECONDS = 3600  # a temporary file older than this was left by a writer that died: removed
@@ -66,7 +68,7 @@ class DerivedKeys:
 
 def catalog_keys(model_id: str, ids: Sequence[str], hashes: Sequence[str],
                  metadata: Sequence[Mapping[str, str | None]], space: str,
-                 colour_versions: Sequence[int] = ()) -> DerivedKeys:
+                 colour_versions: Sequence[int] | np.ndarray = ()) -> DerivedKeys:
     """The keys of a snapshot: products, metadata, space, and the keys derived from them.
 
     A product's colour histogram is a function of its image content and the colour version, so the search vectors
@@ -75,8 +77,9 @@ def catalog_keys(model_id: str, ids: Sequence[str], hashes: Sequence[str],
     products = products_digest(ids, hashes)
     meta = _metadata_digest(metadata)
     search = _digest(f"{model_id}\0{space}\0{products}".encode())
-    if any(colour_versions):  # catalogs without colour keep the names their derived files already have
-        search = _digest(f"{search}\0colour\0{','.join(map(str, colour_versions))}".encode())
+    versions = np.asarray(colour_versions, dtype=np.int64)
+    if versions.any():  # catalogs without colour keep the names their derived files already have
+        search = _digest(f"{search}\0colour\0{','.join(map(str, versions.tolist()))}".encode())
     return DerivedKeys(products, meta, space, search, _digest(f"{search}\0{meta}".encode()))
 
 
@@ -115,10 +118,11 @@ def hnsw_path(catalog_dir: Path, keys: DerivedKeys) -> Path:
     return Path(catalog_dir) / DERIVED_DIR / f"{HNSW_PREFIX}{keys.search}{HNSW_SUFFIX}"
 
 
-def ivf_paths(catalog_dir: Path, keys: DerivedKeys) -> dict[str, Path]:
-    """Where the compact index over these search vectors lives: its codes ("codes"), the exact floats it re-ranks
-    with ("floats"), and the record of both ("record", published last: the index exists once it does)."""
-    stem = Path(catalog_dir) / DERIVED_DIR / f"{IVF_PREFIX}{keys.search}"
+def ivf_paths(catalog_dir: Path, keys: DerivedKeys, codes: str) -> dict[str, Path]:
+    """Where the compact index of these codes (`search.compact.codes_for`) over these search vectors lives: its codes
+    ("codes"), the exact floats it re-ranks with ("floats"), and the record of both ("record", published last: the
+    index exists once it does). An index of other codes is another index."""
+    stem = Path(catalog_dir) / DERIVED_DIR / f"{IVF_PREFIX}{codes}-{keys.search}"
     return {"codes": stem.with_suffix(".faiss"), "floats": stem.with_suffix(".npy"),
             "record": stem.with_suffix(".json")}
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from fashionrec.catalog.columns import MetadataColumns
+from fashionrec.catalog.packed import HexDigests, PackedTexts, int_column
 from fashionrec.catalog.rows import FileStamp, SkippedFile, StoredProduct, StoredProducts, stored_histogram
 from fashionrec.catalog.schema import OWN_FOLDER
 from fashionrec.errors import CatalogError
@@ -115,10 +117,12 @@ class StoreReads:
         return [row[0] for row in rows], [row[1] for row in rows]
 
     def load(self) -> StoredProducts:
-        """Every product, ordered by id, without its vector."""
+        """Every product, ordered by id, without its vector; its columns held as arrays (`catalog.packed`)."""
         cursor = self._db.execute("SELECT id, folder, path, metadata, sha256, vector_generation, colour_version, "
                                   "swatches, generation FROM products ORDER BY id")
-        ids, folders, paths, hashes, generations, colour_versions, swatches, written = ([] for _ in range(8))
+        ids, folders = [], []
+        paths, hashes, swatches = PackedTexts(), PackedTexts(), PackedTexts()
+        generations, colour_versions, written = array("q"), array("q"), array("q")
         folder_names: dict[str, str] = {}  # one string a folder, not one a product
 
         def metadata_rows() -> Iterator[dict]:  # each product's JSON decoded as its row comes: never all at once
@@ -136,9 +140,10 @@ class StoreReads:
                 yield json.loads(metadata) if metadata else {}
 
         metadata = MetadataColumns.from_rows(metadata_rows())
-        return StoredProducts(ids=ids, folders=folders, paths=paths, metadata=metadata, sha256=hashes,
-                              generations=generations, colour_versions=colour_versions, swatches=swatches,
-                              written=written)
+        return StoredProducts(ids=ids, folders=folders, paths=paths.seal(), metadata=metadata,
+                              sha256=HexDigests.pack(hashes), generations=int_column(generations),
+                              colour_versions=int_column(colour_versions), swatches=swatches.seal(),
+                              written=int_column(written))
 
     def vectors_at(self, generation: int, count: int, dim: int,
                    transform=None, rows: int = 65_536, with_colour: bool = False) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,17 +54,18 @@ class StoredProduct:
 
 @dataclass(frozen=True)
 class StoredProducts:
-    """Every product of the catalog, row-aligned: ids[i] has paths[i], metadata[i] (and vectors[i] if loaded)."""
+    """Every product of the catalog, row-aligned: ids[i] has paths[i], metadata[i] (and vectors[i] if loaded). The
+    columns but the ids are held as arrays (`catalog.packed`): read-only sequences, not lists."""
 
     ids: list[str]
-    folders: list[str]
-    paths: list[str]
+    folders: list[str]  # one str object a folder, shared by its products
+    paths: Sequence[str]
     metadata: MetadataColumns
-    sha256: list[str]  # of each image file: equal hashes are exact-duplicate images
-    generations: list[int]  # the generation that last wrote each product's vector
-    colour_versions: list[int]  # colour.COLOUR_VERSION of each product's colour histogram (0: none)
-    swatches: list[str | None]  # each product's dominant colours as stored (JSON text), parsed when shown
-    written: list[int]  # the generation that last wrote each row (vector, colour,
+    sha256: Sequence[str]  # of each image file: equal hashes are exact-duplicate images
+    generations: np.ndarray  # the generation that last wrote each product's vector
+    colour_versions: np.ndarray  # colour.COLOUR_VERSION of each product's colour histogram (0: none)
+    swatches: Sequence[str | None]  # each product's dominant colours as stored (JSON text), parsed when shown
+    written: np.ndarray  # the generation that last wrote each row (vector, colour,
     # metadata): what a copy of an earlier snapshot must take again
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,7 +104,7 @@ def raw_cosines(inner: np.ndarray, gain: ColourGain) -> np.ndarray:
     return (np.asarray(inner, np.float32) / (1.0 + LAYOUT_SHARE * gain.layout + (1 - LAYOUT_SHARE) * gain.whole))
 
 
-def sample_positions(content_hashes: list[str], size: int = PAIR_SAMPLE_PRODUCTS) -> np.ndarray:
+def sample_positions(content_hashes: Sequence[str], size: int = PAIR_SAMPLE_PRODUCTS) -> np.ndarray:
     """Rows of the `size` products with the smallest content hashes, one per distinct image: a sample that a new
     product changes only when it enters it, so the figures stay put as a catalog grows."""
     first: dict[str, int] = {}

@@ -1,9 +1,12 @@
-"""Approximate k-NN in little memory: an IVF index over 8-bit codes in RAM, its candidates re-ranked with the exact
-floats read from disk.
+"""Approximate k-NN in little memory: an IVF index over compact codes in RAM, its candidates re-ranked with the
+exact floats read from disk.
 
 Why: an HNSW graph keeps every float vector in RAM (2.3 GB at 1M products of 608 dimensions), and so does exact
-search. Here RAM holds one byte a dimension (FAISS `IndexIVFScalarQuantizer`, 8-bit), and the floats stay in a file
-beside it; a query reads only its `RERANK` candidates' rows with `pread` (a memory map would do, but the kernel's
+search. Here RAM holds the codes: one byte for eight dimensions (FAISS `IndexIVFPQ`, 76 bytes a product at 608-d)
+from `PQ_MIN_ROWS` products, one byte a dimension below it (`IndexIVFScalarQuantizer`, 8-bit: a few MB, and no
+product quantiser to train on too few rows); the floats stay in a file beside it. The codes only shortlist: the
+re-rank makes the answer, and the lists searched bound the recall (at 100k products recall@10 is the same for
+8-bit, 4-bit and product codes, docs/PERFORMANCE.md section 10); a query reads only its `RERANK` candidates' rows with `pread` (a memory map would do, but the kernel's
 fault-around then counts most of the file in the process's memory), and ranks them exactly as every backend does
 (`search.exact.rank_rows`). Measured at 1M (`benchmarks/compact_ann.py`, docs/PERFORMANCE.md).
 
@@ -33,9 +36,40 @@ from fashionrec.search.hnsw import faiss_module
 RERANK = 100  # candidates taken from the codes and ranked exactly (recall@10 1.000 at 1M, docs/PERFORMANCE.md)
 NPROBE = 12  # lists searched a query: p50 1.8 ms at 1M (docs/PERFORMANCE.md section 10)
 TRAIN_PER_LIST = 30  # training rows per list (FAISS asks for at least 30 per centroid)
-KIND = "ivf-sq8"
+PQ_MIN_ROWS = 100_000  # product codes from here: 30 training rows a list give the quantiser's 256 centroids 74 each
+PQ_DIMS = 8  # dimensions a product-code byte stands for (the vectors padded with zeros to a multiple of it)
 EXCLUDE_LIMIT = 256  # a patched index leaves out at most this many base rows as a list, more through a mask
 _HASH_CHUNK = 1 << 24
+
+
+def codes_for(rows: int, dim: int) -> str:
+    """The codes an index of `rows` x `dim` vectors holds: "sq8" (a byte a dimension) below `PQ_MIN_ROWS`, else
+    "pq<bytes>" (a byte for `PQ_DIMS` dimensions). Part of the index files' names (`catalog.derived.ivf_paths`)."""
+    return "sq8" if rows < PQ_MIN_ROWS else f"pq{math.ceil(dim / PQ_DIMS)}"
+
+
+def _coded_dim(codes: str, dim: int) -> int:
+    """The vectors' length as the codes take them: padded with zeros to a whole number of product-code bytes."""
+    return int(codes[2:]) * PQ_DIMS if codes.startswith("pq") else dim
+
+
+def _padded(vectors: np.ndarray, dim: int) -> np.ndarray:
+    """Rows padded with zeros to `dim` (inner products unchanged), float32 and contiguous, as FAISS takes them."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if vectors.shape[-1] == dim:
+        return vectors
+    out = np.zeros((*vectors.shape[:-1], dim), dtype=np.float32)
+    out[..., :vectors.shape[-1]] = vectors
+    return out
+
+
+def _new_index(faiss, codes: str, dim: int, lists: int) -> object:
+    """An untrained IVF index over `codes` (`codes_for`), inner product."""
+    quantizer = faiss.IndexFlatIP(_coded_dim(codes, dim))
+    if codes == "sq8":
+        return faiss.IndexIVFScalarQuantizer(quantizer, dim, lists, faiss.ScalarQuantizer.QT_8bit,
+                                             faiss.METRIC_INNER_PRODUCT)
+    return faiss.IndexIVFPQ(quantizer, _coded_dim(codes, dim), lists, int(codes[2:]), 8, faiss.METRIC_INNER_PRODUCT)
 
 
 def list_count(rows: int) -> int:
@@ -52,14 +86,15 @@ class CompactIndex:
         self._index = index
         self._floats = floats
         self._rows, self._dim = floats.shape
+        self._coded_dim = index.d  # the queries padded to it (`_padded`)
 
     @classmethod
     def build(cls, blocks: Iterable[np.ndarray], rows: int, dim: int, paths: dict[str, Path],
-              key: str) -> CompactIndex:
+              key: str, codes: str | None = None) -> CompactIndex:
         """Write the index of the vectors `blocks` yields (`rows` x `dim` in all, row order kept) to `paths`
-        (`catalog.derived.ivf_paths`): the floats as they come, then the codes trained on a seeded sample of them,
-        then the record; and return it, open. Never more in memory than one block, the training sample (30 rows a
-        list) and the codes. Each file is hashed as it is written.
+        (`catalog.derived.ivf_paths`): the floats as they come, then the codes (`codes_for` unless given) trained on
+        a seeded sample of them, then the record; and return it, open. Never more in memory than one block, the
+        training sample (30 rows a list) and the codes. Each file is hashed as it is written.
 
         Raises:
             FashionrecError: faiss is not installed, or the blocks are not `rows` x `dim`.
@@ -84,19 +119,19 @@ class CompactIndex:
 
         publish(paths["floats"], write_floats)
         lists = list_count(rows)
+        codes = codes or codes_for(rows, dim)
+        coded_dim = _coded_dim(codes, dim)
         reader = _FloatFile(paths["floats"])
         try:
-            quantizer = faiss.IndexFlatIP(dim)
-            index = faiss.IndexIVFScalarQuantizer(quantizer, dim, lists, faiss.ScalarQuantizer.QT_8bit,
-                                                  faiss.METRIC_INNER_PRODUCT)
+            index = _new_index(faiss, codes, dim, lists)
             index.cp.min_points_per_centroid = 1  # a small catalog trains on what it has (no warning)
             sample = np.random.default_rng(0).choice(rows, min(rows, TRAIN_PER_LIST * lists), replace=False)
-            index.train(reader.rows(np.sort(sample)))
+            index.train(_padded(reader.rows(np.sort(sample)), coded_dim))
             for start in range(0, rows, 65_536):
-                index.add(reader.rows(np.arange(start, min(rows, start + 65_536))))
+                index.add(_padded(reader.rows(np.arange(start, min(rows, start + 65_536))), coded_dim))
             publish(paths["codes"], lambda handle: faiss.write_index(
                 index, faiss.PyCallbackIOWriter(_Hashed(handle, codes_digest).write)))
-            record = {"kind": KIND, "search_key": key, "rows": rows, "dim": dim, "lists": lists,
+            record = {"kind": f"ivf-{codes}", "search_key": key, "rows": rows, "dim": dim, "lists": lists,
                       "floats_sha256": floats_digest.hexdigest(), "codes_sha256": codes_digest.hexdigest()}
             publish(paths["record"], lambda handle: handle.write(json.dumps(record, sort_keys=True)), mode="w")
         except BaseException:
@@ -106,14 +141,16 @@ class CompactIndex:
         return cls(index, reader)  # what was just written and hashed: not read and hashed again
 
     @classmethod
-    def open(cls, paths: dict[str, Path], key: str, rows: int, dim: int) -> CompactIndex:
-        """Open the index of these `paths`, checked: its record names this search key and size, and both files
-        hash to what the record says (damaged, half-written or swapped files are refused).
+    def open(cls, paths: dict[str, Path], key: str, rows: int, dim: int, codes: str | None = None) -> CompactIndex:
+        """Open the index of these `paths`, checked: its record names this search key, size and codes (`codes_for`
+        unless given), and both files hash to what the record says (damaged, half-written or swapped files are
+        refused).
 
         Raises:
             FashionrecError: faiss is not installed, or the files are missing, damaged or of other vectors.
         """
         faiss = faiss_module()
+        codes = codes or codes_for(rows, dim)
         floats = None
         try:
             record = json.loads(paths["record"].read_text())
@@ -125,7 +162,7 @@ class CompactIndex:
             floats_digest = floats.digest()
             with open(paths["codes"], "rb") as handle:
                 codes_digest = _file_digest(handle)
-                expected = {"kind": KIND, "search_key": key, "rows": rows, "dim": dim, "floats_sha256": floats_digest,
+                expected = {"kind": f"ivf-{codes}", "search_key": key, "rows": rows, "dim": dim, "floats_sha256": floats_digest,
                             "codes_sha256": codes_digest}
                 wrong = [name for name, value in expected.items() if record.get(name) != value]
                 if wrong:
@@ -142,7 +179,7 @@ class CompactIndex:
                 raise
             raise FashionrecError(f"the compact index {paths['record']} cannot be read ({exc}); it is built again") \
                 from None
-        if floats.shape != (rows, dim) or index.ntotal != rows or index.d != dim:
+        if floats.shape != (rows, dim) or index.ntotal != rows or index.d != _coded_dim(codes, dim):
             floats.close()
             raise FashionrecError(f"the compact index {paths['record']} does not hold these vectors")
         index.nprobe = min(NPROBE, index.nlist)
@@ -190,7 +227,7 @@ class CompactIndex:
             selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
             params.sel = selector
         while True:
-            _, found = self._index.search(np.asarray(query, np.float32)[None, :], fetch + len(left_out),
+            _, found = self._index.search(_padded(np.asarray(query)[None, :], self._coded_dim), fetch + len(left_out),
                                           params=params)
             candidates = found[0][found[0] >= 0]
             candidates = candidates[~np.isin(candidates, left_out)][:fetch]

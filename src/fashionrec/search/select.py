@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from fashionrec.catalog.derived import HNSW_PREFIX, IVF_PREFIX, hnsw_path, ivf_p
 from fashionrec.config import Settings
 from fashionrec.errors import FashionrecError
 from fashionrec.search.backend import SearchBackend
-from fashionrec.search.compact import CompactIndex, PatchedIndex
+from fashionrec.search.compact import CompactIndex, PatchedIndex, codes_for
 from fashionrec.search.exact import ExactIndex
 from fashionrec.search.hnsw import AnnIndex
 
@@ -85,7 +86,7 @@ def open_hnsw(catalog: Catalog) -> AnnIndex:
 
 def ivf_is_current(catalog: Catalog) -> bool:
     """Whether the compact index of this snapshot's search vectors is on disk (its record is written last)."""
-    return ivf_paths(catalog.catalog_dir, catalog.keys)["record"].is_file()
+    return _ivf_paths(catalog)["record"].is_file()
 
 
 def open_ivf(catalog: Catalog, stand_in: SearchBackend | None = None) -> CompactIndex:
@@ -97,7 +98,7 @@ def open_ivf(catalog: Catalog, stand_in: SearchBackend | None = None) -> Compact
     Raises:
         FashionrecError: faiss is not installed; CatalogError: the catalog moved on and no stand-in holds the vectors.
     """
-    paths = ivf_paths(catalog.catalog_dir, catalog.keys)
+    paths = _ivf_paths(catalog)
     key, rows, dim = catalog.keys.search, len(catalog), catalog.search_dim
     index = None
     if ivf_is_current(catalog):
@@ -111,6 +112,11 @@ def open_ivf(catalog: Catalog, stand_in: SearchBackend | None = None) -> Compact
         index = CompactIndex.build(blocks, rows, dim, paths, key)
     _remove_superseded(catalog, [path.name for path in paths.values()], IVF_PREFIX)
     return index
+
+
+def _ivf_paths(catalog: Catalog) -> dict[str, Path]:
+    """The compact index files of this snapshot, for the codes its size takes (`search.compact.codes_for`)."""
+    return ivf_paths(catalog.catalog_dir, catalog.keys, codes_for(len(catalog), catalog.search_dim))
 
 
 def _remove_superseded(catalog: Catalog, keep: list[str], prefix: str) -> None:

@@ -1,0 +1,123 @@
+"""Columns of a snapshot held as arrays, not one Python object a product: what lets a 1M-product server fit in 1 GB.
+
+A list of 1M short texts costs a str object each (49 bytes and the text) and a list slot (8); an int above 256 costs
+28 bytes and a slot. Here texts are one UTF-8 buffer and an end offset each (the text's bytes and 8), content hashes
+are 32 raw bytes each (not 64 hex characters in a str: 121), and numbers are numpy arrays. Each column is a read-only
+`Sequence`, so callers index, slice and iterate it as they did the list (`docs/PERFORMANCE.md` section 10).
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterator, Sequence
+from typing import overload
+
+import numpy as np
+
+
+class PackedTexts(Sequence):
+    """Texts (or None) in one UTF-8 buffer, each found by its end offset; built with `append`, then `seal`."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._ends = array("q")
+        self._none: list[int] = []  # rows holding None (few: most columns have none)
+        self._sealed: tuple[bytes, np.ndarray, np.ndarray] | None = None
+
+    def append(self, text: str | None) -> None:
+        if self._sealed is not None:
+            raise TypeError("a sealed column is read-only")
+        if text is None:
+            self._none.append(len(self._ends))
+        else:
+            self._buffer += text.encode("utf-8", "surrogatepass")
+        self._ends.append(len(self._buffer))
+
+    def seal(self) -> PackedTexts:
+        """End the appends: the buffer and offsets become read-only arrays (the builder's slack is freed)."""
+        if self._sealed is None:
+            ends = np.frombuffer(self._ends, dtype=np.int64).copy()
+            none = np.zeros(len(ends), dtype=bool)
+            none[self._none] = True
+            self._sealed = (bytes(self._buffer), ends, none)
+            self._buffer, self._ends, self._none = bytearray(), array("q"), []
+        return self
+
+    def __len__(self) -> int:
+        return len(self._sealed[1]) if self._sealed is not None else len(self._ends)
+
+    @overload
+    def __getitem__(self, index: int) -> str | None: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str | None]: ...
+
+    def __getitem__(self, index):
+        buffer, ends, none = self.seal()._sealed
+        if isinstance(index, slice):
+            return [self[row] for row in range(*index.indices(len(ends)))]
+        row = int(index) + len(ends) if int(index) < 0 else int(index)
+        if not 0 <= row < len(ends):
+            raise IndexError(f"row {index} of {len(ends)}")
+        if none[row]:
+            return None
+        start = int(ends[row - 1]) if row else 0
+        return buffer[start:int(ends[row])].decode("utf-8", "surrogatepass")
+
+    def __iter__(self) -> Iterator[str | None]:
+        buffer, ends, none = self.seal()._sealed
+        start = 0
+        for end, missing in zip(ends.tolist(), none.tolist()):
+            yield None if missing else buffer[start:end].decode("utf-8", "surrogatepass")
+            start = end
+
+    def nbytes(self) -> int:
+        """Bytes held (the buffer and the offsets)."""
+        buffer, ends, none = self.seal()._sealed
+        return len(buffer) + ends.nbytes + none.nbytes
+
+
+class HexDigests(Sequence):
+    """Lower-case hex digests of one length held as raw bytes (32 a SHA-256, not a 113-byte str)."""
+
+    def __init__(self, raw: np.ndarray) -> None:
+        self._raw = raw  # (rows, digest bytes) uint8
+
+    @staticmethod
+    def pack(texts: PackedTexts) -> Sequence[str]:
+        """`texts` as raw digests when every one is lower-case hex of one length, else `texts` unchanged (a catalog
+        whose hashes are of another form loses nothing)."""
+        buffer, ends, none = texts.seal()._sealed
+        width = int(ends[0]) if len(ends) else 0
+        if (not width or width % 2 or none.any() or len(buffer) != width * len(ends)
+                or not np.array_equal(np.diff(ends, prepend=0), np.full(len(ends), width))):
+            return texts
+        try:
+            raw = bytes.fromhex(buffer.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            return texts
+        if raw.hex().encode("ascii") != buffer:  # upper-case letters, spaces: kept as they were written
+            return texts
+        return HexDigests(np.frombuffer(raw, dtype=np.uint8).reshape(len(ends), width // 2))
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [row.tobytes().hex() for row in self._raw[index]]
+        return self._raw[index].tobytes().hex()
+
+    def __iter__(self) -> Iterator[str]:
+        for row in self._raw:
+            yield row.tobytes().hex()
+
+    def nbytes(self) -> int:
+        return self._raw.nbytes
+
+
+def int_column(values: array) -> np.ndarray:
+    """An `array` of ints collected row by row as a read-only numpy column (8 bytes a row, no int objects)."""
+    column = np.frombuffer(values, dtype=np.int64).copy()
+    column.flags.writeable = False
+    return column

@@ -1,0 +1,49 @@
+"""catalog/packed.py: a snapshot's columns held as arrays give back exactly what was stored, row by row."""
+
+from __future__ import annotations
+
+import hashlib
+from array import array
+
+import numpy as np
+import pytest
+
+from fashionrec.catalog.packed import HexDigests, PackedTexts, int_column
+
+
+def packed(texts: list[str | None]) -> PackedTexts:
+    column = PackedTexts()
+    for text in texts:
+        column.append(text)
+    return column.seal()
+
+
+def test_texts_come_back_as_written_by_index_slice_and_iteration() -> None:
+    texts = ["1530.jpg", None, "", "Übergröße 👗", "a" * 300, None, "images/ab/abc.png"]
+    column = packed(texts)
+    assert len(column) == len(texts) and list(column) == texts
+    assert [column[row] for row in range(len(texts))] == texts
+    assert column[-1] == texts[-1] and column[1:4] == texts[1:4] and column[::-2] == texts[::-2]
+    with pytest.raises(IndexError):
+        column[len(texts)]
+    with pytest.raises(TypeError):
+        column.append("more")  # sealed: read-only like the snapshot it belongs to
+    assert list(packed([])) == [] and len(packed([])) == 0
+
+
+def test_hashes_are_held_as_raw_bytes_when_they_are_lower_case_hex_and_kept_as_text_otherwise() -> None:
+    hashes = [hashlib.sha256(str(n).encode()).hexdigest() for n in range(50)]
+    raw = HexDigests.pack(packed(hashes))
+    assert isinstance(raw, HexDigests) and raw.nbytes() == 50 * 32
+    assert list(raw) == hashes and raw[7] == hashes[7] and raw[3:6] == hashes[3:6] and raw[-1] == hashes[-1]
+    for odd in (hashes[:3] + [hashes[3].upper()], hashes[:3] + [""], hashes[:3] + ["abc"], hashes[:2] + [None],
+                ["not hex " * 8]):
+        kept = HexDigests.pack(packed(odd))
+        assert isinstance(kept, PackedTexts) and list(kept) == odd  # nothing lost, nothing rewritten
+
+
+def test_int_columns_are_read_only_arrays_of_the_values() -> None:
+    column = int_column(array("q", [0, 3, 2**40, -1]))
+    assert column.tolist() == [0, 3, 2**40, -1] and column.dtype == np.int64
+    with pytest.raises(ValueError):
+        column[0] = 5
