@@ -8,7 +8,7 @@ from array import array
 import numpy as np
 import pytest
 
-from fashionrec.catalog.packed import HexDigests, PackedTexts, int_column
+from fashionrec.catalog.packed import HexDigests, IdRows, PackedTexts, int_column
 
 
 def packed(texts: list[str | None]) -> PackedTexts:
@@ -47,3 +47,16 @@ def test_int_columns_are_read_only_arrays_of_the_values() -> None:
     assert column.tolist() == [0, 3, 2**40, -1] and column.dtype == np.int64
     with pytest.raises(ValueError):
         column[0] = 5
+
+
+def test_ids_are_found_by_bisection_when_sorted_and_through_a_dict_otherwise() -> None:
+    ids = sorted(["10", "9", "abc", "Abc", "é", "z", "😀", "1", ""])
+    rows = IdRows(ids)
+    assert rows._rows is None  # sorted, as a snapshot's are: no dict held
+    assert all(rows[product_id] == row for row, product_id in enumerate(ids))
+    for absent in ("2", "zz", "ab", 10, None, b"10"):
+        assert absent not in rows
+        with pytest.raises(KeyError):
+            rows[absent]
+    shuffled = IdRows(["b", "a", "c"])
+    assert shuffled._rows is not None and shuffled["a"] == 1 and "d" not in shuffled and len(shuffled) == 3

@@ -16,7 +16,7 @@ from fashionrec.errors import FashionrecError
 from fashionrec.index.write import ProductWrite, put_products, remove_products
 from fashionrec.recommend import Recommender
 from fashionrec.search.backend import Restriction
-from fashionrec.search.compact import PQ_MIN_ROWS, CompactIndex, PatchedIndex, codes_for
+from fashionrec.search.compact import SQ4_MIN_ROWS, CompactIndex, PatchedIndex, codes_for
 from fashionrec.search.exact import exact_search
 from tests.conftest import copy_catalog, draw_product
 
@@ -59,13 +59,14 @@ def test_every_list_searched_gives_the_exact_answers_with_the_exact_floats(tmp_p
     assert np.array_equal(index.vector(517), vectors[517])
 
 
-def test_product_codes_shortlist_as_well_on_vectors_padded_to_whole_bytes(tmp_path: Path) -> None:
-    """What a catalog from `PQ_MIN_ROWS` products holds: a byte for 8 dimensions (45 padded to 48 here)."""
-    assert codes_for(PQ_MIN_ROWS - 1, 608) == "sq8" and codes_for(PQ_MIN_ROWS, 608) == "pq76"
-    assert codes_for(PQ_MIN_ROWS, 45) == "pq6"
+@pytest.mark.parametrize("codes", ["sq4", "pq6"])
+def test_coarser_codes_shortlist_as_well(tmp_path: Path, codes: str) -> None:
+    """4-bit codes, what a catalog from `SQ4_MIN_ROWS` products holds; and product codes (a byte for 8 dimensions,
+    45 padded to 48 here), measured against them (docs/PERFORMANCE.md section 10)."""
+    assert codes_for(SQ4_MIN_ROWS - 1, 608) == "sq8" and codes_for(SQ4_MIN_ROWS, 608) == "sq4"
     vectors = structured_rows(3000, 45)
-    paths, index = built(tmp_path, vectors, codes="pq6")
-    assert index._index.code_size == 6 and index._index.d == 48
+    paths, index = built(tmp_path, vectors, codes=codes)
+    assert (index._index.code_size, index._index.d) == ({"sq4": 23, "pq6": 6}[codes], {"sq4": 45, "pq6": 48}[codes])
     index._index.nprobe = index._index.nlist
     for query in vectors[:40]:
         found, want = index.search(query, 10), exact_search(vectors, query, 10)

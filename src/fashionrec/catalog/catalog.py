@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fashionrec.catalog.derived import DerivedKeys, catalog_keys
+from fashionrec.catalog.packed import IdRows
 from fashionrec.catalog.rows import SkippedFile, StoredProducts
 from fashionrec.catalog.space import SearchSpace, load_space, whitening_drift
 from fashionrec.catalog.store import GENERATION_KEY, SPACE_KEY, CatalogStore
@@ -136,8 +137,7 @@ class Catalog:
 
     @cached_property
     def has_colour(self) -> bool:
-        """Whether search vectors carry a colour part: some product has a colour histogram of this version (the
-        others, until an index run computes theirs, have a zero colour part: their colour counts as no match)."""
+        """Whether search vectors carry a colour part: some product has a histogram of this version (others: zeros)."""
         return bool(np.any(self._colour_versions == COLOUR_VERSION))
 
     @property
@@ -344,8 +344,8 @@ class Catalog:
         return self.keys.fingerprint
 
     @cached_property
-    def _positions(self) -> dict[str, int]:
-        return {product_id: index for index, product_id in enumerate(self.ids)}
+    def _positions(self) -> IdRows:
+        return IdRows(self.ids)
 
     def position(self, product_id: str) -> int:
         """Row of `product_id` in `ids` and `vectors`.

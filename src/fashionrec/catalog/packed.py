@@ -9,7 +9,9 @@ are 32 raw bytes each (not 64 hex characters in a str: 121), and numbers are num
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator, Sequence
+from bisect import bisect_left
+from collections.abc import Iterator, Mapping, Sequence
+from itertools import pairwise
 from typing import overload
 
 import numpy as np
@@ -121,3 +123,38 @@ def int_column(values: array) -> np.ndarray:
     column = np.frombuffer(values, dtype=np.int64).copy()
     column.flags.writeable = False
     return column
+
+
+class IdRows(Mapping):
+    """{id: row} of a snapshot's ids, found by bisection when they are sorted (a snapshot's are: the store reads them
+    in id order, and SQLite's byte order of UTF-8 is Python's order of str), else through a dict. A dict of 1M ids
+    holds about 85 MB (its table, and an int object a row); bisection holds nothing, at about a microsecond a look-up.
+    """
+
+    def __init__(self, ids: Sequence[str]) -> None:
+        self._ids = ids
+        ordered = all(isinstance(product_id, str) for product_id in ids) and all(
+            before < after for before, after in pairwise(ids))
+        self._rows = None if ordered else {product_id: row for row, product_id in enumerate(ids)}
+
+    def __getitem__(self, product_id: object) -> int:
+        if self._rows is not None:
+            return self._rows[product_id]
+        if isinstance(product_id, str):
+            row = bisect_left(self._ids, product_id)
+            if row < len(self._ids) and self._ids[row] == product_id:
+                return row
+        raise KeyError(product_id)
+
+    def __contains__(self, product_id: object) -> bool:
+        try:
+            self[product_id]
+        except KeyError:
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)

@@ -2,11 +2,9 @@
 exact floats read from disk.
 
 Why: an HNSW graph keeps every float vector in RAM (2.3 GB at 1M products of 608 dimensions), and so does exact
-search. Here RAM holds the codes: one byte for eight dimensions (FAISS `IndexIVFPQ`, 76 bytes a product at 608-d)
-from `PQ_MIN_ROWS` products, one byte a dimension below it (`IndexIVFScalarQuantizer`, 8-bit: a few MB, and no
-product quantiser to train on too few rows); the floats stay in a file beside it. The codes only shortlist: the
-re-rank makes the answer, and the lists searched bound the recall (at 100k products recall@10 is the same for
-8-bit, 4-bit and product codes, docs/PERFORMANCE.md section 10); a query reads only its `RERANK` candidates' rows with `pread` (a memory map would do, but the kernel's
+search. Here RAM holds the codes (FAISS `IndexIVFScalarQuantizer`): half a byte a dimension from `SQ4_MIN_ROWS`
+products (304 bytes a product at 608-d), a byte below it (a few MB there), and the floats stay in a file beside it.
+The codes only shortlist: the re-rank makes the answer; a query reads only its `RERANK` candidates' rows with `pread` (a memory map would do, but the kernel's
 fault-around then counts most of the file in the process's memory), and ranks them exactly as every backend does
 (`search.exact.rank_rows`). Measured at 1M (`benchmarks/compact_ann.py`, docs/PERFORMANCE.md).
 
@@ -36,16 +34,20 @@ from fashionrec.search.hnsw import faiss_module
 RERANK = 100  # candidates taken from the codes and ranked exactly (recall@10 1.000 at 1M, docs/PERFORMANCE.md)
 NPROBE = 12  # lists searched a query: p50 1.8 ms at 1M (docs/PERFORMANCE.md section 10)
 TRAIN_PER_LIST = 30  # training rows per list (FAISS asks for at least 30 per centroid)
-PQ_MIN_ROWS = 100_000  # product codes from here: 30 training rows a list give the quantiser's 256 centroids 74 each
+SQ4_MIN_ROWS = 100_000  # 4-bit codes from here (304 MB at 1M x 608-d, not 608); below, 8-bit codes are a few MB
 PQ_DIMS = 8  # dimensions a product-code byte stands for (the vectors padded with zeros to a multiple of it)
 EXCLUDE_LIMIT = 256  # a patched index leaves out at most this many base rows as a list, more through a mask
 _HASH_CHUNK = 1 << 24
 
 
 def codes_for(rows: int, dim: int) -> str:
-    """The codes an index of `rows` x `dim` vectors holds: "sq8" (a byte a dimension) below `PQ_MIN_ROWS`, else
-    "pq<bytes>" (a byte for `PQ_DIMS` dimensions). Part of the index files' names (`catalog.derived.ivf_paths`)."""
-    return "sq8" if rows < PQ_MIN_ROWS else f"pq{math.ceil(dim / PQ_DIMS)}"
+    """The codes an index of `rows` x `dim` vectors holds: "sq8" (a byte a dimension) below `SQ4_MIN_ROWS`, else
+    "sq4" (half a byte). Part of the index files' names (`catalog.derived.ivf_paths`).
+
+    Product codes ("pq<bytes>", a byte for `PQ_DIMS` dimensions: 76 bytes at 608-d) were measured too and not taken:
+    on 1M vectors in clusters of 138 near copies their shortlist cannot tell the copies apart (recall@10 0.912 with 76
+    or 152 bytes, 0.991 with 4-bit codes; docs/PERFORMANCE.md section 10). `dim` is for those."""
+    return "sq8" if rows < SQ4_MIN_ROWS else "sq4"
 
 
 def _coded_dim(codes: str, dim: int) -> int:
@@ -66,9 +68,10 @@ def _padded(vectors: np.ndarray, dim: int) -> np.ndarray:
 def _new_index(faiss, codes: str, dim: int, lists: int) -> object:
     """An untrained IVF index over `codes` (`codes_for`), inner product."""
     quantizer = faiss.IndexFlatIP(_coded_dim(codes, dim))
-    if codes == "sq8":
-        return faiss.IndexIVFScalarQuantizer(quantizer, dim, lists, faiss.ScalarQuantizer.QT_8bit,
-                                             faiss.METRIC_INNER_PRODUCT)
+    if codes.startswith("sq"):  # sq8 (what codes_for gives), sq6, sq4: bits a dimension
+        bits = {"sq8": faiss.ScalarQuantizer.QT_8bit, "sq6": faiss.ScalarQuantizer.QT_6bit,
+                "sq4": faiss.ScalarQuantizer.QT_4bit}[codes]
+        return faiss.IndexIVFScalarQuantizer(quantizer, dim, lists, bits, faiss.METRIC_INNER_PRODUCT)
     return faiss.IndexIVFPQ(quantizer, _coded_dim(codes, dim), lists, int(codes[2:]), 8, faiss.METRIC_INNER_PRODUCT)
 
 
