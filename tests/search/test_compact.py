@@ -293,6 +293,39 @@ def test_a_metadata_change_keeps_the_open_index_and_a_build_overtaken_by_writes_
     compact.close()
 
 
+def test_an_index_built_for_a_closed_recommender_is_closed_not_left_to_the_collector(
+        copies_catalog: Path, tmp_path: Path, lite0, monkeypatch) -> None:
+    """Issue 24: a build that ended after close() dropped its index unclosed (its floats file open until collected)."""
+    import threading
+
+    import fashionrec.recommend.recommender as recommender_module
+    from fashionrec.search.select import open_ivf
+
+    copy_catalog(copies_catalog, tmp_path / "c")
+    compact = Recommender(Catalog.open(tmp_path / "c"), lite0, search="ivf")
+    entered, gate, built, closed = threading.Event(), threading.Event(), [], []
+
+    def held_build(catalog, stand_in):
+        entered.set()
+        gate.wait(60)
+        index = open_ivf(catalog, stand_in)
+        real_close = index.close
+        index.close = lambda: (closed.append(index), real_close())
+        built.append(index)
+        return index
+
+    monkeypatch.setattr(recommender_module, "open_ivf", held_build)
+    put_products(tmp_path / "c", [ProductWrite("600", _photo(600))], lite0)
+    assert compact.refresh() is True and isinstance(compact._backend, PatchedIndex)
+    assert entered.wait(60)  # the build is under way ...
+    compact.close()  # ... when the recommender is closed
+    gate.set()
+    deadline = time.monotonic() + 60
+    while compact._building and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(built) == 1 and closed == built and isinstance(compact._backend, PatchedIndex)  # nothing swapped in
+
+
 def test_an_exact_stand_in_is_carried_on_across_writes_until_the_index_is_built(tmp_path: Path, lite0,
                                                                                  monkeypatch) -> None:
     """Review of issue 24: while a new search space's index builds, each write read every float again into a new

@@ -262,31 +262,32 @@ class Recommender:
             backend = None
         with self._lock, self._build_lock:
             waiting = self._view.backend is self._stand_in and not self._stop.is_set()
-            if backend is not None and waiting:
-                self._serve_built(catalog, backend)
+            if backend is not None and not (waiting and self._serve_built(catalog, backend)):
+                getattr(backend, "close", lambda: None)()  # built for nothing (closed, overtaken): its file shut now
             # Next: a newer snapshot still served by a stand-in (the catalog moved on while this one was built).
             more = self._view.catalog is not catalog and self._view.backend is self._stand_in
             if not more:
                 self._building = False
             return more
 
-    def _serve_built(self, catalog: Catalog, backend: SearchBackend) -> None:
+    def _serve_built(self, catalog: Catalog, backend: SearchBackend) -> bool:
         """Serve a finished index: for its own snapshot, if that is still the one served; else for the newest, patched
         with what changed since (a compact index of the same search space; the changed rows from the stand-in that
         serves the newest), so that a catalog written faster than an index builds moves its patch forward instead of
-        piling every write onto the first one. Both locks held."""
+        piling every write onto the first one. Returns whether it serves. Both locks held."""
         newest = self._view.catalog
         if newest.keys.search != catalog.keys.search:
             if not (isinstance(backend, CompactIndex) and can_patch(newest, catalog)):
-                return
+                return False
             try:
                 backend = self._stand_in = patch_ivf(newest, backend, catalog, self._stand_in.rows)
             except Exception as exc:  # noqa: BLE001 - the build thread must go on: the next build serves the newest
                 log.warning("could not serve the newest snapshot from the index just built: %s", exc)
-                return
+                return False
         else:
             self._stand_in = None  # served by its own index now: the stand-in (maybe every float) can go
         self._view = View(newest, self.embedder, backend, self._settings, self._matching)
+        return True
 
     def follow(self, seconds: float | None = None) -> None:
         """Check every `seconds` (default: the `follow_seconds` setting) for a newer catalog and swap to it, in a
