@@ -109,8 +109,8 @@ def main() -> int:
     base = np.asarray(Catalog.open(args.catalog).vectors, dtype=np.float32)
     work = args.work or Path(tempfile.mkdtemp(prefix="fashionrec-compact-"))
     work.mkdir(parents=True, exist_ok=True)
-    print(f"| products | vectors | codes | build s | nprobe | p50 ms | recall@10 | open s | RSS MB | of it, file pages MB "
-          f"| peak RSS MB |  ({RERANK} re-ranked, {base.shape[1]}-d)")
+    print(f"| products | vectors | codes | build s | nprobe | p50 ms | recall@10 | open s | RSS MB | of it, file pages "
+          f"MB | peak RSS MB |  ({RERANK} re-ranked, {base.shape[1]}-d)")
     print("|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
     for size in [int(s) for s in args.sizes.split(",")]:
         for data in args.data.split(","):

@@ -60,3 +60,18 @@ def test_ids_are_found_by_bisection_when_sorted_and_through_a_dict_otherwise() -
             rows[absent]
     shuffled = IdRows(["b", "a", "c"])
     assert shuffled._rows is not None and shuffled["a"] == 1 and "d" not in shuffled and len(shuffled) == 3
+
+
+def test_the_smallest_distinct_digests_are_the_ones_the_text_sample_takes() -> None:
+    """`recommend.answers.sample_positions` on raw digests picks the rows it picks on their text."""
+    from fashionrec.recommend.answers import sample_positions
+
+    rng = np.random.default_rng(0)
+    distinct = [hashlib.sha256(str(n).encode()).hexdigest() for n in range(300)]
+    hashes = [distinct[i] for i in rng.integers(0, 300, 1000)]  # copies: each digest's first row counts
+    hashes[10] = "00" + hashes[10][2:]  # digests sharing their first 8 bytes, told apart by the rest
+    hashes[11] = "00" + hashes[10][2:-1] + "0"
+    raw = HexDigests.pack(packed(hashes))
+    assert isinstance(raw, HexDigests)
+    for size in (1, 5, 100, 5000):
+        assert sample_positions(raw, size).tolist() == sample_positions(list(hashes), size).tolist()

@@ -201,8 +201,8 @@ def _add_serving_commands(commands: Commands) -> None:
 def _add_index_option(parser: argparse.ArgumentParser) -> None:
     """--search (alias --index): which search backend a query or server uses."""
     parser.add_argument("--search", "--index", dest="search", metavar="SEARCH",
-                        help="exact, ivf (or compact: FAISS IVF over 8-bit codes, floats read from disk), hnsw (or "
-                             "faiss: FAISS HNSW), auto (ivf for large catalogs; the default), or a "
+                        help="exact, ivf (or compact: FAISS IVF over 4- or 8-bit codes, floats read from disk), "
+                             "hnsw (or faiss: FAISS HNSW), auto (ivf for large catalogs; the default), or a "
                              "Milvus collection the catalog was pushed to: milvus://HOST:19530/COLLECTION "
                              "(milvuss:// for TLS) or "
                              "milvus-lite:///path/catalog.db")

@@ -66,7 +66,7 @@ def export_onnx(spec: ModelSpec, weights_path: Path, target: Path, output: Outpu
     sample = torch.zeros(1, 3, spec.input_size, spec.input_size)
     target.parent.mkdir(parents=True, exist_ok=True)
     parts = [_part_file(target) for _ in range(2 if quantised else 1)]
-    log.info("exporting %s to %s (once)", spec.name, target)
+    log.info("building the %s model for ONNX Runtime, once on this machine (15-40 s): %s", spec.name, target)
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")

@@ -107,6 +107,8 @@ def raw_cosines(inner: np.ndarray, gain: ColourGain) -> np.ndarray:
 def sample_positions(content_hashes: Sequence[str], size: int = PAIR_SAMPLE_PRODUCTS) -> np.ndarray:
     """Rows of the `size` products with the smallest content hashes, one per distinct image: a sample that a new
     product changes only when it enters it, so the figures stay put as a catalog grows."""
+    if hasattr(content_hashes, "smallest_distinct"):  # a snapshot's `catalog.packed.HexDigests`: no dict of them all
+        return np.sort(content_hashes.smallest_distinct(size))
     first: dict[str, int] = {}
     for position, digest in enumerate(content_hashes):
         first.setdefault(digest, position)

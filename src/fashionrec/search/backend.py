@@ -33,8 +33,11 @@ class Restriction:
     exclude: tuple[int, ...] = ()  # rows left out whatever the filters say (the query product)
 
     def count(self, rows: int) -> int:
-        """How many of `rows` rows are allowed."""
-        return rows - len(set(self.exclude)) if self.mask is None else int(self.mask.sum())
+        """How many of `rows` rows are allowed: without filters, from the exclusions alone (summing a mask of 1M rows
+        took 0.8 ms, twice a "more like this")."""
+        if self.mask is None or (not self.where and self.exclude):
+            return rows - len(set(self.exclude))
+        return int(self.mask.sum())
 
 
 class SearchBackend(Protocol):

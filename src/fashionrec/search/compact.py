@@ -4,13 +4,14 @@ exact floats read from disk.
 Why: an HNSW graph keeps every float vector in RAM (2.3 GB at 1M products of 608 dimensions), and so does exact
 search. Here RAM holds the codes (FAISS `IndexIVFScalarQuantizer`): half a byte a dimension from `SQ4_MIN_ROWS`
 products (304 bytes a product at 608-d), a byte below it (a few MB there), and the floats stay in a file beside it.
-The codes only shortlist: the re-rank makes the answer; a query reads only its `RERANK` candidates' rows with `pread` (a memory map would do, but the kernel's
-fault-around then counts most of the file in the process's memory), and ranks them exactly as every backend does
-(`search.exact.rank_rows`). Measured at 1M (`benchmarks/compact_ann.py`, docs/PERFORMANCE.md).
+The codes only shortlist: the re-rank makes the answer; a query reads only its `RERANK` candidates' rows with
+`pread` (a memory map would do, but the kernel's fault-around then counts most of the file in the process's memory),
+and ranks them exactly as every backend does (`search.exact.rank_rows`). Measured at 1M (`benchmarks/compact_ann.py`,
+docs/PERFORMANCE.md section 10).
 
-The files are derived data, named by the snapshot's search key (`catalog.derived.ivf_paths`): the floats (`.npy`),
-the codes (`.faiss`), and a record (`.json`, published last) of both files' SHA-256, checked when they are opened,
-so a damaged or half-written index is refused, never searched. Which index is current is decided in
+The files are derived data, named by their codes and the snapshot's search key (`catalog.derived.ivf_paths`): the
+floats (`.npy`), the codes (`.faiss`), and a record (`.json`, published last) of both files' SHA-256, checked when
+they are opened, so a damaged or half-written index is refused, never searched. Which index is current is decided in
 `search.select`.
 """
 
@@ -165,8 +166,8 @@ class CompactIndex:
             floats_digest = floats.digest()
             with open(paths["codes"], "rb") as handle:
                 codes_digest = _file_digest(handle)
-                expected = {"kind": f"ivf-{codes}", "search_key": key, "rows": rows, "dim": dim, "floats_sha256": floats_digest,
-                            "codes_sha256": codes_digest}
+                expected = {"kind": f"ivf-{codes}", "search_key": key, "rows": rows, "dim": dim,
+                            "floats_sha256": floats_digest, "codes_sha256": codes_digest}
                 wrong = [name for name, value in expected.items() if record.get(name) != value]
                 if wrong:
                     culprit = {"floats_sha256": paths["floats"], "codes_sha256": paths["codes"]}.get(
