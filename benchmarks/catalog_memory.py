@@ -5,7 +5,7 @@ as a server searching the compact index never loads them).
     python benchmarks/catalog_memory.py --catalog DIR
 
 The first snapshot is opened once untraced (imports, caches), then a second one traced, with its derived keys
-computed (what every server does). The search space file (the whitening, a fixed size whatever the products: 3.6 MB
+computed (what every server does). The search space file (the whitening, a fixed size whatever the products: 3.4 MiB
 for 512 dimensions) is shown apart, since it does not grow with the catalog.
 """
 

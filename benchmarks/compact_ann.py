@@ -4,8 +4,9 @@ in RAM, candidates re-ranked with the exact floats read from disk, measured in a
     python benchmarks/compact_ann.py --catalog DIR [--sizes 100000,1000000] [--data tiled,mixed] [--queries 200]
         [--codes auto,sq8] [--work DIR]
 
-`--codes`: the codes to compare, `auto` being what a catalog of that size gets (`search.compact.codes_for`: product
-codes from 100,000 products), `sq8` a byte a dimension, `pq<bytes>` product codes of that many bytes.
+`--codes`: the codes to compare, `auto` being what a catalog of that size gets (`search.compact.codes_for`: 4-bit
+codes from 100,000 products, 8-bit below), `sq8` / `sq6` / `sq4` that many bits a dimension, `pq<bytes>` product
+codes of that many bytes.
 
 The catalog's search vectors are grown to each size two ways: `tiled` (each vector repeated with a little noise, as
 benchmarks/speed.py does: clusters of near copies, easy for an inverted index) and `mixed` (each new vector a random

@@ -150,7 +150,7 @@ def main() -> None:
 
     server = subprocess.Popen([sys.executable, "-m", "fashionrec.cli", "serve", "--catalog", str(target),
                                "--search", "ivf", "--port", str(args.port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              stdout=subprocess.DEVNULL, stderr=(args.work / "server.log").open("w"))
     stages = []
     started = time.perf_counter()
     try:

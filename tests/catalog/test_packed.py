@@ -75,3 +75,22 @@ def test_the_smallest_distinct_digests_are_the_ones_the_text_sample_takes() -> N
     assert isinstance(raw, HexDigests)
     for size in (1, 5, 100, 5000):
         assert sample_positions(raw, size).tolist() == sample_positions(list(hashes), size).tolist()
+
+
+def test_columns_compare_as_the_lists_they_replace_and_refuse_what_a_list_refuses() -> None:
+    hashes = [hashlib.sha256(str(n).encode()).hexdigest() for n in range(5)]
+    raw, again, texts = HexDigests.pack(packed(hashes)), HexDigests.pack(packed(hashes)), packed(["a", None, "b"])
+    assert raw == again == hashes and raw != hashes[:4] and raw != list(reversed(hashes))
+    assert texts == ["a", None, "b"] and texts == packed(["a", None, "b"]) and texts != ["a", None, "c"]
+    assert texts != "aNoneb" and raw[np.int64(2)] == hashes[2] and texts[np.int32(2)] == "b"
+    for column in (raw, texts):
+        with pytest.raises(TypeError):
+            column[np.array([0, 1])]  # a list refuses an array index; never one joined text
+        with pytest.raises(TypeError):
+            column[1.0]
+        with pytest.raises(TypeError):
+            hash(column)
+    unsealed = PackedTexts()
+    unsealed.append("x")
+    with pytest.raises(TypeError, match="sealed"):
+        unsealed[0]  # read only once sealed: never sealed lazily by two threads at once

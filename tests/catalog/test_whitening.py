@@ -178,3 +178,19 @@ def test_a_damaged_space_file_is_refused_without_suggesting_to_unpickle_it(tmp_p
         with pytest.raises(CatalogError, match="is damaged") as caught:
             load_space(tmp_path, "ab" * 16, "x")
         assert "pickle" not in str(caught.value) and "fashionrec refit" in str(caught.value)
+
+
+def test_derived_files_get_an_ordinary_new_files_permissions(tmp_path: Path) -> None:
+    """A new-user try: index files were 0600 (mkstemp's) beside a 0644 catalog, so a server running as another user
+    could not read them."""
+    import os
+    import stat
+
+    from fashionrec.catalog.derived import publish, publish_with
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    publish(tmp_path / "a.json", lambda handle: handle.write(b"{}"))
+    publish_with(tmp_path / "b.bin", lambda name: Path(name).write_bytes(b"x"))
+    for name in ("a.json", "b.bin"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask

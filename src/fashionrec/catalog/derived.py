@@ -10,7 +10,7 @@ The rules, for all of it (like git's objects: content-addressed, immutable, one 
 
 - **Named by what it was derived from.** A search space file is named by the digest of its own arrays and
   parameters (`space-<digest>.npz`); an index file by the digest of its inputs, the search space and the
-  products (`hnsw-<search key>.faiss`, `ivf-<search key>.*`); a Milvus collection records the catalog fingerprint
+  products (`hnsw-<search key>.faiss`, `ivf-<codes>-<search key>.*`); a Milvus collection records the catalog fingerprint
   it holds.
 - **Immutable, published atomically.** A file is written under a temporary name unique to its writer, flushed,
   then renamed into place; a reader never sees half a file, and two writers never share a temporary name.
@@ -38,6 +38,8 @@ from pathlib import Path
 import numpy as np
 
 log = logging.getLogger(__name__)
+_UMASK = os.umask(0o022)  # read once, at import (os.umask only sets it: it is set straight back)
+os.umask(_UMASK)
 
 
 DERIVED_DIR = "derived"
@@ -127,13 +129,22 @@ def ivf_paths(catalog_dir: Path, keys: DerivedKeys, codes: str) -> dict[str, Pat
             "record": stem.with_suffix(".json")}
 
 
+def _temporary_beside(target: Path) -> tuple[int, str]:
+    """A new temporary file beside `target`, with the permissions an ordinary new file gets (mkstemp's are 0600: a
+    server running as another user than the indexer could not read the index files beside a readable catalog)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~_UMASK)
+    return fd, temporary
+
+
 def publish(target: Path, write: Callable, mode: str = "wb") -> None:
     """Write `target` through `write(handle)` under a temporary name unique to this writer, then rename it in place.
 
     A reader sees the old file, or none, or the whole new one; never a part.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, temporary = _temporary_beside(target)
     try:
         with os.fdopen(fd, mode) as handle:
             write(handle)
@@ -164,7 +175,7 @@ def publish_with(target: Path, write_path: Callable[[str], None]) -> None:
     """Like `publish`, for writers that take a file name (FAISS): `write_path(temporary name)`, flushed to disk, then
     renamed (and the rename made durable), so a record published after it never names a file lost to a crash."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, temporary = _temporary_beside(target)
     os.close(fd)
     try:
         write_path(temporary)

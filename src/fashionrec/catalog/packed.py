@@ -8,6 +8,7 @@ are 32 raw bytes each (not 64 hex characters in a str: 121), and numbers are num
 
 from __future__ import annotations
 
+import operator
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
@@ -17,8 +18,20 @@ from typing import overload
 import numpy as np
 
 
-class PackedTexts(Sequence):
-    """Texts (or None) in one UTF-8 buffer, each found by its end offset; built with `append`, then `seal`."""
+class _Column(Sequence):
+    """A read-only column: equal to any sequence of the same values (as the list it replaces was), unhashable."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
+            return NotImplemented
+        return len(self) == len(other) and all(mine == theirs for mine, theirs in zip(self, other))
+
+
+class PackedTexts(_Column):
+    """Texts (or None) in one UTF-8 buffer, each found by its end offset; built with `append`, then `seal`d before it
+    is read (once, in the thread that built it: a snapshot's columns are sealed before any query sees them)."""
 
     def __init__(self) -> None:
         self._buffer = bytearray()
@@ -48,6 +61,11 @@ class PackedTexts(Sequence):
     def __len__(self) -> int:
         return len(self._sealed[1]) if self._sealed is not None else len(self._ends)
 
+    def _read(self) -> tuple[bytes, np.ndarray, np.ndarray]:
+        if self._sealed is None:
+            raise TypeError("a column is read once sealed (seal() ends its appends)")
+        return self._sealed
+
     @overload
     def __getitem__(self, index: int) -> str | None: ...
 
@@ -55,10 +73,11 @@ class PackedTexts(Sequence):
     def __getitem__(self, index: slice) -> list[str | None]: ...
 
     def __getitem__(self, index):
-        buffer, ends, none = self.seal()._sealed
+        buffer, ends, none = self._read()
         if isinstance(index, slice):
             return [self[row] for row in range(*index.indices(len(ends)))]
-        row = int(index) + len(ends) if int(index) < 0 else int(index)
+        row = operator.index(index)  # an int (or numpy int), as a list takes: not an array, nor a float
+        row = row + len(ends) if row < 0 else row
         if not 0 <= row < len(ends):
             raise IndexError(f"row {index} of {len(ends)}")
         if none[row]:
@@ -67,7 +86,7 @@ class PackedTexts(Sequence):
         return buffer[start:int(ends[row])].decode("utf-8", "surrogatepass")
 
     def __iter__(self) -> Iterator[str | None]:
-        buffer, ends, none = self.seal()._sealed
+        buffer, ends, none = self._read()
         start = 0
         for end, missing in zip(ends.tolist(), none.tolist()):
             yield None if missing else buffer[start:end].decode("utf-8", "surrogatepass")
@@ -75,11 +94,11 @@ class PackedTexts(Sequence):
 
     def nbytes(self) -> int:
         """Bytes held (the buffer and the offsets)."""
-        buffer, ends, none = self.seal()._sealed
+        buffer, ends, none = self._read()
         return len(buffer) + ends.nbytes + none.nbytes
 
 
-class HexDigests(Sequence):
+class HexDigests(_Column):
     """Lower-case hex digests of one length held as raw bytes (32 a SHA-256, not a 113-byte str)."""
 
     def __init__(self, raw: np.ndarray) -> None:
@@ -108,7 +127,14 @@ class HexDigests(Sequence):
     def __getitem__(self, index):
         if isinstance(index, slice):
             return [row.tobytes().hex() for row in self._raw[index]]
-        return self._raw[index].tobytes().hex()
+        return self._raw[operator.index(index)].tobytes().hex()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, HexDigests):
+            return np.array_equal(self._raw, other._raw)
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
 
     def __iter__(self) -> Iterator[str]:
         for row in self._raw:

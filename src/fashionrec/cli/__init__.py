@@ -30,8 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    for slow_once in ("fashionrec.models.export", "fashionrec.models.weights"):  # said even without -v: a first
-        logging.getLogger(slow_once).setLevel(logging.INFO)  # model build is 15-40 s of silence otherwise
+    # Said without -v: a first model or index build is otherwise 15 s to minutes of silence.
+    for slow_once in ("fashionrec.models.export", "fashionrec.models.weights", "fashionrec.search.select"):
+        logging.getLogger(slow_once).setLevel(logging.INFO)
     if not hasattr(args, "run"):
         parser.print_help()
         return EXIT_USAGE

@@ -60,9 +60,9 @@ class Recommender:
         `search` (default from settings: auto) picks the index: `exact`; `ivf` or `compact` (FAISS IVF over 4-bit
         codes, 8-bit below 100,000 products, the exact floats read from disk: little memory, `search.compact`);
         `hnsw` or `faiss` (FAISS HNSW); both built once and kept in the catalog folder; `auto` (ivf from
-        `ann_threshold` products when faiss is installed); a Milvus collection the catalog was pushed to (`milvus://HOST:PORT/COLLECTION`,
-        `milvuss://...` for TLS, `milvus-lite:///path/file.db`); or a ready `SearchBackend` (which cannot follow
-        the catalog).
+        `ann_threshold` products when faiss is installed); a Milvus collection the catalog was pushed to
+        (`milvus://HOST:PORT/COLLECTION`, `milvuss://...` for TLS, `milvus-lite:///path/file.db`); or a ready
+        `SearchBackend` (which cannot follow the catalog).
 
         Raises:
             ModelMismatchError: the embedder is not the model the catalog was built with.

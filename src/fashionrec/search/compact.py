@@ -32,11 +32,10 @@ from fashionrec.search.backend import Neighbours, Restriction
 from fashionrec.search.exact import rank_rows
 from fashionrec.search.hnsw import faiss_module
 
-RERANK = 100  # candidates taken from the codes and ranked exactly (recall@10 1.000 at 1M, docs/PERFORMANCE.md)
-NPROBE = 12  # lists searched a query: p50 1.8 ms at 1M (docs/PERFORMANCE.md section 10)
+RERANK = 100  # candidates taken from the codes and ranked exactly (recall@10 0.990-0.991 at 1M, docs/PERFORMANCE.md)
+NPROBE = 12  # lists searched a query: p50 1.85-2.7 ms at 1M, recall@10 0.990 (docs/PERFORMANCE.md section 10)
 TRAIN_PER_LIST = 30  # training rows per list (FAISS asks for at least 30 per centroid)
 SQ4_MIN_ROWS = 100_000  # 4-bit codes from here (304 MB at 1M x 608-d, not 608); below, 8-bit codes are a few MB
-PQ_DIMS = 8  # dimensions a product-code byte stands for (the vectors padded with zeros to a multiple of it)
 EXCLUDE_LIMIT = 256  # a patched index leaves out at most this many base rows as a list, more through a mask
 _HASH_CHUNK = 1 << 24
 
@@ -45,15 +44,19 @@ def codes_for(rows: int, dim: int) -> str:
     """The codes an index of `rows` x `dim` vectors holds: "sq8" (a byte a dimension) below `SQ4_MIN_ROWS`, else
     "sq4" (half a byte). Part of the index files' names (`catalog.derived.ivf_paths`).
 
-    Product codes ("pq<bytes>", a byte for `PQ_DIMS` dimensions: 76 bytes at 608-d) were measured too and not taken:
+    Product codes ("pq<bytes>", each byte for a slice of the dimensions: 76 bytes at 608-d) were measured and not taken:
     on 1M vectors in clusters of 138 near copies their shortlist cannot tell the copies apart (recall@10 0.912 with 76
     or 152 bytes, 0.991 with 4-bit codes; docs/PERFORMANCE.md section 10). `dim` is for those."""
     return "sq8" if rows < SQ4_MIN_ROWS else "sq4"
 
 
 def _coded_dim(codes: str, dim: int) -> int:
-    """The vectors' length as the codes take them: padded with zeros to a whole number of product-code bytes."""
-    return int(codes[2:]) * PQ_DIMS if codes.startswith("pq") else dim
+    """The vectors' length as the codes take them: for product codes, padded with zeros to a whole number of
+    dimensions a byte (608 for 76 or 152 bytes at 608-d; 48 for 6 bytes at 45-d)."""
+    if not codes.startswith("pq"):
+        return dim
+    code_bytes = int(codes[2:])
+    return code_bytes * math.ceil(dim / code_bytes)
 
 
 def _padded(vectors: np.ndarray, dim: int) -> np.ndarray:

@@ -78,6 +78,7 @@ def open_hnsw(catalog: Catalog) -> AnnIndex:
         except FashionrecError as exc:  # a damaged or swapped file is never used: built again in its place
             log.warning("%s", exc)
     if index is None:
+        log.info("building the HNSW graph of %d products, once for this snapshot: %s", len(catalog), path)
         index = AnnIndex.build(catalog.vectors)
         publish_with(path, index.write)
     _remove_superseded(catalog, [path.name], HNSW_PREFIX)
@@ -107,6 +108,8 @@ def open_ivf(catalog: Catalog, stand_in: SearchBackend | None = None) -> Compact
         except (FashionrecError, OSError) as exc:  # damaged, swapped, or removed meanwhile: built again in its place
             log.warning("%s", exc)
     if index is None:
+        log.info("building the compact search index of %d products, once for this snapshot (2.5 min at 1M): %s",
+                 rows, paths["record"].with_suffix(".*"))
         blocks = (_blocks_of(stand_in, rows) if isinstance(stand_in, (PatchedIndex, ExactIndex))
                   else catalog.vector_blocks())
         index = CompactIndex.build(blocks, rows, dim, paths, key)
