@@ -44,9 +44,9 @@ def codes_for(rows: int, dim: int) -> str:
     """The codes an index of `rows` x `dim` vectors holds: "sq8" (a byte a dimension) below `SQ4_MIN_ROWS`, else
     "sq4" (half a byte). Part of the index files' names (`catalog.derived.ivf_paths`).
 
-    Product codes ("pq<bytes>", each byte for a slice of the dimensions: 76 bytes at 608-d) were measured and not taken:
-    on 1M vectors in clusters of 138 near copies their shortlist cannot tell the copies apart (recall@10 0.912 with 76
-    or 152 bytes, 0.991 with 4-bit codes; docs/PERFORMANCE.md section 10). `dim` is for those."""
+    Product codes ("pq<bytes>", each byte for a slice of the dimensions) were measured and not taken: on 1M vectors in
+    clusters of 138 near copies their shortlist tells the copies apart less well (recall@10 0.912 with 76 bytes at
+    608-d, 0.972 with 152, 0.991 with 4-bit codes; docs/PERFORMANCE.md section 10). `dim` is for those."""
     return "sq8" if rows < SQ4_MIN_ROWS else "sq4"
 
 
