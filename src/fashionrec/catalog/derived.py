@@ -134,7 +134,10 @@ def _temporary_beside(target: Path) -> tuple[int, str]:
     server running as another user than the indexer could not read the index files beside a readable catalog)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.fchmod(fd, 0o666 & ~_UMASK)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+    except OSError:  # a file system without Unix permissions: the file is written all the same
+        pass
     return fd, temporary
 
 
@@ -143,7 +146,6 @@ def publish(target: Path, write: Callable, mode: str = "wb") -> None:
 
     A reader sees the old file, or none, or the whole new one; never a part.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = _temporary_beside(target)
     try:
         with os.fdopen(fd, mode) as handle:
@@ -174,7 +176,6 @@ def _fsync_folder(folder: Path) -> None:
 def publish_with(target: Path, write_path: Callable[[str], None]) -> None:
     """Like `publish`, for writers that take a file name (FAISS): `write_path(temporary name)`, flushed to disk, then
     renamed (and the rename made durable), so a record published after it never names a file lost to a crash."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = _temporary_beside(target)
     os.close(fd)
     try:
