@@ -126,7 +126,7 @@ def main() -> int:
             np.save(truth_path, exact_truth(vectors, probe))
             dim = vectors.shape[1]
             for codes in args.codes.split(","):
-                codes = codes_for(size, dim) if codes == "auto" else codes
+                codes = codes_for(size) if codes == "auto" else codes
                 start = time.perf_counter()
                 CompactIndex.build((vectors[i:i + 65_536] for i in range(0, size, 65_536)), size, dim,
                                    paths_in(work, f"{name}-{codes}"), name, codes).close()

@@ -63,7 +63,7 @@ def test_every_list_searched_gives_the_exact_answers_with_the_exact_floats(tmp_p
 def test_coarser_codes_shortlist_as_well(tmp_path: Path, codes: str) -> None:
     """4-bit codes, what a catalog from `SQ4_MIN_ROWS` products holds; and product codes (a byte for 8 dimensions,
     45 padded to 48 here), measured against them (docs/PERFORMANCE.md section 10)."""
-    assert codes_for(SQ4_MIN_ROWS - 1, 608) == "sq8" and codes_for(SQ4_MIN_ROWS, 608) == "sq4"
+    assert codes_for(SQ4_MIN_ROWS - 1) == "sq8" and codes_for(SQ4_MIN_ROWS) == "sq4"
     vectors = structured_rows(3000, 45)
     paths, index = built(tmp_path, vectors, codes=codes)
     assert (index._index.code_size, index._index.d) == ({"sq4": 23, "pq6": 6}[codes], {"sq4": 45, "pq6": 48}[codes])

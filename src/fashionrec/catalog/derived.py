@@ -10,8 +10,8 @@ The rules, for all of it (like git's objects: content-addressed, immutable, one 
 
 - **Named by what it was derived from.** A search space file is named by the digest of its own arrays and
   parameters (`space-<digest>.npz`); an index file by the digest of its inputs, the search space and the
-  products (`hnsw-<search key>.faiss`, `ivf-<codes>-<search key>.*`); a Milvus collection records the catalog fingerprint
-  it holds.
+  products (`hnsw-<search key>.faiss`, `ivf-<codes>-<search key>.*`); a Milvus collection records the catalog
+  fingerprint it holds.
 - **Immutable, published atomically.** A file is written under a temporary name unique to its writer, flushed,
   then renamed into place; a reader never sees half a file, and two writers never share a temporary name.
 - **A stale artifact cannot be opened, only rebuilt.** Readers ask for the artifact the catalog snapshot names

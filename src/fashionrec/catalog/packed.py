@@ -134,8 +134,6 @@ class HexDigests(_Column):
             return np.array_equal(self._raw, other._raw)
         return super().__eq__(other)
 
-    __hash__ = None  # type: ignore[assignment]
-
     def __iter__(self) -> Iterator[str]:
         for row in self._raw:
             yield row.tobytes().hex()

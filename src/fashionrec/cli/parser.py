@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 def build_parser() -> argparse.ArgumentParser:
     """The `fashionrec` parser with all its commands."""
     parser = argparse.ArgumentParser(prog="fashionrec", description="Recommend fashion products by how they look.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (a model's build and download are said without it)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log what happens (model and index builds, downloads are said without it)")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_index_commands(commands)
     _add_query_commands(commands)

@@ -40,13 +40,14 @@ EXCLUDE_LIMIT = 256  # a patched index leaves out at most this many base rows as
 _HASH_CHUNK = 1 << 24
 
 
-def codes_for(rows: int, dim: int) -> str:
+def codes_for(rows: int) -> str:
     """The codes an index of `rows` x `dim` vectors holds: "sq8" (a byte a dimension) below `SQ4_MIN_ROWS`, else
     "sq4" (half a byte). Part of the index files' names (`catalog.derived.ivf_paths`).
 
     Product codes ("pq<bytes>", each byte for a slice of the dimensions) were measured and not taken: on 1M vectors in
     clusters of 138 near copies their shortlist tells the copies apart less well (recall@10 0.912 with 76 bytes at
-    608-d, 0.972 with 152, 0.991 with 4-bit codes; docs/PERFORMANCE.md section 10). `dim` is for those."""
+    608-d, 0.972 with 152, 0.991 with 4-bit codes; docs/PERFORMANCE.md section 10); `benchmarks/compact_ann.py --codes`
+    still builds them."""
     return "sq8" if rows < SQ4_MIN_ROWS else "sq4"
 
 
@@ -126,7 +127,7 @@ class CompactIndex:
 
         publish(paths["floats"], write_floats)
         lists = list_count(rows)
-        codes = codes or codes_for(rows, dim)
+        codes = codes or codes_for(rows)
         coded_dim = _coded_dim(codes, dim)
         reader = _FloatFile(paths["floats"])
         try:
@@ -157,7 +158,7 @@ class CompactIndex:
             FashionrecError: faiss is not installed, or the files are missing, damaged or of other vectors.
         """
         faiss = faiss_module()
-        codes = codes or codes_for(rows, dim)
+        codes = codes or codes_for(rows)
         floats = None
         try:
             record = json.loads(paths["record"].read_text())

@@ -119,7 +119,7 @@ def open_ivf(catalog: Catalog, stand_in: SearchBackend | None = None) -> Compact
 
 def _ivf_paths(catalog: Catalog) -> dict[str, Path]:
     """The compact index files of this snapshot, for the codes its size takes (`search.compact.codes_for`)."""
-    return ivf_paths(catalog.catalog_dir, catalog.keys, codes_for(len(catalog), catalog.search_dim))
+    return ivf_paths(catalog.catalog_dir, catalog.keys, codes_for(len(catalog)))
 
 
 def _remove_superseded(catalog: Catalog, keep: list[str], prefix: str) -> None:
