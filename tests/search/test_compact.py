@@ -59,6 +59,37 @@ def test_every_list_searched_gives_the_exact_answers_with_the_exact_floats(tmp_p
     assert np.array_equal(index.vector(517), vectors[517])
 
 
+def test_rows_read_in_any_order_and_runs(tmp_path: Path) -> None:
+    """The floats are read a run of adjacent rows at a time, straight into the result: any order, repeats and runs
+    come back as the file holds them."""
+    vectors = unit_rows(700, 12)
+    _, index = built(tmp_path, vectors)
+    for positions in ([], [5], [699, 0], [3, 4, 5, 9, 4, 10, 11, 0], np.random.default_rng(2).integers(0, 700, 300)):
+        wanted = np.asarray(positions, dtype=np.int64)
+        assert np.array_equal(index.rows(wanted), vectors[wanted])
+
+
+def test_a_query_split_between_threads_by_list_answers_as_one_thread(tmp_path: Path) -> None:
+    """Two or more FAISS threads scan a query's lists side by side (`parallel_mode` 1, docs/PERFORMANCE.md section
+    10): the answers are those of one thread scanning them all."""
+    vectors = structured_rows(3000, 32)
+    _, index = built(tmp_path, vectors)
+    threads = faiss.omp_get_max_threads()
+    assert index._index.parallel_mode == (1 if threads > 1 else 0)  # as opened on this machine
+    try:
+        faiss.omp_set_num_threads(2)
+        index._index.parallel_mode = 1
+        split = [index.search(query, 10) for query in vectors[:30]]
+        index._index.parallel_mode = 0
+        faiss.omp_set_num_threads(1)
+        whole = [index.search(query, 10) for query in vectors[:30]]
+    finally:
+        faiss.omp_set_num_threads(threads)
+    for one, other in zip(split, whole):
+        assert one.positions.tolist() == other.positions.tolist()
+        assert np.array_equal(one.distances, other.distances)
+
+
 @pytest.mark.parametrize("codes", ["sq4", "pq6"])
 def test_coarser_codes_shortlist_as_well(tmp_path: Path, codes: str) -> None:
     """4-bit codes, what a catalog from `SQ4_MIN_ROWS` products holds; and product codes (a byte for 8 dimensions,

@@ -84,10 +84,12 @@ def rank_by_similarity(vectors: np.ndarray, positions: np.ndarray,
     return positions[order], distances
 
 
-def rank_rows(rows: np.ndarray, positions: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def rank_rows(rows: np.ndarray, positions: np.ndarray, query: np.ndarray,
+              k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`rank_by_similarity` for rows already at hand (a backend that returns its hits' vectors): the order of
-    `rows` best first (ties by their catalog `positions`), and their Euclidean distances to `query` in that order."""
+    `rows` best first (ties by their catalog `positions`), the first `k` of it if given (the distances of only those
+    are computed: a re-rank of 100 candidates wants 10), and their Euclidean distances to `query` in that order."""
     query = np.asarray(query, dtype=np.float32)
     scores = (rows * query[None, :]).sum(axis=1)
-    order = np.lexsort((positions, -scores))
+    order = np.lexsort((positions, -scores))[:k]
     return order, np.linalg.norm(rows[order] - query[None, :], axis=1).astype(np.float32)
