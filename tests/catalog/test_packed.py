@@ -31,11 +31,25 @@ def test_texts_come_back_as_written_by_index_slice_and_iteration() -> None:
     assert list(packed([])) == [] and len(packed([])) == 0
 
 
+def test_texts_added_a_batch_at_a_time_come_back_as_added_one_by_one() -> None:
+    texts = ["1530.jpg", None, "", "Übergröße 👗", None, "a" * 300]
+    column = PackedTexts()
+    column.extend(texts[:3])
+    column.append(texts[3])
+    column.extend([])
+    column.extend(texts[4:])
+    assert list(column.seal()) == texts == [column[row] for row in range(len(texts))]
+    with pytest.raises(TypeError):
+        column.extend(["more"])
+
+
 def test_hashes_are_held_as_raw_bytes_when_they_are_lower_case_hex_and_kept_as_text_otherwise() -> None:
     hashes = [hashlib.sha256(str(n).encode()).hexdigest() for n in range(50)]
     raw = HexDigests.pack(packed(hashes))
     assert isinstance(raw, HexDigests) and raw.nbytes() == 50 * 32
     assert list(raw) == hashes and raw[7] == hashes[7] and raw[3:6] == hashes[3:6] and raw[-1] == hashes[-1]
+    many = [hashlib.sha256(str(n).encode()).hexdigest() for n in range(70_000)]  # iterated a block at a time
+    assert list(HexDigests.pack(packed(many))) == many
     for odd in (hashes[:3] + [hashes[3].upper()], hashes[:3] + [""], hashes[:3] + ["abc"], hashes[:2] + [None],
                 ["not hex " * 8]):
         kept = HexDigests.pack(packed(odd))

@@ -12,7 +12,7 @@ import operator
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
-from itertools import pairwise
+from itertools import accumulate, pairwise
 from typing import overload
 
 import numpy as np
@@ -47,6 +47,19 @@ class PackedTexts(_Column):
         else:
             self._buffer += text.encode("utf-8", "surrogatepass")
         self._ends.append(len(self._buffer))
+
+    def extend(self, texts: Sequence[str | None]) -> None:
+        """`append` each of `texts`, in one join (a batch of rows read at once: a call a text cost 1.5 us, 4.5 s for
+        the three text columns of 1M products)."""
+        if self._sealed is not None:
+            raise TypeError("a sealed column is read-only")
+        first = len(self._ends)
+        encoded = [b"" if text is None else text.encode("utf-8", "surrogatepass") for text in texts]
+        self._none.extend([first + row for row, text in enumerate(texts) if text is None])
+        lengths = accumulate(map(len, encoded), initial=len(self._buffer))
+        next(lengths)  # the buffer's end before these texts
+        self._ends.extend(lengths)
+        self._buffer += b"".join(encoded)
 
     def seal(self) -> PackedTexts:
         """End the appends: the buffer and offsets become read-only arrays (the builder's slack is freed)."""
@@ -135,8 +148,10 @@ class HexDigests(_Column):
         return super().__eq__(other)
 
     def __iter__(self) -> Iterator[str]:
-        for row in self._raw:
-            yield row.tobytes().hex()
+        width = self._raw.shape[1] * 2
+        for start in range(0, len(self._raw), 65_536):  # a block's hex at once, then cut: not a call a row
+            text = self._raw[start:start + 65_536].tobytes().hex()
+            yield from (text[at:at + width] for at in range(0, len(text), width))
 
     def nbytes(self) -> int:
         return self._raw.nbytes

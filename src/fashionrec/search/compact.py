@@ -4,9 +4,8 @@ exact floats read from disk.
 Why: an HNSW graph keeps every float vector in RAM (2.3 GB at 1M products of 608 dimensions), and so does exact
 search. Here RAM holds the codes (FAISS `IndexIVFScalarQuantizer`): half a byte a dimension from `SQ4_MIN_ROWS`
 products (304 bytes a product at 608-d), a byte below it (a few MB there), and the floats stay in a file beside it.
-The codes only shortlist: the re-rank makes the answer; a query reads only its `RERANK` candidates' rows with
-`pread` (a memory map would do, but the kernel's fault-around then counts most of the file in the process's memory),
-and ranks them exactly as every backend does (`search.exact.rank_rows`). Measured at 1M (`benchmarks/compact_ann.py`,
+The codes only shortlist: the re-rank makes the answer; a query reads only its `RERANK` candidates' rows from the
+floats file (`search.floats`: read, not mapped), and ranks them exactly as every backend does (`search.exact.rank_rows`). Measured at 1M (`benchmarks/compact_ann.py`,
 docs/PERFORMANCE.md section 10).
 
 The files are derived data, named by their codes and the snapshot's search key (`catalog.derived.ivf_paths`): the
@@ -20,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from fashionrec.catalog.derived import publish
 from fashionrec.errors import FashionrecError
 from fashionrec.search.backend import Neighbours, Restriction
 from fashionrec.search.exact import rank_rows
+from fashionrec.search.floats import FloatFile, Hashed, file_digest
 from fashionrec.search.hnsw import faiss_module
 
 RERANK = 100  # candidates taken from the codes and ranked exactly (recall@10 0.990-0.991 at 1M, docs/PERFORMANCE.md)
@@ -37,7 +36,6 @@ NPROBE = 12  # lists searched a query: p50 1.5-1.7 ms at 1M, recall@10 0.990 (do
 TRAIN_PER_LIST = 30  # training rows per list (FAISS asks for at least 30 per centroid)
 SQ4_MIN_ROWS = 100_000  # 4-bit codes from here (304 MB at 1M x 608-d, not 608); below, 8-bit codes are a few MB
 EXCLUDE_LIMIT = 256  # a patched index leaves out at most this many base rows as a list, more through a mask
-_HASH_CHUNK = 1 << 24
 
 
 def codes_for(rows: int) -> str:
@@ -101,7 +99,7 @@ class CompactIndex:
 
     name = "ivf"
 
-    def __init__(self, index: object, floats: _FloatFile) -> None:
+    def __init__(self, index: object, floats: FloatFile) -> None:
         self._index = index
         self._floats = floats
         self._rows, self._dim = floats.shape
@@ -123,7 +121,7 @@ class CompactIndex:
         floats_digest, codes_digest = hashlib.sha256(), hashlib.sha256()
 
         def write_floats(handle) -> None:
-            hashed = _Hashed(handle, floats_digest)  # hashed as written: 2 GB at 1M are not read back for it
+            hashed = Hashed(handle, floats_digest)  # hashed as written: 2 GB at 1M are not read back for it
             np.lib.format.write_array_header_1_0(hashed, {"descr": "<f4", "fortran_order": False,
                                                           "shape": (rows, dim)})
             written = 0
@@ -140,7 +138,7 @@ class CompactIndex:
         lists = list_count(rows)
         codes = codes or codes_for(rows)
         coded_dim = _coded_dim(codes, dim)
-        reader = _FloatFile(paths["floats"])
+        reader = FloatFile(paths["floats"])
         try:
             index = _new_index(faiss, codes, dim, lists)
             index.cp.min_points_per_centroid = 1  # a small catalog trains on what it has (no warning)
@@ -149,7 +147,7 @@ class CompactIndex:
             for start in range(0, rows, 65_536):
                 index.add(_padded(reader.rows(np.arange(start, min(rows, start + 65_536))), coded_dim))
             publish(paths["codes"], lambda handle: faiss.write_index(
-                index, faiss.PyCallbackIOWriter(_Hashed(handle, codes_digest).write)))
+                index, faiss.PyCallbackIOWriter(Hashed(handle, codes_digest).write)))
             record = {"kind": f"ivf-{codes}", "search_key": key, "rows": rows, "dim": dim, "lists": lists,
                       "floats_sha256": floats_digest.hexdigest(), "codes_sha256": codes_digest.hexdigest()}
             publish(paths["record"], lambda handle: handle.write(json.dumps(record, sort_keys=True)), mode="w")
@@ -177,10 +175,10 @@ class CompactIndex:
                 raise ValueError("its record is not a JSON object")
             # Each file is hashed through the very handle it is then read from: a file swapped between the check
             # and the use cannot slip in.
-            floats = _FloatFile(paths["floats"])
+            floats = FloatFile(paths["floats"])
             floats_digest = floats.digest()
             with open(paths["codes"], "rb") as handle:
-                codes_digest = _file_digest(handle)
+                codes_digest = file_digest(handle)
                 expected = {"kind": f"ivf-{codes}", "search_key": key, "rows": rows, "dim": dim,
                             "floats_sha256": floats_digest, "codes_sha256": codes_digest}
                 wrong = [name for name, value in expected.items() if record.get(name) != value]
@@ -257,94 +255,6 @@ class CompactIndex:
         vectors = self.rows(candidates)
         order, distances = rank_rows(vectors, candidates, query, k)
         return Neighbours(candidates[order], distances, vectors[order])
-
-
-class _FloatFile:
-    """A `.npy` file of float32 rows, read row by row (`_read_rows`)."""
-
-    def __init__(self, path: Path) -> None:
-        self._fd = os.open(path, os.O_RDONLY)  # the header, the digest and the rows are all read through it
-        try:
-            with os.fdopen(os.dup(self._fd), "rb") as handle:
-                version = np.lib.format.read_magic(handle)
-                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                               else np.lib.format.read_array_header_2_0)
-                shape, fortran, dtype = read_header(handle)
-                self.offset = handle.tell()
-            if fortran or dtype != np.dtype("<f4") or len(shape) != 2:
-                raise FashionrecError(f"{path} is not a file of float32 rows")
-        except BaseException:
-            self.close()
-            raise
-        self.shape = tuple(shape)
-
-    def digest(self) -> str:
-        """The SHA-256 of the whole file, read through this file's own descriptor."""
-        digest, offset = hashlib.sha256(), 0
-        while chunk := os.pread(self._fd, _HASH_CHUNK, offset):
-            digest.update(chunk)
-            offset += len(chunk)
-        return digest.hexdigest()
-
-    def rows(self, positions: np.ndarray) -> np.ndarray:
-        return _read_rows(self._fd, self.offset, self.shape[1], positions)
-
-    def close(self) -> None:
-        if getattr(self, "_fd", -1) >= 0:  # (also for a file refused in __init__, before it was opened)
-            os.close(self._fd)
-            self._fd = -1
-
-    def __del__(self) -> None:  # an index swapped out is dropped, not closed (queries may still be reading it)
-        self.close()
-
-
-def _read_rows(fd: int, offset: int, dim: int, positions: np.ndarray) -> np.ndarray:
-    """Rows `positions` (any order) of a float32 file at `offset`, one `preadv` straight into the result per run of
-    adjacent rows."""
-    order = np.argsort(positions, kind="stable")
-    wanted = positions[order]
-    out = np.empty((len(wanted), dim), dtype=np.float32)
-    if not len(wanted):
-        return out
-    row_bytes = dim * 4
-    starts = np.flatnonzero(np.r_[True, np.diff(wanted) != 1])
-    into = memoryview(out).cast("B")
-    for start, end in zip(starts.tolist(), [*starts[1:].tolist(), len(wanted)]):
-        size = (end - start) * row_bytes
-        if _read_into(fd, into[start * row_bytes:end * row_bytes], offset + int(wanted[start]) * row_bytes) != size:
-            raise FashionrecError("the compact index's floats file is shorter than its record says")
-    if np.array_equal(order, np.arange(len(order))):
-        return out
-    result = np.empty_like(out)
-    result[order] = out
-    return result
-
-
-def _read_into(fd: int, into: memoryview, offset: int) -> int:
-    """`os.preadv` into `into` (no copy) where the system has it, else `os.pread` and a copy; the bytes read."""
-    if hasattr(os, "preadv"):
-        return os.preadv(fd, [into], offset)
-    data = os.pread(fd, len(into), offset)
-    into[:len(data)] = data
-    return len(data)
-
-
-class _Hashed:
-    """A file handle that hashes what is written through it."""
-
-    def __init__(self, handle, digest) -> None:
-        self._handle, self._digest = handle, digest
-
-    def write(self, data: bytes) -> int:
-        self._digest.update(data)
-        return self._handle.write(data)
-
-
-def _file_digest(handle) -> str:
-    digest = hashlib.sha256()
-    while chunk := handle.read(_HASH_CHUNK):
-        digest.update(chunk)
-    return digest.hexdigest()
 
 
 class PatchedIndex:
