@@ -31,18 +31,6 @@ def test_texts_come_back_as_written_by_index_slice_and_iteration() -> None:
     assert list(packed([])) == [] and len(packed([])) == 0
 
 
-def test_texts_added_a_batch_at_a_time_come_back_as_added_one_by_one() -> None:
-    texts = ["1530.jpg", None, "", "Übergröße 👗", None, "a" * 300]
-    column = PackedTexts()
-    column.extend(texts[:3])
-    column.append(texts[3])
-    column.extend([])
-    column.extend(texts[4:])
-    assert list(column.seal()) == texts == [column[row] for row in range(len(texts))]
-    with pytest.raises(TypeError):
-        column.extend(["more"])
-
-
 def test_hashes_are_held_as_raw_bytes_when_they_are_lower_case_hex_and_kept_as_text_otherwise() -> None:
     hashes = [hashlib.sha256(str(n).encode()).hexdigest() for n in range(50)]
     raw = HexDigests.pack(packed(hashes))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fashionrec.catalog.columns import BATCH_ROWS, MetadataColumns
+from fashionrec.catalog.columns import MetadataColumns
 from fashionrec.catalog.packed import HexDigests, PackedTexts, int_column
 from fashionrec.catalog.rows import FileStamp, SkippedFile, StoredProduct, StoredProducts, stored_histogram
 from fashionrec.catalog.schema import OWN_FOLDER
@@ -125,23 +125,21 @@ class StoreReads:
         generations, colour_versions, written = array("q"), array("q"), array("q")
         folder_names: dict[str, str] = {}  # one string a folder, not one a product
 
-        def metadata_batches() -> Iterator[list[dict]]:  # a batch's JSON decoded as it comes: never all at once
-            while batch := cursor.fetchmany(BATCH_ROWS):
-                product_ids, stored_folders, row_paths, metadata, sha256, generation, colour_version, swatch, wrote = \
-                    zip(*batch)
-                ids.extend(product_ids)
-                for folder in dict.fromkeys(stored_folders).keys() - folder_names.keys():
+        def metadata_rows() -> Iterator[dict]:  # each product's JSON decoded as its row comes: never all at once
+            for product_id, folder, path, metadata, sha256, generation, colour_version, swatch, wrote in cursor:
+                ids.append(product_id)
+                if folder not in folder_names:
                     folder_names[folder] = self._folder(folder)
-                folders.extend(map(folder_names.__getitem__, stored_folders))
-                paths.extend(row_paths)
-                hashes.extend(sha256)
-                generations.extend(generation)
-                colour_versions.extend(colour_version)
-                swatches.extend(swatch)
-                written.extend(wrote)
-                yield [json.loads(text) if text else {} for text in metadata]
+                folders.append(folder_names[folder])
+                paths.append(path)
+                hashes.append(sha256)
+                generations.append(generation)
+                colour_versions.append(colour_version)
+                swatches.append(swatch)
+                written.append(wrote)
+                yield json.loads(metadata) if metadata else {}
 
-        metadata = MetadataColumns.from_batches(metadata_batches())
+        metadata = MetadataColumns.from_rows(metadata_rows())
         return StoredProducts(ids=ids, folders=folders, paths=paths.seal(), metadata=metadata,
                               sha256=HexDigests.pack(hashes), generations=int_column(generations),
                               colour_versions=int_column(colour_versions), swatches=swatches.seal(),
