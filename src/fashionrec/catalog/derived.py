@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fashionrec.memory import release_freed_memory
+
 log = logging.getLogger(__name__)
 _UMASK = os.umask(0o022)  # read once, at import (os.umask only sets it: it is set straight back)
 os.umask(_UMASK)
@@ -82,6 +84,7 @@ def catalog_keys(model_id: str, ids: Sequence[str], hashes: Sequence[str],
     versions = np.asarray(colour_versions, dtype=np.int64)
     if versions.any():  # catalogs without colour keep the names their derived files already have
         search = _digest(f"{search}\0colour\0{','.join(map(str, versions.tolist()))}".encode())
+    release_freed_memory()  # the texts made to hash, freed but kept by the C heap until asked (`fashionrec.memory`)
     return DerivedKeys(products, meta, space, search, _digest(f"{search}\0{meta}".encode()))
 
 

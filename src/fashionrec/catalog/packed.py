@@ -12,7 +12,7 @@ import operator
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
-from itertools import pairwise
+from itertools import accumulate, pairwise
 from typing import overload
 
 import numpy as np
@@ -47,6 +47,19 @@ class PackedTexts(_Column):
         else:
             self._buffer += text.encode("utf-8", "surrogatepass")
         self._ends.append(len(self._buffer))
+
+    def extend(self, texts: Sequence[str | None]) -> None:
+        """`append` each of `texts`, in one join (a batch of rows read at once: a call a text cost 1.5 us, 4.5 s for
+        the three text columns of 1M products)."""
+        if self._sealed is not None:
+            raise TypeError("a sealed column is read-only")
+        first = len(self._ends)
+        encoded = [b"" if text is None else text.encode("utf-8", "surrogatepass") for text in texts]
+        self._none.extend([first + row for row, text in enumerate(texts) if text is None])
+        lengths = accumulate(map(len, encoded), initial=len(self._buffer))
+        next(lengths)  # the buffer's end before these texts
+        self._ends.extend(lengths)
+        self._buffer += b"".join(encoded)
 
     def seal(self) -> PackedTexts:
         """End the appends: the buffer and offsets become read-only arrays (the builder's slack is freed)."""

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fashionrec.catalog.columns import MetadataColumns
+from fashionrec.catalog.columns import BATCH_ROWS, MetadataColumns
 from fashionrec.catalog.packed import HexDigests, PackedTexts, int_column
 from fashionrec.catalog.rows import FileStamp, SkippedFile, StoredProduct, StoredProducts, stored_histogram
 from fashionrec.catalog.schema import OWN_FOLDER
 from fashionrec.errors import CatalogError
 from fashionrec.imaging.colour import COLOUR_VERSION, HISTOGRAM_DIM
+from fashionrec.memory import release_freed_memory
 
 
 class StoreReads:
@@ -118,6 +119,11 @@ class StoreReads:
 
     def load(self) -> StoredProducts:
         """Every product, ordered by id, without its vector; its columns held as arrays (`catalog.packed`)."""
+        stored = self._stored_products()
+        release_freed_memory()  # what reading them left, freed but kept by the C heap until asked (`fashionrec.memory`)
+        return stored
+
+    def _stored_products(self) -> StoredProducts:
         cursor = self._db.execute("SELECT id, folder, path, metadata, sha256, vector_generation, colour_version, "
                                   "swatches, generation FROM products ORDER BY id")
         ids, folders = [], []
@@ -125,21 +131,23 @@ class StoreReads:
         generations, colour_versions, written = array("q"), array("q"), array("q")
         folder_names: dict[str, str] = {}  # one string a folder, not one a product
 
-        def metadata_rows() -> Iterator[dict]:  # each product's JSON decoded as its row comes: never all at once
-            for product_id, folder, path, metadata, sha256, generation, colour_version, swatch, wrote in cursor:
-                ids.append(product_id)
-                if folder not in folder_names:
+        def metadata_batches() -> Iterator[list[dict]]:  # a batch's JSON decoded as it comes: never all at once
+            while batch := cursor.fetchmany(BATCH_ROWS):
+                product_ids, stored_folders, row_paths, metadata, sha256, generation, colour_version, swatch, wrote = \
+                    zip(*batch)
+                ids.extend(product_ids)
+                for folder in dict.fromkeys(stored_folders).keys() - folder_names.keys():
                     folder_names[folder] = self._folder(folder)
-                folders.append(folder_names[folder])
-                paths.append(path)
-                hashes.append(sha256)
-                generations.append(generation)
-                colour_versions.append(colour_version)
-                swatches.append(swatch)
-                written.append(wrote)
-                yield json.loads(metadata) if metadata else {}
+                folders.extend(map(folder_names.__getitem__, stored_folders))
+                paths.extend(row_paths)
+                hashes.extend(sha256)
+                generations.extend(generation)
+                colour_versions.extend(colour_version)
+                swatches.extend(swatch)
+                written.extend(wrote)
+                yield [json.loads(text) if text else {} for text in metadata]
 
-        metadata = MetadataColumns.from_rows(metadata_rows())
+        metadata = MetadataColumns.from_batches(metadata_batches())
         return StoredProducts(ids=ids, folders=folders, paths=paths.seal(), metadata=metadata,
                               sha256=HexDigests.pack(hashes), generations=int_column(generations),
                               colour_versions=int_column(colour_versions), swatches=swatches.seal(),
