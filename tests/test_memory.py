@@ -6,6 +6,7 @@ import platform
 
 import pytest
 
+from fashionrec import memory
 from fashionrec.memory import release_freed_memory
 
 
@@ -25,5 +26,12 @@ def test_freed_heap_memory_goes_back_to_the_system() -> None:
     assert len(kept) == 1000
 
 
-def test_asking_twice_is_harmless() -> None:
-    assert release_freed_memory() == release_freed_memory()
+def test_without_glibc_nothing_is_asked_and_nothing_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """macOS and musl have no `malloc_trim`; Windows has no C library to load by name."""
+    for refusal in (AttributeError("malloc_trim"), TypeError("no name"), OSError("no library")):
+        def refuse(*args: object, error: Exception = refusal) -> None:
+            raise error
+        monkeypatch.setattr(memory.ctypes, "CDLL", refuse)
+        memory._malloc_trim.cache_clear()
+        assert release_freed_memory() is False
+    memory._malloc_trim.cache_clear()  # the real library again for the next caller

@@ -17,9 +17,11 @@ from collections.abc import Callable
 @functools.cache
 def _malloc_trim() -> Callable[[int], int] | None:
     try:
-        return ctypes.CDLL(None).malloc_trim  # the process's own C library
+        trim = ctypes.CDLL(None).malloc_trim  # the process's own C library
     except (AttributeError, OSError, TypeError):  # not glibc; or no C library to load by name (Windows)
         return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
 
 
 def release_freed_memory() -> bool:

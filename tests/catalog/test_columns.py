@@ -45,6 +45,8 @@ def test_an_old_catalogs_values_that_are_not_text_keep_their_type_and_are_not_sh
     assert table[2]["flag"] is True and table[3]["flag"] == 1 and table[3]["flag"] is not True
     table[4]["sizes"].append("L")
     assert table[5] == {"sizes": ["S", "M"]} and table.column("sizes")[4] == ["S", "M"]
+    orders = [{"m": {"x": 1, "y": 2}}, {"m": {"y": 2, "x": 1}}]  # one value (one code): as first stored, key order too
+    assert [list(row["m"]) for row in MetadataColumns.from_rows(orders)] == [["x", "y"], ["x", "y"]]
 
 
 def test_the_json_of_each_row_is_what_json_dumps_writes() -> None:

@@ -4,7 +4,10 @@ does where it searches every list, keeps filters whole, refuses damaged files, a
 from __future__ import annotations
 
 import io
+import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +21,8 @@ from fashionrec.recommend import Recommender
 from fashionrec.search.backend import Restriction
 from fashionrec.search.compact import SQ4_MIN_ROWS, CompactIndex, PatchedIndex, codes_for
 from fashionrec.search.exact import exact_search
+from fashionrec.search.floats import FloatFile
+from fashionrec.search.hnsw import idle_threads_sleep
 from tests.conftest import copy_catalog, draw_product
 
 faiss = pytest.importorskip("faiss", reason="approximate search needs faiss (pip install -e '.[ann]')")
@@ -69,13 +74,41 @@ def test_rows_read_in_any_order_and_runs(tmp_path: Path) -> None:
         assert np.array_equal(index.rows(wanted), vectors[wanted])
 
 
+def test_rows_read_without_preadv_and_a_short_file_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Systems without `os.preadv` read with `os.pread` and a copy; a floats file cut short is an error, not zeros."""
+    vectors = unit_rows(300, 8)
+    paths, index = built(tmp_path, vectors)
+    wanted = np.array([299, 3, 4, 5, 0])
+    monkeypatch.delattr(os, "preadv")
+    assert np.array_equal(index.rows(wanted), vectors[wanted])
+    index.close()
+    with open(paths["floats"], "r+b") as handle:
+        handle.truncate(paths["floats"].stat().st_size - 10)
+    cut = FloatFile(paths["floats"])
+    with pytest.raises(FashionrecError, match="shorter"):
+        cut.rows(np.array([0, 299]))
+    cut.close()
+
+
+def test_faiss_threads_sleep_when_idle_unless_told_otherwise() -> None:
+    """The OpenMP policy is set before faiss first loads (`search.hnsw.faiss_module`), and a policy the environment
+    gives is kept, with queries then scanned by one thread (spinning threads made a busy machine's p95 3x)."""
+    script = ("import os, sys; from fashionrec.search.hnsw import faiss_module, idle_threads_sleep; faiss_module(); "
+              "print(os.environ['OMP_WAIT_POLICY'], idle_threads_sleep())")
+    env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    for given, shown in ((None, "PASSIVE True"), ("ACTIVE", "ACTIVE False")):
+        run_env = env if given is None else {**env, "OMP_WAIT_POLICY": given}
+        done = subprocess.run([sys.executable, "-c", script], env=run_env, capture_output=True, text=True, check=True)
+        assert done.stdout.split() == shown.split()
+
+
 def test_a_query_split_between_threads_by_list_answers_as_one_thread(tmp_path: Path) -> None:
     """Two or more FAISS threads scan a query's lists side by side (`parallel_mode` 1, docs/PERFORMANCE.md section
     10): the answers are those of one thread scanning them all."""
     vectors = structured_rows(3000, 32)
     _, index = built(tmp_path, vectors)
     threads = faiss.omp_get_max_threads()
-    assert index._index.parallel_mode == (1 if threads > 1 else 0)  # as opened on this machine
+    assert index._index.parallel_mode == (1 if threads > 1 and idle_threads_sleep() else 0)  # as opened here
     try:
         faiss.omp_set_num_threads(2)
         index._index.parallel_mode = 1

@@ -143,11 +143,13 @@ class _Builder:
                 for value in row_values]
         fresh = [key for key in dict.fromkeys(keys) if key not in index]
         if fresh:
-            original = {key: value for key, value in zip(keys, row_values) if key in fresh} if any(
-                type(key) is tuple for key in fresh) else {}
+            first: dict = {}  # a value that is not text, as first seen (its key is its type and JSON)
+            if any(type(key) is tuple for key in fresh):
+                for key, value in zip(keys, row_values):
+                    first.setdefault(key, value)
             for key in fresh:
                 index[key] = len(values)
-                values.append(original.get(key, key))
+                values.append(first.get(key, key))
         return list(map(index.__getitem__, keys))
 
     def build(self) -> MetadataColumns:

@@ -53,6 +53,7 @@ class PackedTexts(_Column):
         the three text columns of 1M products)."""
         if self._sealed is not None:
             raise TypeError("a sealed column is read-only")
+        texts = texts if isinstance(texts, (list, tuple)) else list(texts)  # read twice below
         first = len(self._ends)
         encoded = [b"" if text is None else text.encode("utf-8", "surrogatepass") for text in texts]
         self._none.extend([first + row for row, text in enumerate(texts) if text is None])

@@ -5,8 +5,8 @@ Why: an HNSW graph keeps every float vector in RAM (2.3 GB at 1M products of 608
 search. Here RAM holds the codes (FAISS `IndexIVFScalarQuantizer`): half a byte a dimension from `SQ4_MIN_ROWS`
 products (304 bytes a product at 608-d), a byte below it (a few MB there), and the floats stay in a file beside it.
 The codes only shortlist: the re-rank makes the answer; a query reads only its `RERANK` candidates' rows from the
-floats file (`search.floats`: read, not mapped), and ranks them exactly as every backend does (`search.exact.rank_rows`). Measured at 1M (`benchmarks/compact_ann.py`,
-docs/PERFORMANCE.md section 10).
+floats file (`search.floats`: read, not mapped), and ranks them exactly as every backend does
+(`search.exact.rank_rows`). Measured at 1M (`benchmarks/compact_ann.py`, docs/PERFORMANCE.md section 10).
 
 The files are derived data, named by their codes and the snapshot's search key (`catalog.derived.ivf_paths`): the
 floats (`.npy`), the codes (`.faiss`), and a record (`.json`, published last) of both files' SHA-256, checked when
@@ -29,7 +29,7 @@ from fashionrec.errors import FashionrecError
 from fashionrec.search.backend import Neighbours, Restriction
 from fashionrec.search.exact import rank_rows
 from fashionrec.search.floats import FloatFile, Hashed, file_digest
-from fashionrec.search.hnsw import faiss_module
+from fashionrec.search.hnsw import faiss_module, idle_threads_sleep
 
 RERANK = 100  # candidates taken from the codes and ranked exactly (recall@10 0.990-0.991 at 1M, docs/PERFORMANCE.md)
 NPROBE = 12  # lists searched a query: p50 1.5-1.7 ms at 1M, recall@10 0.990 (docs/PERFORMANCE.md section 10)
@@ -79,14 +79,16 @@ def _new_index(faiss, codes: str, dim: int, lists: int) -> object:
 
 
 def _tune(faiss, index: object) -> None:
-    """Search `NPROBE` lists a query, split between FAISS's threads by list where it has more than one.
+    """Search `NPROBE` lists a query, split between FAISS's threads by list where it has more than one and they
+    sleep when idle (`search.hnsw.faiss_module`).
 
     Why: a query is one row, and FAISS's default splits work by query rows, so one thread scanned all the lists
     while the other waited. Split by list, a query's scan at 1M took 0.96 ms against 1.47 ms on 2 cores, at the
-    same throughput with two queries at once (docs/PERFORMANCE.md section 10).
+    same throughput with two queries at once; but with spinning threads and the other core busy, its p95 was 4.76
+    ms (docs/PERFORMANCE.md section 10).
     """
     index.nprobe = min(NPROBE, index.nlist)
-    index.parallel_mode = 1 if faiss.omp_get_max_threads() > 1 else 0
+    index.parallel_mode = 1 if faiss.omp_get_max_threads() > 1 and idle_threads_sleep() else 0
 
 
 def list_count(rows: int) -> int:

@@ -18,7 +18,7 @@ HASH_CHUNK = 1 << 24
 
 
 class FloatFile:
-    """A `.npy` file of float32 rows, read row by row (`_read_rows`)."""
+    """A `.npy` file of float32 rows, read a run of adjacent rows at a time (`_read_rows`)."""
 
     def __init__(self, path: Path) -> None:
         self._fd = os.open(path, os.O_RDONLY)  # the header, the digest and the rows are all read through it

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -97,9 +99,25 @@ def _holds(index: object, vectors: np.ndarray, rows: int = 65_536) -> bool:
 
 
 def faiss_module():
-    """The faiss module, or a clear error."""
+    """The faiss module, or a clear error; loaded with its OpenMP threads asleep when idle (`OMP_WAIT_POLICY`
+    PASSIVE, unless the environment says otherwise).
+
+    Why: by default OpenMP's threads spin after each search, waiting for the next. A compact index splits one query's
+    lists between them (`search.compact`), and on 2 cores with the other core busy (a model run, another worker) a
+    spinning thread waited for one that had lost its core: p95 4.76 ms against 1.42 ms asleep, at the same p50 when
+    idle (0.74 and 0.76 ms; the 1M index, docs/PERFORMANCE.md section 10). OpenMP reads the policy once, as faiss
+    loads it, so it is set only before the first import.
+    """
+    if "faiss" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import faiss
     except ImportError:
         raise FashionrecError("approximate search needs faiss: pip install 'fashionrec[ann]'") from None
     return faiss
+
+
+def idle_threads_sleep() -> bool:
+    """Whether faiss's OpenMP threads sleep when idle (see `faiss_module`): what splitting one query between them
+    needs."""
+    return os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE"
