@@ -32,7 +32,7 @@ from fashionrec.search.floats import FloatFile, Hashed, file_digest
 from fashionrec.search.hnsw import faiss_module, idle_threads_sleep
 
 RERANK = 100  # candidates taken from the codes and ranked exactly (recall@10 0.990-0.991 at 1M, docs/PERFORMANCE.md)
-NPROBE = 12  # lists searched a query: p50 1.5-1.7 ms at 1M, recall@10 0.990 (docs/PERFORMANCE.md section 10)
+NPROBE = 12  # lists searched a query: p50 1.25-1.7 ms at 1M, recall@10 0.990 (docs/PERFORMANCE.md section 10)
 TRAIN_PER_LIST = 30  # training rows per list (FAISS asks for at least 30 per centroid)
 SQ4_MIN_ROWS = 100_000  # 4-bit codes from here (304 MB at 1M x 608-d, not 608); below, 8-bit codes are a few MB
 EXCLUDE_LIMIT = 256  # a patched index leaves out at most this many base rows as a list, more through a mask
