@@ -1,6 +1,6 @@
 """A REST API server's resident memory on a large catalog (1M products), searched through the compact index.
 
-    python benchmarks/server_memory.py --catalog DEMO --products 1000000 --work DIR [--queries 200]
+    python benchmarks/server_memory.py --catalog DEMO --products 1000000 --work DIR [--queries 200] [--photo-rounds 1]
 
 No catalog of a million real products exists here, so one is written from DEMO (a catalog indexed from the sample):
 its products repeated until there are `--products`, each copy a product of its own (id `<id>-<copy>`, its model
@@ -10,8 +10,8 @@ writes. It is kept in DIR and used again by later runs.
 
 Then, each in a process of its own: the compact index is built (`search.select.open_ivf`, as a first server start
 does), and a `fashionrec serve --search ivf` is started on it, asked `--queries` times for "more like this" of
-random products and 17 times with the sample's full-resolution photos, and its memory read from /proc (VmRSS and
-its parts: anonymous memory, and mapped files), at each stage. Prints a table.
+random products and 17 times with the sample's full-resolution photos (that, `--photo-rounds` times), and its memory
+read from /proc (VmRSS and its parts: anonymous memory, and mapped files), at each stage. Prints a table.
 """
 
 from __future__ import annotations
@@ -135,6 +135,7 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=1_000_000)
     parser.add_argument("--work", type=Path, required=True, help="where the large catalog is written and kept")
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--photo-rounds", type=int, default=1, help="the 17 uploads this many times, memory after each")
     parser.add_argument("--port", type=int, default=8931)
     parser.add_argument("--data", type=Path)
     args = parser.parse_args()
@@ -159,8 +160,9 @@ def main() -> None:
         stages.append(("started (catalog, index and model open)", memory(server.pid), None))
         similar = ask(args.port, [("GET", f"/products/{i}/similar?k=5", None, {}) for i in ids])
         stages.append((f"after {len(ids)} 'more like this'", memory(server.pid), similar))
-        uploaded = ask(args.port, [upload(photo) for photo in photos])
-        stages.append((f"after {len(photos)} photo uploads", memory(server.pid), uploaded))
+        for round_number in range(1, args.photo_rounds + 1):  # does the memory settle, or grow with each photo?
+            uploaded = ask(args.port, [upload(photo) for photo in photos])
+            stages.append((f"after {len(photos) * round_number} photo uploads", memory(server.pid), uploaded))
     finally:
         stop(server)
     print(f"{args.products:,} products in {target} (written, or opened to count them, in {wrote:.0f} s); the "
