@@ -1,5 +1,7 @@
-"""How long a catalog snapshot takes to open and name (its derived keys), and what the process holds after, each in a
-fresh process, as a server opens every new snapshot: at 1M products, before and after a change, run alternately.
+"""How long a catalog snapshot takes to open and to name (its derived keys), and the memory it leaves.
+
+Each measure runs in a fresh process, as a server opens every new snapshot: at 1M products, before and after a
+change, run alternately.
 
     python benchmarks/catalog_open.py --catalog DIR [--rounds 3] [--before OTHER_CHECKOUT/src]
 
@@ -36,8 +38,10 @@ def run(catalog: Path, source: str | None) -> dict:
     env = dict(os.environ)
     if source:
         env["PYTHONPATH"] = source
-    done = subprocess.run([sys.executable, __file__, "--measure", "--catalog", str(catalog)], env=env, check=True,
-                          capture_output=True, text=True)
+    done = subprocess.run([sys.executable, __file__, "--measure", "--catalog", str(catalog)], env=env,
+                          capture_output=True, text=True, check=False)
+    if done.returncode:
+        sys.exit(f"measuring {catalog} failed:\n{done.stderr.strip()}")
     return json.loads(done.stdout.splitlines()[-1])
 
 
@@ -51,6 +55,8 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(args.catalog)))
         return
+    if args.before and not (Path(args.before) / "fashionrec" / "__init__.py").is_file():
+        sys.exit(f"--before {args.before} holds no fashionrec package: give a checkout's src/ folder")
     print("| code | round | products | open s | keys s | RSS after MB | peak MB | search key |")
     print("|---|--:|--:|--:|--:|--:|--:|---|")
     for round_number in range(1, args.rounds + 1):

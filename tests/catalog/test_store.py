@@ -84,3 +84,18 @@ def test_opening_a_folder_that_is_not_a_catalog(tmp_path: Path) -> None:
     (tmp_path / DB_NAME).write_bytes(b"garbage" * 100)
     with pytest.raises(CatalogError, match="cannot be opened"):
         CatalogStore(tmp_path)
+
+
+def test_vectors_read_in_blocks_come_back_whole_and_in_id_order(tmp_path: Path) -> None:
+    """Vectors are read and transformed `READ_BLOCK_ROWS` at a time (a block's intermediates bound the peak), and
+    the load reads its rows in batches (`columns.BATCH_ROWS`): any block or batch size gives the same snapshot."""
+    with CatalogStore(tmp_path / "c", create=True) as store:
+        store.write_batch("/f", [_row(f"{n:04d}", float(n)) for n in range(1100)][::-1])
+    with CatalogStore(tmp_path / "c") as store:
+        whole = store.vectors_at(1, 1100, dim=4)
+        assert whole[:, 0].tolist() == [float(n) for n in range(1100)]
+        for rows in (1, 7, 1099, 1100, 4096):
+            assert np.array_equal(store.vectors_at(1, 1100, dim=4, rows=rows), whole)
+            assert np.array_equal(np.concatenate(list(store.blocks_at(1, 1100, 4, rows=rows))), whole)
+        loaded = store.load()
+        assert loaded.ids == [f"{n:04d}" for n in range(1100)] and list(loaded.metadata) == [{"colour": "red"}] * 1100

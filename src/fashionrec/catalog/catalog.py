@@ -18,7 +18,7 @@ import numpy as np
 
 from fashionrec.catalog.derived import DerivedKeys, catalog_keys
 from fashionrec.catalog.packed import IdRows
-from fashionrec.catalog.rows import SkippedFile, StoredProducts
+from fashionrec.catalog.rows import READ_BLOCK_ROWS, SkippedFile, StoredProducts
 from fashionrec.catalog.space import SearchSpace, load_space, whitening_drift
 from fashionrec.catalog.store import GENERATION_KEY, SPACE_KEY, CatalogStore
 from fashionrec.catalog.tuning import Tuning
@@ -122,7 +122,7 @@ class Catalog:
                                                  with_colour=self.has_colour)
         return self._vectors
 
-    def vector_blocks(self, rows: int = 65_536) -> Iterator[np.ndarray]:
+    def vector_blocks(self, rows: int = READ_BLOCK_ROWS) -> Iterator[np.ndarray]:
         """The search vectors (`vectors`) block by block, never all in memory (the compact index's floats file).
 
         Raises:

@@ -13,7 +13,14 @@ import numpy as np
 
 from fashionrec.catalog.columns import BATCH_ROWS, MetadataColumns
 from fashionrec.catalog.packed import HexDigests, PackedTexts, int_column
-from fashionrec.catalog.rows import FileStamp, SkippedFile, StoredProduct, StoredProducts, stored_histogram
+from fashionrec.catalog.rows import (
+    READ_BLOCK_ROWS,
+    FileStamp,
+    SkippedFile,
+    StoredProduct,
+    StoredProducts,
+    stored_histogram,
+)
 from fashionrec.catalog.schema import OWN_FOLDER
 from fashionrec.errors import CatalogError
 from fashionrec.imaging.colour import COLOUR_VERSION, HISTOGRAM_DIM
@@ -100,13 +107,13 @@ class StoreReads:
             found.update((row[0], stored_histogram(row[1], row[2])) for row in rows)
         return found
 
-    def vector_blocks(self, dim: int, rows: int = 65_536) -> Iterator[np.ndarray]:
+    def vector_blocks(self, dim: int, rows: int = READ_BLOCK_ROWS) -> Iterator[np.ndarray]:
         """Every product's vector, in blocks of `rows` (id order), without loading the catalog at once."""
         cursor = self._db.execute("SELECT vector FROM products ORDER BY id")
         while batch := cursor.fetchmany(rows):
             yield np.frombuffer(b"".join(row[0] for row in batch), dtype="<f4").reshape(len(batch), dim)
 
-    def colour_blocks(self, rows: int = 65_536) -> Iterator[np.ndarray]:
+    def colour_blocks(self, rows: int = READ_BLOCK_ROWS) -> Iterator[np.ndarray]:
         """Every product's colour histogram (zeros where none is stored), in blocks of `rows` (id order)."""
         cursor = self._db.execute("SELECT colour, colour_version FROM products ORDER BY id")
         while batch := cursor.fetchmany(rows):
@@ -154,7 +161,7 @@ class StoreReads:
                               written=int_column(written))
 
     def vectors_at(self, generation: int, count: int, dim: int,
-                   transform=None, rows: int = 65_536, with_colour: bool = False) -> np.ndarray:
+                   transform=None, rows: int = READ_BLOCK_ROWS, with_colour: bool = False) -> np.ndarray:
         """The vectors of every product (id order) as the catalog was at `generation`, each block passed through
         `transform` (e.g. into the search space) as it is read, so the model vectors are never all in memory.
         `with_colour`: `transform(vectors, colour histograms)` gets each block's colour histograms too.
@@ -169,9 +176,10 @@ class StoreReads:
                 out = np.empty((count, block.shape[1]), dtype=np.float32)
             out[start:start + len(block)] = block
             start += len(block)
+        release_freed_memory()  # the blocks' model vectors and histograms (`fashionrec.memory`)
         return out
 
-    def blocks_at(self, generation: int, count: int, dim: int, transform=None, rows: int = 65_536,
+    def blocks_at(self, generation: int, count: int, dim: int, transform=None, rows: int = READ_BLOCK_ROWS,
                   with_colour: bool = False) -> Iterator[np.ndarray]:
         """Like `vectors_at`, block by block (for a derived file written without the whole matrix in memory); an
         empty catalog yields one empty block, so a consumer learns the vectors' length. The blocks are read in one
