@@ -1,10 +1,9 @@
 """Freed heap memory handed back to the system after a large short-lived load (a snapshot of the catalog read).
 
 Why: reading a snapshot decodes every product's metadata into a short-lived dict. Freed, their memory stays with
-the process: glibc keeps it in its heap, among the objects the snapshot keeps. At 1M products the process held 42-116
-MB more than its data after `Catalog.open` (`malloc_trim` brought 544 MB and 478 MB back to 428 MB; docs/PERFORMANCE.md
-section 10), and a live server opens every new snapshot. `malloc_trim` gives the free pages back; without glibc
-(macOS, Windows, musl) nothing is done.
+the process: glibc keeps it in its heap, among the objects the snapshot keeps. At 1M products a process held 478 MB
+after `Catalog.open`, 428 MB once `malloc_trim` had run (docs/PERFORMANCE.md section 10), and a live server opens
+every new snapshot. `malloc_trim` gives the free pages back; without glibc (macOS, Windows, musl) nothing is done.
 """
 
 from __future__ import annotations

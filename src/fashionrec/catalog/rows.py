@@ -12,8 +12,8 @@ from fashionrec.catalog.columns import MetadataColumns
 from fashionrec.imaging.colour import COLOUR_VERSION, HISTOGRAM_DIM, ColourDescriptor
 
 # Rows of vectors read, and brought to the search space, at once. Why this few: a block's model vectors (1752-d),
-# colour histograms and their transforms peaked at 268 MB for 7,254 rows (tracemalloc), so 65,536 rows a block would
-# have peaked near 2.4 GB while a 1M catalog's compact index is built in a server.
+# colour histograms and their transforms peaked at 268 MB for 7,254 rows (tracemalloc); at 65,536 rows a block,
+# building a 1M catalog's compact index peaked at 3,521 MB, at 4,096 rows 1,030 MB (docs/PERFORMANCE.md section 10).
 READ_BLOCK_ROWS = 4096
 
 
